@@ -1,0 +1,101 @@
+"""The backend contract: storage of published events by topic.
+
+A backend keeps bounded history and answers "what came after this id?". It
+knows nothing of subscribers, buffers or HTTP; the hub owns those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Protocol
+
+from ssehub.protocol import Event
+
+__all__ = ("Backend", "DuplicateEventIdError", "History", "HistoryLimits", "Record")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLimits:
+    """How much history a backend keeps, per topic.
+
+    An event is dropped when its topic holds more than `max_events` newer
+    events, or when it is older than `max_age` seconds, whichever comes
+    first. Both bounds always apply: history is never unbounded.
+    """
+
+    max_events: int = 1000
+    max_age: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if type(self.max_events) is not int or self.max_events < 1:
+            raise ValueError(
+                f"HistoryLimits.max_events must be an int >= 1, not {self.max_events!r}"
+            )
+        if not self.max_age > 0:
+            raise ValueError(f"HistoryLimits.max_age must be > 0 seconds, not {self.max_age!r}")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Record:
+    """One published event as stored: its topics (the first is canonical),
+    the event (whose `id` is the record's id), the publish time (Unix
+    seconds) and the event's encoded bytes, made once and written as is to
+    every subscriber."""
+
+    topics: tuple[str, ...]
+    event: Event
+    time: float
+    frame: bytes
+
+    @property
+    def id(self) -> str:
+        assert self.event.id is not None
+        return self.event.id
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """The answer to a resume: the records after the asked id, oldest first.
+
+    `found` is False when the id was given but is not in history (it aged
+    out, or never existed here); `records` then holds all retained history
+    of the topics, and the hub tells the subscriber there may be a gap.
+    """
+
+    records: list[Record]
+    found: bool
+
+
+class DuplicateEventIdError(ValueError):
+    """A publish asked for an event id that history already holds."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"event id already used: {event_id!r}")
+        self.event_id = event_id
+
+
+class Backend(Protocol):
+    """What the hub needs from storage. Every backend passes the same
+    conformance suite (tests/test_backend_conformance.py)."""
+
+    @property
+    def limits(self) -> HistoryLimits: ...
+
+    async def start(self) -> None:
+        """Open connections and files; called once by the hub's start."""
+
+    async def append(self, record: Record) -> None:
+        """Store `record`; return once it is stored (for a durable backend,
+        committed). Raise `DuplicateEventIdError` if its id is in history."""
+
+    async def history(self, topics: Collection[str] | None, after: str | None) -> History:
+        """Records of `topics` (None: every topic) published after the record
+        with id `after` (None: all retained history), oldest first, each once
+        even when it has several of the topics."""
+
+    async def last_id(self) -> str | None:
+        """The id of the newest record in history, or None when empty."""
+
+    async def aclose(self) -> None:
+        """Release what `start` opened."""

@@ -1,0 +1,144 @@
+"""The in-memory backend: the default for embedded hubs.
+
+History lives in this process: it survives a server restart inside the same
+process (`BackgroundHub` can be started again on the same backend) but not a
+process restart. Use the SQLite backend for that.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Iterator
+
+from ._base import DuplicateEventIdError, History, HistoryLimits, Record
+
+__all__ = ("MemoryBackend",)
+
+
+class _Slot:
+    __slots__ = ("record", "refs", "seq")
+
+    def __init__(self, record: Record, seq: int) -> None:
+        self.record = record
+        self.seq = seq
+        self.refs = len(record.topics)
+
+
+def _seq(slot: _Slot) -> int:
+    return slot.seq
+
+
+class MemoryBackend:
+    """Bounded per-topic history in dicts and deques.
+
+    Resuming is a dict lookup of the id plus a binary search per topic;
+    appending and pruning are O(1) per topic. `clock` gives Unix seconds
+    (injectable so age limits are testable without sleeping).
+    """
+
+    def __init__(
+        self,
+        limits: HistoryLimits | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._limits = limits or HistoryLimits()
+        self._clock = clock
+        self._topics: dict[str, deque[_Slot]] = {}
+        self._index: dict[str, _Slot] = {}
+        self._seq = 0
+        self._newest: _Slot | None = None
+        self._swept = 0.0
+
+    @property
+    def limits(self) -> HistoryLimits:
+        return self._limits
+
+    def __len__(self) -> int:
+        """Records held (an event on several topics counts once)."""
+        return len(self._index)
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def append(self, record: Record) -> None:
+        if record.id in self._index:
+            raise DuplicateEventIdError(record.id)
+        self._seq += 1
+        slot = _Slot(record, self._seq)
+        self._index[record.id] = slot
+        self._newest = slot
+        max_events = self._limits.max_events
+        cutoff = self._sweep()
+        for topic in record.topics:
+            slots = self._topics.get(topic)
+            if slots is None:
+                slots = self._topics[topic] = deque()
+            else:
+                self._prune(slots, cutoff)
+            slots.append(slot)
+            if len(slots) > max_events:
+                self._release(slots.popleft())
+
+    async def history(self, topics: Collection[str] | None, after: str | None) -> History:
+        cutoff = self._sweep()
+        start, found = 0, True
+        if after is not None:
+            slot = self._index.get(after)
+            if slot is None:
+                found = False
+            else:
+                start = slot.seq
+        if topics is None:
+            queues = list(self._topics.values())
+        else:
+            queues = [q for t in topics if (q := self._topics.get(t)) is not None]
+        for slots in queues:
+            self._prune(slots, cutoff)
+        records: list[Record] = []
+        last = -1
+        for slot in heapq.merge(*(self._after(q, start) for q in queues), key=_seq):
+            if slot.seq != last:  # an event on several of the topics, once
+                records.append(slot.record)
+                last = slot.seq
+        return History(records, found)
+
+    async def last_id(self) -> str | None:
+        newest = self._newest
+        if newest is None or newest.refs == 0 or newest.record.time < self._sweep():
+            return None
+        return newest.record.id
+
+    @staticmethod
+    def _after(slots: deque[_Slot], seq: int) -> Iterator[_Slot]:
+        first = bisect.bisect_right(slots, seq, key=_seq)
+        for i in range(first, len(slots)):
+            yield slots[i]
+
+    def _release(self, slot: _Slot) -> None:
+        slot.refs -= 1
+        if slot.refs == 0:
+            del self._index[slot.record.id]
+
+    def _prune(self, slots: deque[_Slot], cutoff: float) -> bool:
+        """Drop events older than `cutoff`; True if any are left."""
+        while slots and slots[0].record.time < cutoff:
+            self._release(slots.popleft())
+        return bool(slots)
+
+    def _sweep(self) -> float:
+        """The age cutoff now; at most once a second, also drop aged events
+        of every topic, so quiet topics free their memory too."""
+        now = self._clock()
+        cutoff = now - self._limits.max_age
+        if now - self._swept >= 1.0 or now < self._swept:
+            self._swept = now
+            for topic in [t for t, slots in self._topics.items() if not self._prune(slots, cutoff)]:
+                del self._topics[topic]
+        return cutoff

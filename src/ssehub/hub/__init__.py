@@ -1,0 +1,32 @@
+"""The hub: topics, history replay, fan-out, heartbeats, bounded buffers and
+clean shutdown, on asyncio."""
+
+from ._clock import Clock, SystemClock
+from ._config import HubConfig
+from ._hub import GAP_EVENT, Hub, HubClosedError, HubStatistics
+from ._ids import IdGenerator
+from ._subscription import (
+    CloseReason,
+    EventSubscription,
+    Resume,
+    SlowSubscriberError,
+    StreamSubscription,
+    Subscription,
+)
+
+__all__ = (
+    "GAP_EVENT",
+    "Clock",
+    "CloseReason",
+    "EventSubscription",
+    "Hub",
+    "HubClosedError",
+    "HubConfig",
+    "HubStatistics",
+    "IdGenerator",
+    "Resume",
+    "SlowSubscriberError",
+    "StreamSubscription",
+    "Subscription",
+    "SystemClock",
+)

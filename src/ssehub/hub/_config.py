@@ -1,0 +1,36 @@
+"""Hub settings: frozen and validated on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ("HubConfig",)
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    """How the hub treats its subscribers.
+
+    - `heartbeat`: seconds between heartbeat comments on every stream (below
+      the common 30 s proxy idle timeout). A stream whose peer has not taken
+      any bytes for two heartbeats is closed (reason "stalled").
+    - `max_buffer_events`, `max_buffer_bytes`: what the hub holds for one
+      subscriber that is not keeping up, beyond the socket's own buffers.
+      Past either bound the subscriber is disconnected (reason "slow"); it
+      reconnects and resumes from history, so nothing is lost and memory
+      stays bounded.
+    - `max_last_event_id`: longest `Last-Event-ID` accepted (characters).
+    """
+
+    heartbeat: float = 15.0
+    max_buffer_events: int = 1000
+    max_buffer_bytes: int = 1024 * 1024
+    max_last_event_id: int = 1024
+
+    def __post_init__(self) -> None:
+        if not self.heartbeat > 0:
+            raise ValueError(f"HubConfig.heartbeat must be > 0 seconds, not {self.heartbeat!r}")
+        for name in ("max_buffer_events", "max_buffer_bytes", "max_last_event_id"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"HubConfig.{name} must be an int >= 1, not {value!r}")

@@ -1,0 +1,347 @@
+"""Subscriptions: one per subscriber, owned by the hub.
+
+A subscription is registered before its history is read and holds live
+events until the replay is written, so the subscriber gets every event once,
+in order: replay, then what arrived meanwhile (minus what the replay already
+had), then live events.
+
+Two kinds share that life cycle: `StreamSubscription` writes bytes straight to
+an asyncio transport (what a server uses: no task per subscriber, the same
+bytes object for every subscriber), `EventSubscription` is an async iterator
+of `Event`s for in-process consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal
+
+from ssehub.backends import Record
+from ssehub.protocol import Event
+
+if TYPE_CHECKING:
+    from ._hub import Hub
+
+__all__ = (
+    "CloseReason",
+    "EventSubscription",
+    "Resume",
+    "SlowSubscriberError",
+    "StreamSubscription",
+    "Subscription",
+)
+
+CloseReason = Literal["closed", "slow", "stalled", "shutdown"]
+"""Why a subscription ended: the subscriber left ("closed"), did not keep up
+("slow"), took no bytes for two heartbeats ("stalled"), or the hub shut down."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """How a subscription started.
+
+    `last_event_id` is the id the stream starts after (what Mercure sends as
+    the `Last-Event-ID` response header; `"earliest"` when history is empty).
+    `gap` is True when the subscriber asked to resume from an id that is not
+    in history: it may have missed events, and got all retained history.
+    `replayed` counts the events sent from history.
+    """
+
+    last_event_id: str
+    gap: bool
+    replayed: int
+
+
+class SlowSubscriberError(Exception):
+    """The subscription fell too far behind and was dropped. Subscribe again
+    with `last_event_id` to resume from history."""
+
+    def __init__(self, last_event_id: str | None) -> None:
+        super().__init__(
+            "subscriber was too slow and was disconnected; resume from "
+            f"last_event_id={last_event_id!r}"
+        )
+        self.last_event_id = last_event_id
+
+
+class Subscription:
+    """What the hub knows of one subscriber. Created by `Hub.subscribe()` or
+    `Hub.subscribe_stream()`, never directly."""
+
+    __slots__ = (
+        "_asked",
+        "_held",
+        "_hub",
+        "_opened",
+        "_pending_bytes",
+        "_pending_events",
+        "key",
+        "reason",
+        "resume",
+        "topics",
+    )
+
+    def __init__(self, hub: Hub, topics: tuple[str, ...], last_event_id: str | None) -> None:
+        self._hub = hub
+        self.topics = topics
+        self._asked = last_event_id
+        self._opened = False
+        # The fan-out group: subscribers with the same selectors share bytes.
+        self.key: frozenset[str] = frozenset(("*",)) if "*" in topics else frozenset(topics)
+        self.reason: CloseReason | None = None
+        self.resume: Resume | None = None
+        self._held: list[Record] | None = []  # live events held during replay
+        self._pending_events = 0
+        self._pending_bytes = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.reason is not None
+
+    async def open(self, prefix: Callable[[Resume], bytes] | None = None) -> Resume:
+        """Register with the hub, replay history and go live.
+
+        `prefix(resume)` gives the bytes a stream starts with (a server's
+        response head), written before any event. Raises `HubClosedError`
+        when the hub is not running.
+        """
+        if self._opened:
+            raise RuntimeError("subscription already opened")
+        self._opened = True
+        return await self._hub._open(self, self._asked, prefix)
+
+    def close(self, reason: CloseReason = "closed") -> None:
+        """End the subscription now; safe to call more than once."""
+        if self.reason is None:
+            self.reason = reason
+            self._hub._detach(self)
+            self._closed()
+
+    # -- called by the hub -------------------------------------------------
+
+    def _deliver(self, data: bytes, records: list[Record]) -> None:
+        """Take a batch of live events (`data` is their encoded bytes)."""
+        raise NotImplementedError
+
+    def _heartbeat(self, frame: bytes, tick: int) -> None:
+        """A heartbeat tick."""
+
+    def _start(self, prefix: bytes, gap: Record | None, replay: list[Record]) -> None:
+        """The replay is read: deliver `prefix` (bytes a stream starts with),
+        the gap notice, the replay, then what was held, and go live."""
+        raise NotImplementedError
+
+    def _closed(self) -> None:
+        """Release the subscriber's side (transport, waiter)."""
+
+    def _hold(self, records: list[Record], nbytes: int) -> None:
+        held = self._held
+        assert held is not None
+        held.extend(records)
+        self._count(len(records), nbytes)
+
+    def _count(self, events: int, nbytes: int) -> None:
+        self._pending_events += events
+        self._pending_bytes += nbytes
+        config = self._hub.config
+        if (
+            self._pending_events > config.max_buffer_events
+            or self._pending_bytes > config.max_buffer_bytes
+        ):
+            self._hub._doom(self, "slow")
+
+    def _unheld(self, replay: list[Record]) -> list[Record]:
+        """The held live events the replay did not already contain."""
+        held, self._held = self._held or [], None
+        self._pending_events = self._pending_bytes = 0
+        if not held:
+            return []
+        seen = {record.id for record in replay}
+        return [record for record in held if record.id not in seen]
+
+
+class StreamSubscription(Subscription):
+    """A subscriber behind an asyncio transport: the hub writes event bytes
+    to it directly.
+
+    The owner of the transport's protocol forwards `pause_writing()` and
+    `resume_writing()` here. While the transport is paused the hub keeps
+    what comes in a bounded backlog and drops the subscriber ("slow") when it
+    overflows; a subscriber that stays paused for two heartbeats is dropped
+    as "stalled".
+    """
+
+    __slots__ = ("_backlog", "_lost", "_paused", "_paused_tick", "_transport", "_writable")
+
+    def __init__(
+        self,
+        hub: Hub,
+        topics: tuple[str, ...],
+        last_event_id: str | None,
+        transport: asyncio.WriteTransport,
+    ) -> None:
+        super().__init__(hub, topics, last_event_id)
+        self._lost: asyncio.Future[None] | None = None
+        self._transport = transport
+        self._writable = False
+        self._paused = False
+        self._paused_tick = 0
+        self._backlog: list[bytes] = []
+
+    def _deliver(self, data: bytes, records: list[Record]) -> None:
+        if self._writable:  # the hot path: one write, no allocation
+            self._transport.write(data)
+        elif self._held is not None:
+            self._hold(records, len(data))
+        else:
+            self._backlog.append(data)
+            self._count(len(records), len(data))
+
+    def _heartbeat(self, frame: bytes, tick: int) -> None:
+        if self._writable:
+            self._transport.write(frame)
+        elif self._paused and tick - self._paused_tick >= 2:
+            self._hub._doom(self, "stalled")
+
+    def _start(self, prefix: bytes, gap: Record | None, replay: list[Record]) -> None:
+        frames = [prefix]
+        if gap is not None:
+            frames.append(gap.frame)
+        frames.extend(r.frame for r in replay)
+        frames.extend(r.frame for r in self._unheld(replay))
+        self._writable = True  # nothing was written yet, so not paused
+        self._transport.write(b"".join(frames))
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is above its high-water mark."""
+        self._paused = True
+        self._writable = False
+        self._paused_tick = self._hub._tick
+
+    def resume_writing(self) -> None:
+        """The transport's buffer drained below its low-water mark."""
+        self._paused = False
+        if self._held is not None or self.reason is not None:
+            return
+        backlog, self._backlog = self._backlog, []
+        self._pending_events = self._pending_bytes = 0
+        self._writable = True
+        if backlog:
+            self._transport.write(b"".join(backlog))
+
+    def connection_lost(self) -> None:
+        """The transport is gone (the protocol's `connection_lost`)."""
+        self.close()
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
+
+    def _closing(self) -> asyncio.Future[None]:
+        """A future done when the transport is gone (used by drain)."""
+        if self._lost is None:
+            self._lost = asyncio.get_running_loop().create_future()
+        return self._lost
+
+    def _abort(self) -> None:
+        self._transport.abort()
+
+    def _closed(self) -> None:
+        self._writable = False
+        backlog, self._backlog = self._backlog, []
+        if self.reason in ("slow", "stalled"):
+            self._transport.abort()  # its buffer is full: do not wait on it
+        elif self.reason == "shutdown":
+            if backlog:
+                self._transport.write(b"".join(backlog))
+            self._transport.close()  # flush what is buffered, then FIN
+
+
+class EventSubscription(Subscription):
+    """An async iterator of the `Event`s of some topics, for in-process use::
+
+        async with hub.subscribe("clock") as events:
+            async for event in events:
+                print(event.data)
+
+    Iteration ends when the hub shuts down or `close()` is called; if the
+    consumer falls behind the bounded buffer, it raises `SlowSubscriberError`
+    (subscribe again with its `last_event_id` to resume).
+    """
+
+    __slots__ = ("_queue", "_waiter", "last_event_id")
+
+    def __init__(self, hub: Hub, topics: tuple[str, ...], last_event_id: str | None) -> None:
+        super().__init__(hub, topics, last_event_id)
+        self._queue: deque[Record] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.last_event_id: str | None = last_event_id  # of the last event taken
+
+    async def __aenter__(self) -> EventSubscription:
+        if not self._opened:
+            await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __aiter__(self) -> EventSubscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        if not self._opened:
+            await self.open()
+        while not self._queue:
+            if self.reason is not None:
+                if self.reason in ("slow", "stalled"):
+                    raise SlowSubscriberError(self.last_event_id)
+                raise StopAsyncIteration
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        record = self._queue.popleft()
+        # Replayed events are not counted (history bounds them): clamp at 0.
+        self._pending_events = max(0, self._pending_events - 1)
+        self._pending_bytes = max(0, self._pending_bytes - len(record.frame))
+        event = record.event
+        if event.id is not None:
+            self.last_event_id = event.id
+        return event
+
+    def _deliver(self, data: bytes, records: list[Record]) -> None:
+        if self._held is not None:
+            self._hold(records, len(data))
+        else:
+            self._enqueue(records, len(data))
+
+    def _enqueue(self, records: Iterable[Record], nbytes: int) -> None:
+        before = len(self._queue)
+        self._queue.extend(records)
+        self._count(len(self._queue) - before, nbytes)
+        self._wake()
+
+    def _start(self, prefix: bytes, gap: Record | None, replay: list[Record]) -> None:
+        unheld = self._unheld(replay)
+        if gap is not None:
+            self._queue.append(gap)
+        self._queue.extend(replay)
+        self._enqueue(unheld, sum(len(r.frame) for r in unheld))
+
+    def _closed(self) -> None:
+        if self.reason in ("slow", "stalled"):
+            self._queue.clear()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)

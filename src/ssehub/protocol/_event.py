@@ -1,0 +1,91 @@
+"""`Event` and the encoder: what ssehub writes on the wire.
+
+WHATWG HTML, "Server-sent events", section "Parsing an event stream" is the
+reference; every rule here is the encoder-side twin of a parser rule.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ._errors import LocalProtocolError
+
+__all__ = ("Event", "encode_comment", "encode_event")
+
+# The only line ends of the format. Never str.splitlines(): it also splits
+# on U+2028, U+0085, FF, VT and more, which the format treats as data.
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One server-sent event.
+
+    `data` is the payload (may hold any line ends; each becomes a `data:`
+    line). `event` is the type; `"message"` is the default and is not
+    written. `id` sets the client's last event ID (`None`: no `id:` line;
+    `""`: an empty `id:` line, which resets it). `retry` is the reconnection
+    time in milliseconds.
+    """
+
+    data: str = ""
+    event: str = "message"
+    id: str | None = None
+    retry: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, str):
+            raise LocalProtocolError(f"Event data must be str, not {type(self.data).__name__}")
+        if not isinstance(self.event, str):
+            raise LocalProtocolError(f"Event event must be str, not {type(self.event).__name__}")
+        if not self.event:
+            raise LocalProtocolError("Event event must not be empty (the default is 'message')")
+        if "\r" in self.event or "\n" in self.event:
+            raise LocalProtocolError(f"Event event must not contain CR or LF: {self.event!r}")
+        if self.id is not None:
+            if not isinstance(self.id, str):
+                raise LocalProtocolError(f"Event id must be str, not {type(self.id).__name__}")
+            if "\r" in self.id or "\n" in self.id or "\0" in self.id:
+                raise LocalProtocolError(f"Event id must not contain CR, LF or NUL: {self.id!r}")
+        if self.retry is not None and (
+            type(self.retry) is not int or self.retry < 0  # bool is not a retry
+        ):
+            raise LocalProtocolError(
+                f"Event retry must be a non-negative int (milliseconds): {self.retry!r}"
+            )
+
+
+def encode_event(event: Event) -> bytes:
+    """The UTF-8 bytes of one event, ending with its blank line.
+
+    Fields come in the order `event`, `id`, `retry`, `data`; data is split on
+    CRLF, CR and LF only, and empty data still gets one `data:` line so the
+    event is dispatched.
+    """
+    parts: list[str] = []
+    if event.event != "message":
+        parts.append(f"event: {event.event}\n")
+    if event.id is not None:
+        parts.append(f"id: {event.id}\n" if event.id else "id\n")
+    if event.retry is not None:
+        parts.append(f"retry: {event.retry}\n")
+    data = event.data
+    if "\n" in data or "\r" in data:
+        for line in _LINE_END.split(data):
+            parts.append(f"data: {line}\n")
+    else:
+        parts.append(f"data: {data}\n")
+    parts.append("\n")
+    return "".join(parts).encode()
+
+
+def encode_comment(text: str = "") -> bytes:
+    """A comment block (ignored by clients): a heartbeat, or a note.
+
+    Each line of `text` becomes its own `:` line, so no text can inject a
+    field.
+    """
+    if not text:
+        return b":\n\n"
+    return "".join(f": {line}\n" for line in _LINE_END.split(text)).encode() + b"\n"

@@ -1,0 +1,471 @@
+"""The hub over HTTP/1.1: an asyncio protocol server with httptools.
+
+Why not ASGI: ASGI gives every connection a task that awaits `send()`, so
+each event wakes every subscriber's task. Here a subscribed connection has no
+task at all; the hub writes the same bytes object to each transport
+(docs/decisions/0001-server.md has the measurements).
+
+Routes:
+- `GET /.well-known/mercure?topic=T[&topic=U]`: subscribe (SSE stream),
+  resume with the `Last-Event-ID` header or the `lastEventID` parameter;
+- `POST /.well-known/mercure`: publish (form fields `topic`, `data`, `id`,
+  `type`, `retry`), only when `anonymous_publish` is on;
+- `GET /healthz`; static files from `static_dir`.
+Every refusal is a 4xx/5xx with a one-line plain-text reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import mimetypes
+import socket
+from collections import deque
+from pathlib import Path
+from typing import Literal, cast
+from urllib.parse import parse_qs, unquote
+
+import httptools
+
+from ssehub.backends import DuplicateEventIdError
+from ssehub.hub import Hub, HubClosedError, Resume, StreamSubscription
+from ssehub.protocol import LocalProtocolError
+
+from ._config import ServerConfig
+
+__all__ = ("HubServer",)
+
+MERCURE_PATH = "/.well-known/mercure"
+_REASONS = {
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}
+_STREAM_HEAD = (
+    "HTTP/1.1 200 OK\r\n"
+    "Content-Type: text/event-stream\r\n"
+    "Cache-Control: private, no-cache, no-store, must-revalidate, max-age=0\r\n"
+    "X-Accel-Buffering: no\r\n"
+    "Connection: close\r\n"
+)
+_FIRST_BYTES = b":\n\n"  # a comment at once, so no proxy holds the head back
+
+Outcome = Literal["keep", "close", "stream"]
+
+
+class HTTPError(Exception):
+    """A refusal: status code and a one-line reason for the client."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class _Request:
+    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query")
+
+    def __init__(
+        self,
+        method: str,
+        target: bytes,
+        headers: dict[bytes, bytes],
+        body: bytes,
+        keep_alive: bool,
+    ) -> None:
+        self.method = method
+        url = httptools.parse_url(target)
+        self.path = unquote(url.path.decode("utf-8", "replace"))
+        self.query = (url.query or b"").decode("utf-8", "replace")
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+
+    def header(self, name: bytes) -> str | None:
+        value = self.headers.get(name)
+        return None if value is None else value.decode("utf-8", "replace")
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: parses requests, answers them in order, and
+    becomes a bare stream (no task, no parser) once it subscribes."""
+
+    __slots__ = (
+        "_body",
+        "_head_bytes",
+        "_headers",
+        "_parser",
+        "_requests",
+        "_server",
+        "_task",
+        "_too_large",
+        "_url",
+        "stream",
+        "transport",
+    )
+
+    def __init__(self, server: HubServer) -> None:
+        self._server = server
+        self.transport: asyncio.Transport | None = None
+        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
+        self._requests: deque[_Request] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self.stream: StreamSubscription | None = None
+        self._url = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._body: list[bytes] = []
+        self._head_bytes = 0
+        self._too_large: HTTPError | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self._server._connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None:
+            return  # a subscribed client has nothing more to say
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse(HTTPError(400, "protocol upgrades are not supported"))
+        except Exception:
+            self._refuse(self._too_large or HTTPError(400, "malformed HTTP request"))
+        if len(self._requests) > 8:
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server._connections.discard(self)
+        self._parser = None
+        if self.stream is not None:
+            self.stream.connection_lost()
+        if self._task is not None:
+            self._task.cancel()
+
+    def pause_writing(self) -> None:
+        if self.stream is not None:
+            self.stream.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.stream is not None:
+            self.stream.resume_writing()
+
+    # -- httptools callbacks ------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._body = []
+        self._head_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value))
+        self._headers[name.lower()] = value
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+        size = sum(len(b) for b in self._body)
+        if size > self._server.config.max_body_bytes:
+            limit = self._server.config.max_body_bytes
+            self._too_large = HTTPError(413, f"request body is larger than {limit} bytes")
+            raise self._too_large
+
+    def on_message_complete(self) -> None:
+        parser = self._parser
+        assert parser is not None
+        request = _Request(
+            parser.get_method().decode("ascii", "replace"),
+            self._url,
+            self._headers,
+            b"".join(self._body),
+            parser.should_keep_alive(),
+        )
+        self._body = []
+        self._requests.append(request)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._serve())
+
+    def _count_head(self, n: int) -> None:
+        self._head_bytes += n
+        limit = self._server.config.max_head_bytes
+        if self._head_bytes > limit:
+            self._too_large = HTTPError(431, f"request head is larger than {limit} bytes")
+            raise self._too_large
+
+    # -- answering ----------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        try:
+            while self._requests and not transport.is_closing():
+                request = self._requests.popleft()
+                try:
+                    outcome = await self._server._handle(self, request)
+                except HTTPError as error:
+                    self.respond(error.status, error.reason + "\n", keep_alive=request.keep_alive)
+                    outcome = "keep" if request.keep_alive else "close"
+                if outcome == "stream":
+                    self._requests.clear()
+                    return
+                if outcome == "close":
+                    transport.close()
+                    return
+                transport.resume_reading()
+        finally:
+            self._task = None
+
+    def respond(
+        self,
+        status: int,
+        body: str | bytes,
+        *,
+        content_type: str = "text/plain; charset=utf-8",
+        keep_alive: bool = True,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        payload = body.encode() if isinstance(body, str) else body
+        lines = [
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
+            f"Content-Type: {content_type}",
+            f"Content-Length: {len(payload)}",
+        ]
+        lines.extend(f"{k}: {v}" for k, v in headers)
+        if not keep_alive:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        assert self.transport is not None
+        self.transport.write(head + payload)
+
+    def _refuse(self, error: HTTPError) -> None:
+        self._parser = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.respond(error.status, error.reason + "\n", keep_alive=False)
+            self.transport.close()
+
+
+class HubServer:
+    """Serves a `Hub` over HTTP/1.1 on one asyncio loop.
+
+    `await start()` binds; `port` is the bound port; `await drain(grace)`
+    stops accepting, ends every stream within `grace` seconds and answers
+    requests in flight; `await aclose()` closes what is left. The hub's own
+    life cycle stays with its owner.
+    """
+
+    def __init__(self, hub: Hub, config: ServerConfig | None = None) -> None:
+        self.hub = hub
+        self.config = config or ServerConfig()
+        self._server: asyncio.Server | None = None
+        self._connections: set[_Connection] = set()
+        self._static = Path(self.config.static_dir).resolve() if self.config.static_dir else None
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("the server is not listening")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Connection(self),
+            self.config.host,
+            self.config.port,
+            backlog=self.config.backlog,
+            reuse_address=True,
+        )
+
+    async def drain(self, grace: float = 5.0) -> None:
+        """Stop accepting, end the hub's streams within `grace`, then close
+        the remaining (idle or publishing) connections."""
+        if self._server is not None:
+            self._server.close()
+        await self.hub.drain(grace)
+        tasks = [c._task for c in self._connections if c._task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(grace, 0.1))
+        for conn in list(self._connections):
+            if conn.transport is not None:
+                conn.transport.close()
+
+    async def aclose(self) -> None:
+        await self.drain(0)
+        for conn in list(self._connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    # -- routes ---------------------------------------------------------------------------
+
+    async def _handle(self, conn: _Connection, request: _Request) -> Outcome:
+        cors = self._cors_headers(request)
+        if request.path == MERCURE_PATH:
+            if request.method == "GET":
+                return await self._subscribe(conn, request, cors)
+            if request.method == "POST":
+                return await self._publish(conn, request, cors)
+            if request.method == "OPTIONS":
+                return self._preflight(conn, request, cors)
+            raise HTTPError(405, f"method {request.method} not allowed on {MERCURE_PATH}")
+        if request.method != "GET":
+            raise HTTPError(405, f"method {request.method} not allowed on {request.path}")
+        if request.path == "/healthz":
+            conn.respond(200, "ok\n", keep_alive=request.keep_alive)
+            return "keep" if request.keep_alive else "close"
+        if self._static is not None:
+            return self._file(conn, request)
+        raise HTTPError(404, f"not found: {request.path}")
+
+    def _cors_headers(self, request: _Request) -> tuple[tuple[str, str], ...]:
+        origin = request.header(b"origin")
+        allowed = self.config.cors_origins
+        if origin is None or not ("*" in allowed or origin in allowed):
+            return ()
+        return (("Access-Control-Allow-Origin", origin), ("Vary", "Origin"))
+
+    def _preflight(
+        self, conn: _Connection, request: _Request, cors: tuple[tuple[str, str], ...]
+    ) -> Outcome:
+        if not cors:
+            raise HTTPError(403, "origin not allowed (see cors_origins)")
+        headers = (
+            *cors,
+            ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+            ("Access-Control-Allow-Headers", "Last-Event-ID, Content-Type, Authorization"),
+            ("Access-Control-Max-Age", "600"),
+        )
+        conn.respond(204, b"", keep_alive=request.keep_alive, headers=headers)
+        return "keep" if request.keep_alive else "close"
+
+    async def _subscribe(
+        self, conn: _Connection, request: _Request, cors: tuple[tuple[str, str], ...]
+    ) -> Outcome:
+        query = parse_qs(request.query, keep_blank_values=True)
+        topics = query.get("topic")
+        if not topics:
+            raise HTTPError(400, "missing 'topic' query parameter")
+        if "" in topics:
+            raise HTTPError(400, "empty 'topic' query parameter")
+        last_event_id = request.header(b"last-event-id")
+        if last_event_id is None and "lastEventID" in query:
+            last_event_id = query["lastEventID"][0]
+        transport = conn.transport
+        assert transport is not None
+        try:
+            sub = self.hub.subscribe_stream(transport, topics, last_event_id=last_event_id)
+        except ValueError as error:
+            raise HTTPError(400, str(error)) from None
+
+        def head(resume: Resume) -> bytes:
+            lines = [_STREAM_HEAD, f"Last-Event-ID: {resume.last_event_id}\r\n"]
+            if resume.gap:
+                lines.append("SSEHub-Gap: 1\r\n")
+            lines.extend(f"{k}: {v}\r\n" for k, v in cors)
+            lines.append("\r\n")
+            return "".join(lines).encode() + _FIRST_BYTES
+
+        conn.stream = sub
+        conn._parser = None  # free the parser: an idle stream costs little
+        try:
+            await sub.open(head)
+        except HubClosedError:
+            conn.stream = None
+            conn.respond(503, "the hub is shutting down\n", keep_alive=False)
+            return "close"
+        self._tune_stream_socket(transport)
+        return "stream"
+
+    def _tune_stream_socket(self, transport: asyncio.Transport) -> None:
+        """Let the kernel give up on a peer that acknowledges nothing for two
+        heartbeats (a dead host sends no RST)."""
+        sock = transport.get_extra_info("socket")
+        option = getattr(socket, "TCP_USER_TIMEOUT", None)
+        if sock is None or option is None:
+            return
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            sock.setsockopt(socket.IPPROTO_TCP, option, int(self.hub.config.heartbeat * 2 * 1000))
+
+    async def _publish(
+        self, conn: _Connection, request: _Request, cors: tuple[tuple[str, str], ...]
+    ) -> Outcome:
+        if not self.config.anonymous_publish:
+            raise HTTPError(
+                403, "publishing over HTTP is disabled (enable anonymous publishing to allow it)"
+            )
+        ctype = (request.header(b"content-type") or "").split(";")[0].strip().lower()
+        if ctype != "application/x-www-form-urlencoded":
+            raise HTTPError(415, "publish with Content-Type: application/x-www-form-urlencoded")
+        try:
+            form = parse_qs(
+                request.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False
+            )
+        except UnicodeDecodeError:
+            raise HTTPError(400, "the form body is not valid UTF-8") from None
+        topics = form.get("topic")
+        if not topics:
+            raise HTTPError(400, "missing 'topic' field")
+        if "private" in form:
+            raise HTTPError(400, "private updates need authorization, not supported yet")
+        retry: int | None = None
+        if "retry" in form:
+            raw = form["retry"][0]
+            if not raw.isascii() or not raw.isdigit():
+                raise HTTPError(400, f"'retry' must be a non-negative integer, not {raw!r}")
+            retry = int(raw)
+        try:
+            event_id = await self.hub.publish(
+                topics,
+                form.get("data", [""])[0],
+                event=form.get("type", ["message"])[0] or "message",
+                id=form["id"][0] if "id" in form else None,
+                retry=retry,
+            )
+        except DuplicateEventIdError as error:
+            raise HTTPError(409, str(error)) from None
+        except (LocalProtocolError, ValueError) as error:
+            raise HTTPError(400, str(error)) from None
+        except HubClosedError:
+            raise HTTPError(503, "the hub is shutting down") from None
+        conn.respond(200, event_id, keep_alive=request.keep_alive, headers=cors)
+        return "keep" if request.keep_alive else "close"
+
+    def _file(self, conn: _Connection, request: _Request) -> Outcome:
+        assert self._static is not None
+        relative = request.path.lstrip("/") or "index.html"
+        target = (self._static / relative).resolve()
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_relative_to(self._static) or not target.is_file():
+            raise HTTPError(404, f"not found: {request.path}")
+        body = target.read_bytes()
+        ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
+            ctype += "; charset=utf-8"
+        conn.respond(
+            200,
+            body,
+            content_type=ctype,
+            keep_alive=request.keep_alive,
+            headers=(("Cache-Control", "no-cache"),),
+        )
+        return "keep" if request.keep_alive else "close"
