@@ -23,7 +23,8 @@ class EventStreamParser:
     """Turns a `text/event-stream` byte stream into `Event`s.
 
     `feed(chunk)` returns the events completed by `chunk`; `close()` marks
-    EOF and discards an incomplete event, as the spec says. After the
+    EOF, returns the event a final lone CR completes (if any) and discards
+    an incomplete event, as the spec says. After the
     stream, `last_event_id` is what a client sends as `Last-Event-ID` when it
     reconnects, and `retry` is the reconnection time the server asked for
     (milliseconds, or None).
@@ -107,17 +108,24 @@ class EventStreamParser:
             )
         return events
 
-    def close(self) -> None:
-        """Mark EOF. A pending line ending in a lone CR is complete, but the
-        event it belongs to has no blank line after it, so nothing is
-        dispatched: an incomplete event is discarded."""
-        if self._buf.endswith(b"\r"):
-            self._line(self._buf, 0, len(self._buf) - 1)
+    def close(self) -> list[Event]:
+        """Mark EOF; return the event it completes, if any.
+
+        A pending line ending in a lone CR is complete (CR is a line end;
+        we only waited for a possible LF), so a stream ending in CR CR still
+        dispatches its last event. An incomplete event is discarded.
+        """
+        events: list[Event] = []
+        if not self._closed and self._buf.endswith(b"\r"):
+            event = self._line(self._buf, 0, len(self._buf) - 1)
+            if event is not None:
+                events.append(event)
         self._buf.clear()
         self._data = []
         self._type = ""
         self._event_retry = None
         self._closed = True
+        return events
 
     def _line(self, buf: bytearray, start: int, stop: int) -> Event | None:
         if start == stop:

@@ -1,0 +1,327 @@
+"""The hub's contract (DESIGN.md §4), in process, with a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from ssehub.backends import DuplicateEventIdError, HistoryLimits, MemoryBackend
+from ssehub.hub import (
+    GAP_EVENT,
+    EventSubscription,
+    Hub,
+    HubClosedError,
+    HubConfig,
+    IdGenerator,
+    SlowSubscriberError,
+)
+from ssehub.protocol import Event, LocalProtocolError
+from ssehub.testing import FakeClock
+
+
+def run(body: Callable[[Hub, FakeClock], Awaitable[None]], **config: object) -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        backend = MemoryBackend(clock=clock.time)
+        async with Hub(HubConfig(**config), backend=backend, clock=clock) as hub:  # type: ignore[arg-type]
+            await body(hub, clock)
+
+    asyncio.run(main())
+
+
+async def take(sub: EventSubscription, n: int) -> list[Event]:
+    return [await asyncio.wait_for(anext(sub), 5) for _ in range(n)]
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def test_publish_reaches_subscribers_of_the_topic_only() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        async with hub.subscribe("a") as a, hub.subscribe("b") as b:
+            id1 = await hub.publish("a", "one")
+            await hub.publish("b", "two", event="tick")
+            [ev] = await take(a, 1)
+            assert ev == Event("one", id=id1)
+            [ev] = await take(b, 1)
+            assert (ev.data, ev.event) == ("two", "tick")
+
+    run(body)
+
+
+def test_several_topics_deliver_once_in_order() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        async with hub.subscribe(["a", "b"]) as sub, hub.subscribe("*") as everything:
+            await hub.publish("a", "1")
+            await hub.publish(["a", "b"], "2")
+            await hub.publish("c", "3")
+            await hub.publish("b", "4")
+            assert [e.data for e in await take(sub, 3)] == ["1", "2", "4"]
+            assert [e.data for e in await take(everything, 4)] == ["1", "2", "3", "4"]
+
+    run(body)
+
+
+def test_ids_are_ordered_and_unique() -> None:
+    gen = IdGenerator()
+    ids = [gen() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert re.fullmatch(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", ids[0])
+    other = IdGenerator()  # another process or a restart
+    assert other() > ids[-1] or other() not in ids
+
+
+def test_resume_replays_then_goes_live_without_gap_or_duplicate() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        ids = [await hub.publish("t", str(i)) for i in range(5)]
+        sub = hub.subscribe("t", last_event_id=ids[1])
+        opening = asyncio.ensure_future(sub.open())
+        # publish while the subscription is opening
+        late = await hub.publish("t", "5")
+        resume = await opening
+        assert resume.replayed in (3, 4)
+        assert not resume.gap
+        await hub.publish("t", "6")
+        events = await take(sub, 5)
+        assert [e.data for e in events] == ["2", "3", "4", "5", "6"]
+        assert events[3].id == late
+        sub.close()
+
+    run(body)
+
+
+def test_resume_from_earliest_gets_all_history() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        for i in range(3):
+            await hub.publish("t", str(i))
+        async with hub.subscribe("t", last_event_id="earliest") as sub:
+            assert [e.data for e in await take(sub, 3)] == ["0", "1", "2"]
+            assert sub.resume is not None
+            assert sub.resume.replayed == 3
+
+    run(body)
+
+
+def test_unknown_last_event_id_is_an_explicit_gap() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        await hub.publish("t", "kept")
+        async with hub.subscribe("t", last_event_id="urn:uuid:gone") as sub:
+            gap, kept = await take(sub, 2)
+            assert gap.event == GAP_EVENT
+            assert gap.id is None
+            assert json.loads(gap.data) == {"lastEventID": "urn:uuid:gone"}
+            assert kept.data == "kept"
+            assert sub.resume is not None
+            assert sub.resume.gap
+        assert hub.statistics().gaps == 1
+
+    run(body)
+
+
+def test_aged_out_id_is_a_gap() -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        backend = MemoryBackend(HistoryLimits(max_age=60), clock=clock.time)
+        async with Hub(backend=backend, clock=clock) as hub:
+            old = await hub.publish("t", "old")
+            await clock.advance(61)
+            await hub.publish("t", "new")
+            async with hub.subscribe("t", last_event_id=old) as sub:
+                gap, new = await take(sub, 2)
+                assert gap.event == GAP_EVENT
+                assert new.data == "new"
+
+    asyncio.run(main())
+
+
+def test_fresh_subscription_starts_after_the_newest_event() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        async with hub.subscribe("t") as sub:
+            assert sub.resume is not None
+            assert sub.resume.last_event_id == "earliest"
+        newest = await hub.publish("t", "x")
+        async with hub.subscribe("other") as sub:
+            assert sub.resume is not None
+            assert sub.resume.last_event_id == newest
+            assert sub.resume.replayed == 0
+
+    run(body)
+
+
+def test_slow_subscriber_is_dropped_and_can_resume() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        fast = hub.subscribe("t")
+        slow = hub.subscribe("t")
+        await fast.open()
+        await slow.open()
+        first = await hub.publish("t", "0")
+        assert (await take(slow, 1))[0].id == first  # then it stops reading
+        assert (await take(fast, 1))[0].id == first
+        for i in range(1, 10):
+            await hub.publish("t", str(i))
+            assert (await take(fast, 1))[0].data == str(i)  # fast keeps up
+        await settle()
+        assert slow.reason == "slow"
+        with pytest.raises(SlowSubscriberError) as info:
+            await take(slow, 1)
+        assert info.value.last_event_id == first
+        stats = hub.statistics()
+        assert stats.disconnects_slow == 1
+        assert stats.subscribers == 1
+        # nothing is lost: resuming from the last seen id gets the rest
+        async with hub.subscribe("t", last_event_id=first) as again:
+            assert [e.data for e in await take(again, 9)] == [str(i) for i in range(1, 10)]
+        fast.close()
+
+    run(body, max_buffer_events=4)
+
+
+def test_slow_by_bytes() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        async with hub.subscribe("t") as sub:
+            await hub.publish("t", "x" * 600)
+            await hub.publish("t", "y" * 600)
+            await settle()
+            assert sub.reason == "slow"
+
+    run(body, max_buffer_bytes=1000)
+
+
+def test_close_unregisters_at_once() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        sub = hub.subscribe(["a", "b"])
+        await sub.open()
+        assert hub.statistics().subscribers_by_topic == {"a": 1, "b": 1}
+        sub.close()
+        stats = hub.statistics()
+        assert stats.subscribers == 0
+        assert stats.subscribers_by_topic == {}
+        assert hub._groups == {}
+        assert hub._by_topic == {}
+        with pytest.raises(StopAsyncIteration):
+            await anext(sub)
+
+    run(body)
+
+
+def test_cancelled_consumer_leaves_no_registration() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        async def consume() -> None:
+            async with hub.subscribe("t") as sub:
+                async for _ in sub:
+                    pass
+
+        task = asyncio.ensure_future(consume())
+        await settle()
+        assert hub.statistics().subscribers == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert hub.statistics().subscribers == 0
+
+    run(body)
+
+
+def test_publish_validates_and_names_the_field() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        with pytest.raises(LocalProtocolError, match="Event id"):
+            await hub.publish("t", "x", id="1\ndata: evil")
+        with pytest.raises(LocalProtocolError, match="Event event"):
+            await hub.publish("t", "x", event="a\nb")
+        with pytest.raises(LocalProtocolError, match="Event retry"):
+            await hub.publish("t", "x", retry=-5)
+        with pytest.raises(ValueError, match="at least one topic"):
+            await hub.publish([], "x")
+        with pytest.raises(ValueError, match="non-empty str"):
+            await hub.publish("", "x")
+        with pytest.raises(ValueError, match="reserved"):
+            await hub.publish("t", "x", id="earliest")
+        await hub.publish("t", "x", id="mine")
+        with pytest.raises(DuplicateEventIdError):
+            await hub.publish("t", "y", id="mine")
+        assert hub.statistics().events_published == 1
+        with pytest.raises(ValueError, match="Last-Event-ID is longer"):
+            hub.subscribe("t", last_event_id="x" * 2000)
+
+    run(body)
+
+
+def test_heartbeat_is_a_comment_on_streams_only() -> None:
+    # Covered over real sockets in test_server; here: the task paces itself
+    # on the injected clock and never sleeps for real.
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        await settle()
+        assert hub._tick == 0
+        await clock.advance(14.9)
+        assert hub._tick == 0
+        await clock.advance(0.2)
+        assert hub._tick == 1
+        await clock.advance(15)
+        assert hub._tick == 2
+
+    run(body)
+
+
+def test_publish_threadsafe_from_many_threads() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        results: list[str] = []
+
+        def worker(n: int) -> None:
+            for i in range(50):
+                results.append(hub.publish_threadsafe("t", f"{n}-{i}").result(10))
+
+        async with hub.subscribe("t") as sub:
+            threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+            for t in threads:
+                t.start()
+            events = await take(sub, 200)
+            await asyncio.to_thread(lambda: [t.join() for t in threads])
+            assert sorted(e.id or "" for e in events) == sorted(results)
+            for n in range(4):  # each thread's events arrive in its order
+                mine = [e.data for e in events if e.data.startswith(f"{n}-")]
+                assert mine == [f"{n}-{i}" for i in range(50)]
+
+    run(body)
+
+
+def test_drain_ends_subscriptions_and_refuses_new_work() -> None:
+    async def main() -> None:
+        hub = Hub()
+        await hub.start()
+        sub = hub.subscribe("t")
+        await sub.open()
+        await hub.publish("t", "last")
+        await hub.drain(1.0)
+        assert [e.data async for e in sub] == ["last"]  # delivered, then ended
+        assert sub.reason == "shutdown"
+        with pytest.raises(HubClosedError):
+            await hub.publish("t", "late")
+        with pytest.raises(HubClosedError):
+            await hub.subscribe("t").open()
+        await hub.aclose()
+        await hub.aclose()  # idempotent
+        assert hub.state == "closed"
+        assert hub._heartbeat_task is None
+
+    asyncio.run(main())
+
+
+def test_publish_threadsafe_needs_a_running_hub() -> None:
+    hub = Hub()
+    with pytest.raises(HubClosedError, match="new"):
+        hub.publish_threadsafe("t", "x")
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ValueError, match="heartbeat"):
+        HubConfig(heartbeat=0)
+    with pytest.raises(ValueError, match="max_buffer_events"):
+        HubConfig(max_buffer_events=0)
