@@ -40,7 +40,9 @@ def factory(request: pytest.FixtureRequest) -> Callable[..., Backend]:
     return request.param  # type: ignore[no-any-return]
 
 
-def run(factory: Callable[..., Backend], body: Callable[[Backend, Clock], object], **kw: object) -> None:
+def run(
+    factory: Callable[..., Backend], body: Callable[[Backend, Clock], object], **kw: object
+) -> None:
     clock = Clock()
     backend = factory(HistoryLimits(**kw), clock)  # type: ignore[arg-type]
 

@@ -74,7 +74,9 @@ def test_ids_are_ordered_and_unique() -> None:
     ids = [gen() for _ in range(20_000)]
     assert len(set(ids)) == len(ids)
     assert ids == sorted(ids)
-    assert re.fullmatch(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", ids[0])
+    assert re.fullmatch(
+        r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", ids[0]
+    )
     other = IdGenerator()  # another process or a restart
     assert other() > ids[-1] or other() not in ids
 
@@ -283,7 +285,8 @@ def test_publish_threadsafe_from_many_threads() -> None:
             for t in threads:
                 t.start()
             events = await take(sub, 200)
-            await asyncio.to_thread(lambda: [t.join() for t in threads])
+            for t in threads:
+                await asyncio.to_thread(t.join)
             assert sorted(e.id or "" for e in events) == sorted(results)
             for n in range(4):  # each thread's events arrive in its order
                 mine = [e.data for e in events if e.data.startswith(f"{n}-")]

@@ -46,10 +46,18 @@ VECTORS: list[tuple[str, bytes, list[Event]]] = [
     ("type without data is dropped", b"event: tick\n\ndata: 2\n\n", [Event("2")]),
     ("id persists", b"id: 5\ndata: a\n\ndata: b\n\n", [Event("a", id="5"), Event("b", id="5")]),
     ("empty id resets", b"id: 5\ndata: a\n\nid\ndata: b\n\n", [Event("a", id="5"), Event("b")]),
-    ("id with NUL ignored", b"id: 5\ndata: a\n\nid: 6\x007\ndata: b\n\n", [Event("a", id="5"), Event("b", id="5")]),
+    (
+        "id with NUL ignored",
+        b"id: 5\ndata: a\n\nid: 6\x007\ndata: b\n\n",
+        [Event("a", id="5"), Event("b", id="5")],
+    ),
     ("id set without data", b"id: 9\n\ndata: x\n\n", [Event("x", id="9")]),
     ("retry digits", b"retry: 1500\ndata: x\n\n", [Event("x", retry=1500)]),
-    ("retry not digits", b"retry: 15x\ndata: x\n\nretry: -1\ndata: y\n\n", [Event("x"), Event("y")]),
+    (
+        "retry not digits",
+        b"retry: 15x\ndata: x\n\nretry: -1\ndata: y\n\n",
+        [Event("x"), Event("y")],
+    ),
     ("retry empty", b"retry\ndata: x\n\n", [Event("x")]),
     ("one space removed only", b"data:   x\n\n", [Event("  x")]),
     ("no colon: empty value", b"data\n\n", [Event("")]),
@@ -63,7 +71,11 @@ VECTORS: list[tuple[str, bytes, list[Event]]] = [
     ("invalid UTF-8", b"data: a\xffb\xe2\x82\n\n", [Event("a\ufffdb\ufffd")]),
     ("incomplete event dropped", b"data: a\n\ndata: b\n", [Event("a")]),
     ("incomplete line dropped", b"data: a\n\ndata: b", [Event("a")]),
-    ("unicode line separators are data", "data: a\u2028b\u0085c\n\n".encode(), [Event("a\u2028b\u0085c")]),
+    (
+        "unicode line separators are data",
+        "data: a\u2028b\u0085c\n\n".encode(),
+        [Event("a\u2028b\u0085c")],
+    ),
     ("NUL in data", b"data: a\x00b\n\n", [Event("a\x00b")]),
 ]
 
