@@ -1,0 +1,90 @@
+"""`__all__` is honest: every public module exports exactly what it defines
+for users, and the layers import only downwards (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+PUBLIC = [
+    "ssehub",
+    "ssehub.protocol",
+    "ssehub.backends",
+    "ssehub.hub",
+    "ssehub.server",
+    "ssehub.testing",
+    "ssehub.cli",
+]
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_all_is_a_tuple_of_real_public_names(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = module.__all__
+    assert isinstance(exported, tuple)
+    assert len(set(exported)) == len(exported)
+    for member in exported:
+        assert hasattr(module, member), f"{name}.{member} in __all__ but missing"
+    public = {
+        n
+        for n, v in vars(module).items()
+        if not n.startswith("_")
+        and getattr(v, "__module__", "").startswith(name)
+        and not isinstance(v, type(ast))
+    }
+    assert public <= set(exported), f"{name} defines public names not in __all__"
+
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "ssehub"
+# what each layer may import (DESIGN.md §2); the standard library is always fine
+ALLOWED = {
+    "protocol": set(),
+    "backends": {"protocol"},
+    "hub": {"backends", "protocol"},
+    "server": {"hub", "backends", "protocol"},
+    "cli": {"server", "hub", "backends", "protocol"},
+    "testing": {"hub", "backends", "protocol"},
+}
+
+
+def _layer(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0].removesuffix(".py")
+
+
+@pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
+def test_layers_import_only_downwards(path: Path) -> None:
+    layer = _layer(path)
+    if layer not in ALLOWED:
+        return  # __init__, __main__
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            target = node.module
+            if node.level == 0 and not target.startswith("ssehub"):
+                continue
+            parts = target.split(".")
+            if node.level == 0:
+                other = parts[1] if len(parts) > 1 else "ssehub"
+            elif node.level == 1 and path.parent != SRC:
+                continue  # inside the same package
+            else:
+                other = parts[0]
+            if other == layer:
+                continue
+            assert other in ALLOWED[layer], f"{layer} may not import {other} ({path.name})"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                assert not alias.name.startswith("ssehub"), "use from-imports"
+    if layer == "protocol":
+        imported = {
+            n.names[0].name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+        } | {
+            n.module.split(".")[0]
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.module and n.level == 0
+        }
+        assert imported <= {"__future__", "re", "dataclasses", "typing"}, imported
