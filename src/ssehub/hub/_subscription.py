@@ -190,7 +190,7 @@ class StreamSubscription(Subscription):
         self._writable = False
         self._paused = False
         self._paused_tick = 0
-        self._backlog: list[bytes] = []
+        self._backlog: list[bytes] = []  # filled only while paused
 
     def _deliver(self, data: bytes, records: list[Record]) -> None:
         if self._writable:  # the hot path: one write, no allocation

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import mimetypes
 import socket
-from collections import deque
 from pathlib import Path
 from typing import Literal, cast
 from urllib.parse import parse_qs, unquote
@@ -116,7 +115,7 @@ class _Connection(asyncio.Protocol):
         self._server = server
         self.transport: asyncio.Transport | None = None
         self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
-        self._requests: deque[_Request] = deque()
+        self._requests: list[_Request] = []  # an empty deque costs ~600 B
         self._task: asyncio.Task[None] | None = None
         self.stream: StreamSubscription | None = None
         self._url = b""
@@ -202,6 +201,13 @@ class _Connection(asyncio.Protocol):
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._serve())
 
+    def _become_stream(self) -> None:
+        """Drop everything request-shaped: an idle stream should cost little."""
+        self._parser = None
+        self._url = b""
+        self._headers = {}
+        self._body = []
+
     def _count_head(self, n: int) -> None:
         self._head_bytes += n
         limit = self._server.config.max_head_bytes
@@ -216,7 +222,7 @@ class _Connection(asyncio.Protocol):
         assert transport is not None
         try:
             while self._requests and not transport.is_closing():
-                request = self._requests.popleft()
+                request = self._requests.pop(0)
                 try:
                     outcome = await self._server._handle(self, request)
                 except HTTPError as error:
@@ -292,6 +298,15 @@ class HubServer:
             backlog=self.config.backlog,
             reuse_address=True,
         )
+        # Let the kernel give up on a peer that acknowledges nothing for two
+        # heartbeats (a dead host sends no RST). Set on the listening socket,
+        # accepted sockets inherit it: no per-connection socket object.
+        option = getattr(socket, "TCP_USER_TIMEOUT", None)
+        if option is not None:
+            timeout_ms = int(self.hub.config.heartbeat * 2 * 1000)
+            for sock in self._server.sockets:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, option, timeout_ms)
 
     async def drain(self, grace: float = 5.0) -> None:
         """Stop accepting, end the hub's streams within `grace`, then close
@@ -385,7 +400,7 @@ class HubServer:
             return "".join(lines).encode() + _FIRST_BYTES
 
         conn.stream = sub
-        conn._parser = None  # free the parser: an idle stream costs little
+        conn._become_stream()
         try:
             await sub.open(head)
         except HubClosedError:

@@ -1,0 +1,284 @@
+"""Fan-out benchmark: ssehub next to a typical sse-starlette hub, same run.
+
+    python benchmarks/fanout.py                 # everything (takes ~3 minutes)
+    python benchmarks/fanout.py --subs 1000 --servers ssehub
+
+What it measures, for each server (server pinned to core 0, load to core 1):
+- delivered events/s at saturation with 1,000 and 10,000 subscribers
+  (a publisher posting 100-byte events as fast as the server takes them over
+  4 keep-alive connections);
+- publish-to-receive latency p50/p99 with 10,000 subscribers at 10 events/s;
+- RSS per idle subscriber with 10,000 idle subscribers.
+
+Load: the C tools `sseload`/`ssepub` when found ($SSELOAD_DIR, or
+../shared/tools/sseload beside the checkout; built with make if needed), else
+benchmarks/loadgen.py (Python, which may itself be the bottleneck; the
+output says which tool ran). Results go to stdout as a Markdown table and to
+benchmarks/results/fanout-<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+@dataclass
+class Target:
+    name: str
+    command: list[str]
+    sub_path: str
+    pub_path: str
+    form_topic: str | None  # publish as a Mercure form, or the raw body
+
+
+def targets(port: int) -> dict[str, Target]:
+    return {
+        "ssehub": Target(
+            "ssehub",
+            [PY, "-m", "ssehub", "serve", "--port", str(port), "--anonymous-publish"],
+            "/.well-known/mercure?topic=t1",
+            "/.well-known/mercure",
+            "t1",
+        ),
+        "sse-starlette": Target(
+            "sse-starlette",
+            [
+                PY, "-m", "uvicorn", "benchmarks.peers.starlette_hub:app",
+                "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
+                "--http", "httptools", "--no-access-log", "--backlog", "4096",
+                "--log-level", "warning",
+            ],
+            "/sub/t1",
+            "/pub/t1",
+            None,
+        ),
+    }  # fmt: skip
+
+
+def pinned(core: int, command: list[str]) -> list[str]:
+    return ["taskset", "-c", str(core), *command] if shutil.which("taskset") else command
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"server on port {port} did not start")
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+@contextlib.contextmanager
+def server(target: Target, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        pinned(0, target.command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        wait_port(port)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Tools:
+    """The C tools if available, else the Python load generator."""
+
+    def __init__(self, choice: str) -> None:
+        self.c_dir = self._find_c() if choice in ("auto", "c") else None
+        if choice == "c" and self.c_dir is None:
+            raise SystemExit("the C tools (sseload, ssepub) were not found")
+        self.name = "sseload/ssepub (C)" if self.c_dir else "benchmarks/loadgen.py (Python)"
+
+    @staticmethod
+    def _find_c() -> Path | None:
+        env = os.environ.get("SSELOAD_DIR")
+        candidates = [Path(env)] if env else []
+        candidates.append(ROOT.parent / "shared" / "tools" / "sseload")
+        for folder in candidates:
+            if (folder / "sseload.c").exists() and not (folder / "sseload").exists():
+                subprocess.run(["make", "-C", str(folder)], check=False, capture_output=True)
+            if (folder / "sseload").exists() and (folder / "ssepub").exists():
+                return folder
+        return None
+
+    def subscribers(
+        self, url: str, n: int, duration: float, ready: Path, out: Path
+    ) -> subprocess.Popen[bytes]:
+        if self.c_dir:
+            cmd = [
+                str(self.c_dir / "sseload"), "-c", str(n), "-n", "1000000000",
+                "-d", str(duration), "-T", "120", "-F", str(ready), "-j", str(out), url,
+            ]  # fmt: skip
+            return subprocess.Popen(pinned(1, cmd), stdout=subprocess.DEVNULL)
+        cmd = [
+            PY, str(ROOT / "benchmarks" / "loadgen.py"), "subscribe", url, "-c", str(n),
+            "-d", str(duration), "--ready", str(ready), "--latency",
+        ]  # fmt: skip
+        return subprocess.Popen(pinned(1, cmd), stdout=out.open("wb"))
+
+    def publisher(
+        self, url: str, count: int, rate: float, form_topic: str | None
+    ) -> subprocess.Popen[bytes]:
+        if self.c_dir:
+            cmd = [
+                str(self.c_dir / "ssepub"), "-n", str(count), "-r", str(rate), "-k", "4",
+                "-s", "100",
+            ]  # fmt: skip
+            if form_topic:
+                cmd += [
+                    "-b", f"topic={form_topic}&data={{ts}}+{{seq}}+{{pad}}",
+                    "-H", "Content-Type: application/x-www-form-urlencoded",
+                ]  # fmt: skip
+            cmd.append(url)
+        else:
+            cmd = [
+                PY, str(ROOT / "benchmarks" / "loadgen.py"), "publish", url, "-n", str(count),
+                "-r", str(rate), "-k", "4", "-s", "100",
+            ]  # fmt: skip
+            if form_topic:
+                cmd += ["--form-topic", form_topic]
+        return subprocess.Popen(pinned(1, cmd), stdout=subprocess.DEVNULL)
+
+
+def load_run(
+    tools: Tools,
+    target: Target,
+    port: int,
+    subs: int,
+    duration: float,
+    count: int,
+    rate: float,
+) -> dict[str, Any]:
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
+        load = tools.subscribers(base + target.sub_path, subs, duration, ready, out)
+        deadline = time.monotonic() + 150
+        while not ready.exists():
+            if load.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"subscribers did not get ready ({target.name}, {subs})")
+            time.sleep(0.05)
+        pub = tools.publisher(base + target.pub_path, count, rate, target.form_topic)
+        load.wait(duration + 120)
+        if pub.poll() is None:
+            pub.terminate()
+        pub.wait(10)
+        text = out.read_text().strip().splitlines()[-1]
+        return dict(json.loads(text))
+
+
+def idle_rss(target: Target, tools: Tools, subs: int) -> float:
+    port = free_port()
+    t = targets(port)[target.name]
+    with server(t, port) as proc, tempfile.TemporaryDirectory() as tmp:
+        time.sleep(1.0)
+        before = rss_kb(proc.pid)
+        ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
+        load = tools.subscribers(f"http://127.0.0.1:{port}{t.sub_path}", subs, 6, ready, out)
+        while not ready.exists():
+            if load.poll() is not None:
+                raise RuntimeError("idle subscribers did not get ready")
+            time.sleep(0.05)
+        time.sleep(2.0)
+        after = rss_kb(proc.pid)
+        load.wait(60)
+    return (after - before) / subs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--servers", default="ssehub,sse-starlette")
+    parser.add_argument("--subs", default="1000,10000", help="subscriber counts to saturate")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--tools", choices=("auto", "c", "python"), default="auto")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-rss", action="store_true")
+    args = parser.parse_args()
+    tools = Tools(args.tools)
+    names = args.servers.split(",")
+    counts = [int(n) for n in args.subs.split(",")]
+    results: dict[str, dict[str, Any]] = {}
+    print(f"load tool: {tools.name}; cores: {os.cpu_count()}", flush=True)
+    for name in names:
+        res: dict[str, Any] = results.setdefault(name, {})
+        for subs in counts:
+            port = free_port()
+            target = targets(port)[name]
+            with server(target, port):
+                r = load_run(tools, target, port, subs, args.duration, 10_000_000, 0)
+            res[f"saturation_{subs}"] = r
+            print(f"{name}: {subs} subs, delivered {r['events_per_s_active']:,.0f} events/s",
+                  flush=True)  # fmt: skip
+        if not args.skip_latency:
+            port = free_port()
+            target = targets(port)[name]
+            with server(target, port):
+                r = load_run(
+                    tools, target, port, 10_000, args.duration, int(args.duration * 10), 10
+                )
+            res["latency_10000x10"] = r
+            print(f"{name}: latency p50 {r['lat_ms_p50']:.1f} ms, p99 {r['lat_ms_p99']:.1f} ms",
+                  flush=True)  # fmt: skip
+        if not args.skip_rss:
+            res["idle_kb_per_sub"] = idle_rss(targets(0)[name], tools, 10_000)
+            print(f"{name}: {res['idle_kb_per_sub']:.2f} KB RSS per idle subscriber", flush=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_dir = ROOT / "benchmarks" / "results"
+    out_dir.mkdir(exist_ok=True)
+    path = out_dir / f"fanout-{stamp}.json"
+    path.write_text(json.dumps({"tool": tools.name, "results": results}, indent=2))
+    print(f"\nload tool: {tools.name} — raw results in {path.relative_to(ROOT)}\n")
+    header = ["server", *[f"{n:,} subs (events/s)" for n in counts]]
+    if not args.skip_latency:
+        header += ["p50 / p99 ms (10k subs, 10 events/s)"]
+    if not args.skip_rss:
+        header += ["KB per idle sub"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for name, res in results.items():
+        row = [name] + [f"{res[f'saturation_{n}']['events_per_s_active']:,.0f}" for n in counts]
+        if "latency_10000x10" in res:
+            lat = res["latency_10000x10"]
+            row.append(f"{lat['lat_ms_p50']:.1f} / {lat['lat_ms_p99']:.1f}")
+        if "idle_kb_per_sub" in res:
+            row.append(f"{res['idle_kb_per_sub']:.2f}")
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
