@@ -69,6 +69,25 @@ def targets(port: int) -> dict[str, Target]:
             "/pub/t1",
             None,
         ),
+        "nchan": Target(
+            "nchan",
+            ["nginx", "-c", "@CONF@", "-p", "@PREFIX@"],
+            "/sub/t1",
+            "/pub/t1",
+            None,
+        ),
+        "ssehub-asgi": Target(
+            "ssehub-asgi",
+            [
+                PY, "-m", "uvicorn", "benchmarks.peers.ssehub_asgi:app",
+                "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
+                "--http", "httptools", "--no-access-log", "--backlog", "4096",
+                "--log-level", "warning",
+            ],
+            "/.well-known/mercure?topic=t1",
+            "/.well-known/mercure",
+            "t1",
+        ),
     }  # fmt: skip
 
 
@@ -92,16 +111,34 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
 
 
 def rss_kb(pid: int) -> int:
+    """RSS of a process and its children (nginx serves from a worker)."""
+    total = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+            total += int(line.split()[1])
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += rss_kb(int(child))
+    return total
 
 
 @contextlib.contextmanager
 def server(target: Target, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    command = target.command
+    with tempfile.TemporaryDirectory() as prefix:
+        if target.name == "nchan":  # write its config with our port
+            template = (ROOT / "benchmarks" / "peers" / "nchan.conf.in").read_text()
+            conf = Path(prefix) / "nchan.conf"
+            conf.write_text(template.replace("@PORT@", str(port)).replace("@PREFIX@", prefix))
+            command = [c.replace("@CONF@", str(conf)).replace("@PREFIX@", prefix) for c in command]
+        with _running(command, port) as proc:
+            yield proc
+
+
+@contextlib.contextmanager
+def _running(command: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
-        pinned(0, target.command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        pinned(0, command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
         wait_port(port)
@@ -222,7 +259,11 @@ def idle_rss(target: Target, tools: Tools, subs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--servers", default="ssehub,sse-starlette")
+    parser.add_argument(
+        "--servers",
+        default="ssehub,sse-starlette",
+        help="comma-separated: ssehub, sse-starlette, ssehub-asgi, nchan (needs nginx)",
+    )
     parser.add_argument("--subs", default="1000,10000", help="subscriber counts to saturate")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--tools", choices=("auto", "c", "python"), default="auto")
