@@ -113,6 +113,8 @@ def _serve(args: argparse.Namespace) -> int:
     if not args.grace >= 0:
         raise ValueError(f"--grace must be >= 0, not {args.grace}")
 
+    _raise_open_files_limit()
+
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -136,3 +138,19 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         uvloop.run(run())
     return 0
+
+
+def _raise_open_files_limit() -> None:
+    """Each subscriber is a socket: let the hub use every file descriptor the
+    system allows it (the soft limit is often 1024, the hard one far higher)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
