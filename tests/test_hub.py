@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from ssehub.backends import DuplicateEventIdError, HistoryLimits, MemoryBackend
+from ssehub.backends import DuplicateEventIdError, HistoryLimits, MemoryBackend, Record
 from ssehub.hub import (
     GAP_EVENT,
     EventSubscription,
@@ -328,3 +328,31 @@ def test_config_is_validated() -> None:
         HubConfig(heartbeat=0)
     with pytest.raises(ValueError, match="max_buffer_events"):
         HubConfig(max_buffer_events=0)
+
+
+class AckLatencyBackend(MemoryBackend):
+    """A memory backend whose acknowledgement takes a while after the event is
+    stored, like a durable backend waiting on a commit."""
+
+    async def append(self, record: Record) -> None:
+        await super().append(record)
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+
+def test_no_duplicate_when_a_stored_publish_is_fanned_out_after_the_replay() -> None:
+    async def main() -> None:
+        async with Hub(backend=AckLatencyBackend()) as hub:
+            first = await hub.publish("t", "0")
+            publishing = asyncio.ensure_future(hub.publish("t", "1"))
+            await asyncio.sleep(0)  # "1" is stored, not yet fanned out
+            sub = hub.subscribe("t", last_event_id=first)
+            resume = await sub.open()
+            assert resume.replayed == 1  # "1" came from history
+            second = await publishing
+            third = await hub.publish("t", "2")
+            events = await take(sub, 2)
+            assert [e.id for e in events] == [second, third]  # "1" once, then "2"
+            sub.close()
+
+    asyncio.run(main())

@@ -116,6 +116,11 @@ class Hub:
         self._dirty: list[_Group] = []
         self._flush_handle: asyncio.Handle | None = None
         self._doomed: list[tuple[Subscription, CloseReason]] = []
+        # Publishes between "stored" and "fanned out" (a durable backend's
+        # append suspends), and subscriptions waiting for them to finish.
+        self._ticket = 0
+        self._inflight: set[int] = set()
+        self._settle_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._published = 0
         self._delivered = 0
         self._delivered_bytes = 0
@@ -221,9 +226,17 @@ class Hub:
             raise ValueError("event id 'earliest' is reserved (it asks for all history)")
         ev = Event(data, event, id, retry)
         record = Record(topic_tuple, ev, self._clock.time(), encode_event(ev))
-        await self.backend.append(record)
-        self._published += 1
-        self._fanout(record)
+        self._ticket += 1
+        ticket = self._ticket
+        self._inflight.add(ticket)
+        try:
+            await self.backend.append(record)
+            self._published += 1
+            self._fanout(record)
+        finally:
+            self._inflight.discard(ticket)
+            if self._settle_waiters:
+                self._wake_settled()
         return id
 
     def publish_threadsafe(
@@ -339,6 +352,10 @@ class Hub:
                 history = await self.backend.history(topics, after)
                 records, gap = history.records, not history.found
             newest = await self.backend.last_id()
+            # A publish stored before the history read may not be fanned out
+            # yet: stay in holding mode until it is, so its live copy lands
+            # in the held list, where the replay's copy cancels it.
+            await self._settled()
         except BaseException:
             sub.close()
             raise
@@ -357,6 +374,27 @@ class Hub:
         if self._doomed:
             self._reap()
         return resume
+
+    async def _settled(self) -> None:
+        """Wait until every publish started so far has been fanned out (or
+        failed). Later publishes are not waited for, so this cannot starve."""
+        if not self._inflight:
+            return
+        assert self._loop is not None
+        future = self._loop.create_future()
+        self._settle_waiters.append((self._ticket, future))
+        await future
+
+    def _wake_settled(self) -> None:
+        oldest = min(self._inflight, default=None)
+        waiting = []
+        for ticket, future in self._settle_waiters:
+            if oldest is None or oldest > ticket:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((ticket, future))
+        self._settle_waiters = waiting
 
     def _gap_record(self, last_event_id: str | None) -> Record:
         ev = Event(json.dumps({"lastEventID": last_event_id}), GAP_EVENT)
