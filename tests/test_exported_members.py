@@ -17,6 +17,7 @@ PUBLIC = [
     "ssehub.server",
     "ssehub.testing",
     "ssehub.cli",
+    "ssehub.client",
 ]
 
 
@@ -45,7 +46,8 @@ ALLOWED = {
     "backends": {"protocol"},
     "hub": {"backends", "protocol"},
     "server": {"hub", "backends", "protocol"},
-    "cli": {"server", "hub", "backends", "protocol"},
+    "cli": {"server", "hub", "backends", "protocol", "client"},
+    "client": {"protocol"},
     "testing": {"hub", "backends", "protocol"},
 }
 

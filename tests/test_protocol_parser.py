@@ -225,3 +225,11 @@ def test_any_bytes_with_a_limit_raise_only_protocol_errors(chunks: list[bytes]) 
             parser.feed(chunk)
     except ProtocolError:
         pass
+
+
+def test_last_event_id_carries_over_a_reconnection() -> None:
+    parser = EventStreamParser(last_event_id="41")
+    assert parser.last_event_id == "41"
+    assert parser.feed(b"data: no id here\n\n") == [Event("no id here", id="41")]
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        EventStreamParser(last_event_id="a\nb")

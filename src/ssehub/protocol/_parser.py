@@ -31,7 +31,9 @@ class EventStreamParser:
 
     `max_line_bytes` bounds memory: a line longer than that (a peer that never
     sends a newline) raises `RemoteProtocolError` instead of growing without
-    end. `None` means no bound.
+    end. `None` means no bound. `last_event_id` continues a stream after a
+    reconnection: the last event ID persists across connections, as in a
+    browser's `EventSource`.
     """
 
     __slots__ = (
@@ -48,9 +50,11 @@ class EventStreamParser:
         "retry",
     )
 
-    def __init__(self, *, max_line_bytes: int | None = None) -> None:
+    def __init__(self, *, max_line_bytes: int | None = None, last_event_id: str = "") -> None:
         if max_line_bytes is not None and max_line_bytes < 1:
             raise ValueError(f"max_line_bytes must be positive or None, not {max_line_bytes}")
+        if "\0" in last_event_id or "\r" in last_event_id or "\n" in last_event_id:
+            raise ValueError(f"last_event_id must not contain CR, LF or NUL: {last_event_id!r}")
         self.max_line_bytes = max_line_bytes
         self.retry: int | None = None
         self._buf = bytearray()
@@ -59,8 +63,8 @@ class EventStreamParser:
         self._closed = False
         self._data: list[str] = []
         self._type = ""
-        self._id_buffer = ""
-        self._last_id = ""
+        self._id_buffer = last_event_id
+        self._last_id = last_event_id
         self._event_retry: int | None = None
 
     @property

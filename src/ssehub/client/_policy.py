@@ -1,0 +1,119 @@
+"""The reconnect policy, sans-IO: what both twins (`EventSource`,
+`AsyncEventSource`) decide the same way, with no I/O and no clock."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ssehub.protocol import EventStreamParser
+
+from ._errors import SSEConnectionError, SSEResponseError
+
+__all__ = ("Reconnect", "RetryPolicy")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When to reconnect, and when to give up.
+
+    - `retry`: seconds to wait before reconnecting when the server has not
+      set a reconnection time with `retry:` (browsers use about 3 s);
+    - after the first failure in a row the wait doubles per failure up to
+      `max_delay`, less a random fraction up to `jitter` (so a crowd of
+      clients does not come back in step);
+    - `max_retries`: failed attempts in a row before `SSEConnectionError`
+      (`None`: retry forever). A successful connection resets the count;
+    - `idle_timeout`: seconds without a single byte (not even a heartbeat)
+      after which the stream counts as dead and is reconnected (`None`:
+      wait forever). The default is three 15-second heartbeats.
+    """
+
+    retry: float = 3.0
+    max_delay: float = 60.0
+    max_retries: int | None = 10
+    jitter: float = 0.5
+    idle_timeout: float | None = 45.0
+
+    def __post_init__(self) -> None:
+        if not self.retry >= 0:
+            raise ValueError(f"retry must be >= 0 seconds, not {self.retry!r}")
+        if not self.max_delay >= self.retry:
+            raise ValueError(f"max_delay must be >= retry, not {self.max_delay!r}")
+        if self.max_retries is not None and self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0 or None, not {self.max_retries!r}")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"jitter must be within 0..1, not {self.jitter!r}")
+        if self.idle_timeout is not None and not self.idle_timeout > 0:
+            raise ValueError(f"idle_timeout must be > 0 or None, not {self.idle_timeout!r}")
+
+
+class Reconnect:
+    """The state of one event source across its connections: the last event
+    ID, the server's reconnection time, the failures in a row."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        last_event_id: str | None = None,
+        max_line_bytes: int | None = None,
+        random: Callable[[], float] = random.random,
+    ) -> None:
+        self.policy = policy
+        self.last_event_id = last_event_id or ""
+        self.retry_ms: int | None = None
+        self.failures = 0
+        self.max_line_bytes = max_line_bytes
+        self._random = random
+
+    def headers(self) -> dict[str, str]:
+        """Headers every (re)connection sends."""
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if self.last_event_id:
+            headers["Last-Event-ID"] = self.last_event_id
+        return headers
+
+    def refusal(self, status_code: int, headers: Mapping[str, str]) -> str | None:
+        """Why a response is not a stream to read (fatal), or None."""
+        if status_code == 204:
+            return "the server asked the client to stop reconnecting (204 No Content)"
+        if status_code != 200:
+            return "the server did not answer 200"
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "text/event-stream":
+            return f"the content type is {ctype or 'missing'!r}, not 'text/event-stream'"
+        return None
+
+    def refuse(self, status_code: int, headers: Mapping[str, str], body: bytes, why: str) -> None:
+        raise SSEResponseError(status_code, headers, body, why)
+
+    def opened(self) -> EventStreamParser:
+        """A 200 event stream: reset the failures, start a parser that
+        continues the last event ID."""
+        self.failures = 0
+        return EventStreamParser(
+            max_line_bytes=self.max_line_bytes, last_event_id=self.last_event_id
+        )
+
+    def progressed(self, parser: EventStreamParser) -> None:
+        """Remember what the parser learned (after the events were taken)."""
+        self.last_event_id = parser.last_event_id
+        if parser.retry is not None:
+            self.retry_ms = parser.retry
+
+    def delay(self, error: BaseException | None) -> float:
+        """Seconds to wait before reconnecting after a stream ended (`error`
+        None: the server closed it) or an attempt failed. Raises
+        `SSEConnectionError` when the failures in a row pass `max_retries`."""
+        if error is not None:
+            self.failures += 1
+            limit = self.policy.max_retries
+            if limit is not None and self.failures > limit:
+                raise SSEConnectionError(self.failures, error) from error
+        base = self.retry_ms / 1000 if self.retry_ms is not None else self.policy.retry
+        if self.failures <= 1:
+            return base
+        backoff = min(self.policy.max_delay, base * 2.0 ** (self.failures - 1))
+        return backoff * (1 - self.policy.jitter * self._random())

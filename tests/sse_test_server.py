@@ -1,0 +1,198 @@
+"""A plain standard-library SSE server with scripted misbehaviour, for the
+client tests. Runs on 127.0.0.1, a free port, in a thread of its own.
+
+Paths (each connection reads `Last-Event-ID` and the query):
+- /counter?total=N     events after Last-Event-ID up to N, `retry: 20`, then
+                        close; once N was sent, 204 (stop)
+- /drop?total=N        like /counter but one event per connection, followed
+                        by half an event, then the connection drops
+- /crlf                 CRLF line ends split across writes, then 204 next time
+- /status/CODE          that status with a short body
+- /wrongtype            200 text/html
+- /stall                one event, then silence (until the client gives up),
+                        then on reconnect one more event and 204 after
+- /garbage              random bytes and close, then 204
+- /longline             10 MB without a line end
+- /echo                 one event whose data is the request (method, body,
+                        cookie), then 204 next time
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import parse_qs, urlsplit
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: SSETestServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        url = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        last = self.headers.get("Last-Event-ID")
+        with self.server.lock:
+            self.server.requests.append((url.path, last, dict(self.headers)))
+            visit = self.server.visits[url.path] = self.server.visits.get(url.path, 0) + 1
+        name = url.path.strip("/").split("/")[0]
+        getattr(self, f"_{name}")(query, last, visit, url.path)
+
+    # -- helpers --------------------------------------------------------------
+
+    def _stream_head(self, content_type: str = "text/event-stream") -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+    def _write(self, data: bytes) -> None:
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def _plain(self, status: int, body: bytes = b"") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        if body:
+            self.wfile.write(body)
+
+    # -- scripted paths -----------------------------------------------------------
+
+    def _counter(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        total = int(query.get("total", "5"))
+        start = int(last) if last else 0
+        if start >= total:
+            self._plain(204)
+            return
+        self._stream_head()
+        self._write(b"retry: 20\n\n")
+        for i in range(start + 1, total + 1):
+            self._write(f"id: {i}\ndata: event {i}\n\n".encode())
+
+    def _drop(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        total = int(query.get("total", "3"))
+        start = int(last) if last else 0
+        if start >= total:
+            self._plain(204)
+            return
+        self._stream_head()
+        n = start + 1
+        self._write(f"retry: 20\nid: {n}\ndata: event {n}\n\nid: {n + 1}\ndata: half".encode())
+        # and the connection drops mid-event
+
+    def _crlf(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        if visit > 1:
+            self._plain(204)
+            return
+        self._stream_head()
+        for piece in (b"retry: 20\r\nid: a\r\ndata: one\r", b"\ndata: two\r", b"\n\r", b"\n"):
+            self._write(piece)
+            time.sleep(0.02)
+
+    def _status(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        self._plain(int(path.rsplit("/", 1)[1]), b"something went wrong here\n")
+
+    def _wrongtype(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        body = b"<html>not a stream</html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _stall(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        if visit > 2:
+            self._plain(204)
+            return
+        self._stream_head()
+        self._write(f"retry: 20\nid: s{visit}\ndata: before silence {visit}\n\n".encode())
+        if visit == 1:
+            self.server.stop.wait(10)  # silent, but open
+
+    def _garbage(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        if visit > 1:
+            self._plain(204)
+            return
+        self._stream_head()
+        self._write(b"retry: 20\n" + os.urandom(64 * 1024) + b"\n\ndata: after garbage\n\n")
+
+    def _longline(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        self._stream_head()
+        chunk = b"x" * 65536
+        try:
+            self._write(b"data: ")
+            for _ in range(160):  # 10 MB
+                self._write(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _echo(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        if visit > 1:
+            self._plain(204)
+            return
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length).decode()
+        self._stream_head()
+        data = {
+            "method": self.command,
+            "body": body,
+            "cookie": self.headers.get("Cookie"),
+            "x-test": self.headers.get("X-Test"),
+            "accept": self.headers.get("Accept"),
+        }
+        self._write(f"retry: 20\ndata: {json.dumps(data)}\n\n".encode())
+
+
+class SSETestServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.requests: list[tuple[str, str | None, dict[str, str]]] = []
+        self.visits: dict[str, int] = {}
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.02,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def last_event_ids(self, path: str) -> list[str | None]:
+        with self.lock:
+            return [last for p, last, _ in self.requests if p == path]
+
+    def __enter__(self) -> SSETestServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop.set()
+        self.shutdown()
+        self.server_close()
+        self._thread.join(10)

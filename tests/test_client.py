@@ -1,0 +1,285 @@
+"""The client twins against real servers: a scripted stdlib server that
+misbehaves, ssehub's own hub, and sse-starlette under uvicorn. Every
+scenario runs for both `EventSource` and `AsyncEventSource`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ssehub import BackgroundHub
+from ssehub.client import (
+    AsyncEventSource,
+    EventSource,
+    RetryPolicy,
+    SSEConnectionError,
+    SSEResponseError,
+)
+from ssehub.client._policy import Reconnect
+from ssehub.protocol import Event, RemoteProtocolError
+
+from .helpers import free_port
+from .sse_test_server import SSETestServer
+
+KINDS = ["sync", "async"]
+
+
+def collect(
+    kind: str, url: str, limit: int | None = None, **kwargs: Any
+) -> tuple[list[Event], BaseException | None]:
+    """Read events until `limit`, or until the source raises."""
+    kwargs.setdefault("retry", 0.02)
+    events: list[Event] = []
+    try:
+        if kind == "sync":
+            with EventSource(url, **kwargs) as source:
+                for event in source:
+                    events.append(event)
+                    if limit is not None and len(events) >= limit:
+                        break
+        else:
+
+            async def main() -> None:
+                async with AsyncEventSource(url, **kwargs) as source:
+                    async for event in source:
+                        events.append(event)
+                        if limit is not None and len(events) >= limit:
+                            break
+
+            asyncio.run(main())
+    except Exception as error:
+        return events, error
+    return events, None
+
+
+@pytest.fixture
+def server() -> Iterator[SSETestServer]:
+    with SSETestServer() as srv:
+        yield srv
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_reads_a_stream_then_reconnects_with_last_event_id(
+    kind: str, server: SSETestServer
+) -> None:
+    events, error = collect(kind, f"{server.url}/counter?total=5")
+    assert [(e.id, e.data) for e in events] == [(str(i), f"event {i}") for i in range(1, 6)]
+    assert isinstance(error, SSEResponseError)
+    assert error.status_code == 204  # the server said stop
+    assert server.last_event_ids("/counter") == [None, "5"]
+    headers = server.requests[0][2]
+    assert headers["Accept"] == "text/event-stream"
+    assert headers["Cache-Control"] == "no-cache"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_dropped_mid_event_discards_the_half_and_resumes(kind: str, server: SSETestServer) -> None:
+    events, error = collect(kind, f"{server.url}/drop?total=3")
+    assert [e.data for e in events] == ["event 1", "event 2", "event 3"]
+    assert server.last_event_ids("/drop") == [None, "1", "2", "3"]
+    assert isinstance(error, SSEResponseError)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_crlf_split_across_writes(kind: str, server: SSETestServer) -> None:
+    events, error = collect(kind, f"{server.url}/crlf")
+    assert events == [Event("one\ntwo", id="a", retry=20)]
+    assert isinstance(error, SSEResponseError)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("status", [500, 404, 204, 301])
+def test_non_200_is_fatal_with_status_headers_and_body(
+    kind: str, status: int, server: SSETestServer
+) -> None:
+    events, error = collect(kind, f"{server.url}/status/{status}")
+    assert events == []
+    assert isinstance(error, SSEResponseError)
+    assert error.status_code == status
+    assert error.headers["content-type"] == "text/plain"
+    if status != 204:
+        assert error.body == b"something went wrong here\n"
+        assert "something went wrong" in str(error)
+    assert server.visits["/status/" + str(status)] == 1  # no reconnect
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_wrong_content_type_is_fatal(kind: str, server: SSETestServer) -> None:
+    events, error = collect(kind, f"{server.url}/wrongtype")
+    assert events == []
+    assert isinstance(error, SSEResponseError)
+    assert "'text/html'" in str(error)
+    assert error.body == b"<html>not a stream</html>"
+    assert server.visits["/wrongtype"] == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_silent_stream_is_reconnected_after_idle_timeout(kind: str, server: SSETestServer) -> None:
+    events, error = collect(kind, f"{server.url}/stall", idle_timeout=0.3)
+    assert [e.data for e in events] == ["before silence 1", "before silence 2"]
+    assert server.last_event_ids("/stall") == [None, "s1", "s2"]
+    assert isinstance(error, SSEResponseError)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_garbage_bytes_never_crash(kind: str, server: SSETestServer) -> None:
+    events, error = collect(kind, f"{server.url}/garbage")
+    assert events[-1].data == "after garbage"
+    assert isinstance(error, SSEResponseError)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_endless_line_is_bounded_by_max_line_bytes(kind: str, server: SSETestServer) -> None:
+    events, error = collect(kind, f"{server.url}/longline", max_line_bytes=1024 * 1024)
+    assert events == []
+    assert isinstance(error, RemoteProtocolError)
+    assert "max_line_bytes=1048576" in str(error)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_any_method_body_headers_and_cookies(kind: str, server: SSETestServer) -> None:
+    events, _ = collect(
+        kind,
+        f"{server.url}/echo",
+        method="POST",
+        json={"prompt": "hi"},
+        headers={"X-Test": "yes"},
+        cookies={"session": "abc"},
+    )
+    seen = json.loads(events[0].data)
+    assert seen == {
+        "method": "POST",
+        "body": '{"prompt":"hi"}',
+        "cookie": "session=abc",
+        "x-test": "yes",
+        "accept": "text/event-stream",
+    }
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gives_up_after_max_retries(kind: str) -> None:
+    port = free_port()  # nothing listens there
+    events, error = collect(kind, f"http://127.0.0.1:{port}/", retry=0.01, max_retries=2)
+    assert events == []
+    assert isinstance(error, SSEConnectionError)
+    assert error.attempts == 3
+    assert "ConnectError" in str(error)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_against_ssehub_resume_and_break_closes(kind: str) -> None:
+    with BackgroundHub(port=0) as hub:
+        ids = [hub.publish("t", f"n{i}") for i in range(3)]
+        url = f"{hub.url}/.well-known/mercure?topic=t"
+        events, error = collect(kind, url, limit=3, last_event_id="earliest")
+        assert error is None
+        assert [e.id for e in events] == ids
+        deadline = time.monotonic() + 5
+        while hub.statistics().subscribers and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert hub.statistics().subscribers == 0  # leaving the loop closed it
+        more = hub.publish("t", "n3")
+        events, _ = collect(kind, url, limit=1, last_event_id=ids[-1])
+        assert [e.id for e in events] == [more]
+
+
+def _uvicorn_app() -> Any:
+    from sse_starlette.sse import EventSourceResponse
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def numbers(request: Request) -> Any:
+        last = int(request.headers.get("last-event-id", "0"))
+        if last >= 4:
+            return Response(status_code=204)
+
+        async def gen() -> Any:
+            for i in range(last + 1, min(last + 2, 4) + 1):
+                yield {"id": str(i), "event": "number", "data": f"line one\nline {i}", "retry": 20}
+
+        return EventSourceResponse(gen())
+
+    return Starlette(routes=[Route("/numbers", numbers)])
+
+
+@pytest.fixture
+def starlette_url() -> Iterator[str]:
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(_uvicorn_app(), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_against_sse_starlette(kind: str, starlette_url: str) -> None:
+    events, error = collect(kind, f"{starlette_url}/numbers")
+    assert [(e.event, e.id, e.data) for e in events] == [
+        ("number", str(i), f"line one\nline {i}") for i in range(1, 5)
+    ]
+    assert isinstance(error, SSEResponseError)
+    assert error.status_code == 204
+
+
+# -- the sans-IO policy --------------------------------------------------------------
+
+
+def test_policy_waits_retry_then_backs_off_with_cap_and_jitter() -> None:
+    r = Reconnect(
+        RetryPolicy(retry=1.0, max_delay=5.0, max_retries=None, jitter=0.5), random=lambda: 1.0
+    )
+    assert r.delay(None) == 1.0  # a stream that ended: the reconnection time
+    failure = OSError("refused")
+    assert r.delay(failure) == 1.0  # first failure in a row
+    assert r.delay(failure) == 2.0 * 0.5  # doubled, jitter takes up to half
+    assert r.delay(failure) == 4.0 * 0.5
+    assert r.delay(failure) == 5.0 * 0.5  # capped
+    r.opened()
+    assert r.failures == 0
+    assert r.delay(None) == 1.0
+
+
+def test_policy_uses_the_server_retry_and_gives_up() -> None:
+    r = Reconnect(RetryPolicy(retry=3.0, max_retries=1, jitter=0.0))
+    parser = r.opened()
+    parser.feed(b"retry: 250\nid: 9\ndata: x\n\n")
+    r.progressed(parser)
+    assert (r.retry_ms, r.last_event_id) == (250, "9")
+    assert r.headers()["Last-Event-ID"] == "9"
+    assert r.delay(OSError()) == 0.25
+    with pytest.raises(SSEConnectionError, match="gave up after 2 failed attempts"):
+        r.delay(OSError("again"))
+
+
+def test_policy_refusals() -> None:
+    r = Reconnect(RetryPolicy())
+    ok = {"content-type": "text/event-stream; charset=utf-8"}
+    assert r.refusal(200, ok) is None
+    assert "204" in (r.refusal(204, ok) or "")
+    assert r.refusal(201, ok) == "the server did not answer 200"
+    assert "'application/json'" in (r.refusal(200, {"content-type": "application/json"}) or "")
+    assert "'missing'" in (r.refusal(200, {}) or "")
+
+
+def test_policy_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="jitter"):
+        RetryPolicy(jitter=2)
+    with pytest.raises(ValueError, match="idle_timeout"):
+        RetryPolicy(idle_timeout=0)
