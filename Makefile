@@ -32,6 +32,7 @@ check: $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/fanout.py
+	$(BIN)/python benchmarks/parse.py
 
 clean:
 	rm -rf $(VENV) test-artifacts .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 
+from ssehub import BackgroundHub
 from ssehub.protocol import Event, EventStreamParser
 
 from .helpers import free_port
@@ -126,3 +128,100 @@ def test_port_in_use_exits_2() -> None:
         code, _, err = finish(spawn("serve", "--port", str(port)))
     assert code == 2
     assert "address already in use" in err
+
+
+def run_cli(
+    *args: str, stdin: str | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ssehub", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_listen_prints_events_in_each_format() -> None:
+    with BackgroundHub(port=0) as hub:
+        first = hub.publish("news", "hello\nworld", event="greeting")
+        second = hub.publish("news", "second")
+        common = [
+            "--hub",
+            hub.url,
+            "--topic",
+            "news",
+            "--last-event-id",
+            "earliest",
+            "--count",
+            "2",
+        ]
+        as_json = run_cli("listen", *common, "--format", "json")
+        assert as_json.returncode == 0, as_json.stderr
+        assert [json.loads(line) for line in as_json.stdout.splitlines()] == [
+            {"event": "greeting", "data": "hello\nworld", "id": first, "retry": None},
+            {"event": "message", "data": "second", "id": second, "retry": None},
+        ]
+        as_text = run_cli("listen", *common)
+        assert as_text.stdout == "hello\nworld\nsecond\n"
+        raw = run_cli("listen", f"{hub.url}/.well-known/mercure?topic=news", "--count", "1",
+                      "--last-event-id", first, "--format", "raw")  # fmt: skip
+        assert raw.stdout == f"id: {second}\ndata: second\n\n"
+
+
+def test_listen_exit_codes() -> None:
+    with BackgroundHub(port=0) as hub:
+        missing = run_cli("listen", f"{hub.url}/nope")
+        assert missing.returncode == 1
+        assert "status 404" in missing.stderr
+        assert "not found: /nope" in missing.stderr
+        usage = run_cli("listen", "--hub", hub.url)
+        assert usage.returncode == 2
+        assert "--hub needs at least one --topic" in usage.stderr
+    gone = run_cli("listen", f"http://127.0.0.1:{free_port()}/", "--max-retries", "0")
+    assert gone.returncode == 1
+    assert "gave up after 1 failed attempts" in gone.stderr
+
+
+def test_pipe_to_a_running_hub() -> None:
+    with BackgroundHub(port=0, anonymous_publish=True) as hub:
+        done = run_cli("pipe", "logs", "--hub", hub.url, stdin="first line\r\nsecond line\n\nlast")
+        assert done.returncode == 0, done.stderr
+        listen = run_cli("listen", "--hub", hub.url, "--topic", "logs",
+                         "--last-event-id", "earliest", "--count", "4", "--format", "json")  # fmt: skip
+        assert [json.loads(x)["data"] for x in listen.stdout.splitlines()] == [
+            "first line",
+            "second line",
+            "",
+            "last",
+        ]
+    with BackgroundHub(port=0) as closed:
+        refused = run_cli("pipe", "logs", "--hub", closed.url, stdin="x\n")
+        assert refused.returncode == 1
+        assert "403 publishing over HTTP is disabled" in refused.stderr
+
+
+def test_pipe_serve_delivers_everything_read_then_stops() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ssehub", "pipe", "build", "--serve", "--port", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None
+    sock = connect(port, b"GET /.well-known/mercure?topic=build HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    lines = [f"step {i}" for i in range(50)]
+    _, err = proc.communicate("\n".join(lines) + "\n", timeout=30)
+    assert proc.returncode == 0, err
+    assert f"http://127.0.0.1:{port}/?topic=build" in err
+    parser = EventStreamParser()
+    events = parser.feed(head.partition(b"\r\n\r\n")[2])
+    while chunk := sock.recv(65536):  # until the hub ended the stream
+        events += parser.feed(chunk)
+    sock.close()
+    assert [e.data for e in events] == lines

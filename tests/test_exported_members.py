@@ -89,4 +89,4 @@ def test_layers_import_only_downwards(path: Path) -> None:
             for n in ast.walk(tree)
             if isinstance(n, ast.ImportFrom) and n.module and n.level == 0
         }
-        assert imported <= {"__future__", "re", "dataclasses", "typing"}, imported
+        assert imported <= {"__future__", "codecs", "re", "dataclasses", "typing"}, imported

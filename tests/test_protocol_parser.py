@@ -99,8 +99,10 @@ def test_vector_split_at_every_index(name: str, stream: bytes, expected: list[Ev
 def test_cr_split_from_lf_is_one_line_end() -> None:
     parser = EventStreamParser()
     assert parser.feed(b"data: a\r") == []
-    assert parser.feed(b"\ndata: b\r\n\r") == []
-    assert parser.feed(b"\n") == [Event("a\nb")]
+    # the CR already ended the line; a LF right after it is part of it
+    assert parser.feed(b"\ndata: b\r\n\r") == [Event("a\nb")]
+    assert parser.feed(b"\n") == []
+    assert parser.feed(b"\ndata: c\n\n") == [Event("c")]  # a second LF is a blank line
 
 
 def test_events_are_returned_as_soon_as_complete() -> None:
@@ -119,11 +121,12 @@ def test_last_event_id_and_retry_state() -> None:
     assert parser.last_event_id == "43"  # set by the blank line, without an event
 
 
-def test_trailing_cr_at_eof_still_sets_retry() -> None:
+def test_a_cr_ends_a_line_at_once() -> None:
     parser = EventStreamParser()
     assert parser.feed(b"retry: 750\r") == []
-    assert parser.close() == []
     assert parser.retry == 750
+    assert parser.feed(b"data: x\r\r") == [Event("x", retry=750)]
+    assert parser.close() == []
 
 
 def test_feed_after_close_is_an_error() -> None:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 from . import __version__
 from .backends import HistoryLimits, MemoryBackend
 from .hub import Hub, HubConfig
-from .server import BUILTIN_PAGE, BackgroundHub, HubServer, ServerConfig
+from .protocol import Event, ProtocolError, encode_event
+from .server import BUILTIN_PAGE, MERCURE_PATH, BackgroundHub, HubServer, ServerConfig
 
 __all__ = ("main",)
 
@@ -66,6 +69,53 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--grace", type=float, default=5.0, help="seconds streams get to end at shutdown"
     )
+
+    listen = commands.add_parser(
+        "listen",
+        help="print the events of an SSE stream as they arrive",
+        description="Print the events of an SSE stream as they arrive, reconnecting and "
+        "resuming as a browser does. Exit codes: 0 done (--count reached, or the server "
+        "answered 204), 1 the stream failed for good, 2 bad arguments, 130 interrupted.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    listen.add_argument("url", nargs="?", help="the stream's URL (or use --hub and --topic)")
+    listen.add_argument("--hub", help="a hub's base URL, e.g. http://127.0.0.1:8000")
+    listen.add_argument("--topic", action="append", default=[], help="with --hub; repeatable")
+    listen.add_argument(
+        "--format",
+        choices=("text", "json", "raw"),
+        default="text",
+        help="text: the data; json: one object per event; raw: the event-stream bytes",
+    )
+    listen.add_argument("--last-event-id", help="resume after this id ('earliest': all history)")
+    listen.add_argument("--count", type=int, help="exit 0 after this many events")
+    listen.add_argument(
+        "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="repeatable"
+    )
+    listen.add_argument("--max-retries", type=int, default=10, help="failed attempts in a row")
+    listen.add_argument("--retry-forever", action="store_true", help="never give up")
+    listen.add_argument(
+        "--idle-timeout", type=float, default=45.0, help="reconnect after this much silence"
+    )
+
+    pipe = commands.add_parser(
+        "pipe",
+        help="publish each line of standard input as an event",
+        description="Publish each line read from standard input as an event on TOPIC, "
+        "to a running hub (--hub) or to a hub started here with the live page (--serve): "
+        "`tail -f app.log | ssehub pipe logs --serve`. At end of input, stops once "
+        "everything read was delivered.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    pipe.add_argument("topic")
+    target = pipe.add_mutually_exclusive_group(required=True)
+    target.add_argument("--hub", help="a running hub's base URL")
+    target.add_argument("--serve", action="store_true", help="start a hub with the live page")
+    pipe.add_argument("--token", help="with --hub: sent as 'Authorization: Bearer TOKEN'")
+    pipe.add_argument("--type", default="message", help="the events' type")
+    pipe.add_argument("--host", default="127.0.0.1", help="with --serve: address to listen on")
+    pipe.add_argument("--port", type=int, default=8000, help="with --serve: port to listen on")
+    pipe.add_argument("--grace", type=float, default=5.0, help="with --serve: seconds to end")
     return parser
 
 
@@ -74,10 +124,120 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "listen":
+            return _listen(args)
+        if args.command == "pipe":
+            return _pipe(args)
         return _serve(args)
+    except KeyboardInterrupt:
+        return 130
     except (ValueError, OSError) as error:
         print(f"ssehub: error: {error}", file=sys.stderr)
         return 2
+
+
+def _hub_url(hub: str) -> str:
+    hub = hub.rstrip("/")
+    return hub if hub.endswith(MERCURE_PATH) else hub + MERCURE_PATH
+
+
+def _listen(args: argparse.Namespace) -> int:
+    from urllib.parse import urlencode
+
+    try:
+        from .client import EventSource, SSEClientError, SSEResponseError
+    except ImportError as error:
+        print(f"ssehub: error: {error}", file=sys.stderr)
+        return 2
+    if args.hub:
+        if not args.topic:
+            raise ValueError("--hub needs at least one --topic")
+        url = _hub_url(args.hub) + "?" + urlencode([("topic", t) for t in args.topic])
+    elif args.url:
+        url = args.url
+    else:
+        raise ValueError("give the stream's URL, or --hub and --topic")
+    if args.count is not None and args.count < 1:
+        raise ValueError(f"--count must be >= 1, not {args.count}")
+    headers = {}
+    for header in args.header:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"a header is 'Name: value', not {header!r}")
+        headers[name.strip()] = value.strip()
+    seen = 0
+    try:
+        with EventSource(
+            url,
+            headers=headers,
+            last_event_id=args.last_event_id,
+            max_retries=args.max_retries,
+            retry_forever=args.retry_forever,
+            idle_timeout=args.idle_timeout,
+        ) as source:
+            for event in source:
+                sys.stdout.write(_format(event, args.format))
+                sys.stdout.flush()
+                seen += 1
+                if args.count is not None and seen >= args.count:
+                    return 0
+    except SSEResponseError as error:
+        if error.status_code == 204:
+            return 0  # the server said: done
+        print(f"ssehub: {error}", file=sys.stderr)
+        return 1
+    except (SSEClientError, ProtocolError) as error:
+        print(f"ssehub: {error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (| head): nothing to say
+        return 0
+    return 0
+
+
+def _format(event: Event, style: str) -> str:
+    if style == "json":
+        fields = {"event": event.event, "data": event.data, "id": event.id, "retry": event.retry}
+        return json.dumps(fields, ensure_ascii=False) + "\n"
+    if style == "raw":
+        return encode_event(event).decode()
+    return event.data + "\n"
+
+
+def _lines(stream: TextIO) -> Iterator[str]:
+    for line in stream:
+        if line.endswith("\n"):
+            line = line[:-1]
+        yield line.removesuffix("\r")
+
+
+def _pipe(args: argparse.Namespace) -> int:
+    if args.serve:
+        with BackgroundHub(port=args.port, host=args.host, page=True, grace=args.grace) as hub:
+            print(f"ssehub pipe: open {hub.url}/?topic={args.topic}", file=sys.stderr, flush=True)
+            for line in _lines(sys.stdin):
+                hub.publish(args.topic, line, event=args.type)
+        return 0
+    try:
+        import httpx
+    except ImportError:
+        print("ssehub: error: --hub needs httpx: pip install 'ssehub[client]'", file=sys.stderr)
+        return 2
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    url = _hub_url(args.hub)
+    with httpx.Client(headers=headers, timeout=10.0) as client:
+        for line in _lines(sys.stdin):
+            form = {"topic": args.topic, "data": line, "type": args.type}
+            try:
+                response = client.post(url, data=form)
+            except httpx.HTTPError as error:
+                print(f"ssehub: cannot publish to {url}: {error}", file=sys.stderr)
+                return 1
+            if response.status_code != 200:
+                reason = response.text.strip().splitlines()[0] if response.text.strip() else ""
+                print(f"ssehub: the hub refused: {response.status_code} {reason}", file=sys.stderr)
+                return 1
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -56,6 +56,22 @@ class Event:
             )
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _parsed_event(data: str, event: str, id: str | None, retry: int | None) -> Event:
+    """An `Event` from the parser, whose fields are valid by construction
+    (they come from lines, so hold no CR or LF): skips the validation, which
+    is a third of the parser's time on small events."""
+    ev: Event = _new(Event)
+    _set(ev, "data", data)
+    _set(ev, "event", event)
+    _set(ev, "id", id)
+    _set(ev, "retry", retry)
+    return ev
+
+
 def encode_event(event: Event) -> bytes:
     """The UTF-8 bytes of one event, ending with its blank line.
 

@@ -1,31 +1,32 @@
 """`EventStreamParser`: the WHATWG event-stream parser, incremental and sans-IO.
 
 Feed it bytes as they arrive; it returns the events each chunk completes.
-It works on bytes and decodes one line at a time: CR and LF never occur
-inside a UTF-8 sequence, so splitting first and decoding second gives the
-same text as decoding the whole stream, in time linear in its size.
+Bytes are decoded incrementally (UTF-8, one leading BOM dropped, invalid
+sequences to U+FFFD, a sequence split across chunks decoded whole), then
+split into lines with `str.split`, so the work is linear in the stream's
+size however it is cut.
 """
 
 from __future__ import annotations
 
-import re
+import codecs
 
 from ._errors import RemoteProtocolError
-from ._event import Event
+from ._event import Event, _parsed_event
 
 __all__ = ("EventStreamParser",)
 
-_BOM = b"\xef\xbb\xbf"
-_LINE_END = re.compile(rb"\r\n?|\n")
+# "utf-8-sig" drops one BOM at the very start of the stream, and only there.
+_Decoder = codecs.getincrementaldecoder("utf-8-sig")
 
 
 class EventStreamParser:
     """Turns a `text/event-stream` byte stream into `Event`s.
 
     `feed(chunk)` returns the events completed by `chunk`; `close()` marks
-    EOF, returns the event a final lone CR completes (if any) and discards
-    an incomplete event, as the spec says. After the
-    stream, `last_event_id` is what a client sends as `Last-Event-ID` when it
+    EOF and discards an incomplete event, as the spec says (it returns a
+    list for symmetry; it is always empty). After the stream,
+    `last_event_id` is what a client sends as `Last-Event-ID` when it
     reconnects, and `retry` is the reconnection time the server asked for
     (milliseconds, or None).
 
@@ -37,14 +38,15 @@ class EventStreamParser:
     """
 
     __slots__ = (
-        "_bom_done",
-        "_buf",
+        "_after_cr",
         "_closed",
         "_data",
+        "_decoder",
         "_event_retry",
         "_id_buffer",
         "_last_id",
-        "_scan_from",
+        "_partial",
+        "_partial_bytes",
         "_type",
         "max_line_bytes",
         "retry",
@@ -57,9 +59,10 @@ class EventStreamParser:
             raise ValueError(f"last_event_id must not contain CR, LF or NUL: {last_event_id!r}")
         self.max_line_bytes = max_line_bytes
         self.retry: int | None = None
-        self._buf = bytearray()
-        self._scan_from = 0
-        self._bom_done = False
+        self._decoder = _Decoder(errors="replace")
+        self._partial: list[str] = []  # pieces of a line not ended yet
+        self._partial_bytes = 0
+        self._after_cr = False  # the last chunk ended in CR: skip a LF that follows
         self._closed = False
         self._data: list[str] = []
         self._type = ""
@@ -76,95 +79,90 @@ class EventStreamParser:
         """Take the next bytes of the stream; return the events they complete."""
         if self._closed:
             raise RuntimeError("EventStreamParser.feed() called after close()")
-        buf = self._buf
-        buf += chunk
-        if not self._bom_done:
-            if len(buf) < len(_BOM) and _BOM.startswith(buf):
-                return []  # could still be a BOM split across chunks
-            if buf.startswith(_BOM):
-                del buf[: len(_BOM)]
-            self._bom_done = True
+        chunk = bytes(chunk)
+        text = self._decoder.decode(chunk)
+        if self.max_line_bytes is not None:
+            self._check_line_length(chunk)
+        if not text:
+            return []
+        if self._after_cr:
+            self._after_cr = False
+            if text[0] == "\n":  # the second half of a CRLF cut between chunks
+                text = text[1:]
+        if "\r" in text:
+            if text[-1] == "\r":
+                self._after_cr = True  # a line end now; a LF next is part of it
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
+        rest = lines.pop()  # after the last line end: not a line yet
         events: list[Event] = []
-        pos = 0
-        end = len(buf)
-        search = _LINE_END.search
-        scan = self._scan_from
-        while True:
-            match = search(buf, scan)
-            if match is None:
-                self._scan_from = end - pos
-                break
-            stop = match.end()
-            if stop == end and buf[stop - 1] == 0x0D:
-                # A CR ending the chunk may be the first half of a CRLF.
-                self._scan_from = match.start() - pos
-                break
-            event = self._line(buf, pos, match.start())
-            if event is not None:
-                events.append(event)
-            pos = scan = stop
-        if pos:
-            del buf[:pos]
-        limit = self.max_line_bytes
-        if limit is not None and len(buf) > limit:
-            raise RemoteProtocolError(
-                f"event stream line longer than max_line_bytes={limit} with no line end"
-            )
+        if lines:
+            if self._partial:
+                self._partial.append(lines[0])
+                lines[0] = "".join(self._partial)
+                self._partial = []
+            self._lines(lines, events)
+        if rest:
+            self._partial.append(rest)
         return events
 
     def close(self) -> list[Event]:
-        """Mark EOF; return the event it completes, if any.
-
-        A pending line ending in a lone CR is complete (CR is a line end;
-        we only waited for a possible LF), so a stream ending in CR CR still
-        dispatches its last event. An incomplete event is discarded.
-        """
-        events: list[Event] = []
-        if not self._closed and self._buf.endswith(b"\r"):
-            event = self._line(self._buf, 0, len(self._buf) - 1)
-            if event is not None:
-                events.append(event)
-        self._buf.clear()
+        """Mark EOF: an incomplete event (or line) is discarded."""
+        self._decoder.decode(b"", True)
+        self._partial = []
         self._data = []
         self._type = ""
         self._event_retry = None
         self._closed = True
-        return events
+        return []
 
-    def _line(self, buf: bytearray, start: int, stop: int) -> Event | None:
-        if start == stop:
-            return self._dispatch()
-        line = bytes(buf[start:stop])
-        colon = line.find(b":")
-        if colon == 0:
-            return None  # comment
-        if colon < 0:
-            name, raw = line, b""
+    def _check_line_length(self, chunk: bytes) -> None:
+        end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+        if end < 0:
+            self._partial_bytes += len(chunk)
         else:
-            name = line[:colon]
-            raw = line[colon + 2 :] if line[colon + 1 : colon + 2] == b" " else line[colon + 1 :]
-        if name == b"data":
-            self._data.append(raw.decode("utf-8", "replace"))
-        elif name == b"event":
-            self._type = raw.decode("utf-8", "replace")
-        elif name == b"id":
-            if b"\0" not in raw:
-                self._id_buffer = raw.decode("utf-8", "replace")
-        elif name == b"retry" and raw.isdigit():  # bytes.isdigit(): ASCII digits only
-            self.retry = self._event_retry = int(raw)
-        return None
+            self._partial_bytes = len(chunk) - end - 1
+        limit = self.max_line_bytes
+        if limit is not None and self._partial_bytes > limit:
+            raise RemoteProtocolError(
+                f"event stream line longer than max_line_bytes={limit} with no line end"
+            )
 
-    def _dispatch(self) -> Event | None:
-        data, event_type, retry = self._data, self._type, self._event_retry
-        self._last_id = self._id_buffer  # set even when nothing is dispatched
-        self._type = ""
-        self._event_retry = None
-        if not data:
-            return None
-        self._data = []
-        return Event(
-            data="\n".join(data),
-            event=event_type or "message",
-            id=self._last_id or None,
-            retry=retry,
-        )
+    def _lines(self, lines: list[str], events: list[Event]) -> None:
+        data = self._data
+        for line in lines:
+            if not line:  # a blank line: dispatch
+                self._last_id = self._id_buffer  # even when nothing is dispatched
+                if data:
+                    events.append(
+                        _parsed_event(
+                            "\n".join(data),
+                            self._type or "message",
+                            self._last_id or None,
+                            self._event_retry,
+                        )
+                    )
+                    data = self._data = []
+                self._type = ""
+                self._event_retry = None
+                continue
+            if line.startswith("data:"):  # the common case first
+                data.append(line[6:] if line.startswith(" ", 5) else line[5:])
+                continue
+            colon = line.find(":")
+            if colon == 0:
+                continue  # a comment
+            if colon < 0:
+                name, value = line, ""
+            else:
+                name = line[:colon]
+                value = line[colon + 2 :] if line.startswith(" ", colon + 1) else line[colon + 1 :]
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                self._type = value
+            elif name == "id":
+                if "\0" not in value:
+                    self._id_buffer = value
+            elif name == "retry" and value.isascii() and value.isdigit():
+                self.retry = self._event_retry = int(value)
