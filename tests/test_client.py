@@ -283,3 +283,23 @@ def test_policy_settings_are_validated() -> None:
         RetryPolicy(jitter=2)
     with pytest.raises(ValueError, match="idle_timeout"):
         RetryPolicy(idle_timeout=0)
+
+
+def test_your_own_clients_are_used_and_left_open(server: SSETestServer) -> None:
+    import httpx
+
+    with httpx.Client(headers={"X-Test": "from-client"}) as client:
+        with EventSource(f"{server.url}/echo", client=client, retry=0.02) as source:
+            first = next(iter(source))
+        assert json.loads(first.data)["x-test"] == "from-client"
+        assert not client.is_closed
+
+    async def main() -> None:
+        async with httpx.AsyncClient(headers={"X-Test": "async-client"}) as client:
+            async with AsyncEventSource(f"{server.url}/counter?total=2", client=client) as source:
+                async for event in source:
+                    assert event.data == "event 1"
+                    break
+            assert not client.is_closed
+
+    asyncio.run(main())
