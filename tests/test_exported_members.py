@@ -18,6 +18,7 @@ PUBLIC = [
     "ssehub.testing",
     "ssehub.cli",
     "ssehub.client",
+    "ssehub.asgi",
 ]
 
 
@@ -45,9 +46,10 @@ ALLOWED = {
     "protocol": set(),
     "backends": {"protocol"},
     "hub": {"backends", "protocol"},
-    "server": {"hub", "backends", "protocol"},
+    "server": {"asgi", "hub", "backends", "protocol"},
     "cli": {"server", "hub", "backends", "protocol", "client"},
     "client": {"protocol"},
+    "asgi": {"hub", "backends", "protocol"},
     "testing": {"hub", "backends", "protocol"},
 }
 

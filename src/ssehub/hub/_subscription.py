@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
@@ -296,18 +296,8 @@ class EventSubscription(Subscription):
         return self
 
     async def __anext__(self) -> Event:
-        if not self._opened:
-            await self.open()
-        while not self._queue:
-            if self.reason is not None:
-                if self.reason in ("slow", "stalled"):
-                    raise SlowSubscriberError(self.last_event_id)
-                raise StopAsyncIteration
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
+        if not await self._wait():
+            raise StopAsyncIteration
         record = self._queue.popleft()
         # Replayed events are not counted (history bounds them): clamp at 0.
         self._pending_events = max(0, self._pending_events - 1)
@@ -316,6 +306,36 @@ class EventSubscription(Subscription):
         if event.id is not None:
             self.last_event_id = event.id
         return event
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        """The events' encoded bytes as they come: everything queued since
+        the last step, joined into one bytes object (one write for a server
+        that streams them). Ends and raises as iterating does."""
+        while await self._wait():
+            records = list(self._queue)
+            self._queue.clear()
+            self._pending_events = self._pending_bytes = 0
+            for record in reversed(records):
+                if record.event.id is not None:
+                    self.last_event_id = record.event.id
+                    break
+            yield b"".join([r.frame for r in records])
+
+    async def _wait(self) -> bool:
+        """Open if needed, wait until something is queued; False at the end."""
+        if not self._opened:
+            await self.open()
+        while not self._queue:
+            if self.reason is not None:
+                if self.reason in ("slow", "stalled"):
+                    raise SlowSubscriberError(self.last_event_id)
+                return False
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return True
 
     def _deliver(self, data: bytes, records: list[Record]) -> None:
         if self._held is not None:

@@ -1,0 +1,239 @@
+"""ASGI integration under real servers — uvicorn, hypercorn and granian —
+each in a process of its own, with real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ssehub.client import EventSource
+from ssehub.protocol import Event
+
+from .helpers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = "tests.asgi_app:app"
+GRACE = 2
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+SERVERS = ["uvicorn", "hypercorn"] + (["granian"] if _has("granian") else [])
+
+
+def command(server: str, app: str, port: int, *extra: str) -> list[str]:
+    py = sys.executable
+    if server == "uvicorn":
+        return [py, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+                "--timeout-graceful-shutdown", str(GRACE), "--log-level", "warning", *extra]  # fmt: skip
+    if server == "hypercorn":
+        return [py, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}",
+                "--graceful-timeout", str(GRACE), "--log-level", "warning", *extra]  # fmt: skip
+    return [py, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
+            "--port", str(port), "--log-level", "warning", *extra, app]  # fmt: skip
+
+
+class Served:
+    def __init__(self, server: str, *extra: str, scheme: str = "http") -> None:
+        self.server = server
+        self.port = free_port()
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            command(server, APP, self.port, *extra),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    _, err = self.proc.communicate()
+                    raise RuntimeError(f"{server} did not start: {err}") from None
+                time.sleep(0.05)
+
+    def stats(self) -> dict[str, int]:
+        return dict(httpx.get(f"{self.url}/stats", timeout=10, verify=False).json())
+
+    def stop(self) -> tuple[str, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.communicate(timeout=GRACE + 20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.communicate()
+
+
+@pytest.fixture(params=SERVERS)
+def served(request: pytest.FixtureRequest) -> Iterator[Served]:
+    s = Served(request.param)
+    yield s
+    s.stop()
+
+
+def wait_until(predicate: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.01)
+    return bool(predicate())  # type: ignore[operator]
+
+
+def take(url: str, n: int, **kwargs: object) -> list[Event]:
+    events = []
+    with EventSource(url, retry=0.05, **kwargs) as source:  # type: ignore[arg-type]
+        for event in source:
+            events.append(event)
+            if len(events) == n:
+                break
+    return events
+
+
+def open_raw(port: int, path: str) -> tuple[socket.socket, bytes]:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    data = b""
+    while b"data:" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before the first event: {data!r}"
+        data += chunk
+    return sock, data
+
+
+def test_events_strings_bytes_and_dicts_encode_exactly(served: Served) -> None:
+    events = take(f"{served.url}/count?n=3", 3)
+    assert [(e.event, e.id, e.data) for e in events] == [
+        ("count", str(i), json.dumps({"i": i}, separators=(",", ":"))) for i in range(3)
+    ]
+    tricky = take(f"{served.url}/tricky", 3)
+    assert [e.data for e in tricky] == [
+        "line\u2028separator, next\u0085line",  # U+2028 and NEL are data, not line ends
+        "carriage\nreturn and crlf\nend",  # CR and CRLF arrive as LF, as the spec says
+        "bytes \u2603",
+    ]
+    raw = httpx.get(f"{served.url}/count?n=1", timeout=10)
+    assert raw.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert raw.headers["cache-control"] == "no-cache"
+    assert raw.headers["x-accel-buffering"] == "no"
+    assert "keep-alive" not in raw.headers.get("connection", "").lower()
+    assert raw.text.startswith(":\n\n")  # a comment first, so nothing holds the head back
+
+
+def test_producer_is_cancelled_within_a_second_of_the_client_leaving(served: Served) -> None:
+    before = served.stats()
+    sock, _ = open_raw(served.port, "/forever")
+    assert wait_until(lambda: served.stats()["started"] == before["started"] + 1, 5)
+    sock.close()
+    assert wait_until(lambda: served.stats()["finished"] == before["finished"] + 1, 1.0)
+    assert served.stats()["open"] == 0
+
+
+def test_hub_app_subscribe_publish_and_resume(served: Served) -> None:
+    sub_url = f"{served.url}/hub/.well-known/mercure?topic=news"
+    ids = [
+        httpx.post(f"{served.url}/publish", params={"topic": "news", "data": f"n{i}"}).json()["id"]
+        for i in range(3)
+    ]
+    replayed = take(sub_url, 3, last_event_id="earliest")
+    assert [e.id for e in replayed] == ids
+    resumed = take(sub_url, 1, last_event_id=ids[0])
+    assert [e.data for e in resumed] == ["n1"]
+    with httpx.stream("GET", sub_url, headers={"Last-Event-ID": "gone"}, timeout=10) as r:
+        assert r.headers["ssehub-gap"] == "1"
+        assert r.headers["last-event-id"] == ids[-1]
+    bad = httpx.get(f"{served.url}/hub/.well-known/mercure", timeout=10)
+    assert (bad.status_code, bad.text) == (400, "missing or empty 'topic' query parameter\n")
+
+
+def test_drain_ends_every_stream(served: Served) -> None:
+    socks = [open_raw(served.port, "/forever")[0] for _ in range(5)]
+    assert wait_until(lambda: served.stats()["open"] == 5, 5)
+    assert httpx.post(f"{served.url}/drain", timeout=10).json() == {"left": 0}
+    for sock in socks:
+        data = b""
+        while not data.endswith(b"0\r\n\r\n"):  # the end of the chunked body
+            chunk = sock.recv(65536)
+            if not chunk:
+                break  # or the server closed the connection
+            data += chunk
+        sock.close()
+    stats = served.stats()
+    assert stats["started"] == stats["finished"]
+
+
+def test_no_task_leaks_after_10000_open_close_cycles() -> None:
+    served = Served("uvicorn")
+    try:
+        baseline = served.stats()["tasks"]
+
+        async def cycles(n: int, concurrency: int) -> None:
+            async def one() -> None:
+                reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+                writer.write(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
+                data = b""
+                while b"data:" not in data:
+                    chunk = await reader.read(4096)
+                    assert chunk
+                    data += chunk
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+
+            sem = asyncio.Semaphore(concurrency)
+
+            async def limited() -> None:
+                async with sem:
+                    await one()
+
+            await asyncio.gather(*(limited() for _ in range(n)))
+
+        asyncio.run(cycles(10_000, 64))
+        assert wait_until(lambda: served.stats()["open"] == 0, 10)
+        stats = served.stats()
+        assert stats["started"] == stats["finished"] == 10_000
+        # the server's own connection tasks wind down; none of ours remain
+        assert wait_until(lambda: served.stats()["tasks"] == baseline, 5), served.stats()
+    finally:
+        served.stop()
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
+def test_shutdown_with_1000_open_streams_ends_within_grace(server: str) -> None:
+    served = Served(server)
+    socks = []
+    try:
+        for _ in range(1000):
+            socks.append(open_raw(served.port, "/forever")[0])
+        assert wait_until(lambda: served.stats()["open"] == 1000, 10)
+        started = time.monotonic()
+        out, err = served.stop()
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in socks:
+            sock.close()
+    assert served.proc.returncode == 0, err
+    assert elapsed < GRACE + 3
+    assert "lifespan done: started=1000 finished=1000" in out
