@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 
 from ssehub import Hub, HubConfig
 from ssehub.asgi import HubApp, Streams
@@ -69,6 +70,24 @@ async def count_route(n: int = 3) -> EventSourceResponse:
 @app.get("/tricky")
 async def tricky_route() -> EventSourceResponse:
     return EventSourceResponse(tricky())
+
+
+TABS_PAGE = """<!doctype html><meta charset="utf-8"><title>tab</title>
+<p id="state">connecting</p><ul id="got"></ul>
+<script>
+  const source = new EventSource("/hub/.well-known/mercure?topic=tabs");
+  source.onopen = () => { document.getElementById("state").textContent = "open"; };
+  source.onmessage = (event) => {
+    const li = document.createElement("li");
+    li.textContent = event.data;
+    document.getElementById("got").append(li);
+  };
+</script>"""
+
+
+@app.get("/tabs", response_class=HTMLResponse)
+async def tabs() -> str:
+    return TABS_PAGE
 
 
 @app.get("/stats")

@@ -50,12 +50,14 @@ def command(server: str, app: str, port: int, *extra: str) -> list[str]:
 
 
 class Served:
-    def __init__(self, server: str, *extra: str, scheme: str = "http") -> None:
+    """An ASGI app under a real server, in a process of its own."""
+
+    def __init__(self, server: str, *extra: str, app: str = APP, scheme: str = "http") -> None:
         self.server = server
         self.port = free_port()
         self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            command(server, APP, self.port, *extra),
+            command(server, app, self.port, *extra),
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
