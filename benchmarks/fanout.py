@@ -76,6 +76,18 @@ def targets(port: int) -> dict[str, Target]:
             "/pub/t1",
             None,
         ),
+        "fastapi-sse": Target(
+            "fastapi-sse",
+            [
+                PY, "-m", "uvicorn", "benchmarks.peers.fastapi_sse_hub:app",
+                "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
+                "--http", "httptools", "--no-access-log", "--backlog", "4096",
+                "--log-level", "warning",
+            ],
+            "/sub/t1",
+            "/pub/t1",
+            None,
+        ),
         "ssehub-asgi": Target(
             "ssehub-asgi",
             [
@@ -262,7 +274,7 @@ def main() -> None:
     parser.add_argument(
         "--servers",
         default="ssehub,sse-starlette",
-        help="comma-separated: ssehub, sse-starlette, ssehub-asgi, nchan (needs nginx)",
+        help="comma-separated: ssehub, ssehub-asgi, sse-starlette, fastapi-sse, nchan (nginx)",
     )
     parser.add_argument("--subs", default="1000,10000", help="subscriber counts to saturate")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")

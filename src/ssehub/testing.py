@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 __all__ = ("FakeClock",)
+
+
+class _FakeTimer:
+    __slots__ = ("callback", "cancelled", "due")
+
+    def __init__(self, due: float, callback: Callable[[], None]) -> None:
+        self.due = due
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
 class FakeClock:
@@ -15,6 +28,7 @@ class FakeClock:
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._now = start
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+        self._timers: list[_FakeTimer] = []
 
     def time(self) -> float:
         return self._now
@@ -24,9 +38,19 @@ class FakeClock:
         self._sleepers.append((self._now + seconds, future))
         await future
 
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> _FakeTimer:
+        timer = _FakeTimer(self._now + seconds, callback)
+        self._timers.append(timer)
+        return timer
+
     async def advance(self, seconds: float) -> None:
-        """Move time forward and let the woken sleepers run."""
+        """Move time forward, fire due timers and let woken sleepers run."""
         self._now += seconds
+        due_timers = [t for t in self._timers if t.due <= self._now]
+        self._timers = [t for t in self._timers if t.due > self._now]
+        for timer in due_timers:
+            if not timer.cancelled:
+                timer.callback()
         due = [f for t, f in self._sleepers if t <= self._now]
         self._sleepers = [(t, f) for t, f in self._sleepers if t > self._now]
         for future in due:

@@ -14,7 +14,7 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any
 
-from ssehub.hub import Clock, SystemClock
+from ssehub.hub import Clock, SystemClock, Timer
 from ssehub.protocol import Event, encode_comment, encode_event
 
 from ._types import Receive, Scope, Send
@@ -172,6 +172,10 @@ class EventSourceResponse:
         self.streams = streams
         self._clock: Clock = clock or SystemClock()
         self._last_send = 0.0
+        self._asgi_send: Send | None = None
+        self._sending = False
+        self._beat_task: asyncio.Task[bool] | None = None
+        self._timer: Timer | None = None
 
     @classmethod
     def _of_frames(cls, frames: AsyncIterator[bytes], **kwargs: Any) -> EventSourceResponse:
@@ -182,7 +186,9 @@ class EventSourceResponse:
         return response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        lock = asyncio.Lock()
+        if self._asgi_send is not None:
+            raise RuntimeError("an EventSourceResponse serves one request")
+        self._asgi_send = send
         signal = ended = None
         if self.streams is not None:
             signal, ended = self.streams._enter()
@@ -194,32 +200,41 @@ class EventSourceResponse:
                     "headers": self.raw_headers,
                 }
             )
-            if not await self._send(send, lock, self.first):
+            if not await self._send(self.first):
                 return
-            await self._race(receive, send, lock, signal)
+            await self._race(receive, signal)
         finally:
             if self.streams is not None and signal is not None and ended is not None:
                 self.streams._leave(signal, ended)
 
-    async def _race(
-        self,
-        receive: Receive,
-        send: Send,
-        lock: asyncio.Lock,
-        signal: asyncio.Future[None] | None,
-    ) -> None:
+    async def _race(self, receive: Receive, signal: asyncio.Future[None] | None) -> None:
+        # Two tasks per stream (producer, disconnect listener); heartbeats and
+        # the drain signal are callbacks, so an idle stream costs little.
         loop = asyncio.get_running_loop()
-        produce = loop.create_task(self._produce(send, lock))
-        tasks = {produce, loop.create_task(_disconnected(receive))}
-        if self.heartbeat is not None:
-            tasks.add(loop.create_task(self._heartbeats(send, lock)))
-        drained = None
+        produce = loop.create_task(self._produce())
+        listen = loop.create_task(_disconnected(receive))
+        tasks = {produce, listen}
+        drained = False
+
+        def on_drain(_: asyncio.Future[None]) -> None:
+            nonlocal drained
+            drained = True
+            produce.cancel()
+
         if signal is not None:
-            drained = loop.create_task(_wait(signal))
-            tasks.add(drained)
+            signal.add_done_callback(on_drain)
+        if self.heartbeat is not None:
+            self._timer = self._clock.call_later(self.heartbeat, self._beat)
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            if signal is not None:
+                signal.remove_done_callback(on_drain)
+            if self._timer is not None:
+                self._timer.cancel()
+            self.heartbeat = None  # and no beat reschedules itself
+            if self._beat_task is not None:
+                tasks.add(self._beat_task)
             for task in tasks:
                 task.cancel()
             # wait for every task, the producer's cleanup included, even when
@@ -227,16 +242,20 @@ class EventSourceResponse:
             await asyncio.gather(*tasks, return_exceptions=True)
         if produce in done and not produce.cancelled() and produce.exception() is not None:
             raise produce.exception()  # type: ignore[misc]
-        if (produce in done and produce.result()) or drained in done:
-            await self._send(send, lock, b"", more=False)  # end the body: the peer is still there
+        ended = produce in done and not produce.cancelled() and produce.result()
+        if ended or (drained and listen not in done):
+            await self._send(b"", more=False)  # end the body: the peer is still there
 
-    async def _produce(self, send: Send, lock: asyncio.Lock) -> bool:
+    async def _produce(self) -> bool:
         """Send every item; True when the producer ended and the peer took
         everything, False when the peer went away."""
         frames = self._frames
         try:
             async for frame in frames:
-                if not await self._send(send, lock, frame):
+                beat = self._beat_task
+                if beat is not None and not beat.done():
+                    await beat  # one send at a time
+                if not await self._send(frame):
                     return False
             return True
         finally:
@@ -247,28 +266,36 @@ class EventSourceResponse:
                 if aclose is not None:
                     await aclose()
 
-    async def _heartbeats(self, send: Send, lock: asyncio.Lock) -> None:
-        assert self.heartbeat is not None
-        comment = encode_comment()
-        while True:
-            await self._clock.sleep(self.heartbeat)
-            quiet = self._clock.time() - self._last_send >= self.heartbeat * 0.9
-            if quiet and not await self._send(send, lock, comment):
-                return
+    def _beat(self) -> None:
+        """The heartbeat timer: if nothing was sent for a heartbeat and no
+        send is under way, send a comment (a short-lived task)."""
+        if self.heartbeat is None:
+            return
+        quiet = self._clock.time() - self._last_send >= self.heartbeat * 0.9
+        beat = self._beat_task
+        if quiet and not self._sending and (beat is None or beat.done()):
+            self._beat_task = asyncio.get_running_loop().create_task(self._send(_COMMENT))
+        self._timer = self._clock.call_later(self.heartbeat, self._beat)
 
-    async def _send(
-        self, send: Send, lock: asyncio.Lock, body: bytes, *, more: bool = True
-    ) -> bool:
+    async def _send(self, body: bytes, *, more: bool = True) -> bool:
         """Send a body part; False if the peer is gone or did not take it in
         `send_timeout` seconds."""
+        send = self._asgi_send
+        assert send is not None
         message = {"type": "http.response.body", "body": body, "more_body": more}
+        self._sending = True
         try:
-            async with lock, asyncio.timeout(self.send_timeout):
+            async with asyncio.timeout(self.send_timeout):
                 await send(message)
         except (TimeoutError, OSError):
             return False
+        finally:
+            self._sending = False
         self._last_send = self._clock.time()
         return True
+
+
+_COMMENT = encode_comment()
 
 
 async def _encoded(content: AsyncIterable[EventLike]) -> AsyncIterator[bytes]:
@@ -286,7 +313,3 @@ async def _disconnected(receive: Receive) -> None:
         message = await receive()
         if message["type"] == "http.disconnect":
             return
-
-
-async def _wait(future: asyncio.Future[None]) -> None:
-    await future

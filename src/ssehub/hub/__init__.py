@@ -1,7 +1,7 @@
 """The hub: topics, history replay, fan-out, heartbeats, bounded buffers and
 clean shutdown, on asyncio."""
 
-from ._clock import Clock, SystemClock
+from ._clock import Clock, SystemClock, Timer
 from ._config import HubConfig
 from ._hub import GAP_EVENT, Hub, HubClosedError, HubStatistics
 from ._ids import IdGenerator
@@ -29,4 +29,5 @@ __all__ = (
     "StreamSubscription",
     "Subscription",
     "SystemClock",
+    "Timer",
 )
