@@ -19,6 +19,7 @@ PUBLIC = [
     "ssehub.cli",
     "ssehub.client",
     "ssehub.asgi",
+    "ssehub.asgi.starlette",
 ]
 
 
@@ -92,3 +93,16 @@ def test_layers_import_only_downwards(path: Path) -> None:
             if isinstance(n, ast.ImportFrom) and n.module and n.level == 0
         }
         assert imported <= {"__future__", "codecs", "re", "dataclasses", "typing"}, imported
+
+
+@pytest.mark.parametrize(
+    "path", sorted((SRC / "asgi").glob("*.py")), ids=lambda p: str(p.relative_to(SRC))
+)
+def test_asgi_imports_no_framework(path: Path) -> None:
+    if path.name == "starlette.py":
+        return  # the one adapter, for FastAPI's isinstance(Response) check
+    tree = ast.parse(path.read_text())
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    frameworks = {"starlette", "fastapi", "uvicorn", "hypercorn", "granian", "anyio"}
+    assert not {m.split(".")[0] for m in modules} & frameworks
