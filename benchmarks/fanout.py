@@ -48,59 +48,36 @@ class Target:
     form_topic: str | None  # publish as a Mercure form, or the raw body
 
 
+def uvicorn(app: str, port: int) -> list[str]:
+    """How the ASGI peers run: uvicorn with uvloop and httptools, as fast as
+    uvicorn goes."""
+    return [
+        PY, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--backlog", "4096",
+        "--log-level", "warning",
+    ]  # fmt: skip
+
+
 def targets(port: int) -> dict[str, Target]:
+    mercure = ("/.well-known/mercure?topic=t1", "/.well-known/mercure", "t1")
+    queue_hub = ("/sub/t1", "/pub/t1", None)
     return {
         "ssehub": Target(
             "ssehub",
             [PY, "-m", "ssehub", "serve", "--port", str(port), "--anonymous-publish"],
-            "/.well-known/mercure?topic=t1",
-            "/.well-known/mercure",
-            "t1",
-        ),
-        "sse-starlette": Target(
-            "sse-starlette",
-            [
-                PY, "-m", "uvicorn", "benchmarks.peers.starlette_hub:app",
-                "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
-                "--http", "httptools", "--no-access-log", "--backlog", "4096",
-                "--log-level", "warning",
-            ],
-            "/sub/t1",
-            "/pub/t1",
-            None,
-        ),
-        "nchan": Target(
-            "nchan",
-            ["nginx", "-c", "@CONF@", "-p", "@PREFIX@"],
-            "/sub/t1",
-            "/pub/t1",
-            None,
-        ),
-        "fastapi-sse": Target(
-            "fastapi-sse",
-            [
-                PY, "-m", "uvicorn", "benchmarks.peers.fastapi_sse_hub:app",
-                "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
-                "--http", "httptools", "--no-access-log", "--backlog", "4096",
-                "--log-level", "warning",
-            ],
-            "/sub/t1",
-            "/pub/t1",
-            None,
+            *mercure,
         ),
         "ssehub-asgi": Target(
-            "ssehub-asgi",
-            [
-                PY, "-m", "uvicorn", "benchmarks.peers.ssehub_asgi:app",
-                "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
-                "--http", "httptools", "--no-access-log", "--backlog", "4096",
-                "--log-level", "warning",
-            ],
-            "/.well-known/mercure?topic=t1",
-            "/.well-known/mercure",
-            "t1",
+            "ssehub-asgi", uvicorn("benchmarks.peers.ssehub_asgi:app", port), *mercure
         ),
-    }  # fmt: skip
+        "sse-starlette": Target(
+            "sse-starlette", uvicorn("benchmarks.peers.starlette_hub:app", port), *queue_hub
+        ),
+        "fastapi-sse": Target(
+            "fastapi-sse", uvicorn("benchmarks.peers.fastapi_sse_hub:app", port), *queue_hub
+        ),
+        "nchan": Target("nchan", ["nginx", "-c", "@CONF@", "-p", "@PREFIX@"], *queue_hub),
+    }
 
 
 def pinned(core: int, command: list[str]) -> list[str]:
