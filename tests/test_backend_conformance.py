@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from ssehub.backends import Backend, DuplicateEventIdError, HistoryLimits, MemoryBackend, Record
+from ssehub.backends import (
+    Backend,
+    DuplicateEventIdError,
+    HistoryLimits,
+    MemoryBackend,
+    Record,
+    SQLiteBackend,
+)
 from ssehub.protocol import Event, encode_event
 
 
@@ -19,11 +27,7 @@ class Clock:
         return self.now
 
 
-def make_memory(limits: HistoryLimits, clock: Callable[[], float]) -> Backend:
-    return MemoryBackend(limits, clock=clock)
-
-
-BACKENDS = [pytest.param(make_memory, id="memory")]
+BACKENDS = ["memory", "sqlite"]
 
 
 def rec(topics: tuple[str, ...], id: str, t: float, data: str = "") -> Record:
@@ -36,8 +40,13 @@ def ids(records: list[Record]) -> list[str]:
 
 
 @pytest.fixture(params=BACKENDS)
-def factory(request: pytest.FixtureRequest) -> Callable[..., Backend]:
-    return request.param  # type: ignore[no-any-return]
+def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Backend]:
+    def make(limits: HistoryLimits, clock: Callable[[], float]) -> Backend:
+        if request.param == "sqlite":
+            return SQLiteBackend(tmp_path / "history.db", limits, clock=clock)
+        return MemoryBackend(limits, clock=clock)
+
+    return make
 
 
 def run(

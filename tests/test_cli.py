@@ -225,3 +225,16 @@ def test_pipe_serve_delivers_everything_read_then_stops() -> None:
         events += parser.feed(chunk)
     sock.close()
     assert [e.data for e in events] == lines
+
+
+def test_listen_interrupted_exits_130() -> None:
+    with BackgroundHub(port=0) as hub:
+        proc = spawn("listen", "--hub", hub.url, "--topic", "quiet")
+        deadline = time.monotonic() + 10
+        while hub.statistics().subscribers == 0:  # it is connected and waiting
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        code, out, _ = finish(proc)
+    assert code == 130
+    assert out == ""

@@ -24,7 +24,7 @@ async def sub(topic: str) -> AsyncIterator[ServerSentEvent]:
     queues.setdefault(topic, set()).add(queue)
     try:
         while True:
-            yield ServerSentEvent(data=await queue.get())
+            yield ServerSentEvent(raw_data=await queue.get())  # as sent, not JSON-quoted
     finally:
         queues[topic].discard(queue)
 

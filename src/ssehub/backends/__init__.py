@@ -2,6 +2,7 @@
 
 from ._base import Backend, DuplicateEventIdError, History, HistoryLimits, Record
 from .memory import MemoryBackend
+from .sqlite import SQLiteBackend
 
 __all__ = (
     "Backend",
@@ -10,4 +11,5 @@ __all__ = (
     "HistoryLimits",
     "MemoryBackend",
     "Record",
+    "SQLiteBackend",
 )
