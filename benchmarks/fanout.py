@@ -67,6 +67,21 @@ def targets(port: int) -> dict[str, Target]:
             [PY, "-m", "ssehub", "serve", "--port", str(port), "--anonymous-publish"],
             *mercure,
         ),
+        "ssehub-sqlite": Target(
+            "ssehub-sqlite",
+            [
+                PY,
+                "-m",
+                "ssehub",
+                "serve",
+                "--port",
+                str(port),
+                "--anonymous-publish",
+                "--store",
+                "sqlite:///@PREFIX@/hub.db",
+            ],
+            *mercure,
+        ),
         "ssehub-asgi": Target(
             "ssehub-asgi", uvicorn("benchmarks.peers.ssehub_asgi:app", port), *mercure
         ),
@@ -115,11 +130,11 @@ def rss_kb(pid: int) -> int:
 def server(target: Target, port: int) -> Iterator[subprocess.Popen[bytes]]:
     command = target.command
     with tempfile.TemporaryDirectory() as prefix:
+        conf = Path(prefix) / "nchan.conf"
         if target.name == "nchan":  # write its config with our port
             template = (ROOT / "benchmarks" / "peers" / "nchan.conf.in").read_text()
-            conf = Path(prefix) / "nchan.conf"
             conf.write_text(template.replace("@PORT@", str(port)).replace("@PREFIX@", prefix))
-            command = [c.replace("@CONF@", str(conf)).replace("@PREFIX@", prefix) for c in command]
+        command = [c.replace("@CONF@", str(conf)).replace("@PREFIX@", prefix) for c in command]
         with _running(command, port) as proc:
             yield proc
 
@@ -251,7 +266,8 @@ def main() -> None:
     parser.add_argument(
         "--servers",
         default="ssehub,sse-starlette",
-        help="comma-separated: ssehub, ssehub-asgi, sse-starlette, fastapi-sse, nchan (nginx)",
+        help="comma-separated: ssehub, ssehub-sqlite, ssehub-asgi, sse-starlette, fastapi-sse,"
+        " nchan (needs nginx)",
     )
     parser.add_argument("--subs", default="1000,10000", help="subscriber counts to saturate")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from . import __version__
-from .backends import HistoryLimits, MemoryBackend
+from .backends import HistoryLimits, backend_from_url
 from .hub import Hub, HubConfig
 from .protocol import Event, ProtocolError, encode_event
 from .server import BUILTIN_PAGE, MERCURE_PATH, BackgroundHub, HubServer, ServerConfig
@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="ORIGIN",
         help="allow pages of ORIGIN ('*': any) to subscribe and publish; repeatable",
+    )
+    serve.add_argument(
+        "--store",
+        default="memory:",
+        metavar="URL",
+        help="history: memory: (this process) or sqlite:///path/hub.db (durable)",
     )
     serve.add_argument("--heartbeat", type=float, default=15.0, help="seconds between heartbeats")
     serve.add_argument("--history-events", type=int, default=1000, help="events kept per topic")
@@ -270,6 +276,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     hub_config = HubConfig(heartbeat=args.heartbeat)
     limits = HistoryLimits(max_events=args.history_events, max_age=args.history_age)
+    backend = backend_from_url(args.store, limits)
     if not args.grace >= 0:
         raise ValueError(f"--grace must be >= 0, not {args.grace}")
 
@@ -280,7 +287,7 @@ def _serve(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with Hub(hub_config, backend=MemoryBackend(limits)) as hub:
+        async with Hub(hub_config, backend=backend) as hub:
             server = HubServer(hub, server_config)
             await server.start()
             print(

@@ -1,5 +1,7 @@
 """Storage and transport of events by topic: one contract, several backends."""
 
+from pathlib import Path
+
 from ._base import Backend, DuplicateEventIdError, History, HistoryLimits, Record
 from .memory import MemoryBackend
 from .sqlite import SQLiteBackend
@@ -12,4 +14,22 @@ __all__ = (
     "MemoryBackend",
     "Record",
     "SQLiteBackend",
+    "backend_from_url",
 )
+
+
+def backend_from_url(url: str, limits: HistoryLimits | None = None) -> Backend:
+    """The backend a store URL names: `memory:` (this process only) or
+    `sqlite:PATH` (`sqlite:///abs/path.db`, `sqlite:relative.db`)."""
+    if url in ("memory:", "memory://"):
+        return MemoryBackend(limits)
+    if url.startswith("sqlite:"):
+        path = url.removeprefix("sqlite:")
+        path = path.removeprefix("//") if path.startswith("//") else path
+        if not path:
+            raise ValueError(f"store URL {url!r} names no file: use sqlite:///path/to/hub.db")
+        folder = Path(path).parent
+        if not folder.is_dir():
+            raise ValueError(f"store URL {url!r}: the folder {str(folder)!r} does not exist")
+        return SQLiteBackend(path, limits)
+    raise ValueError(f"unknown store URL {url!r}: use memory: or sqlite:///path/to/hub.db")
