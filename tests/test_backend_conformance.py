@@ -178,3 +178,14 @@ def test_limits_are_validated() -> None:
         HistoryLimits(max_events=0)
     with pytest.raises(ValueError, match="max_age"):
         HistoryLimits(max_age=0)
+
+
+def test_private_flag_is_kept(factory: Callable[..., Backend]) -> None:
+    async def body(b: Backend, c: Clock) -> None:
+        event = Event("s", id="p1")
+        await b.append(Record(("a",), event, c.now, encode_event(event), private=True))
+        await b.append(rec(("a",), "p2", c.now))
+        records = (await b.history(["a"], None)).records
+        assert [(r.id, r.private) for r in records] == [("p1", True), ("p2", False)]
+
+    run(factory, body)

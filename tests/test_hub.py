@@ -356,3 +356,30 @@ def test_no_duplicate_when_a_stored_publish_is_fanned_out_after_the_replay() -> 
             sub.close()
 
     asyncio.run(main())
+
+
+def test_private_updates_reach_only_authorized_subscribers() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        anyone = hub.subscribe("orders")
+        owner = hub.subscribe("orders", private_topics=["orders"])
+        admin = hub.subscribe("*", private_topics=["*"])
+        other = hub.subscribe("orders", private_topics=["invoices"])
+        for sub in (anyone, owner, admin, other):
+            await sub.open()
+        secret = await hub.publish("orders", "secret", private=True)
+        public = await hub.publish("orders", "public")
+        assert [e.id for e in await take(owner, 2)] == [secret, public]
+        assert [e.id for e in await take(admin, 2)] == [secret, public]
+        assert [e.id for e in await take(anyone, 1)] == [public]
+        assert [e.id for e in await take(other, 1)] == [public]
+        # and replay applies the same rule
+        async with hub.subscribe("orders", last_event_id="earliest") as late:
+            assert [e.id for e in await take(late, 1)] == [public]
+        async with hub.subscribe(
+            "orders", last_event_id="earliest", private_topics=["orders"]
+        ) as late_owner:
+            assert [e.id for e in await take(late_owner, 2)] == [secret, public]
+        for sub in (anyone, owner, admin, other):
+            sub.close()
+
+    run(body)

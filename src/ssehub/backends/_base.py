@@ -40,13 +40,15 @@ class HistoryLimits:
 class Record:
     """One published event as stored: its topics (the first is canonical),
     the event (whose `id` is the record's id), the publish time (Unix
-    seconds) and the event's encoded bytes, made once and written as is to
-    every subscriber."""
+    seconds), the event's encoded bytes (made once and written as is to
+    every subscriber), and whether it is private (only for subscribers
+    authorized for one of its topics)."""
 
     topics: tuple[str, ...]
     event: Event
     time: float
     frame: bytes
+    private: bool = False
 
     @property
     def id(self) -> str:

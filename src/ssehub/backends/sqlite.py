@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS events (
     topics TEXT    NOT NULL,
     event  TEXT    NOT NULL,
     data   TEXT    NOT NULL,
-    retry  INTEGER
+    retry  INTEGER,
+    private INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
 CREATE TABLE IF NOT EXISTS event_topics (
@@ -46,15 +47,15 @@ CREATE TABLE IF NOT EXISTS event_topics (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS event_topics_seq ON event_topics (seq);
 """
-_COLUMNS = "e.id, e.time, e.topics, e.event, e.data, e.retry"
-Row = tuple[str, float, str, str, str, int | None]
+_COLUMNS = "e.id, e.time, e.topics, e.event, e.data, e.retry, e.private"
+Row = tuple[str, float, str, str, str, int | None, int]
 _T = TypeVar("_T")
 
 
 def _record(row: Row) -> Record:
-    event_id, stamp, topics, event_type, data, retry = row
+    event_id, stamp, topics, event_type, data, retry, private = row
     ev = Event(data, event_type, event_id, retry)
-    return Record(tuple(json.loads(topics)), ev, stamp, encode_event(ev))
+    return Record(tuple(json.loads(topics)), ev, stamp, encode_event(ev), bool(private))
 
 
 class SQLiteBackend:
@@ -176,10 +177,10 @@ class SQLiteBackend:
                 ev = record.event
                 try:
                     cursor = db.execute(
-                        "INSERT INTO events (id, time, topics, event, data, retry)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO events (id, time, topics, event, data, retry, private)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (record.id, record.time, json.dumps(record.topics), ev.event, ev.data,
-                         ev.retry),
+                         ev.retry, int(record.private)),
                     )  # fmt: skip
                 except sqlite3.IntegrityError:
                     errors.append(DuplicateEventIdError(record.id))

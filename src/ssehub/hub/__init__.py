@@ -3,7 +3,7 @@ clean shutdown, on asyncio."""
 
 from ._clock import Clock, SystemClock, Timer
 from ._config import HubConfig
-from ._hub import GAP_EVENT, Hub, HubClosedError, HubStatistics
+from ._hub import GAP_EVENT, Hub, HubClosedError, HubStatistics, selectors_match
 from ._ids import IdGenerator
 from ._subscription import (
     CloseReason,
@@ -30,4 +30,5 @@ __all__ = (
     "Subscription",
     "SystemClock",
     "Timer",
+    "selectors_match",
 )

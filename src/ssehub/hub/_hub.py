@@ -32,7 +32,7 @@ from ._subscription import (
     Subscription,
 )
 
-__all__ = ("GAP_EVENT", "Hub", "HubClosedError", "HubStatistics")
+__all__ = ("GAP_EVENT", "Hub", "HubClosedError", "HubStatistics", "selectors_match")
 
 GAP_EVENT = "ssehub-gap"
 """Type of the event a subscriber gets first when it asked to resume from an
@@ -65,15 +65,26 @@ class HubStatistics:
     disconnects_stalled: int = 0
 
 
+def selectors_match(selectors: frozenset[str], topics: tuple[str, ...]) -> bool:
+    """Whether a set of topic selectors (exact topics, or `*`) matches any of
+    `topics`: the one place selectors are matched."""
+    return "*" in selectors or not selectors.isdisjoint(topics)
+
+
 class _Group:
-    """Subscribers with the same selectors: they get the same bytes."""
+    """Subscribers with the same selectors and private rights: they get the
+    same bytes."""
 
-    __slots__ = ("key", "pending", "subscribers")
+    __slots__ = ("key", "pending", "private_topics", "subscribers")
 
-    def __init__(self, key: frozenset[str]) -> None:
+    def __init__(self, key: frozenset[str], private_topics: frozenset[str]) -> None:
         self.key = key
+        self.private_topics = private_topics
         self.subscribers: dict[Subscription, None] = {}
         self.pending: list[Record] = []
+
+    def may_see(self, record: Record) -> bool:
+        return not record.private or selectors_match(self.private_topics, record.topics)
 
 
 def _topic_tuple(topics: str | Iterable[str]) -> tuple[str, ...]:
@@ -110,7 +121,7 @@ class Hub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._tick = 0
-        self._groups: dict[frozenset[str], _Group] = {}
+        self._groups: dict[tuple[frozenset[str], frozenset[str]], _Group] = {}
         self._by_topic: dict[str, list[_Group]] = {}
         self._wildcard: list[_Group] = []
         self._dirty: list[_Group] = []
@@ -207,12 +218,15 @@ class Hub:
         event: str = "message",
         id: str | None = None,
         retry: int | None = None,
+        private: bool = False,
     ) -> str:
         """Store an event and send it to every subscriber of its topics.
 
         `topics`: one topic or several (the first is canonical; a subscriber
         of several of them gets the event once). `id`: a custom id (default:
-        a new time-ordered UUID); it must not be in history yet. Returns the
+        a new time-ordered UUID); it must not be in history yet. `private`:
+        only subscribers allowed one of its topics (`private_topics`) get it.
+        Returns the
         event's id once it is stored. Raises `LocalProtocolError` (a
         `ValueError`) naming a bad field, `DuplicateEventIdError`, or
         `HubClosedError`.
@@ -225,7 +239,7 @@ class Hub:
         elif id == "earliest":
             raise ValueError("event id 'earliest' is reserved (it asks for all history)")
         ev = Event(data, event, id, retry)
-        record = Record(topic_tuple, ev, self._clock.time(), encode_event(ev))
+        record = Record(topic_tuple, ev, self._clock.time(), encode_event(ev), private)
         self._ticket += 1
         ticket = self._ticket
         self._inflight.add(ticket)
@@ -247,12 +261,13 @@ class Hub:
         event: str = "message",
         id: str | None = None,
         retry: int | None = None,
+        private: bool = False,
     ) -> concurrent.futures.Future[str]:
         """`publish()` from any thread: returns a future of the event's id."""
         loop = self._loop
         if loop is None or self._state != "running":
             raise HubClosedError(f"cannot publish: the hub is {self._state}")
-        coro = self.publish(topics, data, event=event, id=id, retry=retry)
+        coro = self.publish(topics, data, event=event, id=id, retry=retry, private=private)
         return asyncio.run_coroutine_threadsafe(coro, loop)
 
     def _fanout(self, record: Record) -> None:
@@ -271,6 +286,8 @@ class Hub:
             self._queue(group, record)
 
     def _queue(self, group: _Group, record: Record) -> None:
+        if record.private and not group.may_see(record):
+            return
         if not group.pending:
             self._dirty.append(group)
         group.pending.append(record)
@@ -302,16 +319,24 @@ class Hub:
     # -- subscribing -------------------------------------------------------------
 
     def subscribe(
-        self, topics: str | Iterable[str], *, last_event_id: str | None = None
+        self,
+        topics: str | Iterable[str],
+        *,
+        last_event_id: str | None = None,
+        private_topics: Iterable[str] = (),
     ) -> EventSubscription:
         """An async iterator of the events of `topics` (`"*"`: all topics).
 
         With `last_event_id`, it first replays what history holds after that
         event (`"earliest"`: all history); if that id is not in history, the
         first event is a `GAP_EVENT` notice and all retained history follows.
+        Private updates reach it only for topics matched by `private_topics`
+        (a JWT's `mercure.subscribe` claim; `"*"`: all).
         Use it as `async with hub.subscribe(...) as events: async for ...`.
         """
-        return EventSubscription(self, _topic_tuple(topics), self._checked_id(last_event_id))
+        return EventSubscription(
+            self, _topic_tuple(topics), self._checked_id(last_event_id), frozenset(private_topics)
+        )
 
     def subscribe_stream(
         self,
@@ -319,13 +344,18 @@ class Hub:
         topics: str | Iterable[str],
         *,
         last_event_id: str | None = None,
+        private_topics: Iterable[str] = (),
     ) -> StreamSubscription:
         """A subscription that writes the encoded events of `topics` straight
         to `transport` (for servers). Open it with `await sub.open(prefix)`;
         forward the protocol's `pause_writing`, `resume_writing` and
         `connection_lost` to it."""
         return StreamSubscription(
-            self, _topic_tuple(topics), self._checked_id(last_event_id), transport
+            self,
+            _topic_tuple(topics),
+            self._checked_id(last_event_id),
+            transport,
+            frozenset(private_topics),
         )
 
     def _checked_id(self, last_event_id: str | None) -> str | None:
@@ -350,7 +380,12 @@ class Hub:
                 after = None if last_event_id == "earliest" else last_event_id
                 topics = None if "*" in sub.key else sub.topics
                 history = await self.backend.history(topics, after)
-                records, gap = history.records, not history.found
+                gap = not history.found
+                records = [
+                    r
+                    for r in history.records
+                    if not r.private or selectors_match(sub.private_topics, r.topics)
+                ]
             newest = await self.backend.last_id()
             # A publish stored before the history read may not be fanned out
             # yet: stay in holding mode until it is, so its live copy lands
@@ -401,9 +436,9 @@ class Hub:
         return Record((), ev, self._clock.time(), encode_event(ev))
 
     def _attach(self, sub: Subscription) -> None:
-        group = self._groups.get(sub.key)
+        group = self._groups.get(sub.group_key)
         if group is None:
-            group = self._groups[sub.key] = _Group(sub.key)
+            group = self._groups[sub.group_key] = _Group(sub.key, sub.private_topics)
             if "*" in sub.key:
                 self._wildcard.append(group)
             else:
@@ -412,13 +447,13 @@ class Hub:
         group.subscribers[sub] = None
 
     def _detach(self, sub: Subscription) -> None:
-        group = self._groups.get(sub.key)
+        group = self._groups.get(sub.group_key)
         if group is None or sub not in group.subscribers:
             return
         del group.subscribers[sub]
         if group.subscribers:
             return
-        del self._groups[sub.key]
+        del self._groups[sub.group_key]
         if "*" in sub.key:
             self._wildcard.remove(group)
         else:

@@ -78,19 +78,31 @@ class Subscription:
         "_opened",
         "_pending_bytes",
         "_pending_events",
+        "group_key",
         "key",
+        "private_topics",
         "reason",
         "resume",
         "topics",
     )
 
-    def __init__(self, hub: Hub, topics: tuple[str, ...], last_event_id: str | None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        topics: tuple[str, ...],
+        last_event_id: str | None,
+        private_topics: frozenset[str] = frozenset(),
+    ) -> None:
         self._hub = hub
         self.topics = topics
         self._asked = last_event_id
         self._opened = False
-        # The fan-out group: subscribers with the same selectors share bytes.
         self.key: frozenset[str] = frozenset(("*",)) if "*" in topics else frozenset(topics)
+        # selectors of the private updates it may receive (a JWT's claim)
+        self.private_topics = private_topics
+        # The fan-out group: subscribers with the same selectors and the same
+        # private rights get the same bytes.
+        self.group_key: tuple[frozenset[str], frozenset[str]] = (self.key, private_topics)
         self.reason: CloseReason | None = None
         self.resume: Resume | None = None
         self._held: list[Record] | None = []  # live events held during replay
@@ -182,8 +194,9 @@ class StreamSubscription(Subscription):
         topics: tuple[str, ...],
         last_event_id: str | None,
         transport: asyncio.WriteTransport,
+        private_topics: frozenset[str] = frozenset(),
     ) -> None:
-        super().__init__(hub, topics, last_event_id)
+        super().__init__(hub, topics, last_event_id, private_topics)
         self._lost: asyncio.Future[None] | None = None
         self._transport = transport
         self._writable = False
@@ -272,8 +285,14 @@ class EventSubscription(Subscription):
 
     __slots__ = ("_queue", "_waiter", "last_event_id")
 
-    def __init__(self, hub: Hub, topics: tuple[str, ...], last_event_id: str | None) -> None:
-        super().__init__(hub, topics, last_event_id)
+    def __init__(
+        self,
+        hub: Hub,
+        topics: tuple[str, ...],
+        last_event_id: str | None,
+        private_topics: frozenset[str] = frozenset(),
+    ) -> None:
+        super().__init__(hub, topics, last_event_id, private_topics)
         self._queue: list[Record] = []  # bounded; an empty deque would cost ~600 B
         self._waiter: asyncio.Future[None] | None = None
         self.last_event_id: str | None = last_event_id  # of the last event taken
