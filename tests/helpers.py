@@ -131,11 +131,14 @@ async def subscribe(
     last_event_id: str | None = None,
     query_last_event_id: str | None = None,
     rcvbuf: int | None = None,
+    headers: dict[str, str] | None = None,
+    extra_query: dict[str, str] | None = None,
 ) -> Stream:
     params: list[tuple[str, str]] = [("topic", t) for t in topics]
     if query_last_event_id is not None:
         params.append(("lastEventID", query_last_event_id))
-    headers = {"Accept": "text/event-stream"}
+    params.extend((extra_query or {}).items())
+    headers = {"Accept": "text/event-stream", **(headers or {})}
     if last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id
     sock = None

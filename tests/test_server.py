@@ -306,7 +306,6 @@ def test_get_refusals_have_one_line_reasons(
         ({"topic": "t", "retry": "-1"}, 400, "'retry' must be a non-negative integer"),
         ({"topic": "t", "id": "earliest"}, 400, "event id 'earliest' is reserved"),
         ({"topic": "t", "id": "dup"}, 409, "event id already used: 'dup'"),
-        ({"topic": "t", "private": "on"}, 400, "private updates need authorization"),
     ],
 )
 def test_publish_refusals(fields: dict[str, str], status: int, reason: str) -> None:

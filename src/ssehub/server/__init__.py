@@ -1,8 +1,16 @@
 """Serving the hub over HTTP: `HubServer` (asyncio) and `BackgroundHub`
 (a thread of its own, for synchronous programs)."""
 
+from ._auth import JWTAuth
 from ._background import BUILTIN_PAGE, BackgroundHub
 from ._config import ServerConfig
 from ._http import MERCURE_PATH, HubServer
 
-__all__ = ("BUILTIN_PAGE", "MERCURE_PATH", "BackgroundHub", "HubServer", "ServerConfig")
+__all__ = (
+    "BUILTIN_PAGE",
+    "MERCURE_PATH",
+    "BackgroundHub",
+    "HubServer",
+    "JWTAuth",
+    "ServerConfig",
+)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from ._auth import JWTAuth
 
 __all__ = ("ServerConfig",)
 
@@ -15,10 +17,17 @@ class ServerConfig:
     - `host`, `port`: where to listen (`port=0` picks a free port).
     - `static_dir`: a folder served at `/` (`index.html` for `/`), or None.
     - `anonymous_publish`: accept `POST /.well-known/mercure` from anyone who
-      can reach the hub. Off by default; meant for local use and benchmarks
-      until JWT auth lands.
+      can reach the hub, when no publisher key is set. Off by default; for
+      local use and benchmarks.
+    - `anonymous`: subscribers without a token (only when a subscriber key is
+      set; without one every subscriber is anonymous and sees no private
+      update).
     - `cors_origins`: origins allowed to subscribe and publish from pages of
-      another origin (`"*"`: any).
+      another origin (`"*"`: any); credentials (the auth cookie) allowed.
+    - `auth`: JWT keys (Mercure). With a publisher key, publishing needs a
+      token whose `mercure.publish` claim covers every topic; with a
+      subscriber key, subscribing needs a token unless `anonymous`, and its
+      `mercure.subscribe` claim selects the private updates it receives.
     - `max_head_bytes`, `max_body_bytes`: request size limits (431 / 413).
     """
 
@@ -27,6 +36,8 @@ class ServerConfig:
     static_dir: Path | None = None
     anonymous_publish: bool = False
     cors_origins: tuple[str, ...] = ()
+    auth: JWTAuth = field(default_factory=JWTAuth)
+    anonymous: bool = False
     max_head_bytes: int = 16 * 1024
     max_body_bytes: int = 1024 * 1024
     backlog: int = 4096

@@ -27,9 +27,10 @@ from urllib.parse import parse_qs, unquote
 import httptools
 
 from ssehub.backends import DuplicateEventIdError
-from ssehub.hub import Hub, HubClosedError, Resume, StreamSubscription
+from ssehub.hub import Hub, HubClosedError, Resume, StreamSubscription, selectors_match
 from ssehub.protocol import LocalProtocolError
 
+from ._auth import AuthError, find_token
 from ._config import ServerConfig
 
 __all__ = ("HubServer",)
@@ -39,6 +40,7 @@ _REASONS = {
     200: "OK",
     204: "No Content",
     400: "Bad Request",
+    401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -356,7 +358,11 @@ class HubServer:
         allowed = self.config.cors_origins
         if origin is None or not ("*" in allowed or origin in allowed):
             return ()
-        return (("Access-Control-Allow-Origin", origin), ("Vary", "Origin"))
+        return (
+            ("Access-Control-Allow-Origin", origin),
+            ("Access-Control-Allow-Credentials", "true"),
+            ("Vary", "Origin"),
+        )
 
     def _preflight(
         self, conn: _Connection, request: _Request, cors: tuple[tuple[str, str], ...]
@@ -384,10 +390,13 @@ class HubServer:
         last_event_id = request.header(b"last-event-id")
         if last_event_id is None and "lastEventID" in query:
             last_event_id = query["lastEventID"][0]
+        private_topics = self._subscriber_rights(request, query)
         transport = conn.transport
         assert transport is not None
         try:
-            sub = self.hub.subscribe_stream(transport, topics, last_event_id=last_event_id)
+            sub = self.hub.subscribe_stream(
+                transport, topics, last_event_id=last_event_id, private_topics=private_topics
+            )
         except ValueError as error:
             raise HTTPError(400, str(error)) from None
 
@@ -420,12 +429,46 @@ class HubServer:
         with contextlib.suppress(OSError, AttributeError, ValueError):
             sock.setsockopt(socket.IPPROTO_TCP, option, int(self.hub.config.heartbeat * 2 * 1000))
 
+    def _subscriber_rights(self, request: _Request, query: dict[str, list[str]]) -> frozenset[str]:
+        """The private topics a subscriber may receive; raises 401 when it
+        must show a token and does not, or shows a bad one."""
+        auth = self.config.auth
+        if auth.subscriber_key is None:
+            return frozenset()
+        try:
+            token = find_token(request.headers, query)
+            if token is None:
+                if self.config.anonymous:
+                    return frozenset()
+                raise AuthError(
+                    401, "subscribing requires a JWT (this hub has no anonymous access)"
+                )
+            return auth.subscribe_selectors(token)
+        except AuthError as error:
+            raise HTTPError(error.status, error.reason) from None
+
+    def _check_publisher(self, request: _Request, topics: list[str]) -> None:
+        auth = self.config.auth
+        if auth.publisher_key is None:
+            if not self.config.anonymous_publish:
+                raise HTTPError(
+                    403, "publishing over HTTP is disabled (configure a JWT key to allow it)"
+                )
+            return
+        try:
+            allowed = auth.publish_selectors(find_token(request.headers, {}))
+        except AuthError as error:
+            raise HTTPError(error.status, error.reason) from None
+        for topic in topics:
+            if not selectors_match(allowed, (topic,)):
+                raise HTTPError(403, f"the JWT does not allow publishing to {topic!r}")
+
     async def _publish(
         self, conn: _Connection, request: _Request, cors: tuple[tuple[str, str], ...]
     ) -> Outcome:
-        if not self.config.anonymous_publish:
+        if self.config.auth.publisher_key is None and not self.config.anonymous_publish:
             raise HTTPError(
-                403, "publishing over HTTP is disabled (enable anonymous publishing to allow it)"
+                403, "publishing over HTTP is disabled (configure a JWT key to allow it)"
             )
         ctype = (request.header(b"content-type") or "").split(";")[0].strip().lower()
         if ctype != "application/x-www-form-urlencoded":
@@ -439,8 +482,7 @@ class HubServer:
         topics = form.get("topic")
         if not topics:
             raise HTTPError(400, "missing 'topic' field")
-        if "private" in form:
-            raise HTTPError(400, "private updates need authorization, not supported yet")
+        self._check_publisher(request, topics)
         retry: int | None = None
         if "retry" in form:
             raw = form["retry"][0]
@@ -454,6 +496,7 @@ class HubServer:
                 event=form.get("type", ["message"])[0] or "message",
                 id=form["id"][0] if "id" in form else None,
                 retry=retry,
+                private="private" in form,
             )
         except DuplicateEventIdError as error:
             raise HTTPError(409, str(error)) from None

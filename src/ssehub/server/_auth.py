@@ -1,0 +1,107 @@
+"""Mercure authorization: JWTs for publishers and subscribers.
+
+A token comes from the `Authorization: Bearer` header, else the
+`authorization` query parameter, else the `mercureAuthorization` cookie. Its
+`mercure.publish` / `mercure.subscribe` claims list the topic selectors the
+bearer may publish to / receive private updates of. PyJWT is imported here
+only, when keys are configured (`pip install 'ssehub[jwt]'`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+__all__ = ("AuthError", "JWTAuth", "find_token")
+
+COOKIE = "mercureAuthorization"
+ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
+
+
+class AuthError(Exception):
+    """A refused token: HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def find_token(headers: Mapping[bytes, bytes], query: Mapping[str, list[str]]) -> str | None:
+    """The request's JWT: header, then query parameter, then cookie."""
+    value = headers.get(b"authorization")
+    if value is not None:
+        scheme, _, token = value.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError(401, "the Authorization header must be 'Bearer <JWT>'")
+        return token.strip()
+    if "authorization" in query:
+        return query["authorization"][0]
+    cookie = headers.get(b"cookie")
+    if cookie is not None:
+        try:
+            jar = SimpleCookie(cookie.decode("latin-1"))
+        except CookieError:
+            return None
+        if COOKIE in jar:
+            return jar[COOKIE].value
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class JWTAuth:
+    """Which tokens a hub accepts: an HMAC secret or a PEM public key for
+    publishers and for subscribers, verified with `algorithm` only (never
+    `none`)."""
+
+    publisher_key: str | None = None
+    subscriber_key: str | None = None
+    algorithm: str = "HS256"
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"JWT algorithm must be one of {', '.join(ALGORITHMS)}")
+        if self.publisher_key is not None or self.subscriber_key is not None:
+            _jwt()  # fail at start, not at the first request, if PyJWT is missing
+
+    def publish_selectors(self, token: str | None) -> frozenset[str]:
+        """What a publisher may publish to; raises `AuthError`."""
+        assert self.publisher_key is not None
+        if token is None:
+            raise AuthError(401, "publishing requires a JWT with a mercure.publish claim")
+        return self._claim(token, self.publisher_key, "publish")
+
+    def subscribe_selectors(self, token: str) -> frozenset[str]:
+        """Whose private updates a subscriber may receive; raises `AuthError`."""
+        assert self.subscriber_key is not None
+        return self._claim(token, self.subscriber_key, "subscribe")
+
+    def _claim(self, token: str, key: str, name: str) -> frozenset[str]:
+        jwt = _jwt()
+        try:
+            payload = jwt.decode(token, key, algorithms=[self.algorithm])
+        except jwt.ExpiredSignatureError:
+            raise AuthError(401, "the JWT has expired") from None
+        except jwt.InvalidSignatureError:
+            raise AuthError(401, "the JWT's signature is not valid for this hub") from None
+        except jwt.InvalidAlgorithmError:
+            raise AuthError(401, f"the JWT must be signed with {self.algorithm}") from None
+        except jwt.InvalidTokenError as error:
+            raise AuthError(401, f"the JWT is not valid: {error}") from None
+        mercure = payload.get("mercure")
+        selectors = mercure.get(name) if isinstance(mercure, dict) else None
+        if selectors is None:
+            return frozenset()
+        if not isinstance(selectors, list) or not all(isinstance(s, str) for s in selectors):
+            raise AuthError(401, f"the JWT's mercure.{name} claim must be a list of strings")
+        return frozenset(selectors)
+
+
+def _jwt() -> Any:
+    try:
+        import jwt
+    except ImportError:
+        raise ImportError("JWT keys need PyJWT: pip install 'ssehub[jwt]'") from None
+    return jwt
