@@ -238,3 +238,37 @@ def test_listen_interrupted_exits_130() -> None:
         code, out, _ = finish(proc)
     assert code == 130
     assert out == ""
+
+
+SECRET = "!ChangeThisMercureHubJWTSecretKey!"
+
+
+def test_serve_with_jwt_token_and_publish_commands() -> None:
+    port = free_port()
+    proc = spawn("serve", "--port", str(port), "--jwt-key", SECRET)
+    try:
+        connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").close()
+        sub_token = run_cli("token", "--jwt-key", SECRET, "--subscribe", "*").stdout.strip()
+        hub = f"http://127.0.0.1:{port}"
+        refused = run_cli("listen", "--hub", hub, "--topic", "t")
+        assert refused.returncode == 1
+        assert "subscribing requires a JWT" in refused.stderr
+        pub_token = run_cli("token", "--jwt-key", SECRET, "--publish", "t").stdout.strip()
+        first = run_cli("publish", "t", "--hub", hub, "--token", pub_token, "--data", "hello")
+        assert first.returncode == 0, first.stderr
+        second = run_cli("publish", "t", "--hub", hub, "--jwt-key", SECRET, "--private",
+                         stdin="from stdin")  # fmt: skip
+        assert second.returncode == 0, second.stderr
+        denied = run_cli("publish", "other", "--hub", hub, "--token", pub_token, "--data", "x")
+        assert denied.returncode == 1
+        assert "403 the JWT does not allow publishing to 'other'" in denied.stderr
+        listen = run_cli("listen", "--hub", hub, "--topic", "t", "--last-event-id", "earliest",
+                         "--count", "2", "--format", "json",
+                         "-H", f"Authorization: Bearer {sub_token}")  # fmt: skip
+        got = [json.loads(line) for line in listen.stdout.splitlines()]
+        assert [(e["id"], e["data"]) for e in got] == [
+            (first.stdout.strip(), "hello"),
+            (second.stdout.strip(), "from stdin"),
+        ]
+    finally:
+        stop(proc)

@@ -17,7 +17,7 @@ from . import __version__
 from .backends import HistoryLimits, backend_from_url
 from .hub import Hub, HubConfig
 from .protocol import Event, ProtocolError, encode_event
-from .server import BUILTIN_PAGE, MERCURE_PATH, BackgroundHub, HubServer, ServerConfig
+from .server import BUILTIN_PAGE, MERCURE_PATH, BackgroundHub, HubServer, JWTAuth, ServerConfig
 
 __all__ = ("main",)
 
@@ -62,6 +62,23 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="ORIGIN",
         help="allow pages of ORIGIN ('*': any) to subscribe and publish; repeatable",
+    )
+    serve.add_argument(
+        "--jwt-key",
+        metavar="KEY",
+        help="verify publisher and subscriber JWTs with KEY (HMAC secret, or PEM public key)",
+    )
+    serve.add_argument(
+        "--publisher-jwt-key", metavar="KEY", help="publishers' key (over --jwt-key)"
+    )
+    serve.add_argument(
+        "--subscriber-jwt-key", metavar="KEY", help="subscribers' key (over --jwt-key)"
+    )
+    serve.add_argument("--jwt-algorithm", default="HS256", help="the JWTs' signature algorithm")
+    serve.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="with a subscriber key: also let subscribers without a JWT in (public updates only)",
     )
     serve.add_argument(
         "--store",
@@ -122,6 +139,40 @@ def _parser() -> argparse.ArgumentParser:
     pipe.add_argument("--host", default="127.0.0.1", help="with --serve: address to listen on")
     pipe.add_argument("--port", type=int, default=8000, help="with --serve: port to listen on")
     pipe.add_argument("--grace", type=float, default=5.0, help="with --serve: seconds to end")
+
+    token = commands.add_parser(
+        "token",
+        help="print a JWT for a hub (for development)",
+        description="Print a JWT with the given Mercure claims, signed with --jwt-key.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    token.add_argument(
+        "--jwt-key", required=True, metavar="KEY", help="HMAC secret or PEM private key"
+    )
+    token.add_argument("--jwt-algorithm", default="HS256")
+    token.add_argument("--publish", action="append", default=[], metavar="SELECTOR",
+                       help="topics it may publish to ('*': all); repeatable")  # fmt: skip
+    token.add_argument("--subscribe", action="append", default=[], metavar="SELECTOR",
+                       help="topics whose private updates it may receive; repeatable")  # fmt: skip
+    token.add_argument(
+        "--ttl", type=float, default=3600.0, help="seconds until it expires (0: never)"
+    )
+
+    publish = commands.add_parser(
+        "publish",
+        help="publish one event to a running hub",
+        description="Publish one event to a hub's /.well-known/mercure (prints its id).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    publish.add_argument("topic", nargs="+", help="one or more topics (the first is canonical)")
+    publish.add_argument("--data", default=None, help="the data ('-' or absent: standard input)")
+    publish.add_argument("--hub", default="http://127.0.0.1:8000", help="the hub's base URL")
+    publish.add_argument("--token", help="a publisher JWT")
+    publish.add_argument("--jwt-key", metavar="KEY", help="mint a publisher JWT with this key")
+    publish.add_argument("--private", action="store_true", help="a private update")
+    publish.add_argument("--id", help="a custom event id")
+    publish.add_argument("--type", help="the event type")
+    publish.add_argument("--retry", type=int, help="reconnection time hint, ms")
     return parser
 
 
@@ -134,10 +185,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _listen(args)
         if args.command == "pipe":
             return _pipe(args)
+        if args.command == "token":
+            return _token(args)
+        if args.command == "publish":
+            return _publish(args)
         return _serve(args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, ImportError) as error:
         print(f"ssehub: error: {error}", file=sys.stderr)
         return 2
 
@@ -273,6 +328,12 @@ def _serve(args: argparse.Namespace) -> int:
         static_dir=page,
         anonymous_publish=args.anonymous_publish,
         cors_origins=tuple(args.cors_origin),
+        auth=JWTAuth(
+            publisher_key=_key(args.publisher_jwt_key or args.jwt_key),
+            subscriber_key=_key(args.subscriber_jwt_key or args.jwt_key),
+            algorithm=args.jwt_algorithm,
+        ),
+        anonymous=args.anonymous,
     )
     hub_config = HubConfig(heartbeat=args.heartbeat)
     limits = HistoryLimits(max_events=args.history_events, max_age=args.history_age)
@@ -321,3 +382,65 @@ def _raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError):
             pass
+
+
+def _key(value: str | None) -> str | None:
+    """A key given as text, or as @path to a file holding it (PEM keys)."""
+    if value is None or not value.startswith("@"):
+        return value
+    return Path(value[1:]).read_text()
+
+
+def _mint(key: str, algorithm: str, publish: list[str], subscribe: list[str], ttl: float) -> str:
+    try:
+        import jwt
+    except ImportError:
+        raise ValueError("minting a JWT needs PyJWT: pip install 'ssehub[jwt]'") from None
+    claims: dict[str, object] = {"mercure": {"publish": publish, "subscribe": subscribe}}
+    if ttl > 0:
+        claims["exp"] = int(datetime.now().timestamp() + ttl)
+    secret = _key(key)
+    assert secret is not None
+    return str(jwt.encode(claims, secret, algorithm=algorithm))
+
+
+def _token(args: argparse.Namespace) -> int:
+    print(_mint(args.jwt_key, args.jwt_algorithm, args.publish, args.subscribe, args.ttl))
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    try:
+        import httpx
+    except ImportError:
+        print("ssehub: error: publish needs httpx: pip install 'ssehub[client]'", file=sys.stderr)
+        return 2
+    data = sys.stdin.read() if args.data in (None, "-") else args.data
+    token = args.token
+    if token is None and args.jwt_key:
+        token = _mint(args.jwt_key, "HS256", args.topic, [], 60)
+    form: list[tuple[str, str]] = [("topic", t) for t in args.topic] + [("data", data)]
+    for name, value in (("id", args.id), ("type", args.type), ("retry", args.retry)):
+        if value is not None:
+            form.append((name, str(value)))
+    if args.private:
+        form.append(("private", "on"))
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.post(_hub_url(args.hub), data=_multi(form), headers=headers)
+    except httpx.HTTPError as error:
+        print(f"ssehub: cannot publish to {args.hub}: {error}", file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        reason = response.text.strip().splitlines()[0] if response.text.strip() else ""
+        print(f"ssehub: the hub refused: {response.status_code} {reason}", file=sys.stderr)
+        return 1
+    print(response.text)
+    return 0
+
+
+def _multi(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    form: dict[str, list[str]] = {}
+    for name, value in pairs:
+        form.setdefault(name, []).append(value)
+    return form
