@@ -58,29 +58,19 @@ def uvicorn(app: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def ssehub_serve(port: int, *extra: str) -> list[str]:
+    """How ssehub runs: `ssehub serve`, publishing open, logging quiet like the peers."""
+    return [PY, "-m", "ssehub", "serve", "--port", str(port), "--anonymous-publish",
+            "--log-level", "warning", *extra]  # fmt: skip
+
+
 def targets(port: int) -> dict[str, Target]:
     mercure = ("/.well-known/mercure?topic=t1", "/.well-known/mercure", "t1")
     queue_hub = ("/sub/t1", "/pub/t1", None)
     return {
-        "ssehub": Target(
-            "ssehub",
-            [PY, "-m", "ssehub", "serve", "--port", str(port), "--anonymous-publish"],
-            *mercure,
-        ),
+        "ssehub": Target("ssehub", ssehub_serve(port), *mercure),
         "ssehub-sqlite": Target(
-            "ssehub-sqlite",
-            [
-                PY,
-                "-m",
-                "ssehub",
-                "serve",
-                "--port",
-                str(port),
-                "--anonymous-publish",
-                "--store",
-                "sqlite:///@PREFIX@/hub.db",
-            ],
-            *mercure,
+            "ssehub-sqlite", ssehub_serve(port, "--store", "sqlite:///@PREFIX@/hub.db"), *mercure
         ),
         "ssehub-asgi": Target(
             "ssehub-asgi", uvicorn("benchmarks.peers.ssehub_asgi:app", port), *mercure
@@ -142,7 +132,7 @@ def server(target: Target, port: int) -> Iterator[subprocess.Popen[bytes]]:
 @contextlib.contextmanager
 def _running(command: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
-        pinned(0, command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        pinned(0, command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         wait_port(port)

@@ -109,6 +109,11 @@ def test_serve_shuts_down_cleanly_on_sigterm() -> None:
     assert b"data: hello" in head + rest
     assert code == 0, err
     assert "shutting down" in out
+    # one structured line per stream opened and closed, with the reason
+    assert "ssehub.server stream open peer=127.0.0.1:" in err
+    assert "topics=t last_event_id=None replayed=0 gap=False" in err
+    assert "stream closed peer=127.0.0.1:" in err
+    assert "reason=shutdown" in err
 
 
 def test_bad_arguments_exit_2_with_a_reason() -> None:

@@ -226,6 +226,9 @@ def test_drain_ends_streams_and_delivers_what_was_published() -> None:
             for stream in streams:
                 await stream.read_until_eof()
                 assert [e.id for e in stream.events] == [last]
+                retry = stream.parser.retry  # a hint to come back soon, spread out
+                assert retry is not None
+                assert 1000 <= retry <= 2000
                 stream.close()
             assert hub.statistics().subscribers == 0
             with pytest.raises(OSError, match="Connect call failed"):
@@ -379,5 +382,41 @@ def test_static_files_and_cors(tmp_path: Path) -> None:
                 port, "OPTIONS", "/.well-known/mercure", headers={"Origin": "https://evil.example"}
             )
             assert denied.status == 403
+
+    run(body)
+
+
+def test_readyz_and_prometheus_metrics() -> None:
+    async def body() -> None:
+        async with serving(anonymous_publish=True) as (hub, _, port):
+            ready = await request(port, "GET", "/readyz")
+            assert (ready.status, ready.text) == (200, "ready\n")
+            streams = [await subscribe(port, "a"), await subscribe(port, "a", "b")]
+            await until(lambda: hub.statistics().subscribers == 2)
+            for i in range(3):
+                assert (await publish(port, topic="a", data=str(i))).status == 200
+            for stream in streams:
+                await stream.next_events(3)
+            metrics = await request(port, "GET", "/metrics")
+            assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+            values = {}
+            for line in metrics.text.splitlines():
+                if line and not line.startswith("#"):
+                    name, _, value = line.rpartition(" ")
+                    values[name] = float(value)
+            assert values["ssehub_subscribers"] == 2
+            assert values['ssehub_topic_subscribers{topic="a"}'] == 2
+            assert values['ssehub_topic_subscribers{topic="b"}'] == 1
+            assert values["ssehub_events_published_total"] == 3
+            assert values["ssehub_events_delivered_total"] == 6
+            assert values["ssehub_publish_seconds_count"] == 3
+            assert values['ssehub_publish_seconds_bucket{le="+Inf"}'] == 3
+            assert values['ssehub_disconnects_total{reason="slow"}'] == 0
+            assert values["ssehub_connections"] >= 3
+            for stream in streams:
+                stream.close()
+            await hub.drain(0)
+            not_ready = await request(port, "GET", "/readyz")
+            assert (not_ready.status, not_ready.text) == (503, "not ready: draining\n")
 
     run(body)

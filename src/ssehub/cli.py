@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 import threading
@@ -91,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--history-age", type=float, default=3600.0, help="seconds an event is kept")
     serve.add_argument(
         "--grace", type=float, default=5.0, help="seconds streams get to end at shutdown"
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="info: a line per stream opened and closed, and per refusal",
     )
 
     listen = commands.add_parser(
@@ -342,6 +349,11 @@ def _serve(args: argparse.Namespace) -> int:
         raise ValueError(f"--grace must be >= 0, not {args.grace}")
 
     _raise_open_files_limit()
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
 
     async def run() -> None:
         stop = asyncio.Event()

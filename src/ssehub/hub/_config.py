@@ -20,12 +20,17 @@ class HubConfig:
       reconnects and resumes from history, so nothing is lost and memory
       stays bounded.
     - `max_last_event_id`: longest `Last-Event-ID` accepted (characters).
+    - `shutdown_retry`: at shutdown each stream ends with `retry: N`, N
+      drawn between this many milliseconds and twice as many, so clients
+      come back soon (to the next instance) but not all at once. None: no
+      hint.
     """
 
     heartbeat: float = 15.0
     max_buffer_events: int = 1000
     max_buffer_bytes: int = 1024 * 1024
     max_last_event_id: int = 1024
+    shutdown_retry: int | None = 1000
 
     def __post_init__(self) -> None:
         if not self.heartbeat > 0:
@@ -34,3 +39,6 @@ class HubConfig:
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"HubConfig.{name} must be an int >= 1, not {value!r}")
+        retry = self.shutdown_retry
+        if retry is not None and (type(retry) is not int or retry < 0):
+            raise ValueError(f"HubConfig.shutdown_retry must be an int >= 0 or None, not {retry!r}")

@@ -14,6 +14,7 @@ of `Event`s for in-process consumers.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -266,7 +267,10 @@ class StreamSubscription(Subscription):
         if self.reason in ("slow", "stalled"):
             self._transport.abort()  # its buffer is full: do not wait on it
         elif self.reason == "shutdown":
-            if backlog:
+            retry = self._hub.config.shutdown_retry
+            if retry is not None:  # come back soon, not all at once
+                backlog.append(f"retry: {random.randint(retry, 2 * retry)}\n\n".encode())
+            if backlog and self._held is None:
                 self._transport.write(b"".join(backlog))
             self._transport.close()  # flush what is buffered, then FIN
 

@@ -10,7 +10,8 @@ Routes:
   resume with the `Last-Event-ID` header or the `lastEventID` parameter;
 - `POST /.well-known/mercure`: publish (form fields `topic`, `data`, `id`,
   `type`, `retry`), only when `anonymous_publish` is on;
-- `GET /healthz`; static files from `static_dir`.
+- `GET /healthz` (alive), `GET /readyz` (running, store answers),
+  `GET /metrics` (Prometheus); static files from `static_dir`.
 Every refusal is a 4xx/5xx with a one-line plain-text reason.
 """
 
@@ -18,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import mimetypes
 import socket
+import time
 from pathlib import Path
 from typing import Literal, cast
 from urllib.parse import parse_qs, unquote
@@ -32,8 +35,12 @@ from ssehub.protocol import LocalProtocolError
 
 from ._auth import AuthError, find_token
 from ._config import ServerConfig
+from ._metrics import CONTENT_TYPE as METRICS_TYPE
+from ._metrics import Histogram, render
 
 __all__ = ("HubServer",)
+
+log = logging.getLogger("ssehub.server")
 
 MERCURE_PATH = "/.well-known/mercure"
 _REASONS = {
@@ -103,6 +110,7 @@ class _Connection(asyncio.Protocol):
         "_body",
         "_head_bytes",
         "_headers",
+        "_opened_at",
         "_parser",
         "_requests",
         "_server",
@@ -125,6 +133,7 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._head_bytes = 0
         self._too_large: HTTPError | None = None
+        self._opened_at = 0.0
 
     # -- asyncio.Protocol ---------------------------------------------------------
 
@@ -151,8 +160,17 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._connections.discard(self)
         self._parser = None
-        if self.stream is not None:
-            self.stream.connection_lost()
+        stream = self.stream
+        if stream is not None:
+            stream.connection_lost()
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "stream closed peer=%s topics=%s reason=%s seconds=%.1f",
+                    self._peer(),
+                    ",".join(stream.topics),
+                    stream.reason,
+                    time.monotonic() - self._opened_at,
+                )
         if self._task is not None:
             self._task.cancel()
 
@@ -203,6 +221,10 @@ class _Connection(asyncio.Protocol):
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._serve())
 
+    def _peer(self) -> str:
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"
+
     def _become_stream(self) -> None:
         """Drop everything request-shaped: an idle stream should cost little."""
         self._parser = None
@@ -228,6 +250,14 @@ class _Connection(asyncio.Protocol):
                 try:
                     outcome = await self._server._handle(self, request)
                 except HTTPError as error:
+                    log.info(
+                        "refused peer=%s %s %s status=%d reason=%s",
+                        self._peer(),
+                        request.method,
+                        request.path,
+                        error.status,
+                        error.reason,
+                    )
                     self.respond(error.status, error.reason + "\n", keep_alive=request.keep_alive)
                     outcome = "keep" if request.keep_alive else "close"
                 if outcome == "stream":
@@ -284,6 +314,9 @@ class HubServer:
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._static = Path(self.config.static_dir).resolve() if self.config.static_dir else None
+        self.publish_seconds = Histogram(
+            (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+        )
 
     @property
     def port(self) -> int:
@@ -309,6 +342,13 @@ class HubServer:
             for sock in self._server.sockets:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, option, timeout_ms)
+
+    async def _store_answers(self) -> bool:
+        try:
+            await asyncio.wait_for(self.hub.backend.last_id(), 2.0)
+        except Exception:
+            return False
+        return True
 
     async def drain(self, grace: float = 5.0) -> None:
         """Stop accepting, end the hub's streams within `grace`, then close
@@ -346,8 +386,17 @@ class HubServer:
             raise HTTPError(405, f"method {request.method} not allowed on {MERCURE_PATH}")
         if request.method != "GET":
             raise HTTPError(405, f"method {request.method} not allowed on {request.path}")
-        if request.path == "/healthz":
+        if request.path == "/healthz":  # alive: the process answers
             conn.respond(200, "ok\n", keep_alive=request.keep_alive)
+            return "keep" if request.keep_alive else "close"
+        if request.path == "/readyz":  # ready: running, and the store answers
+            ready = self.hub.state == "running" and await self._store_answers()
+            status, text = (200, "ready\n") if ready else (503, f"not ready: {self.hub.state}\n")
+            conn.respond(status, text, keep_alive=request.keep_alive)
+            return "keep" if request.keep_alive else "close"
+        if request.path == "/metrics":
+            body = render(self.hub.statistics(), len(self._connections), self.publish_seconds)
+            conn.respond(200, body, content_type=METRICS_TYPE, keep_alive=request.keep_alive)
             return "keep" if request.keep_alive else "close"
         if self._static is not None:
             return self._file(conn, request)
@@ -417,6 +466,16 @@ class HubServer:
             conn.respond(503, "the hub is shutting down\n", keep_alive=False)
             return "close"
         self._tune_stream_socket(transport)
+        conn._opened_at = time.monotonic()
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "stream open peer=%s topics=%s last_event_id=%s replayed=%d gap=%s",
+                conn._peer(),
+                ",".join(sub.topics),
+                last_event_id,
+                sub.resume.replayed if sub.resume else 0,
+                bool(sub.resume and sub.resume.gap),
+            )
         return "stream"
 
     def _tune_stream_socket(self, transport: asyncio.Transport) -> None:
@@ -489,6 +548,7 @@ class HubServer:
             if not raw.isascii() or not raw.isdigit():
                 raise HTTPError(400, f"'retry' must be a non-negative integer, not {raw!r}")
             retry = int(raw)
+        started = time.perf_counter()
         try:
             event_id = await self.hub.publish(
                 topics,
@@ -504,6 +564,7 @@ class HubServer:
             raise HTTPError(400, str(error)) from None
         except HubClosedError:
             raise HTTPError(503, "the hub is shutting down") from None
+        self.publish_seconds.observe(time.perf_counter() - started)
         conn.respond(200, event_id, keep_alive=request.keep_alive, headers=cors)
         return "keep" if request.keep_alive else "close"
 

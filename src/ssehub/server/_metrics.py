@@ -1,0 +1,87 @@
+"""Prometheus metrics in the text exposition format (version 0.0.4).
+
+A few counters, gauges and one histogram: written here rather than pulling
+in a client library with a process-wide registry.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from ssehub.hub import HubStatistics
+
+__all__ = ("Histogram", "render")
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Histogram:
+    """Cumulative buckets, a sum and a count (seconds)."""
+
+    __slots__ = ("bounds", "counts", "sum", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+        self.total = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+        self.total += 1
+
+    def lines(self, name: str) -> list[str]:
+        out = []
+        running = 0
+        for bound, count in zip(self.bounds, self.counts, strict=False):
+            running += count
+            out.append(f'{name}_bucket{{le="{bound}"}} {running}')
+        out.append(f'{name}_bucket{{le="+Inf"}} {self.total}')
+        out.append(f"{name}_sum {self.sum}")
+        out.append(f"{name}_count {self.total}")
+        return out
+
+
+def _label(value: str) -> str:
+    """A label value, escaped as the exposition format wants."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render(stats: HubStatistics, connections: int, publish_seconds: Histogram) -> str:
+    lines = [
+        "# HELP ssehub_connections Open HTTP connections.",
+        "# TYPE ssehub_connections gauge",
+        f"ssehub_connections {connections}",
+        "# HELP ssehub_subscribers Open subscriptions.",
+        "# TYPE ssehub_subscribers gauge",
+        f"ssehub_subscribers {stats.subscribers}",
+        "# HELP ssehub_topic_subscribers Subscriptions per topic selector.",
+        "# TYPE ssehub_topic_subscribers gauge",
+    ]
+    for topic, n in sorted(stats.subscribers_by_topic.items()):
+        lines.append(f'ssehub_topic_subscribers{{topic="{_label(topic)}"}} {n}')
+    counters = [
+        ("events_published", "Events stored and fanned out.", stats.events_published),
+        ("events_delivered", "Event deliveries to subscribers.", stats.events_delivered),
+        ("bytes_delivered", "Bytes of events written to subscribers.", stats.bytes_delivered),
+        ("replays", "Subscriptions that resumed from history.", stats.replays),
+        ("events_replayed", "Events sent from history.", stats.events_replayed),
+        ("gaps", "Resumes from an id no longer in history.", stats.gaps),
+    ]
+    for name, help_text, value in counters:
+        lines += [
+            f"# HELP ssehub_{name}_total {help_text}",
+            f"# TYPE ssehub_{name}_total counter",
+            f"ssehub_{name}_total {value}",
+        ]
+    lines += [
+        "# HELP ssehub_disconnects_total Subscribers dropped by the hub.",
+        "# TYPE ssehub_disconnects_total counter",
+        f'ssehub_disconnects_total{{reason="slow"}} {stats.disconnects_slow}',
+        f'ssehub_disconnects_total{{reason="stalled"}} {stats.disconnects_stalled}',
+        "# HELP ssehub_publish_seconds Time from a publish request to its answer.",
+        "# TYPE ssehub_publish_seconds histogram",
+        *publish_seconds.lines("ssehub_publish_seconds"),
+    ]
+    return "\n".join(lines) + "\n"
