@@ -420,3 +420,58 @@ def test_readyz_and_prometheus_metrics() -> None:
             assert (not_ready.status, not_ready.text) == (503, "not ready: draining\n")
 
     run(body)
+
+
+def test_limits_on_topics_connections_and_idle_clients() -> None:
+    async def body() -> None:
+        async with serving(max_topics=3, max_connections=3, idle_timeout=0.3) as (hub, srv, port):
+            many = "&".join(f"topic=t{i}" for i in range(4))
+            refused = await request(port, "GET", f"/.well-known/mercure?{many}")
+            assert (refused.status, refused.text) == (
+                400,
+                "more than 3 topics in one subscription\n",
+            )
+            streams = [await subscribe(port, "a") for _ in range(3)]
+            full = await request(port, "GET", "/healthz")
+            assert (full.status, full.text) == (503, "the hub is at its connection limit (3)\n")
+            streams.pop().close()
+            await until(lambda: len(srv._connections) == 2)
+            # a client that says nothing is closed after idle_timeout; streams stay
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+            await asyncio.sleep(0.4)
+            assert hub.statistics().subscribers == 2
+            for stream in streams:
+                stream.close()
+
+    run(body)
+
+
+def test_https(tmp_path: Path) -> None:
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+    async def body() -> None:
+        async with serving(certfile=cert, keyfile=key) as (hub, _, port):
+            context = ssl.create_default_context(cafile=str(cert))
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+            writer.write(b"GET /.well-known/mercure?topic=t HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 OK")
+            await until(lambda: hub.statistics().subscribers == 1)
+            await hub.publish("t", "over tls")
+            data = b""
+            while b"over tls" not in data:
+                data += await asyncio.wait_for(reader.read(4096), 5)
+            writer.close()
+
+    run(body)

@@ -29,6 +29,13 @@ class ServerConfig:
       subscriber key, subscribing needs a token unless `anonymous`, and its
       `mercure.subscribe` claim selects the private updates it receives.
     - `max_head_bytes`, `max_body_bytes`: request size limits (431 / 413).
+    - `max_connections`: open connections at most (beyond: 503); None: the
+      process's open-files limit less a margin, so the hub answers instead
+      of failing to accept.
+    - `max_topics`: topic selectors in one subscription (400 beyond).
+    - `idle_timeout`: seconds a connection that is not a stream may stay
+      idle (a keep-alive publisher, a client that never finishes its head).
+    - `certfile`, `keyfile`: serve HTTPS with this certificate chain and key.
     """
 
     host: str = "127.0.0.1"
@@ -41,13 +48,29 @@ class ServerConfig:
     max_head_bytes: int = 16 * 1024
     max_body_bytes: int = 1024 * 1024
     backlog: int = 4096
+    max_connections: int | None = None
+    max_topics: int = 64
+    idle_timeout: float = 60.0
+    certfile: Path | None = None
+    keyfile: Path | None = None
 
     def __post_init__(self) -> None:
         if type(self.port) is not int or not 0 <= self.port <= 65535:
             raise ValueError(f"ServerConfig.port must be an int in 0..65535, not {self.port!r}")
         if self.static_dir is not None and not Path(self.static_dir).is_dir():
             raise ValueError(f"ServerConfig.static_dir is not a directory: {self.static_dir}")
-        for name in ("max_head_bytes", "max_body_bytes", "backlog"):
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("ServerConfig needs both certfile and keyfile for HTTPS, or neither")
+        for path in (self.certfile, self.keyfile):
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"ServerConfig: no such file: {path}")
+        if not self.idle_timeout > 0:
+            raise ValueError(f"ServerConfig.idle_timeout must be > 0, not {self.idle_timeout!r}")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ValueError(
+                f"ServerConfig.max_connections must be >= 1, not {self.max_connections}"
+            )
+        for name in ("max_head_bytes", "max_body_bytes", "backlog", "max_topics"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"ServerConfig.{name} must be an int >= 1, not {value!r}")

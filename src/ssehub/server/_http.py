@@ -22,6 +22,7 @@ import contextlib
 import logging
 import mimetypes
 import socket
+import ssl
 import time
 from pathlib import Path
 from typing import Literal, cast
@@ -110,6 +111,7 @@ class _Connection(asyncio.Protocol):
         "_body",
         "_head_bytes",
         "_headers",
+        "_idle",
         "_opened_at",
         "_parser",
         "_requests",
@@ -134,17 +136,38 @@ class _Connection(asyncio.Protocol):
         self._head_bytes = 0
         self._too_large: HTTPError | None = None
         self._opened_at = 0.0
+        self._idle: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-        self._server._connections.add(self)
+        server = self._server
+        if len(server._connections) >= server.max_connections:
+            limit = server.max_connections
+            self._refuse(HTTPError(503, f"the hub is at its connection limit ({limit})"))
+            return
+        server._connections.add(self)
+        self._arm_idle()
+
+    def _arm_idle(self) -> None:
+        """Close a connection that is not a stream after idle_timeout."""
+        if self._idle is not None:
+            self._idle.cancel()
+        loop = asyncio.get_running_loop()
+        self._idle = loop.call_later(self._server.config.idle_timeout, self._idle_out)
+
+    def _idle_out(self) -> None:
+        self._idle = None
+        if self.stream is None and self._task is None and self.transport is not None:
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser
         if parser is None:
             return  # a subscribed client has nothing more to say
+        if self._idle is not None and not self._requests and self._task is None:
+            self._arm_idle()  # it is talking: idle time starts again
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -159,6 +182,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._connections.discard(self)
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         self._parser = None
         stream = self.stream
         if stream is not None:
@@ -227,6 +253,9 @@ class _Connection(asyncio.Protocol):
 
     def _become_stream(self) -> None:
         """Drop everything request-shaped: an idle stream should cost little."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         self._parser = None
         self._url = b""
         self._headers = {}
@@ -269,6 +298,8 @@ class _Connection(asyncio.Protocol):
                 transport.resume_reading()
         finally:
             self._task = None
+            if self.stream is None and not transport.is_closing():
+                self._arm_idle()
 
     def respond(
         self,
@@ -314,6 +345,7 @@ class HubServer:
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._static = Path(self.config.static_dir).resolve() if self.config.static_dir else None
+        self.max_connections = self.config.max_connections or _open_files_limit() - 64
         self.publish_seconds = Histogram(
             (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
         )
@@ -326,12 +358,17 @@ class HubServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        context = None
+        if self.config.certfile is not None and self.config.keyfile is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.config.certfile, self.config.keyfile)
         self._server = await loop.create_server(
             lambda: _Connection(self),
             self.config.host,
             self.config.port,
             backlog=self.config.backlog,
             reuse_address=True,
+            ssl=context,
         )
         # Let the kernel give up on a peer that acknowledges nothing for two
         # heartbeats (a dead host sends no RST). Set on the listening socket,
@@ -436,6 +473,8 @@ class HubServer:
             raise HTTPError(400, "missing 'topic' query parameter")
         if "" in topics:
             raise HTTPError(400, "empty 'topic' query parameter")
+        if len(topics) > self.config.max_topics:
+            raise HTTPError(400, f"more than {self.config.max_topics} topics in one subscription")
         last_event_id = request.header(b"last-event-id")
         if last_event_id is None and "lastEventID" in query:
             last_event_id = query["lastEventID"][0]
@@ -588,3 +627,12 @@ class HubServer:
             headers=(("Cache-Control", "no-cache"),),
         )
         return "keep" if request.keep_alive else "close"
+
+
+def _open_files_limit() -> int:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 1 << 20
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY and soft > 128 else 1 << 20
