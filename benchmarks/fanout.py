@@ -68,7 +68,7 @@ def targets(port: int) -> dict[str, Target]:
     mercure = ("/.well-known/mercure?topic=t1", "/.well-known/mercure", "t1")
     queue_hub = ("/sub/t1", "/pub/t1", None)
     return {
-        "ssehub": Target("ssehub", ssehub_serve(port), *mercure),
+        "ssehub": Target("ssehub", ssehub_serve(port, "--store", "memory:"), *mercure),
         "ssehub-sqlite": Target(
             "ssehub-sqlite", ssehub_serve(port, "--store", "sqlite:///@PREFIX@/hub.db"), *mercure
         ),

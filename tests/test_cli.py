@@ -8,7 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from ssehub import BackgroundHub
 from ssehub.protocol import Event, EventStreamParser
@@ -16,13 +18,17 @@ from ssehub.protocol import Event, EventStreamParser
 from .helpers import free_port
 
 
-def spawn(*args: str) -> subprocess.Popen[str]:
+def spawn(
+    *args: str, env: dict[str, str] | None = None, cwd: str | None = None
+) -> subprocess.Popen[str]:
+    """`ssehub ARGS` in a fresh working folder (`serve` keeps its history there)."""
     return subprocess.Popen(
         [sys.executable, "-m", "ssehub", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        cwd=cwd or tempfile.mkdtemp(prefix="ssehub-cli-"),
     )
 
 
@@ -277,3 +283,60 @@ def test_serve_with_jwt_token_and_publish_commands() -> None:
         ]
     finally:
         stop(proc)
+
+
+def test_serve_reads_the_environment_and_a_toml_file(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "hub.toml"
+    config.write_text('store = "memory:"\nport = 1\ncors-origin = ["https://app.example"]\n')
+    env = {"SSEHUB_PORT": str(port), "SSEHUB_ANONYMOUS_PUBLISH": "yes"}  # env over the file
+    proc = spawn("serve", "--config", str(config), env=env, cwd=str(tmp_path))
+    try:
+        body = b"topic=t&data=x"
+        pub = connect(
+            port,
+            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Origin: https://app.example\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body,
+        )
+        answer = pub.recv(4096)
+        pub.close()
+        assert answer.startswith(b"HTTP/1.1 200 OK")
+        assert b"Access-Control-Allow-Origin: https://app.example" in answer
+    finally:
+        code, out, err = stop(proc)
+    assert code == 0, err
+    assert "(history: memory:)" in out
+    assert not (tmp_path / "ssehub.db").exists()
+
+
+def test_serve_keeps_history_in_sqlite_by_default(tmp_path: Path) -> None:
+    port = free_port()
+    proc = spawn("serve", "--port", str(port), cwd=str(tmp_path))
+    try:
+        connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").close()
+    finally:
+        code, out, _ = stop(proc)
+    assert code == 0
+    assert "(history: sqlite:ssehub.db)" in out
+    assert (tmp_path / "ssehub.db").exists()
+
+
+def test_bad_configuration_names_its_source(tmp_path: Path) -> None:
+    code, _, err = finish(spawn("serve", env={"SSEHUB_PORT": "eighty"}))
+    assert code == 2
+    assert "environment: port: invalid value 'eighty'" in err
+    config = tmp_path / "hub.toml"
+    config.write_text("prot = 80\n")
+    code, _, err = finish(spawn("serve", "--config", str(config)))
+    assert code == 2
+    assert "unknown option 'prot'" in err
+    config.write_text("port = [\n")
+    code, _, err = finish(spawn("serve", "--config", str(config)))
+    assert code == 2
+    assert "not valid TOML" in err
+    code, _, err = finish(spawn("serve", "--log-level", "loud"))
+    assert code == 2
+    assert "invalid choice: 'loud'" in err

@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -23,7 +25,9 @@ from .server import BUILTIN_PAGE, MERCURE_PATH, BackgroundHub, HubServer, JWTAut
 __all__ = ("main",)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The command line, and its `serve` subcommand (whose defaults the
+    environment and a config file may set)."""
     parser = argparse.ArgumentParser(
         prog="ssehub", description="Server-Sent Events hub and toolkit."
     )
@@ -43,7 +47,13 @@ def _parser() -> argparse.ArgumentParser:
         "serve",
         help="run a hub (subscribe at /.well-known/mercure?topic=T)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Every option can also come from the environment as SSEHUB_<OPTION> "
+        "(SSEHUB_JWT_KEY, SSEHUB_CORS_ORIGIN=a,b, SSEHUB_ANONYMOUS=true) or from a TOML "
+        "file named by --config or SSEHUB_CONFIG (keys are the option names: port = 8000, "
+        'cors-origin = ["https://app.example"]). Flags win over the environment, which '
+        "wins over the file. Keys can be given as @path to read them from a file.",
     )
+    serve.add_argument("--config", metavar="FILE", help="a TOML file of options")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument(
@@ -83,9 +93,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--store",
-        default="memory:",
+        default="sqlite:ssehub.db",
         metavar="URL",
-        help="history: memory: (this process) or sqlite:///path/hub.db (durable)",
+        help="history: sqlite:PATH (durable; sqlite:hub.db is in the working folder, "
+        "sqlite:///var/lib/hub.db absolute) or "
+        "memory: (this process only)",
+    )
+    serve.add_argument("--cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
+    serve.add_argument("--key", metavar="FILE", help="the certificate's private key (PEM)")
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="open connections at most, beyond: 503 (default: the open-files limit less 64)",
+    )
+    serve.add_argument("--max-topics", type=int, default=64, help="topics per subscription")
+    serve.add_argument("--max-body-bytes", type=int, default=1024 * 1024, help="publish body size")
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=60.0,
+        help="seconds an idle non-stream connection lives",
     )
     serve.add_argument("--heartbeat", type=float, default=15.0, help="seconds between heartbeats")
     serve.add_argument("--history-events", type=int, default=1000, help="events kept per topic")
@@ -180,11 +208,19 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--id", help="a custom event id")
     publish.add_argument("--type", help="the event type")
     publish.add_argument("--retry", type=int, help="reconnection time hint, ms")
-    return parser
+    return parser, serve
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser, serve = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["serve"]:
+            _serve_defaults(serve, argv[1:], os.environ)
+    except (ValueError, OSError) as error:
+        print(f"ssehub: error: {error}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             return _demo(args)
@@ -333,6 +369,12 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         static_dir=page,
+        certfile=Path(args.cert) if args.cert else None,
+        keyfile=Path(args.key) if args.key else None,
+        max_connections=args.max_connections,
+        max_topics=args.max_topics,
+        max_body_bytes=args.max_body_bytes,
+        idle_timeout=args.idle_timeout,
         anonymous_publish=args.anonymous_publish,
         cors_origins=tuple(args.cors_origin),
         auth=JWTAuth(
@@ -363,8 +405,11 @@ def _serve(args: argparse.Namespace) -> int:
         async with Hub(hub_config, backend=backend) as hub:
             server = HubServer(hub, server_config)
             await server.start()
+            scheme = "https" if args.cert else "http"
             print(
-                f"ssehub: hub on http://{args.host}:{server.port}/.well-known/mercure", flush=True
+                f"ssehub: hub on {scheme}://{args.host}:{server.port}/.well-known/mercure"
+                f" (history: {args.store})",
+                flush=True,
             )
             await stop.wait()
             print("ssehub: shutting down", flush=True)
@@ -456,3 +501,65 @@ def _multi(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     for name, value in pairs:
         form.setdefault(name, []).append(value)
     return form
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _serve_defaults(
+    serve: argparse.ArgumentParser, argv: list[str], env: Mapping[str, str]
+) -> None:
+    """Set `serve`'s defaults from a TOML file and SSEHUB_* variables, so that
+    flags still win: flags > environment > file > built-in defaults."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    path = known.config or env.get("SSEHUB_CONFIG")
+    sources: list[tuple[str, Mapping[str, object]]] = []
+    if path:
+        try:
+            with open(path, "rb") as file:
+                table = tomllib.load(file)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path}: not valid TOML: {error}") from None
+        sources.append((path, {k.replace("-", "_"): v for k, v in table.items()}))
+    prefix = "SSEHUB_"
+    sources.append(
+        (
+            "environment",
+            {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)},
+        )
+    )
+    actions = {a.dest: a for a in serve._actions if a.dest not in ("help", "config")}
+    defaults: dict[str, object] = {}
+    for where, values in sources:
+        for name, raw in values.items():
+            action = actions.get(name)
+            if action is None:
+                if where != "environment":
+                    raise ValueError(f"{where}: unknown option {name.replace('_', '-')!r}")
+                continue
+            defaults[name] = _option_value(action, raw, f"{where}: {name.replace('_', '-')}")
+    serve.set_defaults(**defaults)
+
+
+def _option_value(action: argparse.Action, raw: object, where: str) -> object:
+    if action.nargs == 0 and action.const is True:  # a --flag
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise ValueError(f"{where}: expected true or false, not {raw!r}")
+    if isinstance(action, argparse._AppendAction):
+        items = raw if isinstance(raw, list) else [s for s in str(raw).split(",") if s.strip()]
+        return [str(item).strip() for item in items]
+    convert = action.type if callable(action.type) else str
+    try:
+        value = convert(raw if isinstance(raw, str) else str(raw))
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: invalid value {raw!r}") from None
+    if action.choices is not None and value not in action.choices:
+        raise ValueError(f"{where}: {value!r} is not one of {', '.join(map(str, action.choices))}")
+    return value

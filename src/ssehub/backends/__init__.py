@@ -20,7 +20,8 @@ __all__ = (
 
 def backend_from_url(url: str, limits: HistoryLimits | None = None) -> Backend:
     """The backend a store URL names: `memory:` (this process only) or
-    `sqlite:PATH` (`sqlite:///abs/path.db`, `sqlite:relative.db`)."""
+    `sqlite:PATH` (`sqlite:relative.db`; `sqlite:/abs/path.db` and
+    `sqlite:///abs/path.db` are the same absolute path)."""
     if url in ("memory:", "memory://"):
         return MemoryBackend(limits)
     if url.startswith("sqlite:"):
