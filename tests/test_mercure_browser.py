@@ -1,6 +1,7 @@
 """A page on the hub's origin uses ssehub as it would use a Mercure hub:
 `EventSource` to subscribe, `fetch` with an HS256 JWT to publish — public,
-private (token by cookie or query parameter), multi-topic and URI topics,
+private (token by cookie or query parameter), multi-topic, URI topics and
+URI templates,
 in real Chromium against `ssehub serve --jwt-key ... --anonymous`."""
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def test_page_subscribes_and_publishes_as_with_a_mercure_hub(browser: Any, tmp_p
         page.evaluate(f"listen('public', [{json.dumps(BOOK)}])")
         page.evaluate(f"listen('query', [{json.dumps(BOOK)}], {{authorization: '{reader}'}})")
         page.evaluate("listen('multi', ['a', 'b'])")
-        page.wait_for_function("() => window.opened === 4")
+        page.evaluate("listen('template', ['https://example.com/books/{id}'])")
+        page.wait_for_function("() => window.opened === 5")
         for fields in (
             [["topic", BOOK], ["data", "public"]],
             [["topic", BOOK], ["data", "private"], ["private", "on"]],
@@ -84,6 +86,7 @@ def test_page_subscribes_and_publishes_as_with_a_mercure_hub(browser: Any, tmp_p
         assert got["cookie"] == ["public", "private"]
         assert got["query"] == ["public", "private"]
         assert got["multi"] == ["b and c"]
+        assert got["template"] == ["public"]  # the URI template matched; no token, no private
         denied = page.evaluate("publish('not a token', [['topic', 'a'], ['data', 'x']])")
         assert denied[0] == 401
     finally:

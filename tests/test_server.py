@@ -280,6 +280,12 @@ def test_anonymous_publish_over_http_keep_alive() -> None:
             "Last-Event-ID is longer than 1024 characters",
         ),
         ("/nope", {}, 404, "not found: /nope"),
+        (
+            "/.well-known/mercure?topic=https://example.com/books/%7Bid",
+            {},
+            400,
+            "invalid URI template 'https://example.com/books/{id'",
+        ),
         ("/healthz", {}, 200, "ok"),
         ("/.well-known/mercure?topic=t", {"X-Big": "y" * 20_000}, 431, "request head is larger"),
     ],

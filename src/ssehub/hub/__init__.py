@@ -3,8 +3,9 @@ clean shutdown, on asyncio."""
 
 from ._clock import Clock, SystemClock, Timer
 from ._config import HubConfig
-from ._hub import GAP_EVENT, Hub, HubClosedError, HubStatistics, selectors_match
+from ._hub import GAP_EVENT, Hub, HubClosedError, HubStatistics
 from ._ids import IdGenerator
+from ._selectors import selector_matcher, selectors_match, validate_selector
 from ._subscription import (
     CloseReason,
     EventSubscription,
@@ -30,5 +31,7 @@ __all__ = (
     "Subscription",
     "SystemClock",
     "Timer",
+    "selector_matcher",
     "selectors_match",
+    "validate_selector",
 )

@@ -24,6 +24,7 @@ from ssehub.protocol import Event, encode_comment, encode_event
 from ._clock import Clock, SystemClock
 from ._config import HubConfig
 from ._ids import IdGenerator
+from ._selectors import selectors_match, validate_selector
 from ._subscription import (
     CloseReason,
     EventSubscription,
@@ -32,7 +33,7 @@ from ._subscription import (
     Subscription,
 )
 
-__all__ = ("GAP_EVENT", "Hub", "HubClosedError", "HubStatistics", "selectors_match")
+__all__ = ("GAP_EVENT", "Hub", "HubClosedError", "HubStatistics")
 
 GAP_EVENT = "ssehub-gap"
 """Type of the event a subscriber gets first when it asked to resume from an
@@ -65,20 +66,16 @@ class HubStatistics:
     disconnects_stalled: int = 0
 
 
-def selectors_match(selectors: frozenset[str], topics: tuple[str, ...]) -> bool:
-    """Whether a set of topic selectors (exact topics, or `*`) matches any of
-    `topics`: the one place selectors are matched."""
-    return "*" in selectors or not selectors.isdisjoint(topics)
-
-
 class _Group:
     """Subscribers with the same selectors and private rights: they get the
     same bytes."""
 
-    __slots__ = ("key", "pending", "private_topics", "subscribers")
+    __slots__ = ("key", "pattern", "pending", "private_topics", "subscribers")
 
     def __init__(self, key: frozenset[str], private_topics: frozenset[str]) -> None:
         self.key = key
+        # selectors beyond exact topics: matched per event, not indexed
+        self.pattern = "*" in key or any("{" in s or "}" in s for s in key)
         self.private_topics = private_topics
         self.subscribers: dict[Subscription, None] = {}
         self.pending: list[Record] = []
@@ -95,6 +92,13 @@ def _topic_tuple(topics: str | Iterable[str]) -> tuple[str, ...]:
         if not isinstance(topic, str) or not topic:
             raise ValueError(f"a topic must be a non-empty str, not {topic!r}")
     return tuple(dict.fromkeys(items))
+
+
+def _selectors(selectors: str | Iterable[str]) -> tuple[str, ...]:
+    items = _topic_tuple(selectors)
+    for selector in items:
+        validate_selector(selector)
+    return items
 
 
 class Hub:
@@ -123,7 +127,7 @@ class Hub:
         self._tick = 0
         self._groups: dict[tuple[frozenset[str], frozenset[str]], _Group] = {}
         self._by_topic: dict[str, list[_Group]] = {}
-        self._wildcard: list[_Group] = []
+        self._patterns: list[_Group] = []  # groups with `*` or URI templates
         self._dirty: list[_Group] = []
         self._flush_handle: asyncio.Handle | None = None
         self._doomed: list[tuple[Subscription, CloseReason]] = []
@@ -282,8 +286,9 @@ class Hub:
                     if group not in seen:
                         seen.add(group)
                         self._queue(group, record)
-        for group in self._wildcard:
-            self._queue(group, record)
+        for group in self._patterns:
+            if selectors_match(group.key, topics):
+                self._queue(group, record)
 
     def _queue(self, group: _Group, record: Record) -> None:
         if record.private and not group.may_see(record):
@@ -335,7 +340,7 @@ class Hub:
         Use it as `async with hub.subscribe(...) as events: async for ...`.
         """
         return EventSubscription(
-            self, _topic_tuple(topics), self._checked_id(last_event_id), frozenset(private_topics)
+            self, _selectors(topics), self._checked_id(last_event_id), frozenset(private_topics)
         )
 
     def subscribe_stream(
@@ -352,7 +357,7 @@ class Hub:
         `connection_lost` to it."""
         return StreamSubscription(
             self,
-            _topic_tuple(topics),
+            _selectors(topics),
             self._checked_id(last_event_id),
             transport,
             frozenset(private_topics),
@@ -378,13 +383,14 @@ class Hub:
             gap = False
             if last_event_id is not None:
                 after = None if last_event_id == "earliest" else last_event_id
-                topics = None if "*" in sub.key else sub.topics
-                history = await self.backend.history(topics, after)
+                exact = not any("{" in s or "}" in s or s == "*" for s in sub.key)
+                history = await self.backend.history(sub.topics if exact else None, after)
                 gap = not history.found
                 records = [
                     r
                     for r in history.records
-                    if not r.private or selectors_match(sub.private_topics, r.topics)
+                    if (exact or selectors_match(sub.key, r.topics))
+                    and (not r.private or selectors_match(sub.private_topics, r.topics))
                 ]
             newest = await self.backend.last_id()
             # A publish stored before the history read may not be fanned out
@@ -439,8 +445,8 @@ class Hub:
         group = self._groups.get(sub.group_key)
         if group is None:
             group = self._groups[sub.group_key] = _Group(sub.key, sub.private_topics)
-            if "*" in sub.key:
-                self._wildcard.append(group)
+            if group.pattern:
+                self._patterns.append(group)
             else:
                 for topic in sub.key:
                     self._by_topic.setdefault(topic, []).append(group)
@@ -454,8 +460,8 @@ class Hub:
         if group.subscribers:
             return
         del self._groups[sub.group_key]
-        if "*" in sub.key:
-            self._wildcard.remove(group)
+        if group.pattern:
+            self._patterns.remove(group)
         else:
             for topic in sub.key:
                 groups = self._by_topic[topic]
