@@ -47,13 +47,14 @@ CREATE TABLE IF NOT EXISTS event_topics (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS event_topics_seq ON event_topics (seq);
 """
-_COLUMNS = "e.id, e.time, e.topics, e.event, e.data, e.retry, e.private"
-Row = tuple[str, float, str, str, str, int | None, int]
+_COLUMNS = "e.seq, e.id, e.time, e.topics, e.event, e.data, e.retry, e.private"
+Row = tuple[int, str, float, str, str, str, int | None, int]
+_CACHE = 20_000  # recent records kept decoded: a resume storm reads them, not rows
 _T = TypeVar("_T")
 
 
 def _record(row: Row) -> Record:
-    event_id, stamp, topics, event_type, data, retry, private = row
+    _, event_id, stamp, topics, event_type, data, retry, private = row
     ev = Event(data, event_type, event_id, retry)
     return Record(tuple(json.loads(topics)), ev, stamp, encode_event(ev), bool(private))
 
@@ -86,6 +87,9 @@ class SQLiteBackend:
         self._pending: list[tuple[Record, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._swept = 0.0
+        # on the database thread only:
+        self._counts: dict[str, int] = {}  # rows per topic, loaded on first use
+        self._cache: dict[int, Record] = {}  # seq -> record, the most recent ones
 
     @property
     def limits(self) -> HistoryLimits:
@@ -171,6 +175,7 @@ class SQLiteBackend:
         db = self._conn()
         errors: list[DuplicateEventIdError | None] = []
         touched: set[str] = set()
+        added: list[int] = []
         db.execute("BEGIN IMMEDIATE")
         try:
             for record in records:
@@ -186,37 +191,63 @@ class SQLiteBackend:
                     errors.append(DuplicateEventIdError(record.id))
                     continue
                 seq = cursor.lastrowid
+                assert seq is not None
                 db.executemany(
                     "INSERT INTO event_topics (topic, seq) VALUES (?, ?)",
                     [(topic, seq) for topic in record.topics],
                 )
+                for topic in record.topics:
+                    self._counts[topic] = self._count(db, topic, fresh=True) + 1
                 touched.update(record.topics)
+                self._remember(seq, record)
+                added.append(seq)
                 errors.append(None)
             self._prune_count(db, touched)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
+            self._counts.clear()  # reloaded from the database when next needed
+            for seq in added:
+                self._cache.pop(seq, None)
             raise
         self._prune_age(db)
         return errors
 
+    def _count(self, db: sqlite3.Connection, topic: str, *, fresh: bool = False) -> int:
+        """Rows of `topic` (before the row just inserted, when `fresh`)."""
+        count = self._counts.get(topic)
+        if count is None:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM event_topics WHERE topic = ?", (topic,)
+            ).fetchone()
+            count = int(count) - (1 if fresh else 0)
+        return count
+
     def _prune_count(self, db: sqlite3.Connection, topics: set[str]) -> None:
+        """Drop the oldest rows of each topic past `max_events`: a small
+        delete of what is in excess, not a scan."""
         keep = self._limits.max_events
         for topic in topics:
-            row = db.execute(
-                "SELECT seq FROM event_topics WHERE topic = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
-                (topic, keep),
-            ).fetchone()
-            if row is None:
+            excess = self._count(db, topic) - keep
+            if excess <= 0:
                 continue
             dropped = [
                 seq
                 for (seq,) in db.execute(
-                    "DELETE FROM event_topics WHERE topic = ? AND seq <= ? RETURNING seq",
-                    (topic, row[0]),
+                    "DELETE FROM event_topics WHERE topic = ? AND seq IN"
+                    " (SELECT seq FROM event_topics WHERE topic = ? ORDER BY seq LIMIT ?)"
+                    " RETURNING seq",
+                    (topic, topic, excess),
                 )
             ]
+            self._counts[topic] -= len(dropped)
             self._drop_orphans(db, dropped)
+
+    def _remember(self, seq: int, record: Record) -> None:
+        cache = self._cache
+        cache[seq] = record
+        if len(cache) > _CACHE:
+            del cache[next(iter(cache))]
 
     @staticmethod
     def _drop_orphans(db: sqlite3.Connection, seqs: list[int]) -> None:
@@ -246,7 +277,12 @@ class SQLiteBackend:
                     (cutoff,),
                 )
             ]
-            db.executemany("DELETE FROM event_topics WHERE seq = ?", [(s,) for s in seqs])
+            for seq in seqs:
+                for (topic,) in db.execute(
+                    "DELETE FROM event_topics WHERE seq = ? RETURNING topic", (seq,)
+                ):
+                    if topic in self._counts:
+                        self._counts[topic] -= 1
             db.execute("COMMIT")
             if len(seqs) < 1000:
                 return
@@ -278,7 +314,15 @@ class SQLiteBackend:
                 " AND e.time >= ? ORDER BY e.seq",
                 (*topics, start, cutoff),
             ).fetchall()
-        return History([_record(row) for row in rows], found)
+        cache = self._cache
+        records = []
+        for row in rows:
+            record = cache.get(row[0])
+            if record is None:
+                record = _record(row)
+                self._remember(row[0], record)
+            records.append(record)
+        return History(records, found)
 
     def _last_id(self) -> str | None:
         cutoff = self._clock() - self._limits.max_age
