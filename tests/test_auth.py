@@ -173,3 +173,44 @@ def test_rs256_with_separate_publisher_and_subscriber_keys() -> None:
 def test_config_checks_the_algorithm() -> None:
     with pytest.raises(ValueError, match="JWT algorithm must be one of"):
         JWTAuth(publisher_key="k", algorithm="none")
+
+
+def test_cookie_publishing_needs_an_allowed_origin() -> None:
+    from .helpers import form
+
+    async def body() -> None:
+        async with serving(auth=HS, publish_origins=("https://app.example",)) as (hub, _, port):
+            cookie = {"Cookie": f"mercureAuthorization={token(publish=['*'])}",
+                      "Content-Type": "application/x-www-form-urlencoded"}  # fmt: skip
+            path = "/.well-known/mercure"
+            no_origin = await request(port, "POST", path, headers=cookie, body=form(topic="a"))
+            assert no_origin.status == 403
+            assert "needs an allowed Origin" in no_origin.text
+            evil = {**cookie, "Origin": "https://evil.example"}
+            assert (
+                await request(port, "POST", path, headers=evil, body=form(topic="a"))
+            ).status == 403
+            good = {**cookie, "Origin": "https://app.example"}
+            assert (
+                await request(port, "POST", path, headers=good, body=form(topic="a"))
+            ).status == 200
+            referer = {**cookie, "Referer": "https://app.example/page?x=1"}
+            assert (
+                await request(port, "POST", path, headers=referer, body=form(topic="a"))
+            ).status == 200
+            assert len((await hub.backend.history(None, None)).records) == 2
+
+    run(body)
+
+
+def test_discovery_link() -> None:
+    from ssehub.server import discovery_link
+
+    assert discovery_link("https://hub.example/.well-known/mercure") == (
+        '<https://hub.example/.well-known/mercure>; rel="mercure"'
+    )
+    assert discovery_link("https://h/.well-known/mercure", self_url="https://a/books/1") == (
+        '<https://h/.well-known/mercure>; rel="mercure", <https://a/books/1>; rel="self"'
+    )
+    with pytest.raises(ValueError, match="not a URL"):
+        discovery_link("https://h/>; rel=evil")

@@ -265,12 +265,12 @@ def test_serve_with_jwt_token_and_publish_commands() -> None:
         assert refused.returncode == 1
         assert "subscribing requires a JWT" in refused.stderr
         pub_token = run_cli("token", "--jwt-key", SECRET, "--publish", "t").stdout.strip()
-        first = run_cli("publish", "t", "--hub", hub, "--token", pub_token, "--data", "hello")
+        first = run_cli("publish", "t", "hello", "--hub", hub, "--token", pub_token)
         assert first.returncode == 0, first.stderr
         second = run_cli("publish", "t", "--hub", hub, "--jwt-key", SECRET, "--private",
                          stdin="from stdin")  # fmt: skip
         assert second.returncode == 0, second.stderr
-        denied = run_cli("publish", "other", "--hub", hub, "--token", pub_token, "--data", "x")
+        denied = run_cli("publish", "other", "x", "--hub", hub, "--token", pub_token)
         assert denied.returncode == 1
         assert "403 the JWT does not allow publishing to 'other'" in denied.stderr
         listen = run_cli("listen", "--hub", hub, "--topic", "t", "--last-event-id", "earliest",

@@ -68,6 +68,13 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="let anyone who can reach the hub publish with POST (local use, benchmarks)",
     )
     serve.add_argument(
+        "--publish-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="origins allowed to publish with the mercureAuthorization cookie; repeatable",
+    )
+    serve.add_argument(
         "--cors-origin",
         action="append",
         default=[],
@@ -199,8 +206,12 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         description="Publish one event to a hub's /.well-known/mercure (prints its id).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    publish.add_argument("topic", nargs="+", help="one or more topics (the first is canonical)")
-    publish.add_argument("--data", default=None, help="the data ('-' or absent: standard input)")
+    publish.add_argument("topic", help="the topic (canonical)")
+    publish.add_argument("data", nargs="?", default="-", help="the data ('-': standard input)")
+    publish.add_argument(
+        "--topic", dest="more_topics", action="append", default=[], metavar="TOPIC",
+        help="another topic of the same event; repeatable",
+    )  # fmt: skip
     publish.add_argument("--hub", default="http://127.0.0.1:8000", help="the hub's base URL")
     publish.add_argument("--token", help="a publisher JWT")
     publish.add_argument("--jwt-key", metavar="KEY", help="mint a publisher JWT with this key")
@@ -383,6 +394,7 @@ def _serve(args: argparse.Namespace) -> int:
             algorithm=args.jwt_algorithm,
         ),
         anonymous=args.anonymous,
+        publish_origins=tuple(args.publish_origin),
     )
     hub_config = HubConfig(heartbeat=args.heartbeat)
     limits = HistoryLimits(max_events=args.history_events, max_age=args.history_age)
@@ -472,11 +484,12 @@ def _publish(args: argparse.Namespace) -> int:
     except ImportError:
         print("ssehub: error: publish needs httpx: pip install 'ssehub[client]'", file=sys.stderr)
         return 2
-    data = sys.stdin.read() if args.data in (None, "-") else args.data
+    data = sys.stdin.read() if args.data == "-" else args.data
+    topics = [args.topic, *args.more_topics]
     token = args.token
     if token is None and args.jwt_key:
-        token = _mint(args.jwt_key, "HS256", args.topic, [], 60)
-    form: list[tuple[str, str]] = [("topic", t) for t in args.topic] + [("data", data)]
+        token = _mint(args.jwt_key, "HS256", topics, [], 60)
+    form: list[tuple[str, str]] = [("topic", t) for t in topics] + [("data", data)]
     for name, value in (("id", args.id), ("type", args.type), ("retry", args.retry)):
         if value is not None:
             form.append((name, str(value)))

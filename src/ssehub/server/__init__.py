@@ -4,7 +4,7 @@
 from ._auth import JWTAuth
 from ._background import BUILTIN_PAGE, BackgroundHub
 from ._config import ServerConfig
-from ._http import MERCURE_PATH, HubServer
+from ._http import MERCURE_PATH, HubServer, discovery_link
 
 __all__ = (
     "BUILTIN_PAGE",
@@ -13,4 +13,5 @@ __all__ = (
     "HubServer",
     "JWTAuth",
     "ServerConfig",
+    "discovery_link",
 )

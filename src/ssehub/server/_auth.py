@@ -29,16 +29,19 @@ class AuthError(Exception):
         self.reason = reason
 
 
-def find_token(headers: Mapping[bytes, bytes], query: Mapping[str, list[str]]) -> str | None:
-    """The request's JWT: header, then query parameter, then cookie."""
+def find_token(
+    headers: Mapping[bytes, bytes], query: Mapping[str, list[str]]
+) -> tuple[str, str] | None:
+    """The request's JWT and where it was: "header", then "query"
+    (parameter), then "cookie"."""
     value = headers.get(b"authorization")
     if value is not None:
         scheme, _, token = value.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError(401, "the Authorization header must be 'Bearer <JWT>'")
-        return token.strip()
+        return token.strip(), "header"
     if "authorization" in query:
-        return query["authorization"][0]
+        return query["authorization"][0], "query"
     cookie = headers.get(b"cookie")
     if cookie is not None:
         try:
@@ -46,7 +49,7 @@ def find_token(headers: Mapping[bytes, bytes], query: Mapping[str, list[str]]) -
         except CookieError:
             return None
         if COOKIE in jar:
-            return jar[COOKIE].value
+            return jar[COOKIE].value, "cookie"
     return None
 
 

@@ -19,6 +19,8 @@ class ServerConfig:
     - `anonymous_publish`: accept `POST /.well-known/mercure` from anyone who
       can reach the hub, when no publisher key is set. Off by default; for
       local use and benchmarks.
+    - `publish_origins`: origins allowed to publish with the
+      `mercureAuthorization` cookie (a token in the header needs none).
     - `anonymous`: subscribers without a token (only when a subscriber key is
       set; without one every subscriber is anonymous and sees no private
       update).
@@ -45,6 +47,7 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()
     auth: JWTAuth = field(default_factory=JWTAuth)
     anonymous: bool = False
+    publish_origins: tuple[str, ...] = ()
     max_head_bytes: int = 16 * 1024
     max_body_bytes: int = 1024 * 1024
     backlog: int = 4096

@@ -26,7 +26,7 @@ import ssl
 import time
 from pathlib import Path
 from typing import Literal, cast
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import httptools
 
@@ -39,7 +39,7 @@ from ._config import ServerConfig
 from ._metrics import CONTENT_TYPE as METRICS_TYPE
 from ._metrics import Histogram, render
 
-__all__ = ("HubServer",)
+__all__ = ("HubServer", "discovery_link")
 
 log = logging.getLogger("ssehub.server")
 
@@ -534,14 +534,14 @@ class HubServer:
         if auth.subscriber_key is None:
             return frozenset()
         try:
-            token = find_token(request.headers, query)
-            if token is None:
+            found = find_token(request.headers, query)
+            if found is None:
                 if self.config.anonymous:
                     return frozenset()
                 raise AuthError(
                     401, "subscribing requires a JWT (this hub has no anonymous access)"
                 )
-            return auth.subscribe_selectors(token)
+            return auth.subscribe_selectors(found[0])
         except AuthError as error:
             raise HTTPError(error.status, error.reason) from None
 
@@ -554,9 +554,19 @@ class HubServer:
                 )
             return
         try:
-            allowed = auth.publish_selectors(find_token(request.headers, {}))
+            found = find_token(request.headers, {})
+            allowed = auth.publish_selectors(found[0] if found else None)
         except AuthError as error:
             raise HTTPError(error.status, error.reason) from None
+        if found is not None and found[1] == "cookie":
+            # a cookie rides along with any page's request: only allowed
+            # origins may publish with it (no cross-site request forgery)
+            origin = request.header(b"origin") or _origin_of(request.header(b"referer"))
+            allowed_origins = self.config.publish_origins
+            if origin is None or not ("*" in allowed_origins or origin in allowed_origins):
+                raise HTTPError(
+                    403, "publishing with the cookie needs an allowed Origin (publish_origins)"
+                )
         for topic in topics:
             if not selectors_match(allowed, (topic,)):
                 raise HTTPError(403, f"the JWT does not allow publishing to {topic!r}")
@@ -636,3 +646,27 @@ def _open_files_limit() -> int:
         return 1 << 20
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     return soft if soft != resource.RLIM_INFINITY and soft > 128 else 1 << 20
+
+
+def _origin_of(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+
+
+def discovery_link(hub_url: str, *, self_url: str | None = None) -> str:
+    """The value of a `Link` header that lets Mercure clients discover the
+    hub from any of your app's responses::
+
+        response.headers["Link"] = discovery_link("https://hub.example/.well-known/mercure",
+                                                  self_url="https://app.example/books/1")
+
+    gives `<https://hub.example/.well-known/mercure>; rel="mercure",
+    <https://app.example/books/1>; rel="self"`.
+    """
+    links = [(hub_url, "mercure")] + ([(self_url, "self")] if self_url else [])
+    for url, _ in links:
+        if any(c in url for c in '<>"\r\n ') or not url:
+            raise ValueError(f"not a URL for a Link header: {url!r}")
+    return ", ".join(f'<{url}>; rel="{rel}"' for url, rel in links)
