@@ -4,6 +4,7 @@ subscribe, who gets private updates, and why a token is refused."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -214,3 +215,51 @@ def test_discovery_link() -> None:
     )
     with pytest.raises(ValueError, match="not a URL"):
         discovery_link("https://h/>; rel=evil")
+
+
+def test_subscription_events_and_the_subscriptions_api() -> None:
+    from urllib.parse import quote
+
+    watch = "/.well-known/mercure/subscriptions{/topic}{/subscriber}"
+
+    async def body() -> None:
+        async with serving(auth=HS, subscriptions=True) as (_, _, port):
+            watcher_token = token(subscribe=[watch])
+            watcher = await subscribe(port, watch, headers=bearer(watcher_token))
+            assert watcher.status == 200
+            reader = jwt.encode(
+                {"mercure": {"subscribe": [], "payload": {"user": "alice"}}},
+                SECRET,
+                algorithm="HS256",
+            )
+            own = json.loads((await watcher.next_events(1))[0].data)
+            assert (own["topic"], own["active"]) == (watch, True)  # it sees itself too
+            alice = await subscribe(port, "books", headers=bearer(reader))
+            started = json.loads((await watcher.next_events(1))[0].data)
+            assert started["type"] == "Subscription"
+            assert (started["topic"], started["active"], started["payload"]) == (
+                "books", True, {"user": "alice"}
+            )  # fmt: skip
+            subscriber = started["subscriber"]
+            assert started["id"] == (
+                f"/.well-known/mercure/subscriptions/books/{quote(subscriber, safe='')}"
+            )
+            listing = await request(port, "GET", "/.well-known/mercure/subscriptions",
+                                    headers=bearer(watcher_token))  # fmt: skip
+            assert listing.status == 200
+            assert listing.headers["content-type"] == "application/ld+json"
+            doc = json.loads(listing.body)
+            assert doc["type"] == "Subscriptions"
+            assert {s["topic"] for s in doc["subscriptions"]} == {"books", watch}
+            one = await request(port, "GET", started["id"], headers=bearer(watcher_token))
+            assert json.loads(one.body)["subscriber"] == subscriber
+            assert (await request(port, "GET", "/.well-known/mercure/subscriptions")).status == 401
+            other = bearer(token(subscribe=["books"]))
+            denied = await request(port, "GET", "/.well-known/mercure/subscriptions", headers=other)
+            assert denied.status == 403
+            alice.close()
+            ended = json.loads((await watcher.next_events(1))[0].data)
+            assert (ended["subscriber"], ended["active"]) == (subscriber, False)
+            watcher.close()
+
+    run(body)

@@ -68,6 +68,11 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="let anyone who can reach the hub publish with POST (local use, benchmarks)",
     )
     serve.add_argument(
+        "--subscriptions",
+        action="store_true",
+        help="publish subscription events and serve /.well-known/mercure/subscriptions",
+    )
+    serve.add_argument(
         "--publish-origin",
         action="append",
         default=[],
@@ -395,6 +400,7 @@ def _serve(args: argparse.Namespace) -> int:
         ),
         anonymous=args.anonymous,
         publish_origins=tuple(args.publish_origin),
+        subscriptions=args.subscriptions,
     )
     hub_config = HubConfig(heartbeat=args.heartbeat)
     limits = HistoryLimits(max_events=args.history_events, max_age=args.history_age)

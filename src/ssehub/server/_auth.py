@@ -78,10 +78,19 @@ class JWTAuth:
 
     def subscribe_selectors(self, token: str) -> frozenset[str]:
         """Whose private updates a subscriber may receive; raises `AuthError`."""
+        return self.subscriber(token)[0]
+
+    def subscriber(self, token: str) -> tuple[frozenset[str], Any]:
+        """A subscriber's `mercure.subscribe` selectors and its
+        `mercure.payload` (shown in subscription events); raises `AuthError`."""
         assert self.subscriber_key is not None
-        return self._claim(token, self.subscriber_key, "subscribe")
+        mercure = self._mercure(token, self.subscriber_key)
+        return _selectors(mercure, "subscribe"), mercure.get("payload")
 
     def _claim(self, token: str, key: str, name: str) -> frozenset[str]:
+        return _selectors(self._mercure(token, key), name)
+
+    def _mercure(self, token: str, key: str) -> dict[str, Any]:
         jwt = _jwt()
         try:
             payload = jwt.decode(token, key, algorithms=[self.algorithm])
@@ -94,12 +103,16 @@ class JWTAuth:
         except jwt.InvalidTokenError as error:
             raise AuthError(401, f"the JWT is not valid: {error}") from None
         mercure = payload.get("mercure")
-        selectors = mercure.get(name) if isinstance(mercure, dict) else None
-        if selectors is None:
-            return frozenset()
-        if not isinstance(selectors, list) or not all(isinstance(s, str) for s in selectors):
-            raise AuthError(401, f"the JWT's mercure.{name} claim must be a list of strings")
-        return frozenset(selectors)
+        return mercure if isinstance(mercure, dict) else {}
+
+
+def _selectors(mercure: dict[str, Any], name: str) -> frozenset[str]:
+    selectors = mercure.get(name)
+    if selectors is None:
+        return frozenset()
+    if not isinstance(selectors, list) or not all(isinstance(s, str) for s in selectors):
+        raise AuthError(401, f"the JWT's mercure.{name} claim must be a list of strings")
+    return frozenset(selectors)
 
 
 def _jwt() -> Any:

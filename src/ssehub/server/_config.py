@@ -21,6 +21,8 @@ class ServerConfig:
       local use and benchmarks.
     - `publish_origins`: origins allowed to publish with the
       `mercureAuthorization` cookie (a token in the header needs none).
+    - `subscriptions`: publish subscription events and serve the
+      subscriptions API (Mercure), for subscribers allowed by their JWT.
     - `anonymous`: subscribers without a token (only when a subscriber key is
       set; without one every subscriber is anonymous and sees no private
       update).
@@ -48,6 +50,7 @@ class ServerConfig:
     auth: JWTAuth = field(default_factory=JWTAuth)
     anonymous: bool = False
     publish_origins: tuple[str, ...] = ()
+    subscriptions: bool = False
     max_head_bytes: int = 16 * 1024
     max_body_bytes: int = 1024 * 1024
     backlog: int = 4096

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import mimetypes
 import socket
 import ssl
 import time
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httptools
@@ -38,6 +39,7 @@ from ._auth import AuthError, find_token
 from ._config import ServerConfig
 from ._metrics import CONTENT_TYPE as METRICS_TYPE
 from ._metrics import Histogram, render
+from ._subscriptions import SUBSCRIPTIONS_PATH, Active, Registry
 
 __all__ = ("HubServer", "discovery_link")
 
@@ -80,7 +82,7 @@ class HTTPError(Exception):
 
 
 class _Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query")
+    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query", "raw_path")
 
     def __init__(
         self,
@@ -92,7 +94,8 @@ class _Request:
     ) -> None:
         self.method = method
         url = httptools.parse_url(target)
-        self.path = unquote(url.path.decode("utf-8", "replace"))
+        self.raw_path = url.path.decode("utf-8", "replace")
+        self.path = unquote(self.raw_path)
         self.query = (url.query or b"").decode("utf-8", "replace")
         self.headers = headers
         self.body = body
@@ -120,6 +123,7 @@ class _Connection(asyncio.Protocol):
         "_too_large",
         "_url",
         "stream",
+        "subscriber",
         "transport",
     )
 
@@ -130,6 +134,7 @@ class _Connection(asyncio.Protocol):
         self._requests: list[_Request] = []  # an empty deque costs ~600 B
         self._task: asyncio.Task[None] | None = None
         self.stream: StreamSubscription | None = None
+        self.subscriber: str | None = None  # its id, when subscription events are on
         self._url = b""
         self._headers: dict[bytes, bytes] = {}
         self._body: list[bytes] = []
@@ -189,6 +194,9 @@ class _Connection(asyncio.Protocol):
         stream = self.stream
         if stream is not None:
             stream.connection_lost()
+            registry = self._server.subscriptions
+            if registry is not None and self.subscriber is not None:
+                registry.closed(self.subscriber)
             if log.isEnabledFor(logging.INFO):
                 log.info(
                     "stream closed peer=%s topics=%s reason=%s seconds=%.1f",
@@ -346,6 +354,7 @@ class HubServer:
         self._connections: set[_Connection] = set()
         self._static = Path(self.config.static_dir).resolve() if self.config.static_dir else None
         self.max_connections = self.config.max_connections or _open_files_limit() - 64
+        self.subscriptions = Registry(hub) if self.config.subscriptions else None
         self.publish_seconds = Histogram(
             (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
         )
@@ -402,6 +411,8 @@ class HubServer:
 
     async def aclose(self) -> None:
         await self.drain(0)
+        if self.subscriptions is not None:
+            await self.subscriptions.aclose()
         for conn in list(self._connections):
             if conn.transport is not None:
                 conn.transport.abort()
@@ -413,6 +424,10 @@ class HubServer:
 
     async def _handle(self, conn: _Connection, request: _Request) -> Outcome:
         cors = self._cors_headers(request)
+        if self.subscriptions is not None and request.raw_path.startswith(SUBSCRIPTIONS_PATH):
+            rest = request.raw_path[len(SUBSCRIPTIONS_PATH) :]
+            if not rest or rest.startswith("/"):
+                return await self._subscriptions_api(conn, request, rest, cors)
         if request.path == MERCURE_PATH:
             if request.method == "GET":
                 return await self._subscribe(conn, request, cors)
@@ -478,7 +493,7 @@ class HubServer:
         last_event_id = request.header(b"last-event-id")
         if last_event_id is None and "lastEventID" in query:
             last_event_id = query["lastEventID"][0]
-        private_topics = self._subscriber_rights(request, query)
+        private_topics, payload = self._subscriber_rights(request, query)
         transport = conn.transport
         assert transport is not None
         try:
@@ -505,6 +520,9 @@ class HubServer:
             conn.respond(503, "the hub is shutting down\n", keep_alive=False)
             return "close"
         self._tune_stream_socket(transport)
+        if self.subscriptions is not None and not sub.closed:
+            conn.subscriber = self.subscriptions.new_id()
+            await self.subscriptions.opened(Active(conn.subscriber, sub.topics, payload))
         conn._opened_at = time.monotonic()
         if log.isEnabledFor(logging.INFO):
             log.info(
@@ -527,23 +545,51 @@ class HubServer:
         with contextlib.suppress(OSError, AttributeError, ValueError):
             sock.setsockopt(socket.IPPROTO_TCP, option, int(self.hub.config.heartbeat * 2 * 1000))
 
-    def _subscriber_rights(self, request: _Request, query: dict[str, list[str]]) -> frozenset[str]:
-        """The private topics a subscriber may receive; raises 401 when it
-        must show a token and does not, or shows a bad one."""
+    def _subscriber_rights(
+        self, request: _Request, query: dict[str, list[str]]
+    ) -> tuple[frozenset[str], Any]:
+        """The private topics a subscriber may receive, and its JWT payload;
+        raises 401 when it must show a token and does not, or shows a bad one."""
         auth = self.config.auth
         if auth.subscriber_key is None:
-            return frozenset()
+            return frozenset(), None
         try:
             found = find_token(request.headers, query)
             if found is None:
                 if self.config.anonymous:
-                    return frozenset()
+                    return frozenset(), None
                 raise AuthError(
                     401, "subscribing requires a JWT (this hub has no anonymous access)"
                 )
-            return auth.subscribe_selectors(found[0])
+            return auth.subscriber(found[0])
         except AuthError as error:
             raise HTTPError(error.status, error.reason) from None
+
+    async def _subscriptions_api(
+        self, conn: _Connection, request: _Request, rest: str, cors: tuple[tuple[str, str], ...]
+    ) -> Outcome:
+        assert self.subscriptions is not None
+        if request.method != "GET":
+            raise HTTPError(405, f"method {request.method} not allowed on {SUBSCRIPTIONS_PATH}")
+        if self.config.auth.subscriber_key is None:
+            raise HTTPError(403, "the subscriptions API needs a subscriber JWT key")
+        query = parse_qs(request.query, keep_blank_values=True)
+        found = find_token(request.headers, query)
+        if found is None:
+            raise HTTPError(401, "the subscriptions API requires a JWT")
+        try:
+            allowed = self.config.auth.subscribe_selectors(found[0])
+        except AuthError as error:
+            raise HTTPError(error.status, error.reason) from None
+        if not selectors_match(allowed, (request.raw_path,)):
+            raise HTTPError(403, f"the JWT does not allow reading {request.raw_path}")
+        status, answer = await self.subscriptions.listing(rest)
+        if isinstance(answer, str):
+            raise HTTPError(status, answer)
+        body = json.dumps(answer)
+        conn.respond(status, body, content_type="application/ld+json",
+                     keep_alive=request.keep_alive, headers=cors)  # fmt: skip
+        return "keep" if request.keep_alive else "close"
 
     def _check_publisher(self, request: _Request, topics: list[str]) -> None:
         auth = self.config.auth
