@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from .helpers import self_signed_certificate
 from .test_asgi import Served, take, wait_until
 
 
@@ -99,22 +99,11 @@ def test_starlette_clock_page_shows_the_time(browser: Any) -> None:
         served.stop()
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
 @pytest.mark.browser
 def test_http2_lets_ten_tabs_stream_from_one_origin(browser: Any, tmp_path: Path) -> None:
     """Over HTTP/1.1 a browser holds 6 connections per origin and the 7th
     EventSource hangs; over HTTP/2 (hypercorn with TLS) all share one."""
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     served = Served("hypercorn", "--certfile", str(cert), "--keyfile", str(key), scheme="https")
     context = browser.new_context(ignore_https_errors=True)
     try:

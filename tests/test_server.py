@@ -15,7 +15,7 @@ from ssehub.protocol import Event
 from ssehub.server import HubServer, ServerConfig
 from ssehub.testing import FakeClock
 
-from .helpers import publish, request, subscribe
+from .helpers import publish, request, self_signed_certificate, subscribe
 
 
 @contextlib.asynccontextmanager
@@ -456,15 +456,8 @@ def test_limits_on_topics_connections_and_idle_clients() -> None:
 
 def test_https(tmp_path: Path) -> None:
     import ssl
-    import subprocess
 
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
 
     async def body() -> None:
         async with serving(certfile=cert, keyfile=key) as (hub, _, port):
