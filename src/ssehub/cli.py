@@ -89,7 +89,8 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     serve.add_argument(
         "--jwt-key",
         metavar="KEY",
-        help="verify publisher and subscriber JWTs with KEY (HMAC secret, or PEM public key)",
+        help="verify publisher and subscriber JWTs with KEY (HMAC secret, or PEM public key; "
+        "@FILE reads it from FILE, SSEHUB_JWT_KEY keeps it out of the process list)",
     )
     serve.add_argument(
         "--publisher-jwt-key", metavar="KEY", help="publishers' key (over --jwt-key)"
@@ -117,7 +118,7 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "--max-connections",
         type=int,
         default=None,
-        help="open connections at most, beyond: 503 (default: the open-files limit less 64)",
+        help="open connections at most, beyond: 503; None: the open-files limit less 64",
     )
     serve.add_argument("--max-topics", type=int, default=64, help="topics per subscription")
     serve.add_argument("--max-body-bytes", type=int, default=1024 * 1024, help="publish body size")
