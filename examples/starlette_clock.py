@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from ssehub import Hub
 from ssehub.asgi import HubApp
-from ssehub.server import BUILTIN_PAGE
+from ssehub.server import ASSETS, BUILTIN_PAGE
 
 hub = Hub()
 events = HubApp(hub)
@@ -49,6 +49,7 @@ app = Starlette(
     lifespan=lifespan,
     routes=[
         Route("/.well-known/mercure", events),
+        Mount("/_ssehub", app=StaticFiles(directory=ASSETS)),  # the page's shared-connection helper
         Mount("/", app=StaticFiles(directory=BUILTIN_PAGE, html=True)),
     ],
 )

@@ -71,3 +71,42 @@ def test_page_index_html_and_topic_parameter(browser: Any) -> None:
             assert len(page.evaluate(LOG_IDS)) == 1
         finally:
             page.close()
+
+
+def test_ten_tabs_share_one_connection_and_survive_the_leader_closing(browser: Any) -> None:
+    """On HTTP/1.1 a browser holds six connections per origin; the page's
+    SharedEventSource opens one for all tabs, and when the tab holding it
+    closes another takes over and resumes, so no event is missed."""
+    with BackgroundHub(port=0, page=True) as hub:
+        context = browser.new_context()
+        try:
+            pages = []
+            for _ in range(10):
+                page = context.new_page()
+                page.goto(f"{hub.url}/")
+                pages.append(page)
+            for page in pages:
+                page.wait_for_function(
+                    "() => document.querySelector('#status').textContent === 'live'"
+                )
+            assert hub.statistics().subscribers == 1  # one stream for ten tabs
+            sent = [hub.publish("clock", f"tick {i}") for i in range(3)]
+            for page in pages:
+                page.wait_for_function(f"() => ({LOG_IDS})().length === 3")
+                assert page.evaluate(LOG_IDS) == sent[::-1]
+            [leader] = [p for p in pages if p.evaluate("window.ssehubSource.isLeader")]
+            leader.close()
+            pages.remove(leader)
+            sent += [
+                hub.publish("clock", f"after {i}") for i in range(3)
+            ]  # maybe while no one listens
+            for page in pages:
+                page.wait_for_function(f"() => ({LOG_IDS})().length === 6", timeout=15_000)
+                assert page.evaluate(LOG_IDS) == sent[::-1]  # every event, once, in order
+            assert sum(p.evaluate("window.ssehubSource.isLeader") for p in pages) == 1
+            module = pages[0].evaluate(
+                "async () => typeof (await import('/_ssehub/ssehub.mjs')).SharedEventSource"
+            )
+            assert module == "function"
+        finally:
+            context.close()

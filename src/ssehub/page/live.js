@@ -1,7 +1,7 @@
-// The built-in live page: subscribe to one topic with a plain EventSource,
-// show the latest value big and every received event in a log.
-// EventSource reconnects by itself and sends Last-Event-ID, so the hub
-// replays what was published while the page was away.
+// The built-in live page: subscribe to one topic, show the latest value big
+// and every received event in a log. The source reconnects by itself and
+// resumes from the last event ID, so the hub replays what was published
+// while the page was away.
 "use strict";
 
 const MAX_LOG = 200;
@@ -38,7 +38,11 @@ function log(text, id, cls) {
 }
 
 let received = 0;
-const source = new EventSource(`/.well-known/mercure?topic=${encodeURIComponent(topic)}`);
+// One connection for every open tab of this page (see /_ssehub/ssehub.js);
+// a plain EventSource if the helper did not load.
+const Source = window.SharedEventSource || EventSource;
+const source = new Source(`/.well-known/mercure?topic=${encodeURIComponent(topic)}`);
+window.ssehubSource = source;
 source.onopen = () => setStatus("live", "live");
 source.onerror = () => {
   if (source.readyState === EventSource.CLOSED) setStatus("closed", "closed");

@@ -4,9 +4,10 @@
 from ._auth import JWTAuth
 from ._background import BUILTIN_PAGE, BackgroundHub
 from ._config import ServerConfig
-from ._http import MERCURE_PATH, HubServer, discovery_link
+from ._http import ASSETS, MERCURE_PATH, HubServer, discovery_link
 
 __all__ = (
+    "ASSETS",
     "BUILTIN_PAGE",
     "MERCURE_PATH",
     "BackgroundHub",

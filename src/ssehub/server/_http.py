@@ -25,6 +25,7 @@ import mimetypes
 import socket
 import ssl
 import time
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -46,6 +47,9 @@ __all__ = ("HubServer", "discovery_link")
 log = logging.getLogger("ssehub.server")
 
 MERCURE_PATH = "/.well-known/mercure"
+ASSETS_PATH = "/_ssehub/"  # ssehub's own browser files, on every hub
+ASSETS = Path(str(files("ssehub").joinpath("assets"))).resolve()
+_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".html": "text/html"}
 _REASONS = {
     200: "OK",
     204: "No Content",
@@ -450,8 +454,10 @@ class HubServer:
             body = render(self.hub.statistics(), len(self._connections), self.publish_seconds)
             conn.respond(200, body, content_type=METRICS_TYPE, keep_alive=request.keep_alive)
             return "keep" if request.keep_alive else "close"
+        if request.path.startswith(ASSETS_PATH):
+            return self._file(conn, request, ASSETS, request.path[len(ASSETS_PATH) :])
         if self._static is not None:
-            return self._file(conn, request)
+            return self._file(conn, request, self._static, request.path)
         raise HTTPError(404, f"not found: {request.path}")
 
     def _cors_headers(self, request: _Request) -> tuple[tuple[str, str], ...]:
@@ -659,16 +665,16 @@ class HubServer:
         conn.respond(200, event_id, keep_alive=request.keep_alive, headers=cors)
         return "keep" if request.keep_alive else "close"
 
-    def _file(self, conn: _Connection, request: _Request) -> Outcome:
-        assert self._static is not None
-        relative = request.path.lstrip("/") or "index.html"
-        target = (self._static / relative).resolve()
+    def _file(self, conn: _Connection, request: _Request, folder: Path, path: str) -> Outcome:
+        relative = path.lstrip("/") or "index.html"
+        target = (folder / relative).resolve()
         if target.is_dir():
             target = target / "index.html"
-        if not target.is_relative_to(self._static) or not target.is_file():
+        if not target.is_relative_to(folder) or not target.is_file():
             raise HTTPError(404, f"not found: {request.path}")
         body = target.read_bytes()
-        ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        ctype = _TYPES.get(target.suffix) or mimetypes.guess_type(target.name)[0]
+        ctype = ctype or "application/octet-stream"
         if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
             ctype += "; charset=utf-8"
         conn.respond(
