@@ -87,6 +87,7 @@ def test_demo_publishes_the_time_every_second_and_serves_the_page() -> None:
         code, out, err = stop(proc)
     assert code == 0, err
     assert f"http://127.0.0.1:{port}/" in out
+    assert f"the dashboard is at http://127.0.0.1:{port}/_ssehub/" in out
 
 
 def test_serve_shuts_down_cleanly_on_sigterm() -> None:

@@ -68,6 +68,15 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="let anyone who can reach the hub publish with POST (local use, benchmarks)",
     )
     serve.add_argument(
+        "--dashboard",
+        action="store_true",
+        default=None,
+        help="serve the live dashboard at /_ssehub/ (default: only when listening on loopback)",
+    )
+    serve.add_argument(
+        "--dashboard-token", metavar="TOKEN", help="require ?token=TOKEN for the dashboard"
+    )
+    serve.add_argument(
         "--subscriptions",
         action="store_true",
         help="publish subscription events and serve /.well-known/mercure/subscriptions",
@@ -366,8 +375,11 @@ def _demo(args: argparse.Namespace) -> int:
         raise ValueError(f"--interval must be > 0, not {args.interval}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with BackgroundHub(port=args.port, host=args.host, page=True) as hub:
+    local = args.host in ("127.0.0.1", "::1", "localhost")
+    with BackgroundHub(port=args.port, host=args.host, page=True, dashboard=local) as hub:
         print(f"ssehub demo: open {hub.url}/ in a browser (Ctrl-C to stop)", flush=True)
+        if local:
+            print(f"ssehub demo: the dashboard is at {hub.url}/_ssehub/", flush=True)
         try:
             while not stop.wait(args.interval):
                 hub.publish("clock", datetime.now().astimezone().isoformat(timespec="seconds"))
@@ -402,6 +414,8 @@ def _serve(args: argparse.Namespace) -> int:
         anonymous=args.anonymous,
         publish_origins=tuple(args.publish_origin),
         subscriptions=args.subscriptions,
+        dashboard=args.dashboard,
+        dashboard_token=args.dashboard_token,
     )
     hub_config = HubConfig(heartbeat=args.heartbeat)
     limits = HistoryLimits(max_events=args.history_events, max_age=args.history_age)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -41,6 +42,7 @@ id no longer in history. Its data is JSON: `{"lastEventID": "<asked id>"}`.
 It has no id, so it does not move the client's last event ID."""
 
 _HEARTBEAT = encode_comment()
+_TOPIC_COUNTERS = 10_000
 
 State = Literal["new", "running", "draining", "closed"]
 
@@ -64,6 +66,9 @@ class HubStatistics:
     gaps: int = 0
     disconnects_slow: int = 0
     disconnects_stalled: int = 0
+    events_by_topic: dict[str, int] = field(default_factory=dict)
+    recent_disconnects: tuple[tuple[float, str, tuple[str, ...]], ...] = ()
+    """The last slow or stalled disconnects: (Unix time, reason, topics)."""
 
 
 class _Group:
@@ -144,6 +149,8 @@ class Hub:
         self._gaps = 0
         self._slow = 0
         self._stalled = 0
+        self._by_topic_count: dict[str, int] = {}
+        self._recent_drops: deque[tuple[float, str, tuple[str, ...]]] = deque(maxlen=20)
 
     # -- life cycle ----------------------------------------------------------
 
@@ -250,6 +257,12 @@ class Hub:
         try:
             await self.backend.append(record)
             self._published += 1
+            counts = self._by_topic_count
+            for topic in topic_tuple:
+                if topic in counts or len(counts) < _TOPIC_COUNTERS:
+                    counts[topic] = counts.get(topic, 0) + 1
+                else:  # bounded: a hub with a topic per user must not grow here
+                    counts["(other topics)"] = counts.get("(other topics)", 0) + 1
             self._fanout(record)
         finally:
             self._inflight.discard(ticket)
@@ -485,6 +498,7 @@ class Hub:
                     self._slow += 1
                 elif reason == "stalled":
                     self._stalled += 1
+                self._recent_drops.append((self._clock.time(), reason, sub.topics))
                 sub.close(reason)
 
     # -- heartbeats ------------------------------------------------------------
@@ -523,4 +537,6 @@ class Hub:
             gaps=self._gaps,
             disconnects_slow=self._slow,
             disconnects_stalled=self._stalled,
+            events_by_topic=dict(self._by_topic_count),
+            recent_disconnects=tuple(self._recent_drops),
         )

@@ -44,7 +44,8 @@ class BackgroundHub:
     has stored it; it never waits on subscribers. Leaving the block (or
     `stop()`) ends every stream within `grace` seconds and loses no published
     event. `page=True` serves the built-in live page at `/`; a folder path
-    serves your own files instead. Pass `backend=` to keep history across a
+    serves your own files instead. `dashboard=True` serves the live
+    dashboard at `/_ssehub/`. Pass `backend=` to keep history across a
     `stop()` and a new `BackgroundHub` in the same process.
     """
 
@@ -58,6 +59,7 @@ class BackgroundHub:
         backend: Backend | None = None,
         cors_origins: Iterable[str] = (),
         anonymous_publish: bool = False,
+        dashboard: bool = False,
         grace: float = 5.0,
     ) -> None:
         static = BUILTIN_PAGE if page is True else (Path(page) if page else None)
@@ -67,6 +69,7 @@ class BackgroundHub:
             static_dir=static,
             cors_origins=tuple(cors_origins),
             anonymous_publish=anonymous_publish,
+            dashboard=dashboard,
         )
         self.hub = Hub(config, backend=backend)
         self.grace = grace

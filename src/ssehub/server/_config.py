@@ -23,6 +23,9 @@ class ServerConfig:
       `mercureAuthorization` cookie (a token in the header needs none).
     - `subscriptions`: publish subscription events and serve the
       subscriptions API (Mercure), for subscribers allowed by their JWT.
+    - `dashboard`: serve the live dashboard at `/_ssehub/` (None: only when
+      listening on a loopback address); `dashboard_token`: then require it
+      (`?token=`, or the `ssehubDashboard` cookie).
     - `anonymous`: subscribers without a token (only when a subscriber key is
       set; without one every subscriber is anonymous and sees no private
       update).
@@ -51,6 +54,8 @@ class ServerConfig:
     anonymous: bool = False
     publish_origins: tuple[str, ...] = ()
     subscriptions: bool = False
+    dashboard: bool | None = None
+    dashboard_token: str | None = None
     max_head_bytes: int = 16 * 1024
     max_body_bytes: int = 1024 * 1024
     backlog: int = 4096

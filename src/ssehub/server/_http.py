@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import mimetypes
@@ -34,7 +35,7 @@ import httptools
 
 from ssehub.backends import DuplicateEventIdError
 from ssehub.hub import Hub, HubClosedError, Resume, StreamSubscription, selectors_match
-from ssehub.protocol import LocalProtocolError
+from ssehub.protocol import Event, LocalProtocolError, encode_event
 
 from ._auth import AuthError, find_token
 from ._config import ServerConfig
@@ -50,6 +51,7 @@ MERCURE_PATH = "/.well-known/mercure"
 ASSETS_PATH = "/_ssehub/"  # ssehub's own browser files, on every hub
 ASSETS = Path(str(files("ssehub").joinpath("assets"))).resolve()
 _TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".html": "text/html"}
+_PUBLIC_ASSETS = ("ssehub.js", "ssehub.mjs")  # the rest is the dashboard's
 _REASONS = {
     200: "OK",
     204: "No Content",
@@ -393,6 +395,60 @@ class HubServer:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, option, timeout_ms)
 
+    def _check_dashboard(self, request: _Request) -> None:
+        enabled = self.config.dashboard
+        if enabled is None:
+            enabled = self.config.host in ("127.0.0.1", "::1", "localhost")
+        if not enabled:
+            raise HTTPError(404, "the dashboard is off (start the hub with --dashboard)")
+        expected = self.config.dashboard_token
+        if expected is None:
+            return
+        query = parse_qs(request.query)
+        given = query.get("token", [None])[0]
+        if given is None:
+            cookie = request.header(b"cookie") or ""
+            for part in cookie.split(";"):
+                name, _, value = part.strip().partition("=")
+                if name == "ssehubDashboard":
+                    given = value
+        if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise HTTPError(401, "the dashboard needs its token (?token=...)")
+
+    async def _stats_stream(self, conn: _Connection) -> Outcome:
+        """The dashboard's feed: the hub's statistics as an event a second,
+        until the client leaves (this connection's own task does it)."""
+        transport = conn.transport
+        assert transport is not None
+        conn._become_stream()
+        transport.write((_STREAM_HEAD + "\r\n").encode() + _FIRST_BYTES)
+        while not transport.is_closing() and self.hub.state == "running":
+            stats = self.hub.statistics()
+            snapshot = {
+                "time": time.time(),
+                "state": stats.state,
+                "connections": len(self._connections),
+                "subscribers": stats.subscribers,
+                "subscribers_by_topic": stats.subscribers_by_topic,
+                "events_by_topic": stats.events_by_topic,
+                "events_published": stats.events_published,
+                "events_delivered": stats.events_delivered,
+                "bytes_delivered": stats.bytes_delivered,
+                "replays": stats.replays,
+                "gaps": stats.gaps,
+                "disconnects": {
+                    "slow": stats.disconnects_slow,
+                    "stalled": stats.disconnects_stalled,
+                },
+                "recent_disconnects": [
+                    {"time": t, "reason": r, "topics": list(ts)}
+                    for t, r, ts in stats.recent_disconnects
+                ],
+            }
+            transport.write(encode_event(Event(json.dumps(snapshot), "stats")))
+            await asyncio.sleep(1.0)
+        return "close"
+
     async def _store_answers(self) -> bool:
         try:
             await asyncio.wait_for(self.hub.backend.last_id(), 2.0)
@@ -454,8 +510,13 @@ class HubServer:
             body = render(self.hub.statistics(), len(self._connections), self.publish_seconds)
             conn.respond(200, body, content_type=METRICS_TYPE, keep_alive=request.keep_alive)
             return "keep" if request.keep_alive else "close"
-        if request.path.startswith(ASSETS_PATH):
-            return self._file(conn, request, ASSETS, request.path[len(ASSETS_PATH) :])
+        if request.path.startswith(ASSETS_PATH) or request.path == ASSETS_PATH.rstrip("/"):
+            name = request.path[len(ASSETS_PATH) :]
+            if name not in _PUBLIC_ASSETS:
+                self._check_dashboard(request)
+                if name == "stats":
+                    return await self._stats_stream(conn)
+            return self._file(conn, request, ASSETS, name)
         if self._static is not None:
             return self._file(conn, request, self._static, request.path)
         raise HTTPError(404, f"not found: {request.path}")
