@@ -1,4 +1,5 @@
-"""The hub over HTTP/1.1: an asyncio protocol server with httptools.
+"""The hub over HTTP/1.1: an asyncio protocol server with httptools
+(connections in `_connection.py`, routes here).
 
 Why not ASGI: ASGI gives every connection a task that awaits `send()`, so
 each event wakes every subscriber's task. Here a subscribed connection has no
@@ -28,44 +29,28 @@ import ssl
 import time
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal, cast
-from urllib.parse import parse_qs, unquote, urlsplit
-
-import httptools
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from ssehub.backends import DuplicateEventIdError
-from ssehub.hub import Hub, HubClosedError, Resume, StreamSubscription, selectors_match
+from ssehub.hub import Hub, HubClosedError, Resume, selectors_match
 from ssehub.protocol import Event, LocalProtocolError, encode_event
 
 from ._auth import AuthError, find_token
 from ._config import ServerConfig
+from ._connection import Connection, HTTPError, Outcome, Request, log
 from ._metrics import CONTENT_TYPE as METRICS_TYPE
 from ._metrics import Histogram, render
 from ._subscriptions import SUBSCRIPTIONS_PATH, Active, Registry
 
 __all__ = ("HubServer", "discovery_link")
 
-log = logging.getLogger("ssehub.server")
 
 MERCURE_PATH = "/.well-known/mercure"
 ASSETS_PATH = "/_ssehub/"  # ssehub's own browser files, on every hub
 ASSETS = Path(str(files("ssehub").joinpath("assets"))).resolve()
 _TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".html": "text/html"}
 _PUBLIC_ASSETS = ("ssehub.js", "ssehub.mjs")  # the rest is the dashboard's
-_REASONS = {
-    200: "OK",
-    204: "No Content",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    413: "Content Too Large",
-    415: "Unsupported Media Type",
-    431: "Request Header Fields Too Large",
-    503: "Service Unavailable",
-}
 _STREAM_HEAD = (
     "HTTP/1.1 200 OK\r\n"
     "Content-Type: text/event-stream\r\n"
@@ -74,274 +59,6 @@ _STREAM_HEAD = (
     "Connection: close\r\n"
 )
 _FIRST_BYTES = b":\n\n"  # a comment at once, so no proxy holds the head back
-
-Outcome = Literal["keep", "close", "stream"]
-
-
-class HTTPError(Exception):
-    """A refusal: status code and a one-line reason for the client."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-class _Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query", "raw_path")
-
-    def __init__(
-        self,
-        method: str,
-        target: bytes,
-        headers: dict[bytes, bytes],
-        body: bytes,
-        keep_alive: bool,
-    ) -> None:
-        self.method = method
-        url = httptools.parse_url(target)
-        self.raw_path = url.path.decode("utf-8", "replace")
-        self.path = unquote(self.raw_path)
-        self.query = (url.query or b"").decode("utf-8", "replace")
-        self.headers = headers
-        self.body = body
-        self.keep_alive = keep_alive
-
-    def header(self, name: bytes) -> str | None:
-        value = self.headers.get(name)
-        return None if value is None else value.decode("utf-8", "replace")
-
-
-class _Connection(asyncio.Protocol):
-    """One client connection: parses requests, answers them in order, and
-    becomes a bare stream (no task, no parser) once it subscribes."""
-
-    __slots__ = (
-        "_body",
-        "_head_bytes",
-        "_headers",
-        "_idle",
-        "_opened_at",
-        "_parser",
-        "_requests",
-        "_server",
-        "_task",
-        "_too_large",
-        "_url",
-        "stream",
-        "subscriber",
-        "transport",
-    )
-
-    def __init__(self, server: HubServer) -> None:
-        self._server = server
-        self.transport: asyncio.Transport | None = None
-        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
-        self._requests: list[_Request] = []  # an empty deque costs ~600 B
-        self._task: asyncio.Task[None] | None = None
-        self.stream: StreamSubscription | None = None
-        self.subscriber: str | None = None  # its id, when subscription events are on
-        self._url = b""
-        self._headers: dict[bytes, bytes] = {}
-        self._body: list[bytes] = []
-        self._head_bytes = 0
-        self._too_large: HTTPError | None = None
-        self._opened_at = 0.0
-        self._idle: asyncio.TimerHandle | None = None
-
-    # -- asyncio.Protocol ---------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-        server = self._server
-        if len(server._connections) >= server.max_connections:
-            limit = server.max_connections
-            self._refuse(HTTPError(503, f"the hub is at its connection limit ({limit})"))
-            return
-        server._connections.add(self)
-        self._arm_idle()
-
-    def _arm_idle(self) -> None:
-        """Close a connection that is not a stream after idle_timeout."""
-        if self._idle is not None:
-            self._idle.cancel()
-        loop = asyncio.get_running_loop()
-        self._idle = loop.call_later(self._server.config.idle_timeout, self._idle_out)
-
-    def _idle_out(self) -> None:
-        self._idle = None
-        if self.stream is None and self._task is None and self.transport is not None:
-            self.transport.close()
-
-    def data_received(self, data: bytes) -> None:
-        parser = self._parser
-        if parser is None:
-            return  # a subscribed client has nothing more to say
-        if self._idle is not None and not self._requests and self._task is None:
-            self._arm_idle()  # it is talking: idle time starts again
-        try:
-            parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._refuse(HTTPError(400, "protocol upgrades are not supported"))
-        except Exception:
-            self._refuse(self._too_large or HTTPError(400, "malformed HTTP request"))
-        if len(self._requests) > 8:
-            self.transport.pause_reading()  # type: ignore[union-attr]
-
-    def eof_received(self) -> bool:
-        return False  # close our side too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._server._connections.discard(self)
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
-        self._parser = None
-        stream = self.stream
-        if stream is not None:
-            stream.connection_lost()
-            registry = self._server.subscriptions
-            if registry is not None and self.subscriber is not None:
-                registry.closed(self.subscriber)
-            if log.isEnabledFor(logging.INFO):
-                log.info(
-                    "stream closed peer=%s topics=%s reason=%s seconds=%.1f",
-                    self._peer(),
-                    ",".join(stream.topics),
-                    stream.reason,
-                    time.monotonic() - self._opened_at,
-                )
-        if self._task is not None:
-            self._task.cancel()
-
-    def pause_writing(self) -> None:
-        if self.stream is not None:
-            self.stream.pause_writing()
-
-    def resume_writing(self) -> None:
-        if self.stream is not None:
-            self.stream.resume_writing()
-
-    # -- httptools callbacks ------------------------------------------------------
-
-    def on_message_begin(self) -> None:
-        self._url = b""
-        self._headers = {}
-        self._body = []
-        self._head_bytes = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._url += url
-        self._count_head(len(url))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value))
-        self._headers[name.lower()] = value
-
-    def on_body(self, body: bytes) -> None:
-        self._body.append(body)
-        size = sum(len(b) for b in self._body)
-        if size > self._server.config.max_body_bytes:
-            limit = self._server.config.max_body_bytes
-            self._too_large = HTTPError(413, f"request body is larger than {limit} bytes")
-            raise self._too_large
-
-    def on_message_complete(self) -> None:
-        parser = self._parser
-        assert parser is not None
-        request = _Request(
-            parser.get_method().decode("ascii", "replace"),
-            self._url,
-            self._headers,
-            b"".join(self._body),
-            parser.should_keep_alive(),
-        )
-        self._body = []
-        self._requests.append(request)
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._serve())
-
-    def _peer(self) -> str:
-        peer = self.transport.get_extra_info("peername") if self.transport else None
-        return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"
-
-    def _become_stream(self) -> None:
-        """Drop everything request-shaped: an idle stream should cost little."""
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
-        self._parser = None
-        self._url = b""
-        self._headers = {}
-        self._body = []
-
-    def _count_head(self, n: int) -> None:
-        self._head_bytes += n
-        limit = self._server.config.max_head_bytes
-        if self._head_bytes > limit:
-            self._too_large = HTTPError(431, f"request head is larger than {limit} bytes")
-            raise self._too_large
-
-    # -- answering ----------------------------------------------------------------------
-
-    async def _serve(self) -> None:
-        transport = self.transport
-        assert transport is not None
-        try:
-            while self._requests and not transport.is_closing():
-                request = self._requests.pop(0)
-                try:
-                    outcome = await self._server._handle(self, request)
-                except HTTPError as error:
-                    log.info(
-                        "refused peer=%s %s %s status=%d reason=%s",
-                        self._peer(),
-                        request.method,
-                        request.path,
-                        error.status,
-                        error.reason,
-                    )
-                    self.respond(error.status, error.reason + "\n", keep_alive=request.keep_alive)
-                    outcome = "keep" if request.keep_alive else "close"
-                if outcome == "stream":
-                    self._requests.clear()
-                    return
-                if outcome == "close":
-                    transport.close()
-                    return
-                transport.resume_reading()
-        finally:
-            self._task = None
-            if self.stream is None and not transport.is_closing():
-                self._arm_idle()
-
-    def respond(
-        self,
-        status: int,
-        body: str | bytes,
-        *,
-        content_type: str = "text/plain; charset=utf-8",
-        keep_alive: bool = True,
-        headers: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        payload = body.encode() if isinstance(body, str) else body
-        lines = [
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
-            f"Content-Type: {content_type}",
-            f"Content-Length: {len(payload)}",
-        ]
-        lines.extend(f"{k}: {v}" for k, v in headers)
-        if not keep_alive:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode()
-        assert self.transport is not None
-        self.transport.write(head + payload)
-
-    def _refuse(self, error: HTTPError) -> None:
-        self._parser = None
-        if self.transport is not None and not self.transport.is_closing():
-            self.respond(error.status, error.reason + "\n", keep_alive=False)
-            self.transport.close()
 
 
 class HubServer:
@@ -357,7 +74,7 @@ class HubServer:
         self.hub = hub
         self.config = config or ServerConfig()
         self._server: asyncio.Server | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: set[Connection] = set()
         self._static = Path(self.config.static_dir).resolve() if self.config.static_dir else None
         self.max_connections = self.config.max_connections or _open_files_limit() - 64
         self.subscriptions = Registry(hub) if self.config.subscriptions else None
@@ -378,7 +95,7 @@ class HubServer:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(self.config.certfile, self.config.keyfile)
         self._server = await loop.create_server(
-            lambda: _Connection(self),
+            lambda: Connection(self),
             self.config.host,
             self.config.port,
             backlog=self.config.backlog,
@@ -395,7 +112,7 @@ class HubServer:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, option, timeout_ms)
 
-    def _check_dashboard(self, request: _Request) -> None:
+    def _check_dashboard(self, request: Request) -> None:
         enabled = self.config.dashboard
         if enabled is None:
             enabled = self.config.host in ("127.0.0.1", "::1", "localhost")
@@ -415,7 +132,7 @@ class HubServer:
         if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
             raise HTTPError(401, "the dashboard needs its token (?token=...)")
 
-    async def _stats_stream(self, conn: _Connection) -> Outcome:
+    async def _stats_stream(self, conn: Connection) -> Outcome:
         """The dashboard's feed: the hub's statistics as an event a second,
         until the client leaves (this connection's own task does it)."""
         transport = conn.transport
@@ -482,7 +199,7 @@ class HubServer:
 
     # -- routes ---------------------------------------------------------------------------
 
-    async def _handle(self, conn: _Connection, request: _Request) -> Outcome:
+    async def _handle(self, conn: Connection, request: Request) -> Outcome:
         cors = self._cors_headers(request)
         if self.subscriptions is not None and request.raw_path.startswith(SUBSCRIPTIONS_PATH):
             rest = request.raw_path[len(SUBSCRIPTIONS_PATH) :]
@@ -521,7 +238,7 @@ class HubServer:
             return self._file(conn, request, self._static, request.path)
         raise HTTPError(404, f"not found: {request.path}")
 
-    def _cors_headers(self, request: _Request) -> tuple[tuple[str, str], ...]:
+    def _cors_headers(self, request: Request) -> tuple[tuple[str, str], ...]:
         origin = request.header(b"origin")
         allowed = self.config.cors_origins
         if origin is None or not ("*" in allowed or origin in allowed):
@@ -533,7 +250,7 @@ class HubServer:
         )
 
     def _preflight(
-        self, conn: _Connection, request: _Request, cors: tuple[tuple[str, str], ...]
+        self, conn: Connection, request: Request, cors: tuple[tuple[str, str], ...]
     ) -> Outcome:
         if not cors:
             raise HTTPError(403, "origin not allowed (see cors_origins)")
@@ -547,7 +264,7 @@ class HubServer:
         return "keep" if request.keep_alive else "close"
 
     async def _subscribe(
-        self, conn: _Connection, request: _Request, cors: tuple[tuple[str, str], ...]
+        self, conn: Connection, request: Request, cors: tuple[tuple[str, str], ...]
     ) -> Outcome:
         query = parse_qs(request.query, keep_blank_values=True)
         topics = query.get("topic")
@@ -586,7 +303,6 @@ class HubServer:
             conn.stream = None
             conn.respond(503, "the hub is shutting down\n", keep_alive=False)
             return "close"
-        self._tune_stream_socket(transport)
         if self.subscriptions is not None and not sub.closed:
             conn.subscriber = self.subscriptions.new_id()
             await self.subscriptions.opened(Active(conn.subscriber, sub.topics, payload))
@@ -602,18 +318,8 @@ class HubServer:
             )
         return "stream"
 
-    def _tune_stream_socket(self, transport: asyncio.Transport) -> None:
-        """Let the kernel give up on a peer that acknowledges nothing for two
-        heartbeats (a dead host sends no RST)."""
-        sock = transport.get_extra_info("socket")
-        option = getattr(socket, "TCP_USER_TIMEOUT", None)
-        if sock is None or option is None:
-            return
-        with contextlib.suppress(OSError, AttributeError, ValueError):
-            sock.setsockopt(socket.IPPROTO_TCP, option, int(self.hub.config.heartbeat * 2 * 1000))
-
     def _subscriber_rights(
-        self, request: _Request, query: dict[str, list[str]]
+        self, request: Request, query: dict[str, list[str]]
     ) -> tuple[frozenset[str], Any]:
         """The private topics a subscriber may receive, and its JWT payload;
         raises 401 when it must show a token and does not, or shows a bad one."""
@@ -633,7 +339,7 @@ class HubServer:
             raise HTTPError(error.status, error.reason) from None
 
     async def _subscriptions_api(
-        self, conn: _Connection, request: _Request, rest: str, cors: tuple[tuple[str, str], ...]
+        self, conn: Connection, request: Request, rest: str, cors: tuple[tuple[str, str], ...]
     ) -> Outcome:
         assert self.subscriptions is not None
         if request.method != "GET":
@@ -658,7 +364,7 @@ class HubServer:
                      keep_alive=request.keep_alive, headers=cors)  # fmt: skip
         return "keep" if request.keep_alive else "close"
 
-    def _check_publisher(self, request: _Request, topics: list[str]) -> None:
+    def _check_publisher(self, request: Request, topics: list[str]) -> None:
         auth = self.config.auth
         if auth.publisher_key is None:
             return  # anonymous publishing (`_publish` refused it when not allowed)
@@ -681,7 +387,7 @@ class HubServer:
                 raise HTTPError(403, f"the JWT does not allow publishing to {topic!r}")
 
     async def _publish(
-        self, conn: _Connection, request: _Request, cors: tuple[tuple[str, str], ...]
+        self, conn: Connection, request: Request, cors: tuple[tuple[str, str], ...]
     ) -> Outcome:
         if self.config.auth.publisher_key is None and not self.config.anonymous_publish:
             raise HTTPError(
@@ -726,7 +432,7 @@ class HubServer:
         conn.respond(200, event_id, keep_alive=request.keep_alive, headers=cors)
         return "keep" if request.keep_alive else "close"
 
-    def _file(self, conn: _Connection, request: _Request, folder: Path, path: str) -> Outcome:
+    def _file(self, conn: Connection, request: Request, folder: Path, path: str) -> Outcome:
         relative = path.lstrip("/") or "index.html"
         target = (folder / relative).resolve()
         if target.is_dir():
