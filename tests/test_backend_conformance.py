@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from ssehub.backends import (
     Record,
     SQLiteBackend,
 )
+from ssehub.backends.redis import RedisBackend
 from ssehub.protocol import Event, encode_event
 
 
@@ -27,7 +30,32 @@ class Clock:
         return self.now
 
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "redis"]
+REDIS_URL = os.environ.get("SSEHUB_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+def _redis_or_skip() -> None:
+    """Skip without Redis on a developer machine; fail under CI."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(REDIS_URL)
+    try:
+        socket.create_connection((url.hostname, url.port or 6379), 1).close()
+    except OSError:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"Redis is not reachable at {REDIS_URL} (CI=true: Redis tests must run)")
+        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+
+
+def _drop_keys(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=prefix + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 def rec(topics: tuple[str, ...], id: str, t: float, data: str = "") -> Record:
@@ -40,13 +68,22 @@ def ids(records: list[Record]) -> list[str]:
 
 
 @pytest.fixture(params=BACKENDS)
-def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Backend]:
+def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Backend]]:
+    prefixes: list[str] = []
+
     def make(limits: HistoryLimits, clock: Callable[[], float]) -> Backend:
         if request.param == "sqlite":
             return SQLiteBackend(tmp_path / "history.db", limits, clock=clock)
+        if request.param == "redis":
+            _redis_or_skip()
+            prefix = f"ssehub-test:{uuid.uuid4().hex}:"  # a namespace of this test's own
+            prefixes.append(prefix)
+            return RedisBackend(REDIS_URL, limits, prefix=prefix, clock=clock)
         return MemoryBackend(limits, clock=clock)
 
-    return make
+    yield make
+    for prefix in prefixes:  # leave Redis as we found it
+        _drop_keys(prefix)
 
 
 def run(

@@ -115,5 +115,38 @@ def test_store_urls() -> None:
     assert backend.path == "/tmp/x.db"
     with pytest.raises(ValueError, match="unknown store URL"):
         backend_from_url("postgres://x")
+    redis_store = backend_from_url("redis://127.0.0.1:6379/3?prefix=app:")
+    assert (type(redis_store).__name__, redis_store.prefix) == ("RedisBackend", "app:")  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="does not exist"):
         backend_from_url("sqlite:///no/such/folder/hub.db")
+
+
+def test_resume_on_another_hub_sharing_redis(tmp_path: Path) -> None:
+    """Two hub processes on one Redis: a client that got events from hub A
+    resumes on hub B with no gap (the storage half of scale-out)."""
+    from .test_backend_conformance import REDIS_URL, _drop_keys, _redis_or_skip
+
+    _redis_or_skip()
+    prefix = f"ssehub-test:{time.time_ns()}:"
+    store = f"{REDIS_URL}?prefix={prefix}"
+    port_a, port_b = free_port(), free_port()
+    hub_a, hub_b = start_hub(port_a, store), start_hub(port_b, store)
+    try:
+        url_a = f"http://127.0.0.1:{port_a}/.well-known/mercure"
+        url_b = f"http://127.0.0.1:{port_b}/.well-known/mercure"
+        with httpx.Client(timeout=10) as client:
+            sent = [client.post(url_a, data={"topic": "t", "data": f"n{i}"}).text for i in range(5)]
+        with EventSource(f"{url_a}?topic=t", last_event_id="earliest", retry=0.05) as source:
+            seen_on_a = [next(iter(source)).id]  # then this client moves to hub B
+        with EventSource(f"{url_b}?topic=t", last_event_id=seen_on_a[-1], retry=0.05) as source:
+            rest = []
+            for event in source:
+                rest.append(event.id)
+                if len(rest) == 4:
+                    break
+        assert seen_on_a + rest == sent
+    finally:
+        for hub in (hub_a, hub_b):
+            hub.send_signal(signal.SIGTERM)
+            hub.communicate(timeout=15)
+        _drop_keys(prefix)

@@ -118,8 +118,8 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         default="sqlite:ssehub.db",
         metavar="URL",
         help="history: sqlite:PATH (durable; sqlite:hub.db is in the working folder, "
-        "sqlite:///var/lib/hub.db absolute) or "
-        "memory: (this process only)",
+        "sqlite:///var/lib/hub.db absolute), redis://host:port/db (shared by several hubs) "
+        "or memory: (this process only)",
     )
     serve.add_argument("--cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--key", metavar="FILE", help="the certificate's private key (PEM)")

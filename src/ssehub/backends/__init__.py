@@ -4,6 +4,7 @@ from pathlib import Path
 
 from ._base import Backend, DuplicateEventIdError, History, HistoryLimits, Record
 from .memory import MemoryBackend
+from .redis import RedisBackend
 from .sqlite import SQLiteBackend
 
 __all__ = (
@@ -13,15 +14,17 @@ __all__ = (
     "HistoryLimits",
     "MemoryBackend",
     "Record",
+    "RedisBackend",
     "SQLiteBackend",
     "backend_from_url",
 )
 
 
 def backend_from_url(url: str, limits: HistoryLimits | None = None) -> Backend:
-    """The backend a store URL names: `memory:` (this process only) or
+    """The backend a store URL names: `memory:` (this process only),
     `sqlite:PATH` (`sqlite:relative.db`; `sqlite:/abs/path.db` and
-    `sqlite:///abs/path.db` are the same absolute path)."""
+    `sqlite:///abs/path.db` are the same absolute path), or
+    `redis://host:port/db[?prefix=ssehub:]` (shared by every hub on it)."""
     if url in ("memory:", "memory://"):
         return MemoryBackend(limits)
     if url.startswith("sqlite:"):
@@ -33,4 +36,11 @@ def backend_from_url(url: str, limits: HistoryLimits | None = None) -> Backend:
         if not folder.is_dir():
             raise ValueError(f"store URL {url!r}: the folder {str(folder)!r} does not exist")
         return SQLiteBackend(path, limits)
-    raise ValueError(f"unknown store URL {url!r}: use memory: or sqlite:///path/to/hub.db")
+    if url.startswith(("redis://", "rediss://")):
+        from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        prefix = parse_qs(parts.query).get("prefix", ["ssehub:"])[0]
+        plain = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        return RedisBackend(plain, limits, prefix=prefix)
+    raise ValueError(f"unknown store URL {url!r}: use memory:, sqlite:PATH or redis://host:port/db")
