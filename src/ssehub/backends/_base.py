@@ -67,6 +67,9 @@ class History:
 
     records: list[Record]
     found: bool
+    position: int | None = None
+    """For a backend shared by several processes: the position of the newest
+    record this read covered, in the order of `follow()`."""
 
 
 class DuplicateEventIdError(ValueError):

@@ -17,9 +17,11 @@ This is the storage half of scale-out: any process can resume any client.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 from ssehub.protocol import Event, encode_event
@@ -57,9 +59,17 @@ def _record(fields: dict[str, str]) -> Record:
     )
 
 
-def _position(stream_id: str) -> tuple[int, int]:
+log = logging.getLogger("ssehub.backends.redis")
+
+
+def _position(stream_id: str) -> int:
+    """A stream id (`ms-seq`) as one increasing integer."""
     ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)
+    return (int(ms) << 20) | int(seq or 0)
+
+
+def _stream_id(position: int) -> str:
+    return f"{position >> 20}-{position & 0xFFFFF}"
 
 
 class RedisBackend:
@@ -127,13 +137,16 @@ class RedisBackend:
             found = position is not None and await self._still_held(position, cutoff)
             if found:
                 start = "(" + position
+        pipe = redis.pipeline(transaction=True)  # one snapshot: reads and the newest position
+        pipe.xrevrange(self._key("log"), "+", "-", count=1)
         if topics is None:
-            entries = await redis.xrange(self._key("log"), start, "+")
+            pipe.xrange(self._key("log"), start, "+")
         else:
-            pipe = redis.pipeline(transaction=False)
             for topic in topics:
                 pipe.xrange(self._topic(topic), start, "+")
-            entries = [e for found_entries in await pipe.execute() for e in found_entries]
+        newest, *reads = await pipe.execute()
+        entries = [e for found_entries in reads for e in found_entries]
+        if topics is not None:
             entries.sort(key=lambda entry: _position(entry[0]))
         records: list[Record] = []
         last = None
@@ -142,7 +155,32 @@ class RedisBackend:
                 continue
             last = stream_id
             records.append(_record(fields))
-        return History(records, found)
+        return History(records, found, _position(newest[0][0]) if newest else 0)
+
+    async def newest_position(self) -> int:
+        """The position of the newest record (0 when there is none)."""
+        newest = await self._redis.xrevrange(self._key("log"), "+", "-", count=1)
+        return _position(newest[0][0]) if newest else 0
+
+    async def follow(self, after: int) -> AsyncIterator[tuple[int, Record]]:
+        """Every record appended after `after`, by any process, as it comes.
+        While Redis is away it retries with backoff, then catches up from
+        where it was: nothing stored is skipped."""
+        last = _stream_id(after)
+        delay = 0.1
+        while True:
+            try:
+                reply = await self._redis.xread({self._key("log"): last}, count=500, block=2000)
+            except Exception as error:  # Redis down or restarting: keep trying
+                log.warning("following Redis failed (%s); retrying in %.1f s", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.1
+            for _stream, entries in reply or ():
+                for stream_id, fields in entries:
+                    last = stream_id
+                    yield _position(stream_id), _record(fields)
 
     async def last_id(self) -> str | None:
         newest = await self._redis.xrevrange(self._key("log"), "+", "-", count=1)

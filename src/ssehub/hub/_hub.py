@@ -14,7 +14,7 @@ import asyncio
 import concurrent.futures
 import json
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
@@ -66,6 +66,8 @@ class HubStatistics:
     gaps: int = 0
     disconnects_slow: int = 0
     disconnects_stalled: int = 0
+    events_from_peers: int = 0
+    """Events other hub processes published, fanned out here (shared backend)."""
     events_by_topic: dict[str, int] = field(default_factory=dict)
     recent_disconnects: tuple[tuple[float, str, tuple[str, ...]], ...] = ()
     """The last slow or stalled disconnects: (Unix time, reason, topics)."""
@@ -136,6 +138,15 @@ class Hub:
         self._dirty: list[_Group] = []
         self._flush_handle: asyncio.Handle | None = None
         self._doomed: list[tuple[Subscription, CloseReason]] = []
+        # With a backend shared by several hub processes: the feed of records
+        # appended anywhere, how far it has got, this process's own appends
+        # (fanned out already, skipped when they come back), and
+        # subscriptions waiting for the feed to reach their replay.
+        self._follow_task: asyncio.Task[None] | None = None
+        self._feed_position = 0
+        self._own: set[str] = set()
+        self._own_order: deque[str] = deque()
+        self._feed_waiters: list[tuple[int, asyncio.Future[None]]] = []
         # Publishes between "stored" and "fanned out" (a durable backend's
         # append suspends), and subscriptions waiting for them to finish.
         self._ticket = 0
@@ -149,6 +160,7 @@ class Hub:
         self._gaps = 0
         self._slow = 0
         self._stalled = 0
+        self._remote = 0
         self._by_topic_count: dict[str, int] = {}
         self._recent_drops: deque[tuple[float, str, tuple[str, ...]]] = deque(maxlen=20)
 
@@ -165,6 +177,12 @@ class Hub:
         self._loop = asyncio.get_running_loop()
         await self.backend.start()
         self._heartbeat_task = self._loop.create_task(self._heartbeats(), name="ssehub-heartbeat")
+        follow = getattr(self.backend, "follow", None)
+        if follow is not None:  # a backend shared with other hub processes
+            self._feed_position = await self.backend.newest_position()  # type: ignore[attr-defined]
+            self._follow_task = self._loop.create_task(
+                self._follow(follow(self._feed_position)), name="ssehub-follow"
+            )
         self._state = "running"
 
     async def __aenter__(self) -> Hub:
@@ -209,14 +227,15 @@ class Hub:
         if self._state == "running":
             await self.drain(0)
         self._state = "closed"
-        task, self._heartbeat_task = self._heartbeat_task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():  # our own cancellation, not the task's
-                    raise
+        for task in (self._heartbeat_task, self._follow_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    if not task.cancelled():  # our own cancellation, not the task's
+                        raise
+        self._heartbeat_task = self._follow_task = None
         await self.backend.aclose()
 
     # -- publishing -------------------------------------------------------------
@@ -251,6 +270,8 @@ class Hub:
             raise ValueError("event id 'earliest' is reserved (it asks for all history)")
         ev = Event(data, event, id, retry)
         record = Record(topic_tuple, ev, self._clock.time(), encode_event(ev), private)
+        if self._follow_task is not None:
+            self._remember_own(id)
         self._ticket += 1
         ticket = self._ticket
         self._inflight.add(ticket)
@@ -408,8 +429,11 @@ class Hub:
             newest = await self.backend.last_id()
             # A publish stored before the history read may not be fanned out
             # yet: stay in holding mode until it is, so its live copy lands
-            # in the held list, where the replay's copy cancels it.
+            # in the held list, where the replay's copy cancels it. The same
+            # for records of other processes that the feed has not brought.
             await self._settled()
+            if last_event_id is not None and history.position is not None:
+                await self._feed_reached(history.position)
         except BaseException:
             sub.close()
             raise
@@ -428,6 +452,41 @@ class Hub:
         if self._doomed:
             self._reap()
         return resume
+
+    def _remember_own(self, event_id: str) -> None:
+        self._own.add(event_id)
+        self._own_order.append(event_id)
+        if len(self._own_order) > 100_000:  # bounded, even if some never come back
+            self._own.discard(self._own_order.popleft())
+
+    async def _follow(self, feed: AsyncIterator[tuple[int, Record]]) -> None:
+        """Fan out what other processes publish (the shared backend's feed)."""
+        async for position, record in feed:
+            self._feed_position = position
+            if record.id in self._own:
+                self._own.discard(record.id)  # published here: fanned out already
+            else:
+                self._remote += 1
+                self._fanout(record)
+            if self._feed_waiters:
+                waiting = []
+                for target, future in self._feed_waiters:
+                    if target <= position:
+                        if not future.done():
+                            future.set_result(None)
+                    else:
+                        waiting.append((target, future))
+                self._feed_waiters = waiting
+
+    async def _feed_reached(self, position: int) -> None:
+        """Wait until the feed has passed `position` (what a replay read), so
+        a record both replayed and fed is held, then dropped as a duplicate."""
+        if self._follow_task is None or self._feed_position >= position:
+            return
+        assert self._loop is not None
+        future = self._loop.create_future()
+        self._feed_waiters.append((position, future))
+        await future
 
     async def _settled(self) -> None:
         """Wait until every publish started so far has been fanned out (or
@@ -537,6 +596,7 @@ class Hub:
             gaps=self._gaps,
             disconnects_slow=self._slow,
             disconnects_stalled=self._stalled,
+            events_from_peers=self._remote,
             events_by_topic=dict(self._by_topic_count),
             recent_disconnects=tuple(self._recent_drops),
         )

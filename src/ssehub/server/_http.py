@@ -428,6 +428,9 @@ class HubServer:
             raise HTTPError(400, str(error)) from None
         except HubClosedError:
             raise HTTPError(503, "the hub is shutting down") from None
+        except Exception as error:  # the store failed: nothing was acknowledged
+            log.warning("publish failed: the store did not take it: %r", error)
+            raise HTTPError(503, f"the store is unavailable ({type(error).__name__})") from None
         self.publish_seconds.observe(time.perf_counter() - started)
         conn.respond(200, event_id, keep_alive=request.keep_alive, headers=cors)
         return "keep" if request.keep_alive else "close"
