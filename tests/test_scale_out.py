@@ -4,6 +4,8 @@ everywhere, once, and resume anywhere (the real Redis on 127.0.0.1)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -79,3 +81,67 @@ def test_replay_on_one_while_the_other_publishes_has_no_gap_or_duplicate() -> No
             assert extra == []
 
     run_two_hubs(body)
+
+
+def test_serve_with_two_workers_on_one_port() -> None:
+    import json
+    import signal
+
+    from .helpers import free_port
+    from .test_cli import connect, finish, run_cli, spawn
+
+    _redis_or_skip()
+    prefix = f"ssehub-test:{uuid.uuid4().hex}:"
+    port = free_port()
+    proc = spawn("serve", "--port", str(port), "--workers", "2", "--anonymous-publish",
+                 "--store", f"{REDIS_URL}?prefix={prefix}")  # fmt: skip
+    try:
+        connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").close()
+        hub = f"http://127.0.0.1:{port}"
+        # listeners land on either worker; publishes too; everyone gets everything
+        listeners = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "ssehub",
+                    "listen",
+                    "--hub",
+                    hub,
+                    "--topic",
+                    "t",
+                    "--count",
+                    "6",
+                    "--format",
+                    "json",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(6)
+        ]
+        import time
+
+        time.sleep(1.5)  # let them subscribe
+        sent = [
+            run_cli("publish", "t", f"event {i}", "--hub", hub).stdout.strip() for i in range(6)
+        ]
+        for listener in listeners:
+            out, err = listener.communicate(timeout=30)
+            assert listener.returncode == 0, err
+            assert sorted(json.loads(line)["id"] for line in out.splitlines()) == sorted(sent)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code, out, err = finish(proc)
+        _drop_keys(prefix)
+    assert code == 0, err
+    assert "2 workers on port" in out
+
+
+def test_workers_need_a_shared_store() -> None:
+    from .test_cli import finish, spawn
+
+    code, _, err = finish(spawn("serve", "--workers", "2", "--store", "sqlite:hub.db"))
+    assert code == 2
+    assert "--workers > 1 needs a shared store" in err

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import tomllib
@@ -143,6 +144,13 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     serve.add_argument(
         "--grace", type=float, default=5.0, help="seconds streams get to end at shutdown"
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the port (SO_REUSEPORT); more than 1 needs a redis:// store",
+    )
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument(
         "--log-level",
         default="info",
@@ -389,6 +397,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.workers != 1:
+        return _workers(args)
     page = None
     if args.page == "builtin":
         page = BUILTIN_PAGE
@@ -416,6 +426,7 @@ def _serve(args: argparse.Namespace) -> int:
         subscriptions=args.subscriptions,
         dashboard=args.dashboard,
         dashboard_token=args.dashboard_token,
+        reuse_port=args.reuse_port,
     )
     hub_config = HubConfig(heartbeat=args.heartbeat)
     limits = HistoryLimits(max_events=args.history_events, max_age=args.history_age)
@@ -597,3 +608,44 @@ def _option_value(action: argparse.Action, raw: object, where: str) -> object:
     if action.choices is not None and value not in action.choices:
         raise ValueError(f"{where}: {value!r} is not one of {', '.join(map(str, action.choices))}")
     return value
+
+
+def _workers(args: argparse.Namespace) -> int:
+    """`serve --workers N`: N processes on one port, one history (Redis).
+    Signals go to every worker; the exit code is the worst of theirs."""
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, not {args.workers}")
+    if not str(args.store).startswith(("redis://", "rediss://")):
+        raise ValueError(
+            "--workers > 1 needs a shared store (--store redis://host:port/db): with "
+            f"{args.store} each process would keep a history of its own"
+        )
+    if args.port == 0:
+        raise ValueError("--workers > 1 needs a fixed --port (0 would give each its own)")
+    argv = _argv_without_workers(sys.argv[1:])
+    command = [sys.executable, "-m", "ssehub", *argv, "--workers", "1", "--reuse-port"]
+    children = [subprocess.Popen(command) for _ in range(args.workers)]
+    print(f"ssehub: {args.workers} workers on port {args.port} (store {args.store})", flush=True)
+
+    def forward(signum: int, _: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, key=abs)
+
+
+def _argv_without_workers(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            out.append(arg)
+    return out

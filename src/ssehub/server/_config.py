@@ -43,6 +43,8 @@ class ServerConfig:
     - `idle_timeout`: seconds a connection that is not a stream may stay
       idle (a keep-alive publisher, a client that never finishes its head).
     - `certfile`, `keyfile`: serve HTTPS with this certificate chain and key.
+    - `reuse_port`: bind with SO_REUSEPORT, so several processes share the
+      port (what `ssehub serve --workers N` does).
     """
 
     host: str = "127.0.0.1"
@@ -54,6 +56,7 @@ class ServerConfig:
     anonymous: bool = False
     publish_origins: tuple[str, ...] = ()
     subscriptions: bool = False
+    reuse_port: bool = False
     dashboard: bool | None = None
     dashboard_token: str | None = None
     max_head_bytes: int = 16 * 1024

@@ -100,6 +100,7 @@ class HubServer:
             self.config.port,
             backlog=self.config.backlog,
             reuse_address=True,
+            reuse_port=self.config.reuse_port or None,
             ssl=context,
         )
         # Let the kernel give up on a peer that acknowledges nothing for two
