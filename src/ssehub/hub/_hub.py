@@ -276,7 +276,13 @@ class Hub:
         ticket = self._ticket
         self._inflight.add(ticket)
         try:
-            await self.backend.append(record)
+            try:
+                await self.backend.append(record)
+            except BaseException:
+                # not acknowledged; if it was stored all the same, the feed
+                # must bring it here too
+                self._own.discard(id)
+                raise
             self._published += 1
             counts = self._by_topic_count
             for topic in topic_tuple:
