@@ -150,3 +150,38 @@ def test_resume_on_another_hub_sharing_redis(tmp_path: Path) -> None:
             hub.send_signal(signal.SIGTERM)
             hub.communicate(timeout=15)
         _drop_keys(prefix)
+
+
+def test_a_hub_killed_with_sigkill_its_clients_resume_on_another() -> None:
+    from .test_backend_conformance import REDIS_URL, _drop_keys, _redis_or_skip
+
+    _redis_or_skip()
+    prefix = f"ssehub-test:{time.time_ns()}:"
+    store = f"{REDIS_URL}?prefix={prefix}"
+    port_a, port_b = free_port(), free_port()
+    hub_a, hub_b = start_hub(port_a, store), start_hub(port_b, store)
+    try:
+        url_a = f"http://127.0.0.1:{port_a}/.well-known/mercure"
+        url_b = f"http://127.0.0.1:{port_b}/.well-known/mercure"
+        with httpx.Client(timeout=10) as client:
+            before = [
+                client.post(url_a, data={"topic": "t", "data": f"a{i}"}).text for i in range(3)
+            ]
+            with EventSource(f"{url_a}?topic=t", last_event_id="earliest", retry=0.05) as source:
+                seen = [next(iter(source)).id]
+            hub_a.send_signal(signal.SIGKILL)  # a worker dies
+            hub_a.communicate(timeout=10)
+            after = [
+                client.post(url_b, data={"topic": "t", "data": f"b{i}"}).text for i in range(3)
+            ]
+        rest = []
+        with EventSource(f"{url_b}?topic=t", last_event_id=seen[-1], retry=0.05) as source:
+            for event in source:
+                rest.append(event.id)
+                if len(rest) == 5:
+                    break
+        assert seen + rest == before + after  # nothing lost, nothing twice
+    finally:
+        hub_b.send_signal(signal.SIGTERM)
+        hub_b.communicate(timeout=15)
+        _drop_keys(prefix)
