@@ -58,6 +58,9 @@ def uvicorn(app: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+REDIS_STORE = os.environ.get("SSEHUB_BENCH_REDIS", "redis://127.0.0.1:6379/14") + "?prefix="
+
+
 def ssehub_serve(port: int, *extra: str) -> list[str]:
     """How ssehub runs: `ssehub serve`, publishing open, logging quiet like the peers."""
     return [PY, "-m", "ssehub", "serve", "--port", str(port), "--anonymous-publish",
@@ -72,6 +75,14 @@ def targets(port: int) -> dict[str, Target]:
         "ssehub-sqlite": Target(
             "ssehub-sqlite", ssehub_serve(port, "--store", "sqlite:///@PREFIX@/hub.db"), *mercure
         ),
+        "ssehub-redis": Target(
+            "ssehub-redis", ssehub_serve(port, "--store", REDIS_STORE + "@PREFIX@:"), *mercure
+        ),
+        "ssehub-redis-2w": Target(
+            "ssehub-redis-2w",
+            ssehub_serve(port, "--store", REDIS_STORE + "@PREFIX@:", "--workers", "2"),
+            *mercure,
+        ),
         "ssehub-asgi": Target(
             "ssehub-asgi", uvicorn("benchmarks.peers.ssehub_asgi:app", port), *mercure
         ),
@@ -85,7 +96,7 @@ def targets(port: int) -> dict[str, Target]:
     }
 
 
-def pinned(core: int, command: list[str]) -> list[str]:
+def pinned(core: int | str, command: list[str]) -> list[str]:
     return ["taskset", "-c", str(core), *command] if shutil.which("taskset") else command
 
 
@@ -131,8 +142,9 @@ def server(target: Target, port: int) -> Iterator[subprocess.Popen[bytes]]:
 
 @contextlib.contextmanager
 def _running(command: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    cores = "0,1" if "--workers" in command else 0  # two workers get both cores
     proc = subprocess.Popen(
-        pinned(0, command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        pinned(cores, command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         wait_port(port)

@@ -122,9 +122,13 @@ def main() -> None:
     tools = Tools("c")
     print("| measurement | result |")
     print("|---|---|")
-    for store in ("memory:", "sqlite:@PREFIX@/hub.db"):
+    for store in (
+        "memory:",
+        "sqlite:@PREFIX@/hub.db",
+        "redis://127.0.0.1:6379/14?prefix=@PREFIX@:",
+    ):
         r = publish_throughput(tools, store)
-        kind = store.split(":")[0]
+        kind = store.split(":")[0]  # memory, sqlite, redis
         rate, p50, p99 = r["rate_achieved"], r["rtt_ms_p50"], r["rtt_ms_p99"]
         print(f"| publish, store {kind} | {rate:,.0f} acknowledged events/s,"
               f" p50 {p50:.2f} ms, p99 {p99:.2f} ms |", flush=True)  # fmt: skip
