@@ -6,10 +6,12 @@ Layout, under a key prefix (default `ssehub:`):
 - `{prefix}topic:{topic}`: the records of one topic, bounded by count
   (`MAXLEN`) — each entry carries the whole record, under the same stream
   id as in the log, so merging topics is ordering by id;
-- `{prefix}ids`: event id → stream id, for resuming (`Last-Event-ID` is a
-  hash lookup, then an `XRANGE` from there per topic).
-An append is one Lua script, so it is atomic: the duplicate-id check, the
-log entry, the topic entries, the index.
+- `{prefix}id:{event id}`: its stream id, expiring after `max_age`, for
+  resuming (`Last-Event-ID` is one lookup, then an `XRANGE` per topic).
+The log is trimmed to about `LOG_BOUND` events, topic streams to
+`max_events`, id keys expire: Redis memory stays bounded. An append is one
+Lua script, so it is atomic: the log entry, the duplicate-id check, the
+topic entries.
 
 Install with `pip install 'ssehub[redis]'` (redis-py's asyncio client).
 This is the storage half of scale-out: any process can resume any client.
@@ -31,20 +33,21 @@ from ._base import DuplicateEventIdError, History, HistoryLimits, Record
 __all__ = ("RedisBackend",)
 
 _APPEND = """
--- KEYS[1] log, KEYS[2] ids, KEYS[3..] topic streams
--- ARGV[1] id, ARGV[2] max_events, ARGV[3..] field, value pairs
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
+-- KEYS[1] log, KEYS[2] the id's index key, KEYS[3..] topic streams
+-- ARGV[1] max_events, ARGV[2] max_age (s), ARGV[3] log bound, ARGV[4..] fields
+local pos = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+if not redis.call('SET', KEYS[2], pos, 'NX', 'EX', ARGV[2]) then
+  redis.call('XDEL', KEYS[1], pos)
   return redis.error_reply('DUPLICATE')
 end
-local fields = {}
-for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
-local pos = redis.call('XADD', KEYS[1], '*', unpack(fields))
 for k = 3, #KEYS do
-  redis.call('XADD', KEYS[k], 'MAXLEN', ARGV[2], pos, unpack(fields))
+  redis.call('XADD', KEYS[k], 'MAXLEN', ARGV[1], pos, unpack(ARGV, 4))
 end
-redis.call('HSET', KEYS[2], ARGV[1], pos)
 return pos
 """
+LOG_BOUND = 100_000
+"""Events the shared log keeps (approximately) for the feed, `*` replays and
+resume checks; per-topic history is bounded by `HistoryLimits` as always."""
 
 
 def _record(fields: dict[str, str]) -> Record:
@@ -73,7 +76,8 @@ def _stream_id(position: int) -> str:
 
 
 class RedisBackend:
-    """History in Redis Streams (`redis://host:port/db`)."""
+    """History in Redis Streams (`redis://host:port/db`), over at most
+    `max_connections` connections (requests beyond wait for one)."""
 
     def __init__(
         self,
@@ -81,10 +85,12 @@ class RedisBackend:
         limits: HistoryLimits | None = None,
         *,
         prefix: str = "ssehub:",
+        max_connections: int = 64,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
         self.prefix = prefix
+        self.max_connections = max_connections
         self._limits = limits or HistoryLimits()
         self._clock = clock
         self._redis: Any = None
@@ -101,13 +107,17 @@ class RedisBackend:
             raise ImportError(
                 "the Redis store needs redis-py: pip install 'ssehub[redis]'"
             ) from None
-        self._redis = aioredis.from_url(self.url, decode_responses=True)
+        # A burst of subscriptions waits for a connection instead of failing
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url, max_connections=self.max_connections, timeout=10, decode_responses=True
+        )
+        self._redis = aioredis.Redis(connection_pool=pool)
         await self._redis.ping()  # fail at start, with Redis's own reason
         self._append = self._redis.register_script(_APPEND)
 
     async def aclose(self) -> None:
         if self._redis is not None:
-            await self._redis.aclose()
+            await self._redis.aclose(close_connection_pool=True)  # the pool is ours
             self._redis = None
 
     async def append(self, record: Record) -> None:
@@ -120,9 +130,10 @@ class RedisBackend:
         ]  # fmt: skip
         if ev.retry is not None:
             fields += ["retry", str(ev.retry)]
-        keys = [self._key("log"), self._key("ids"), *(self._topic(t) for t in record.topics)]
+        keys = [self._key("log"), self._id_key(record.id), *(self._topic(t) for t in record.topics)]
+        ttl = max(1, int(self._limits.max_age) + 1)
         try:
-            await self._append(keys=keys, args=[record.id, self._limits.max_events, *fields])
+            await self._append(keys=keys, args=[self._limits.max_events, ttl, LOG_BOUND, *fields])
         except ResponseError as error:
             if "DUPLICATE" in str(error):
                 raise DuplicateEventIdError(record.id) from None
@@ -133,7 +144,7 @@ class RedisBackend:
         cutoff = self._clock() - self._limits.max_age
         start, found = "-", True
         if after is not None:
-            position = await redis.hget(self._key("ids"), after)
+            position = await redis.get(self._id_key(after))
             found = position is not None and await self._still_held(position, cutoff)
             if found:
                 start = "(" + position
@@ -207,6 +218,9 @@ class RedisBackend:
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}{name}"
+
+    def _id_key(self, event_id: str) -> str:
+        return f"{self.prefix}id:{event_id}"  # expires with max_age: bounded
 
     def _topic(self, topic: str) -> str:
         return f"{self.prefix}topic:{topic}"

@@ -264,6 +264,13 @@ class Connection(asyncio.Protocol):
                     )
                     self.respond(error.status, error.reason + "\n", keep_alive=request.keep_alive)
                     outcome = "keep" if request.keep_alive else "close"
+                except Exception as error:  # a bug or a failing store: answer, do not hang
+                    log.exception("request failed: %s %s", request.method, request.path)
+                    if self.stream is None or not self.stream.resume:
+                        self.stream = None
+                        reason = f"the hub could not answer ({type(error).__name__})"
+                        self.respond(503, reason + "\n", keep_alive=False)
+                    outcome = "close"
                 if outcome == "stream":
                     self._requests.clear()
                     return
