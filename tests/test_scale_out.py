@@ -232,3 +232,52 @@ def test_redis_restart_during_a_publish_stream(tmp_path: Path) -> None:
         asyncio.run(main())
     finally:
         redis.stop()
+
+
+def test_while_redis_is_down_the_hub_says_so_and_keeps_its_streams(tmp_path: Path) -> None:
+    import shutil
+
+    from ssehub.server import HubServer, ServerConfig
+
+    from .helpers import publish, request, subscribe
+
+    if shutil.which("redis-server") is None:
+        _redis_or_skip()
+        return
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+
+    async def main() -> None:
+        async with Hub(backend=RedisBackend(redis.url)) as hub:
+            server = HubServer(hub, ServerConfig(port=0, anonymous_publish=True))
+            await server.start()
+            try:
+                stream = await subscribe(server.port, "t")
+                assert stream.status == 200
+                await asyncio.to_thread(redis.stop)
+                refused = await publish(server.port, topic="t", data="x")
+                assert refused.status == 503
+                assert refused.text.startswith("the store is unavailable")
+                no_replay = await request(
+                    server.port, "GET", "/.well-known/mercure?topic=t&lastEventID=earliest"
+                )
+                assert no_replay.status == 503
+                assert no_replay.text.startswith("the hub could not answer")
+                assert hub.statistics().subscribers == 1  # the open stream stays
+                await asyncio.to_thread(redis.start)
+                for _ in range(100):  # the pool reconnects on its own
+                    answer = await publish(server.port, topic="t", data="back")
+                    if answer.status == 200:
+                        break
+                    await asyncio.sleep(0.1)
+                assert answer.status == 200
+                [event] = await stream.next_events(1)
+                assert event.data == "back"
+                stream.close()
+            finally:
+                await server.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        redis.stop()
