@@ -148,6 +148,20 @@ def test_workers_need_a_shared_store() -> None:
     assert "--workers > 1 needs a shared store" in err
 
 
+def _redis_server_or_skip() -> None:
+    """These tests run a redis-server of their own: skip without one on a
+    developer machine, fail under CI."""
+    import os
+    import shutil
+
+    import pytest
+
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("redis-server is not installed (CI=true: Redis tests must run)")
+        pytest.skip("redis-server is not installed")
+
+
 class PrivateRedis:
     """A redis-server of the test's own (append-only file on), to restart."""
 
@@ -191,11 +205,8 @@ def test_redis_restart_during_a_publish_stream(tmp_path: Path) -> None:
     """Redis goes away and comes back while one hub publishes: every
     acknowledged event reaches the subscribers of both hubs, once, in order;
     nothing was acknowledged that was not stored."""
-    import shutil
 
-    if shutil.which("redis-server") is None:
-        _redis_or_skip()  # the same rule: fail under CI, skip elsewhere
-        return
+    _redis_server_or_skip()
     redis = PrivateRedis(tmp_path)
     redis.start()
 
@@ -235,15 +246,12 @@ def test_redis_restart_during_a_publish_stream(tmp_path: Path) -> None:
 
 
 def test_while_redis_is_down_the_hub_says_so_and_keeps_its_streams(tmp_path: Path) -> None:
-    import shutil
 
     from ssehub.server import HubServer, ServerConfig
 
     from .helpers import publish, request, subscribe
 
-    if shutil.which("redis-server") is None:
-        _redis_or_skip()
-        return
+    _redis_server_or_skip()
     redis = PrivateRedis(tmp_path)
     redis.start()
 

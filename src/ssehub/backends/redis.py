@@ -9,7 +9,8 @@ Layout, under a key prefix (default `ssehub:`):
 - `{prefix}id:{event id}`: its stream id, expiring after `max_age`, for
   resuming (`Last-Event-ID` is one lookup, then an `XRANGE` per topic).
 The log is trimmed to about `LOG_BOUND` events, topic streams to
-`max_events`, id keys expire: Redis memory stays bounded. An append is one
+`max_events`, both (approximately, `MINID ~`) to `max_age`; id keys expire:
+Redis memory stays bounded. Reads apply both bounds exactly. An append is one
 Lua script, so it is atomic: the log entry, the duplicate-id check, the
 topic entries.
 
@@ -34,14 +35,17 @@ __all__ = ("RedisBackend",)
 
 _APPEND = """
 -- KEYS[1] log, KEYS[2] the id's index key, KEYS[3..] topic streams
--- ARGV[1] max_events, ARGV[2] max_age (s), ARGV[3] log bound, ARGV[4..] fields
-local pos = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+-- ARGV[1] max_events, ARGV[2] max_age (s), ARGV[3] log bound,
+-- ARGV[4] oldest stream id to keep (age), ARGV[5..] fields
+local pos = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 5))
 if not redis.call('SET', KEYS[2], pos, 'NX', 'EX', ARGV[2]) then
   redis.call('XDEL', KEYS[1], pos)
   return redis.error_reply('DUPLICATE')
 end
+redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[4])
 for k = 3, #KEYS do
-  redis.call('XADD', KEYS[k], 'MAXLEN', ARGV[1], pos, unpack(ARGV, 4))
+  redis.call('XADD', KEYS[k], 'MAXLEN', ARGV[1], pos, unpack(ARGV, 5))
+  redis.call('XTRIM', KEYS[k], 'MINID', '~', ARGV[4])
 end
 return pos
 """
@@ -132,8 +136,10 @@ class RedisBackend:
             fields += ["retry", str(ev.retry)]
         keys = [self._key("log"), self._id_key(record.id), *(self._topic(t) for t in record.topics)]
         ttl = max(1, int(self._limits.max_age) + 1)
+        oldest = max(0, int((record.time - self._limits.max_age) * 1000))  # ms, as stream ids
+        args = [self._limits.max_events, ttl, LOG_BOUND, f"{oldest}-0", *fields]
         try:
-            await self._append(keys=keys, args=[self._limits.max_events, ttl, LOG_BOUND, *fields])
+            await self._append(keys=keys, args=args)
         except ResponseError as error:
             if "DUPLICATE" in str(error):
                 raise DuplicateEventIdError(record.id) from None
