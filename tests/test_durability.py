@@ -4,11 +4,13 @@ event, and a client resumes after the restart with no gap and no duplicate."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -121,9 +123,10 @@ def test_store_urls() -> None:
         backend_from_url("sqlite:///no/such/folder/hub.db")
 
 
-def test_resume_on_another_hub_sharing_redis(tmp_path: Path) -> None:
-    """Two hub processes on one Redis: a client that got events from hub A
-    resumes on hub B with no gap (the storage half of scale-out)."""
+@contextlib.contextmanager
+def two_hubs_on_redis() -> Iterator[tuple[subprocess.Popen[str], str, subprocess.Popen[str], str]]:
+    """Two `ssehub serve` processes sharing one Redis (a key prefix of their
+    own, removed after): each process and its subscribe/publish URL."""
     from .test_backend_conformance import REDIS_URL, _drop_keys, _redis_or_skip
 
     _redis_or_skip()
@@ -132,56 +135,43 @@ def test_resume_on_another_hub_sharing_redis(tmp_path: Path) -> None:
     port_a, port_b = free_port(), free_port()
     hub_a, hub_b = start_hub(port_a, store), start_hub(port_b, store)
     try:
-        url_a = f"http://127.0.0.1:{port_a}/.well-known/mercure"
-        url_b = f"http://127.0.0.1:{port_b}/.well-known/mercure"
-        with httpx.Client(timeout=10) as client:
-            sent = [client.post(url_a, data={"topic": "t", "data": f"n{i}"}).text for i in range(5)]
-        with EventSource(f"{url_a}?topic=t", last_event_id="earliest", retry=0.05) as source:
-            seen_on_a = [next(iter(source)).id]  # then this client moves to hub B
-        with EventSource(f"{url_b}?topic=t", last_event_id=seen_on_a[-1], retry=0.05) as source:
-            rest = []
-            for event in source:
-                rest.append(event.id)
-                if len(rest) == 4:
-                    break
-        assert seen_on_a + rest == sent
+        yield (
+            hub_a,
+            f"http://127.0.0.1:{port_a}/.well-known/mercure",
+            hub_b,
+            f"http://127.0.0.1:{port_b}/.well-known/mercure",
+        )
     finally:
         for hub in (hub_a, hub_b):
-            hub.send_signal(signal.SIGTERM)
+            if hub.poll() is None:
+                hub.send_signal(signal.SIGTERM)
             hub.communicate(timeout=15)
         _drop_keys(prefix)
 
 
-def test_a_hub_killed_with_sigkill_its_clients_resume_on_another() -> None:
-    from .test_backend_conformance import REDIS_URL, _drop_keys, _redis_or_skip
+def take_ids(url: str, last_event_id: str, n: int) -> list[str | None]:
+    ids: list[str | None] = []
+    with EventSource(f"{url}?topic=t", last_event_id=last_event_id, retry=0.05) as source:
+        for event in source:
+            ids.append(event.id)
+            if len(ids) == n:
+                break
+    return ids
 
-    _redis_or_skip()
-    prefix = f"ssehub-test:{time.time_ns()}:"
-    store = f"{REDIS_URL}?prefix={prefix}"
-    port_a, port_b = free_port(), free_port()
-    hub_a, hub_b = start_hub(port_a, store), start_hub(port_b, store)
-    try:
-        url_a = f"http://127.0.0.1:{port_a}/.well-known/mercure"
-        url_b = f"http://127.0.0.1:{port_b}/.well-known/mercure"
-        with httpx.Client(timeout=10) as client:
-            before = [
-                client.post(url_a, data={"topic": "t", "data": f"a{i}"}).text for i in range(3)
-            ]
-            with EventSource(f"{url_a}?topic=t", last_event_id="earliest", retry=0.05) as source:
-                seen = [next(iter(source)).id]
-            hub_a.send_signal(signal.SIGKILL)  # a worker dies
-            hub_a.communicate(timeout=10)
-            after = [
-                client.post(url_b, data={"topic": "t", "data": f"b{i}"}).text for i in range(3)
-            ]
-        rest = []
-        with EventSource(f"{url_b}?topic=t", last_event_id=seen[-1], retry=0.05) as source:
-            for event in source:
-                rest.append(event.id)
-                if len(rest) == 5:
-                    break
-        assert seen + rest == before + after  # nothing lost, nothing twice
-    finally:
-        hub_b.send_signal(signal.SIGTERM)
-        hub_b.communicate(timeout=15)
-        _drop_keys(prefix)
+
+def test_resume_on_another_hub_sharing_redis() -> None:
+    """A client that got events from hub A resumes on hub B with no gap."""
+    with two_hubs_on_redis() as (_, url_a, _, url_b), httpx.Client(timeout=10) as client:
+        sent = [client.post(url_a, data={"topic": "t", "data": f"n{i}"}).text for i in range(5)]
+        seen_on_a = take_ids(url_a, "earliest", 1)  # then this client moves to hub B
+        assert seen_on_a + take_ids(url_b, str(seen_on_a[-1]), 4) == sent
+
+
+def test_a_hub_killed_with_sigkill_its_clients_resume_on_another() -> None:
+    with two_hubs_on_redis() as (hub_a, url_a, _, url_b), httpx.Client(timeout=10) as client:
+        before = [client.post(url_a, data={"topic": "t", "data": f"a{i}"}).text for i in range(3)]
+        seen = take_ids(url_a, "earliest", 1)
+        hub_a.send_signal(signal.SIGKILL)  # a worker dies
+        hub_a.communicate(timeout=10)
+        after = [client.post(url_b, data={"topic": "t", "data": f"b{i}"}).text for i in range(3)]
+        assert seen + take_ids(url_b, str(seen[-1]), 5) == before + after  # nothing lost or twice
