@@ -71,3 +71,20 @@ def test_quickstart_app_and_page_work_together(browser: Any, tmp_path: Path) -> 
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert b"Traceback" not in err, err.decode()
+
+
+def test_fastapi_example_runs_under_uvicorn(tmp_path: Path) -> None:
+    import httpx
+
+    from .test_asgi import Served, take
+
+    (tmp_path / "readme_app.py").write_text(block("python", "from fastapi import FastAPI"))
+    served = Served("uvicorn", "--app-dir", str(tmp_path), app="readme_app:app")
+    try:
+        sent = httpx.post(f"{served.url}/notify", params={"text": "hi"}).json()["id"]
+        [note] = take(f"{served.url}/events/?topic=notes", 1, last_event_id="earliest")
+        assert (note.id, note.data) == (sent, "hi")
+        tokens = take(f"{served.url}/generate?prompt=one+two", 2)
+        assert [(t.event, t.data) for t in tokens] == [("token", "one"), ("token", "two")]
+    finally:
+        served.stop()
