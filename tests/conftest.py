@@ -10,15 +10,10 @@ from typing import Any
 
 import pytest
 
+from .helpers import missing
+
 CHROMIUM = os.environ.get("SSEHUB_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-
-def _missing(why: str) -> None:
-    """Skip on a developer machine; fail under CI, where it must be there."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{why} (CI=true: browser tests must run)")
-    pytest.skip(why)
 
 
 # Module scope: Playwright's sync API keeps an event loop running in the main
@@ -26,11 +21,11 @@ def _missing(why: str) -> None:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if shutil.which(CHROMIUM) is None and not Path(CHROMIUM).exists():
-        _missing(f"Chromium not found at {CHROMIUM}")
+        missing(f"Chromium not found at {CHROMIUM}")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("playwright is not installed")
+        missing("playwright is not installed")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
