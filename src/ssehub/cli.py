@@ -383,10 +383,9 @@ def _demo(args: argparse.Namespace) -> int:
         raise ValueError(f"--interval must be > 0, not {args.interval}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    local = args.host in ("127.0.0.1", "::1", "localhost")
-    with BackgroundHub(port=args.port, host=args.host, page=True, dashboard=local) as hub:
+    with BackgroundHub(port=args.port, host=args.host, page=True, dashboard=None) as hub:
         print(f"ssehub demo: open {hub.url}/ in a browser (Ctrl-C to stop)", flush=True)
-        if local:
+        if hub.server_config.dashboard_enabled:
             print(f"ssehub demo: the dashboard is at {hub.url}/_ssehub/", flush=True)
         try:
             while not stop.wait(args.interval):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
-__all__ = ("AuthError", "JWTAuth", "find_token")
+__all__ = ("AuthError", "JWTAuth", "cookie", "find_token")
 
 COOKIE = "mercureAuthorization"
 ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
@@ -42,15 +42,21 @@ def find_token(
         return token.strip(), "header"
     if "authorization" in query:
         return query["authorization"][0], "query"
-    cookie = headers.get(b"cookie")
-    if cookie is not None:
-        try:
-            jar = SimpleCookie(cookie.decode("latin-1"))
-        except CookieError:
-            return None
-        if COOKIE in jar:
-            return jar[COOKIE].value, "cookie"
-    return None
+    from_cookie = cookie(headers, COOKIE)
+    return None if from_cookie is None else (from_cookie, "cookie")
+
+
+def cookie(headers: Mapping[bytes, bytes], name: str) -> str | None:
+    """The value of the request's cookie `name` (None if absent or the
+    Cookie header is malformed)."""
+    raw = headers.get(b"cookie")
+    if raw is None:
+        return None
+    try:
+        jar = SimpleCookie(raw.decode("latin-1"))
+    except CookieError:
+        return None
+    return jar[name].value if name in jar else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,8 @@ class BackgroundHub:
     `stop()`) ends every stream within `grace` seconds and loses no published
     event. `page=True` serves the built-in live page at `/`; a folder path
     serves your own files instead. `dashboard=True` serves the live
-    dashboard at `/_ssehub/`. Pass `backend=` to keep history across a
+    dashboard at `/_ssehub/` (None: only when listening on loopback).
+    Pass `backend=` to keep history across a
     `stop()` and a new `BackgroundHub` in the same process.
     """
 
@@ -59,7 +60,7 @@ class BackgroundHub:
         backend: Backend | None = None,
         cors_origins: Iterable[str] = (),
         anonymous_publish: bool = False,
-        dashboard: bool = False,
+        dashboard: bool | None = False,
         grace: float = 5.0,
     ) -> None:
         static = BUILTIN_PAGE if page is True else (Path(page) if page else None)

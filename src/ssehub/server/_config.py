@@ -68,6 +68,13 @@ class ServerConfig:
     certfile: Path | None = None
     keyfile: Path | None = None
 
+    @property
+    def dashboard_enabled(self) -> bool:
+        """`dashboard`, or when None: whether the hub listens on loopback only."""
+        if self.dashboard is not None:
+            return self.dashboard
+        return self.host in ("127.0.0.1", "::1", "localhost")
+
     def __post_init__(self) -> None:
         if type(self.port) is not int or not 0 <= self.port <= 65535:
             raise ValueError(f"ServerConfig.port must be an int in 0..65535, not {self.port!r}")

@@ -36,7 +36,7 @@ from ssehub.backends import DuplicateEventIdError
 from ssehub.hub import Hub, HubClosedError, Resume, selectors_match
 from ssehub.protocol import Event, LocalProtocolError, encode_event
 
-from ._auth import AuthError, find_token
+from ._auth import AuthError, cookie, find_token
 from ._config import ServerConfig
 from ._connection import Connection, HTTPError, Outcome, Request, log
 from ._metrics import CONTENT_TYPE as METRICS_TYPE
@@ -114,22 +114,14 @@ class HubServer:
                     sock.setsockopt(socket.IPPROTO_TCP, option, timeout_ms)
 
     def _check_dashboard(self, request: Request) -> None:
-        enabled = self.config.dashboard
-        if enabled is None:
-            enabled = self.config.host in ("127.0.0.1", "::1", "localhost")
-        if not enabled:
+        if not self.config.dashboard_enabled:
             raise HTTPError(404, "the dashboard is off (start the hub with --dashboard)")
         expected = self.config.dashboard_token
         if expected is None:
             return
-        query = parse_qs(request.query)
-        given = query.get("token", [None])[0]
+        given = parse_qs(request.query).get("token", [None])[0]
         if given is None:
-            cookie = request.header(b"cookie") or ""
-            for part in cookie.split(";"):
-                name, _, value = part.strip().partition("=")
-                if name == "ssehubDashboard":
-                    given = value
+            given = cookie(request.headers, "ssehubDashboard")
         if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
             raise HTTPError(401, "the dashboard needs its token (?token=...)")
 
