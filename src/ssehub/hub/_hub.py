@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -91,6 +92,35 @@ class _Group:
         return not record.private or selectors_match(self.private_topics, record.topics)
 
 
+class _Waiters:
+    """Coroutines waiting for a counter (a publish ticket, a feed position)
+    to reach their target."""
+
+    __slots__ = ("_waiting",)
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._waiting)
+
+    async def wait(self, target: int) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((target, future))
+        await future
+
+    def release(self, reached: float) -> None:
+        """Wake every waiter whose target is at most `reached`."""
+        waiting = []
+        for target, future in self._waiting:
+            if target <= reached:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((target, future))
+        self._waiting = waiting
+
+
 def _topic_tuple(topics: str | Iterable[str]) -> tuple[str, ...]:
     items = (topics,) if isinstance(topics, str) else tuple(topics)
     if not items:
@@ -146,12 +176,12 @@ class Hub:
         self._feed_position = 0
         self._own: set[str] = set()
         self._own_order: deque[str] = deque()
-        self._feed_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._feed_waiters = _Waiters()
         # Publishes between "stored" and "fanned out" (a durable backend's
         # append suspends), and subscriptions waiting for them to finish.
         self._ticket = 0
         self._inflight: set[int] = set()
-        self._settle_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._settle_waiters = _Waiters()
         self._published = 0
         self._delivered = 0
         self._delivered_bytes = 0
@@ -294,7 +324,9 @@ class Hub:
         finally:
             self._inflight.discard(ticket)
             if self._settle_waiters:
-                self._wake_settled()
+                # every publish up to just before the oldest in flight is done
+                oldest = min(self._inflight, default=None)
+                self._settle_waiters.release(math.inf if oldest is None else oldest - 1)
         return id
 
     def publish_threadsafe(
@@ -475,45 +507,21 @@ class Hub:
                 self._remote += 1
                 self._fanout(record)
             if self._feed_waiters:
-                waiting = []
-                for target, future in self._feed_waiters:
-                    if target <= position:
-                        if not future.done():
-                            future.set_result(None)
-                    else:
-                        waiting.append((target, future))
-                self._feed_waiters = waiting
+                self._feed_waiters.release(position)
 
     async def _feed_reached(self, position: int) -> None:
         """Wait until the feed has passed `position` (what a replay read), so
         a record both replayed and fed is held, then dropped as a duplicate."""
         if self._follow_task is None or self._feed_position >= position:
             return
-        assert self._loop is not None
-        future = self._loop.create_future()
-        self._feed_waiters.append((position, future))
-        await future
+        await self._feed_waiters.wait(position)
 
     async def _settled(self) -> None:
         """Wait until every publish started so far has been fanned out (or
         failed). Later publishes are not waited for, so this cannot starve."""
         if not self._inflight:
             return
-        assert self._loop is not None
-        future = self._loop.create_future()
-        self._settle_waiters.append((self._ticket, future))
-        await future
-
-    def _wake_settled(self) -> None:
-        oldest = min(self._inflight, default=None)
-        waiting = []
-        for ticket, future in self._settle_waiters:
-            if oldest is None or oldest > ticket:
-                if not future.done():
-                    future.set_result(None)
-            else:
-                waiting.append((ticket, future))
-        self._settle_waiters = waiting
+        await self._settle_waiters.wait(self._ticket)
 
     def _gap_record(self, last_event_id: str | None) -> Record:
         ev = Event(json.dumps({"lastEventID": last_event_id}), GAP_EVENT)
