@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import missing
+from tests.support.helpers import missing
 
 CHROMIUM = os.environ.get("SSEHUB_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

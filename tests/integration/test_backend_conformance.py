@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,8 +19,7 @@ from ssehub.backends import (
 )
 from ssehub.backends.redis import RedisBackend
 from ssehub.protocol import Event, encode_event
-
-from .helpers import missing
+from tests.support.redis import REDIS_URL, drop_keys, redis_or_skip
 
 
 class Clock:
@@ -33,29 +31,6 @@ class Clock:
 
 
 BACKENDS = ["memory", "sqlite", "redis"]
-REDIS_URL = os.environ.get("SSEHUB_TEST_REDIS", "redis://127.0.0.1:6379/15")
-
-
-def _redis_or_skip() -> None:
-    """Skip without Redis on a developer machine; fail under CI."""
-    import socket
-    from urllib.parse import urlsplit
-
-    url = urlsplit(REDIS_URL)
-    try:
-        socket.create_connection((url.hostname, url.port or 6379), 1).close()
-    except OSError:
-        missing(f"Redis is not reachable at {REDIS_URL}")
-
-
-def _drop_keys(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def rec(topics: tuple[str, ...], id: str, t: float, data: str = "") -> Record:
@@ -75,7 +50,7 @@ def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable
         if request.param == "sqlite":
             return SQLiteBackend(tmp_path / "history.db", limits, clock=clock)
         if request.param == "redis":
-            _redis_or_skip()
+            redis_or_skip()
             prefix = f"ssehub-test:{uuid.uuid4().hex}:"  # a namespace of this test's own
             prefixes.append(prefix)
             return RedisBackend(REDIS_URL, limits, prefix=prefix, clock=clock)
@@ -83,7 +58,7 @@ def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable
 
     yield make
     for prefix in prefixes:  # leave Redis as we found it
-        _drop_keys(prefix)
+        drop_keys(prefix)
 
 
 def run(

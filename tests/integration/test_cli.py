@@ -3,59 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from ssehub import BackgroundHub
 from ssehub.protocol import Event, EventStreamParser
-
-from .helpers import free_port
-
-
-def spawn(
-    *args: str, env: dict[str, str] | None = None, cwd: str | None = None
-) -> subprocess.Popen[str]:
-    """`ssehub ARGS` in a fresh working folder (`serve` keeps its history there)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "ssehub", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        cwd=cwd or tempfile.mkdtemp(prefix="ssehub-cli-"),
-    )
-
-
-def connect(port: int, request: bytes) -> socket.socket:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-            break
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    sock.sendall(request)
-    return sock
-
-
-def stop(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=20)
-    return proc.returncode, out, err
-
-
-def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
-    out, err = proc.communicate(timeout=20)
-    return proc.returncode, out, err
+from tests.support.helpers import free_port
+from tests.support.processes import SECRET, connect, finish, run_cli, spawn, stop
 
 
 def test_demo_publishes_the_time_every_second_and_serves_the_page() -> None:
@@ -140,19 +98,6 @@ def test_port_in_use_exits_2() -> None:
         code, _, err = finish(spawn("serve", "--port", str(port)))
     assert code == 2
     assert "address already in use" in err
-
-
-def run_cli(
-    *args: str, stdin: str | None = None, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ssehub", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
 
 
 def test_listen_prints_events_in_each_format() -> None:
@@ -250,9 +195,6 @@ def test_listen_interrupted_exits_130() -> None:
         code, out, _ = finish(proc)
     assert code == 130
     assert out == ""
-
-
-SECRET = "!ChangeThisMercureHubJWTSecretKey!"
 
 
 def test_serve_with_jwt_token_and_publish_commands() -> None:

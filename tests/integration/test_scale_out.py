@@ -14,13 +14,12 @@ from ssehub import Hub
 from ssehub.backends import RedisBackend
 from ssehub.hub import EventSubscription
 from ssehub.protocol import Event
-
-from .helpers import missing
-from .test_backend_conformance import REDIS_URL, _drop_keys, _redis_or_skip
+from tests.support.helpers import missing
+from tests.support.redis import REDIS_URL, drop_keys, redis_or_skip
 
 
 def run_two_hubs(body: Callable[[Hub, Hub], Awaitable[None]]) -> None:
-    _redis_or_skip()
+    redis_or_skip()
     prefix = f"ssehub-test:{uuid.uuid4().hex}:"
 
     async def main() -> None:
@@ -33,7 +32,7 @@ def run_two_hubs(body: Callable[[Hub, Hub], Awaitable[None]]) -> None:
     try:
         asyncio.run(main())
     finally:
-        _drop_keys(prefix)
+        drop_keys(prefix)
 
 
 async def take(sub: EventSubscription, n: int) -> list[Event]:
@@ -89,10 +88,10 @@ def test_serve_with_two_workers_on_one_port() -> None:
     import json
     import signal
 
-    from .helpers import free_port
-    from .test_cli import connect, finish, run_cli, spawn
+    from tests.support.helpers import free_port
+    from tests.support.processes import connect, finish, run_cli, spawn
 
-    _redis_or_skip()
+    redis_or_skip()
     prefix = f"ssehub-test:{uuid.uuid4().hex}:"
     port = free_port()
     proc = spawn("serve", "--port", str(port), "--workers", "2", "--anonymous-publish",
@@ -136,13 +135,13 @@ def test_serve_with_two_workers_on_one_port() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         code, out, err = finish(proc)
-        _drop_keys(prefix)
+        drop_keys(prefix)
     assert code == 0, err
     assert "2 workers on port" in out
 
 
 def test_workers_need_a_shared_store() -> None:
-    from .test_cli import finish, spawn
+    from tests.support.processes import finish, spawn
 
     code, _, err = finish(spawn("serve", "--workers", "2", "--store", "sqlite:hub.db"))
     assert code == 2
@@ -161,7 +160,7 @@ class PrivateRedis:
     """A redis-server of the test's own (append-only file on), to restart."""
 
     def __init__(self, folder: Path) -> None:
-        from .helpers import free_port
+        from tests.support.helpers import free_port
 
         self.folder = folder
         self.port = free_port()
@@ -243,8 +242,7 @@ def test_redis_restart_during_a_publish_stream(tmp_path: Path) -> None:
 def test_while_redis_is_down_the_hub_says_so_and_keeps_its_streams(tmp_path: Path) -> None:
 
     from ssehub.server import HubServer, ServerConfig
-
-    from .helpers import publish, request, subscribe
+    from tests.support.helpers import publish, request, subscribe
 
     _redis_server_or_skip()
     redis = PrivateRedis(tmp_path)

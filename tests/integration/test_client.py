@@ -23,9 +23,8 @@ from ssehub.client import (
 )
 from ssehub.client._policy import Reconnect
 from ssehub.protocol import Event, RemoteProtocolError
-
-from .helpers import free_port
-from .sse_test_server import SSETestServer
+from tests.support.helpers import free_port
+from tests.support.sse_test_server import SSETestServer
 
 KINDS = ["sync", "async"]
 

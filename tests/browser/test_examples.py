@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from .helpers import self_signed_certificate
-from .test_asgi import Served, take, wait_until
+from tests.support.asgi import Served, take, wait_until
+from tests.support.helpers import self_signed_certificate
 
 
 def test_fastapi_tokens_streams_and_stops_with_the_client() -> None:

@@ -19,8 +19,7 @@ import pytest
 from ssehub import Hub
 from ssehub.backends import SQLiteBackend, backend_from_url
 from ssehub.client import EventSource
-
-from .helpers import free_port
+from tests.support.helpers import free_port
 
 
 def start_hub(port: int, store: str) -> subprocess.Popen[str]:
@@ -127,9 +126,9 @@ def test_store_urls() -> None:
 def two_hubs_on_redis() -> Iterator[tuple[subprocess.Popen[str], str, subprocess.Popen[str], str]]:
     """Two `ssehub serve` processes sharing one Redis (a key prefix of their
     own, removed after): each process and its subscribe/publish URL."""
-    from .test_backend_conformance import REDIS_URL, _drop_keys, _redis_or_skip
+    from tests.support.redis import REDIS_URL, drop_keys, redis_or_skip
 
-    _redis_or_skip()
+    redis_or_skip()
     prefix = f"ssehub-test:{time.time_ns()}:"
     store = f"{REDIS_URL}?prefix={prefix}"
     port_a, port_b = free_port(), free_port()
@@ -146,7 +145,7 @@ def two_hubs_on_redis() -> Iterator[tuple[subprocess.Popen[str], str, subprocess
             if hub.poll() is None:
                 hub.send_signal(signal.SIGTERM)
             hub.communicate(timeout=15)
-        _drop_keys(prefix)
+        drop_keys(prefix)
 
 
 def take_ids(url: str, last_event_id: str, n: int) -> list[str | None]:

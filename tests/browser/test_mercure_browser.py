@@ -13,9 +13,9 @@ from typing import Any
 import jwt
 import pytest
 
-from .helpers import free_port
-from .test_asgi import wait_until
-from .test_cli import connect, spawn, stop
+from tests.support.asgi import wait_until
+from tests.support.helpers import free_port
+from tests.support.processes import connect, spawn, stop
 
 pytestmark = pytest.mark.browser
 

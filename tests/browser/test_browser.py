@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from ssehub import BackgroundHub, MemoryBackend
-
-from .helpers import free_port
+from tests.support.helpers import free_port
 
 pytestmark = pytest.mark.browser
 

@@ -15,9 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ssehub.server import JWTAuth
-
-from .helpers import publish, request, subscribe
-from .test_server import serving
+from tests.support.helpers import publish, request, subscribe
+from tests.support.servers import serving
 
 SECRET = "!ChangeThisMercureHubJWTSecretKey!"
 
@@ -41,7 +40,7 @@ def bearer(t: str) -> dict[str, str]:
 
 
 async def post(port: int, t: str | None, **fields: Any) -> Any:
-    from .helpers import form
+    from tests.support.helpers import form
 
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     if t is not None:
@@ -177,7 +176,7 @@ def test_config_checks_the_algorithm() -> None:
 
 
 def test_cookie_publishing_needs_an_allowed_origin() -> None:
-    from .helpers import form
+    from tests.support.helpers import form
 
     async def body() -> None:
         async with serving(auth=HS, publish_origins=("https://app.example",)) as (hub, _, port):

@@ -11,8 +11,7 @@ import pytest
 from ssehub import BackgroundHub, MemoryBackend
 from ssehub.hub import HubClosedError
 from ssehub.protocol import Event, EventStreamParser
-
-from .helpers import free_port
+from tests.support.helpers import free_port
 
 
 class SyncStream:

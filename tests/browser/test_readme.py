@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from .helpers import free_port
+from tests.support.helpers import free_port
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def block(lang: str, containing: str) -> str:
@@ -76,7 +76,7 @@ def test_quickstart_app_and_page_work_together(browser: Any, tmp_path: Path) -> 
 def test_fastapi_example_runs_under_uvicorn(tmp_path: Path) -> None:
     import httpx
 
-    from .test_asgi import Served, take
+    from tests.support.asgi import Served, take
 
     (tmp_path / "readme_app.py").write_text(block("python", "from fastapi import FastAPI"))
     served = Served("uvicorn", "--app-dir", str(tmp_path), app="readme_app:app")

@@ -41,7 +41,7 @@ def test_all_is_a_tuple_of_real_public_names(name: str) -> None:
     assert public <= set(exported), f"{name} defines public names not in __all__"
 
 
-SRC = Path(__file__).resolve().parent.parent / "src" / "ssehub"
+SRC = Path(__file__).resolve().parents[2] / "src" / "ssehub"
 # what each layer may import (DESIGN.md §2); the standard library is always fine
 ALLOWED = {
     "protocol": set(),

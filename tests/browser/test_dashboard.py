@@ -12,9 +12,8 @@ import pytest
 
 from ssehub import BackgroundHub
 from ssehub.protocol import Event, EventStreamParser
-
-from .helpers import read_head, request
-from .test_server import run, serving
+from tests.support.helpers import read_head, request
+from tests.support.servers import run, serving
 
 
 def test_access_and_stats_feed() -> None:

@@ -1,0 +1,1 @@
+"""Real Chromium (and what the pages need): skipped without it, failed under CI."""

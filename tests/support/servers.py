@@ -1,0 +1,38 @@
+"""A HubServer on a free port, in the test's own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from ssehub.backends import MemoryBackend
+from ssehub.hub import Hub, HubConfig
+from ssehub.server import HubServer, ServerConfig
+from ssehub.testing import FakeClock
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    *, clock: FakeClock | None = None, hub_config: HubConfig | None = None, **server: object
+) -> AsyncIterator[tuple[Hub, HubServer, int]]:
+    backend = MemoryBackend(clock=clock.time) if clock else None
+    async with Hub(hub_config, backend=backend, clock=clock) as hub:
+        srv = HubServer(hub, ServerConfig(port=0, **server))  # type: ignore[arg-type]
+        await srv.start()
+        try:
+            yield hub, srv, srv.port
+        finally:
+            await srv.aclose()
+
+
+def run(body: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(body())  # type: ignore[arg-type]
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
