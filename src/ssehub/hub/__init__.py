@@ -5,7 +5,7 @@ from ._clock import Clock, SystemClock, Timer
 from ._config import HubConfig
 from ._hub import GAP_EVENT, Hub, HubClosedError, HubStatistics
 from ._ids import IdGenerator
-from ._selectors import selector_matcher, selectors_match, validate_selector
+from ._selectors import SelectorSet, selector_matcher, selectors_match, validate_selector
 from ._subscription import (
     CloseReason,
     EventSubscription,
@@ -26,6 +26,7 @@ __all__ = (
     "HubStatistics",
     "IdGenerator",
     "Resume",
+    "SelectorSet",
     "SlowSubscriberError",
     "StreamSubscription",
     "Subscription",

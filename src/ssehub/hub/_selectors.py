@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
-__all__ = ("selector_matcher", "selectors_match", "validate_selector")
+__all__ = ("SelectorSet", "selector_matcher", "selectors_match", "validate_selector")
 
 _UNRESERVED = r"(?:[A-Za-z0-9\-._~]|%[0-9A-Fa-f]{2})"
 _RESERVED = r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})"
@@ -89,9 +89,49 @@ def _templates(selectors: frozenset[str]) -> tuple[Callable[[str], bool], ...]:
     return tuple(selector_matcher(s) for s in selectors if "{" in s or "}" in s)
 
 
+class SelectorSet:
+    """Topic selectors compiled once (when a subscription opens, when a
+    token is read) and matched many times: `matches(topics)` tells whether
+    any selector matches any of the topics.
+
+    `strict=True` raises `ValueError` naming a malformed selector (a
+    subscriber's request); `strict=False` lets a malformed one match nothing
+    (a token's claim).
+    """
+
+    __slots__ = ("any", "exact", "patterns", "selectors")
+
+    def __init__(self, selectors: Iterable[str], *, strict: bool = True) -> None:
+        self.selectors = frozenset(selectors)
+        self.any = "*" in self.selectors
+        self.exact = frozenset(s for s in self.selectors if "{" not in s and "}" not in s)
+        patterns = []
+        for selector in self.selectors - self.exact:
+            if strict:
+                validate_selector(selector)
+            patterns.append(selector_matcher(selector))
+        self.patterns: tuple[Callable[[str], bool], ...] = tuple(patterns)
+
+    @property
+    def has_patterns(self) -> bool:
+        """Whether matching needs more than a lookup of exact topics."""
+        return self.any or bool(self.patterns)
+
+    def matches(self, topics: Iterable[str]) -> bool:
+        if self.any:
+            return True
+        topics = tuple(topics)
+        if not self.exact.isdisjoint(topics):
+            return True
+        return any(match(topic) for match in self.patterns for topic in topics)
+
+    def __repr__(self) -> str:
+        return f"SelectorSet({sorted(self.selectors)!r})"
+
+
 def selectors_match(selectors: frozenset[str], topics: Iterable[str]) -> bool:
-    """Whether any selector matches any of `topics` — the one place selectors
-    are matched."""
+    """Whether any selector matches any of `topics` (for one-off checks;
+    compile a `SelectorSet` once where the same selectors match often)."""
     if "*" in selectors:
         return True
     topics = tuple(topics)
