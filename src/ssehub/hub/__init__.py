@@ -5,7 +5,13 @@ from ._clock import Clock, SystemClock, Timer
 from ._config import HubConfig
 from ._hub import GAP_EVENT, Hub, HubClosedError, HubStatistics
 from ._ids import IdGenerator
-from ._selectors import SelectorSet, selector_matcher, selectors_match, validate_selector
+from ._selectors import (
+    PatternIndex,
+    SelectorSet,
+    selector_matcher,
+    selectors_match,
+    validate_selector,
+)
 from ._subscription import (
     CloseReason,
     EventSubscription,
@@ -25,6 +31,7 @@ __all__ = (
     "HubConfig",
     "HubStatistics",
     "IdGenerator",
+    "PatternIndex",
     "Resume",
     "SelectorSet",
     "SlowSubscriberError",

@@ -13,10 +13,17 @@ not `https://example.com/books/1/reviews`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from functools import lru_cache
+from typing import Generic, TypeVar
 
-__all__ = ("SelectorSet", "selector_matcher", "selectors_match", "validate_selector")
+__all__ = (
+    "PatternIndex",
+    "SelectorSet",
+    "selector_matcher",
+    "selectors_match",
+    "validate_selector",
+)
 
 _UNRESERVED = r"(?:[A-Za-z0-9\-._~]|%[0-9A-Fa-f]{2})"
 _RESERVED = r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})"
@@ -138,3 +145,29 @@ def selectors_match(selectors: frozenset[str], topics: Iterable[str]) -> bool:
     if not selectors.isdisjoint(topics):
         return True
     return any(match(topic) for match in _templates(selectors) for topic in topics)
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class PatternIndex(Generic[K]):
+    """Owners (e.g. fan-out groups) of selector sets with patterns, found by
+    topic: `matching(topics)` is every owner whose selectors match one of
+    the topics, in the order they were added."""
+
+    __slots__ = ("_owners",)
+
+    def __init__(self) -> None:
+        self._owners: dict[K, SelectorSet] = {}
+
+    def __len__(self) -> int:
+        return len(self._owners)
+
+    def add(self, key: K, selectors: SelectorSet) -> None:
+        self._owners[key] = selectors
+
+    def discard(self, key: K) -> None:
+        self._owners.pop(key, None)
+
+    def matching(self, topics: tuple[str, ...]) -> list[K]:
+        return [key for key, selectors in self._owners.items() if selectors.matches(topics)]
