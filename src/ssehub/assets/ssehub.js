@@ -15,17 +15,30 @@
  *   source.addEventListener("ssehub-gap", () => reload());  // history could not cover a gap
  *
  * Or as a module: import { SharedEventSource } from "/_ssehub/ssehub.mjs";
+ *
+ * It never gives up where a native EventSource does: on a 5xx answer (a hub
+ * draining or at its connection limit, a proxy's 502/504), on a 401 (after
+ * calling `options.onunauthorized`, which may refresh the cookie or return
+ * a new URL), and when the device comes back online, it reconnects with
+ * jittered exponential backoff and resumes from the last id. Each `error`
+ * event carries `reason` ("network", "http") and `status` (the HTTP status,
+ * 0 when unknown) and `retryIn` (ms; absent when it gave up: any other 4xx,
+ * e.g. a malformed selector, is final and leaves readyState CLOSED).
  */
 (function (global) {
   "use strict";
 
   const CONNECTING = 0, OPEN = 1, CLOSED = 2;
+  const BACKOFF_MIN = 1000, BACKOFF_MAX = 30000;  // ms, before jitter
 
   class SharedEventSource extends EventTarget {
     constructor(url, options) {
       super();
       this.url = new URL(url, global.location.href).href;
       this.withCredentials = Boolean(options && options.withCredentials);
+      this.onunauthorized = (options && options.onunauthorized) || null;
+      this._failures = 0;  // failed connection attempts in a row
+      this._timer = null;
       this.readyState = CONNECTING;
       this.onopen = null;
       this.onmessage = null;
@@ -36,6 +49,8 @@
       this._source = null;
       this._seen = new Set();
       this._types = new Set(["ssehub-gap"]);  // named events the leader forwards
+      this._online = () => { if (this.isLeader && this.readyState !== OPEN) this._reconnect(0); };
+      global.addEventListener("online", this._online);
       const shared = "locks" in global.navigator && "BroadcastChannel" in global;
       if (!shared) {
         this._lead();
@@ -60,6 +75,8 @@
     close() {
       this._closed = true;
       this.readyState = CLOSED;
+      clearTimeout(this._timer);
+      global.removeEventListener("online", this._online);
       if (this._source) this._source.close();
       if (this._channel) this._channel.close();
       if (this._release) this._release();
@@ -67,13 +84,26 @@
 
     _lead() {
       this.isLeader = true;
-      const url = new URL(this.url);
-      if (this.lastEventId) url.searchParams.set("lastEventID", this.lastEventId);
-      const source = new EventSource(url.href, { withCredentials: this.withCredentials });
+      this._connect();
+    }
+
+    _connect() {
+      if (this._closed) return;
+      const source = new EventSource(this._resumeUrl(), { withCredentials: this.withCredentials });
       this._source = source;
-      source.onopen = () => this._state(OPEN, "open");
+      source.onopen = () => {
+        this._failures = 0;
+        this._state(OPEN, "open");
+      };
       source.onerror = () => {
-        this._state(source.readyState === CLOSED ? CLOSED : CONNECTING, "error");
+        if (this._source !== source) return;
+        if (source.readyState === CLOSED) {
+          // The browser gave up for good (a non-200 answer or a wrong type):
+          // find out why, then try again unless retrying cannot help.
+          this._revive(source);
+        } else {  // the browser reconnects by itself (the network dropped)
+          this._state(CONNECTING, "error", true, { reason: "network", status: 0 });
+        }
       };
       const forward = (event) => {
         const message = { kind: "event", type: event.type, data: event.data, id: event.lastEventId };
@@ -83,6 +113,66 @@
       source.onmessage = forward;
       this._forward = forward;
       for (const type of this._types) source.addEventListener(type, forward);
+    }
+
+    _resumeUrl() {
+      const url = new URL(this.url);
+      if (this.lastEventId) url.searchParams.set("lastEventID", this.lastEventId);
+      return url.href;
+    }
+
+    async _revive(source) {
+      source.close();
+      let status = 0, retryAfter = null;
+      try {  // the same request once more, for its status (the body is not read)
+        const controller = new AbortController();
+        const response = await fetch(this._resumeUrl(), {
+          headers: { Accept: "text/event-stream" },
+          credentials: this.withCredentials ? "include" : "same-origin",
+          cache: "no-store",
+          signal: controller.signal,
+        });
+        status = response.status;
+        retryAfter = Number(response.headers.get("Retry-After")) || null;
+        controller.abort();
+      } catch (error) {
+        status = 0;  // unreachable: keep trying
+      }
+      if (this._closed) return;
+      const detail = { reason: status === 0 ? "network" : "http", status };
+      if (status === 401 && typeof this.onunauthorized === "function") {
+        try {
+          const next = await this.onunauthorized.call(this, detail);
+          if (typeof next === "string" && next) this.url = new URL(next, global.location.href).href;
+        } catch (error) { /* the hook failed: back off and try again */ }
+        if (this._closed) return;
+      }
+      const retrying = status === 0 || status === 200 || status === 401 || status === 408 ||
+        status === 429 || status >= 500;
+      if (!retrying) {
+        this._state(CLOSED, "error", true, detail);
+        return;
+      }
+      const wait = this._backoff(retryAfter);
+      this._state(CONNECTING, "error", true, { ...detail, retryIn: wait });
+      this._reconnect(wait);
+    }
+
+    _backoff(retryAfter) {
+      this._failures += 1;
+      const ceiling = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (this._failures - 1));
+      const jittered = ceiling / 2 + Math.random() * ceiling / 2;  // spread the herd
+      return Math.round(retryAfter ? Math.max(jittered, Math.min(retryAfter * 1000, 300000)) : jittered);
+    }
+
+    _reconnect(wait) {
+      clearTimeout(this._timer);
+      this._timer = setTimeout(() => {
+        this._timer = null;
+        if (this._closed) return;
+        if (this._source) this._source.close();
+        this._connect();
+      }, wait);
     }
 
     addEventListener(type, listener, options) {
@@ -103,16 +193,20 @@
         return;
       }
       if (this.isLeader) return;
-      if (message.kind === "state") this._state(message.readyState, message.event, false);
+      if (message.kind === "state") {
+        this._state(message.readyState, message.event, false, message.detail);
+      }
       else if (message.kind === "event") this._deliver(message);
     }
 
-    _state(readyState, type, broadcast = true) {
+    _state(readyState, type, broadcast = true, detail = undefined) {
       this.readyState = readyState;
       if (broadcast && this._channel) {
-        this._channel.postMessage({ kind: "state", readyState, event: type });
+        this._channel.postMessage({ kind: "state", readyState, event: type, detail });
       }
-      this._fire(new Event(type));
+      const event = new Event(type);
+      if (detail) Object.assign(event, detail);
+      this._fire(event);
     }
 
     _deliver(message) {
