@@ -10,11 +10,12 @@ What it measures, for each server (server pinned to core 0, load to core 1):
 - publish-to-receive latency p50/p99 with 10,000 subscribers at 10 events/s;
 - RSS per idle subscriber with 10,000 idle subscribers.
 
-Load: the C tools `sseload`/`ssepub` when found ($SSELOAD_DIR, or
-../shared/tools/sseload beside the checkout; built with make if needed), else
-benchmarks/loadgen.py (Python, which may itself be the bottleneck; the
-output says which tool ran). Results go to stdout as a Markdown table and to
-benchmarks/results/fanout-<time>.json.
+Load: an optional compiled load generator, the C tools `sseload`/`ssepub`
+(not part of this repository), when found: in the folder $SSELOAD_DIR names,
+else in a folder shared/tools/sseload beside the checkout (built with make
+if only the sources are there); else benchmarks/loadgen.py (Python, which
+may itself be the bottleneck; the output says which tool ran). Results go
+to stdout as a Markdown table and to benchmarks/results/fanout-<time>.json.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`__all__` is honest: every public module exports exactly what it defines
-for users, and the layers import only downwards (DESIGN.md §2)."""
+for users, and the layers import only downwards (docs/architecture.md, "Layers")."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_all_is_a_tuple_of_real_public_names(name: str) -> None:
 
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "ssehub"
-# what each layer may import (DESIGN.md §2); the standard library is always fine
+# what each layer may import (docs/architecture.md, "Layers"); the standard library is always fine
 ALLOWED = {
     "protocol": set(),
     "backends": {"protocol"},

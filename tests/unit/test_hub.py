@@ -1,4 +1,4 @@
-"""The hub's contract (DESIGN.md §4), in process, with a fake clock."""
+"""The hub's contract (docs/hub.md, "The contract"), in process, with a fake clock."""
 
 from __future__ import annotations
 
