@@ -22,6 +22,8 @@ from .backends import HistoryLimits, backend_from_url
 from .hub import Hub, HubConfig
 from .protocol import Event, ProtocolError, encode_event
 from .server import BUILTIN_PAGE, MERCURE_PATH, BackgroundHub, HubServer, JWTAuth, ServerConfig
+from .server._platform import add_stop_signals, check_reuse_port
+from .server._platform import run as run_loop
 
 __all__ = ("main",)
 
@@ -442,9 +444,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        add_stop_signals(asyncio.get_running_loop(), stop.set)
         async with Hub(hub_config, backend=backend) as hub:
             server = HubServer(hub, server_config)
             await server.start()
@@ -459,12 +459,7 @@ def _serve(args: argparse.Namespace) -> int:
             await server.drain(args.grace)
             await server.aclose()
 
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(run())
-    else:
-        uvloop.run(run())
+    run_loop(run())
     return 0
 
 
@@ -614,6 +609,7 @@ def _workers(args: argparse.Namespace) -> int:
     Signals go to every worker; the exit code is the worst of theirs."""
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, not {args.workers}")
+    check_reuse_port("--workers > 1")
     if not str(args.store).startswith(("redis://", "rediss://")):
         raise ValueError(
             "--workers > 1 needs a shared store (--store redis://host:port/db): with "

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from ssehub.backends import MemoryBackend
 from ssehub.hub import Hub, HubConfig
 from ssehub.server import HubServer, ServerConfig
+from ssehub.server._platform import run as run_loop
 from ssehub.testing import FakeClock
 
 
@@ -27,7 +28,9 @@ async def serving(
 
 
 def run(body: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(body())  # type: ignore[arg-type]
+    """Run a test's body on the loop the server itself runs on: uvloop where
+    installed, plain asyncio with SSEHUB_NO_UVLOOP=1."""
+    run_loop(body())  # type: ignore[arg-type]
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

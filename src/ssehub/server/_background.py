@@ -16,20 +16,12 @@ from ssehub.hub import Hub, HubClosedError, HubConfig, HubStatistics
 
 from ._config import ServerConfig
 from ._http import HubServer
+from ._platform import new_event_loop
 
 __all__ = ("BUILTIN_PAGE", "BackgroundHub")
 
 BUILTIN_PAGE = Path(str(files("ssehub").joinpath("page")))
 """The folder of the built-in live page (`page=True`)."""
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # Windows: the standard loop works, only slower
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
 
 
 class BackgroundHub:
@@ -166,7 +158,7 @@ class BackgroundHub:
         return asyncio.run_coroutine_threadsafe(snapshot(), loop).result(10.0)
 
     def _run(self) -> None:
-        loop = self._loop = _new_loop()
+        loop = self._loop = new_event_loop()
         try:
             loop.run_until_complete(self._main())
         finally:
