@@ -6,6 +6,11 @@ from ._config import HubConfig
 from ._hub import GAP_EVENT, Hub, HubClosedError, HubStatistics
 from ._ids import IdGenerator
 from ._selectors import (
+    MAX_TEMPLATE_EXPRESSIONS,
+    MAX_TEMPLATE_LENGTH,
+    MAX_URLPATTERN_LENGTH,
+    MAX_URLPATTERN_PARTS,
+    Matcher,
     PatternIndex,
     SelectorSet,
     selector_matcher,
@@ -23,6 +28,10 @@ from ._subscription import (
 
 __all__ = (
     "GAP_EVENT",
+    "MAX_TEMPLATE_EXPRESSIONS",
+    "MAX_TEMPLATE_LENGTH",
+    "MAX_URLPATTERN_LENGTH",
+    "MAX_URLPATTERN_PARTS",
     "Clock",
     "CloseReason",
     "EventSubscription",
@@ -31,6 +40,7 @@ __all__ = (
     "HubConfig",
     "HubStatistics",
     "IdGenerator",
+    "Matcher",
     "PatternIndex",
     "Resume",
     "SelectorSet",
