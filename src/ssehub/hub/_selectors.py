@@ -89,7 +89,7 @@ class _Template:
     literal text before its first expression (`prefix`) and after its last
     (`suffix`) checked first."""
 
-    __slots__ = ("_pieces", "_start", "prefix", "suffix", "text")
+    __slots__ = ("_inner", "_pieces", "_start", "prefix", "suffix", "text")
 
     def __init__(self, template: str) -> None:
         if len(template) > MAX_TEMPLATE_LENGTH:
@@ -137,6 +137,8 @@ class _Template:
             pieces.append(_linear.Literal(_encode(literals[-1])))
         self.prefix = literals[0]
         self.suffix = literals[-1] if len(literals) > 1 else ""
+        # the literals between, which a topic must hold in this order
+        self._inner = tuple(literal for literal in literals[1:-1] if literal)
         # the prefix is compared as text before the pieces run
         self._pieces = tuple(pieces[1:] if self.prefix else pieces)
         self._start = len(_encode(self.prefix))
@@ -144,6 +146,12 @@ class _Template:
     def match(self, topic: str, scan: _linear.Scan | None = None) -> bool:
         if not topic.startswith(self.prefix) or not topic.endswith(self.suffix):
             return False
+        at = len(self.prefix)
+        for literal in self._inner:  # a quick necessary condition, in C
+            at = topic.find(literal, at)
+            if at < 0:
+                return False
+            at += len(literal)
         if scan is None:
             scan = _linear.Scan(topic)
         return _linear.matches(self._pieces, scan, start=self._start)
