@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ssehub.hub import Matcher, PatternIndex, SelectorSet
 from ssehub.hub._linear import Scan, matches
@@ -104,6 +108,8 @@ def test_a_topic_that_is_not_a_url_matches_no_pattern() -> None:
         ("https://example.com/{a", "'{' without '}'"),
         ("https://example.com/a}", "'}' without '{'"),
         ("https://example.com/{a{b}}", "nested"),
+        ("https://example.com/{:a:b}", "at most one name"),
+        ("https://example.com/{:a*}", "without modifiers"),
         ("https://user@example.com/", "user info"),
         ("https:///books", "no host"),
         ("https://example.com/\\", "trailing"),
@@ -166,3 +172,80 @@ def test_an_index_confirms_url_patterns() -> None:
     index.add("urn", SelectorSet([], matchers=[Matcher.exact("urn:x")]))
     assert index.matching(("https://example.com/books/1",)) == ["books", "all"]
     assert index.matching(("urn:x",)) == ["all", "urn"]
+
+
+def _path_oracle(parts: list[tuple[str, str, str]]) -> re.Pattern[str]:
+    """The regular expression the URL Pattern standard would build for a
+    pathname of these parts (kind, text, modifier), with a backtracking
+    engine: the reference for the linear one."""
+    out = []
+    for kind, text, modifier in parts:
+        if kind == "char":
+            out.append(re.escape(text))
+            continue
+        prefix = ""
+        if kind in ("name", "any") and modifier and out and out[-1] == "/":
+            prefix = out.pop()
+        body = {"name": "[^/]+", "any": ".*"}.get(kind) or "".join(
+            {"char": re.escape(t), "name": "[^/]+", "any": ".*"}[k] for k, t in _group(text)
+        )
+        group = f"(?:{prefix}{body})"
+        out.append(group + modifier if modifier else group)
+    return re.compile("".join(out))
+
+
+def _group(text: str) -> list[tuple[str, str]]:
+    return [("name", c) if c == "N" else ("any", c) if c == "A" else ("char", c) for c in text]
+
+
+def _path_pattern(parts: list[tuple[str, str, str]]) -> str:
+    out = []
+    bare = False  # the last part was a name, wildcard or group without a modifier
+    for kind, text, modifier in parts:
+        if kind == "char":
+            out.append("\\" + text if text.isalnum() else text)
+        elif kind == "name":
+            out.append(":n" + str(len(out)) + modifier)
+        elif kind == "any":
+            # `*` right after `:n` or `*` would be read as its modifier
+            out.append(("{*}" if bare else "*") + modifier)
+        else:
+            inner = "".join(
+                ":g" if c == "N" else "*" if c == "A" else "\\" + c if c.isalnum() else c
+                for c in text
+            )
+            out.append("{" + inner + "}" + modifier)
+        bare = kind != "char" and not modifier
+    return "".join(out)
+
+
+_PARTS = st.lists(
+    st.one_of(
+        st.tuples(st.just("char"), st.sampled_from(["/", "a", "b", "-", "."]), st.just("")),
+        st.tuples(
+            st.sampled_from(["name", "any"]), st.just(""), st.sampled_from(["", "?", "*", "+"])
+        ),
+        st.tuples(
+            st.just("group"),
+            st.text("/ab-NA", min_size=1, max_size=4).filter(
+                lambda t: t.count("N") + t.count("A") <= 1
+            ),
+            st.sampled_from(["", "?", "*", "+"]),
+        ),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PARTS, st.text("/ab-.", max_size=12))
+def test_pathnames_agree_with_the_standards_regular_expression(
+    parts: list[tuple[str, str, str]], path: str
+) -> None:
+    pattern = _path_pattern([("char", "/", ""), *parts])
+    topic = "https://example.com" + ("/" + path if not path.startswith("/") else path)
+    values = _components(topic, None)
+    assert values is not None
+    expected = _path_oracle([("char", "/", ""), *parts]).fullmatch(values[5]) is not None
+    assert URLPattern("https://example.com" + pattern).match(topic) is expected, pattern

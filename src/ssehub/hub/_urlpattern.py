@@ -10,7 +10,7 @@ or of a relative one (`/books/:id`, resolved against the hub's URL):
 - `:name`, a segment: one or more characters other than the component's
   delimiter (`/` in the pathname, `.` in the hostname, none elsewhere);
 - `*`, any characters;
-- `{...}`, a group of literals, names and wildcards;
+- `{...}`, a group: text and at most one name or `*`, without modifiers;
 - the modifiers `?` (optional), `*` (any number) and `+` (at least one)
   after a name, a wildcard or a group; in the pathname a `/` just before a
   name or wildcard belongs to it (`/books/:id?` matches `/books`);
@@ -221,6 +221,12 @@ def _compile(
         elif kind == "open":
             flush()
             close = next(j for j in range(i, len(tokens)) if tokens[j][0] == "close")
+            inside = [t[0] for t in tokens[i + 1 : close]]
+            if "mod" in inside or inside.count("name") + inside.count("any") > 1:
+                raise ValueError(
+                    f"invalid URL pattern {pattern!r}: a group holds text and at most one "
+                    "name or '*', without modifiers"
+                )
             parts[0] += 1
             inner = list(_compile(pattern, component, tokens[i + 1 : close], parts))
             modifier = (
