@@ -335,3 +335,18 @@ def test_pattern_index_touches_few_patterns_for_an_unrelated_topic() -> None:
     assert index.confirmations - before == 1
     index.discard(42)
     assert index.matching(("https://example.com/app42/items/7",)) == []
+
+
+def test_templates_differing_only_in_names_are_confirmed_once() -> None:
+    """Distinct selector strings of one language (an attacker's variants of
+    `{+a}/{+b}`) cost one confirmation per topic, not one per owner."""
+    index: PatternIndex[int] = PatternIndex()
+    for i in range(1_000):
+        index.add(i, SelectorSet([f"{{+a{i}}}/{{+b{i}}}"]))
+    assert index.matching(("https://example.com/x",)) == list(range(1_000))
+    assert index.confirmations == 1
+    assert index.matching(("no-slash",)) == []
+    assert index.confirmations == 2
+    for i in range(999):
+        index.discard(i)
+    assert index.matching(("a/b",)) == [999]

@@ -81,6 +81,11 @@ class _Pattern(Protocol):
     def prefix(self) -> str: ...
     @property
     def suffix(self) -> str: ...
+    @property
+    def language(self) -> str:
+        """Equal for patterns that match the same topics (a template
+        without its variable names)."""
+
     def match(self, topic: str, scan: _linear.Scan | None = None) -> bool: ...
 
 
@@ -89,7 +94,7 @@ class _Template:
     literal text before its first expression (`prefix`) and after its last
     (`suffix`) checked first."""
 
-    __slots__ = ("_inner", "_pieces", "_start", "prefix", "suffix", "text")
+    __slots__ = ("_inner", "_pieces", "_start", "language", "prefix", "suffix", "text")
 
     def __init__(self, template: str) -> None:
         if len(template) > MAX_TEMPLATE_LENGTH:
@@ -103,6 +108,7 @@ class _Template:
                 f"the limit (MAX_TEMPLATE_EXPRESSIONS)"
             )
         self.text = template
+        language = []
         pieces: list[_linear.Piece] = []
         literals: list[str] = []
         rest = template
@@ -128,6 +134,7 @@ class _Template:
                 )
             if literals[-1]:
                 pieces.append(_linear.Literal(_encode(literals[-1])))
+            language.append(f"{literals[-1]}{{{operator}}}")
             lead = _OPERATORS[operator][1]
             pieces.append(_linear.Run(_TABLES[operator], lead=lead, percent=True))
             rest = rest[stop + 1 :]
@@ -135,6 +142,7 @@ class _Template:
             literals.append("")
         if len(literals) > 1 and literals[-1]:
             pieces.append(_linear.Literal(_encode(literals[-1])))
+        self.language = "".join(language) + literals[-1]
         self.prefix = literals[0]
         self.suffix = literals[-1] if len(literals) > 1 else ""
         # the literals between, which a topic must hold in this order
@@ -336,27 +344,38 @@ def selectors_match(selectors: frozenset[str], topics: Iterable[str]) -> bool:
 K = TypeVar("K", bound=Hashable)
 
 
+class _Entry(Generic[K]):
+    """One pattern language and the owners whose sets hold it: confirmed
+    once per topic however many owners share it."""
+
+    __slots__ = ("owners", "pattern")
+
+    def __init__(self, pattern: _Pattern) -> None:
+        self.pattern = pattern
+        self.owners: dict[K, None] = {}
+
+
 class _Shelf(Generic[K]):
-    """Patterns filed by a literal affix: affix → owner → its patterns,
-    and how many affixes of each length there are (the lengths a topic's
-    affixes are looked up at)."""
+    """Entries filed by a literal affix (affix → language → entry), and how
+    many affixes of each length there are (the lengths at which a topic's
+    own affixes are looked up)."""
 
     __slots__ = ("by_affix", "lengths")
 
     def __init__(self) -> None:
-        self.by_affix: dict[str, dict[K, list[_Pattern]]] = {}
+        self.by_affix: dict[str, dict[str, _Entry[K]]] = {}
         self.lengths: dict[int, int] = {}
 
     def add(self, affix: str, key: K, pattern: _Pattern) -> None:
-        owners = self.by_affix.get(affix)
-        if owners is None:
-            owners = self.by_affix[affix] = {}
+        entries = self.by_affix.get(affix)
+        if entries is None:
+            entries = self.by_affix[affix] = {}
             self.lengths[len(affix)] = self.lengths.get(len(affix), 0) + 1
-        owners.setdefault(key, []).append(pattern)
+        _file(entries, key, pattern)
 
-    def discard(self, affix: str, key: K) -> None:
-        owners = self.by_affix.get(affix)
-        if owners is None or owners.pop(key, None) is None or owners:
+    def discard(self, affix: str, key: K, pattern: _Pattern) -> None:
+        entries = self.by_affix.get(affix)
+        if entries is None or not _unfile(entries, key, pattern) or entries:
             return
         del self.by_affix[affix]
         left = self.lengths[len(affix)] - 1
@@ -364,6 +383,25 @@ class _Shelf(Generic[K]):
             self.lengths[len(affix)] = left
         else:
             del self.lengths[len(affix)]
+
+
+def _file(entries: dict[str, _Entry[K]], key: K, pattern: _Pattern) -> None:
+    entry = entries.get(pattern.language)
+    if entry is None:
+        entry = entries[pattern.language] = _Entry(pattern)
+    entry.owners[key] = None
+
+
+def _unfile(entries: dict[str, _Entry[K]], key: K, pattern: _Pattern) -> bool:
+    """Remove `key` from the pattern's entry; whether the entry went."""
+    entry = entries.get(pattern.language)
+    if entry is None:
+        return False
+    entry.owners.pop(key, None)
+    if entry.owners:
+        return False
+    del entries[pattern.language]
+    return True
 
 
 class PatternIndex(Generic[K]):
@@ -374,7 +412,8 @@ class PatternIndex(Generic[K]):
     Patterns are filed by the literal text before their first expression
     (else after their last), so a topic looks up its own prefixes (one
     dictionary lookup per distinct prefix length) and only the patterns
-    filed there are confirmed with the linear matcher; patterns with
+    filed there are confirmed with the linear matcher, once per language
+    (templates differing only in variable names are one); patterns with
     neither (`{x}`, URL patterns) are confirmed for every topic. `*`
     owners match at once, exact topics are looked up. `confirmations`
     counts the patterns confirmed so far.
@@ -400,7 +439,7 @@ class PatternIndex(Generic[K]):
         self._exact: dict[str, dict[K, None]] = {}
         self._prefixes: _Shelf[K] = _Shelf()
         self._suffixes: _Shelf[K] = _Shelf()
-        self._unfiled: dict[K, list[_Pattern]] = {}
+        self._unfiled: dict[str, _Entry[K]] = {}
         self.confirmations = 0
 
     def __len__(self) -> int:
@@ -425,7 +464,7 @@ class PatternIndex(Generic[K]):
             elif pattern.suffix:
                 self._suffixes.add(pattern.suffix, key, pattern)
             else:
-                self._unfiled.setdefault(key, []).append(pattern)
+                _file(self._unfiled, key, pattern)
 
     def discard(self, key: K) -> None:
         selectors = self._owners.pop(key, None)
@@ -441,10 +480,11 @@ class PatternIndex(Generic[K]):
                 del self._exact[topic]
         for pattern in selectors.patterns:
             if pattern.prefix:
-                self._prefixes.discard(pattern.prefix, key)
+                self._prefixes.discard(pattern.prefix, key, pattern)
             elif pattern.suffix:
-                self._suffixes.discard(pattern.suffix, key)
-        self._unfiled.pop(key, None)
+                self._suffixes.discard(pattern.suffix, key, pattern)
+            else:
+                _unfile(self._unfiled, key, pattern)
 
     def matching(self, topics: tuple[str, ...]) -> list[K]:
         found = dict(self._any)
@@ -470,19 +510,17 @@ class PatternIndex(Generic[K]):
 
     def _confirm(
         self,
-        owners: dict[K, list[_Pattern]],
+        entries: dict[str, _Entry[K]],
         topic: str,
         scan: _linear.Scan | None,
         found: dict[K, None],
     ) -> _linear.Scan | None:
-        for key, patterns in owners.items():
-            if key in found:
+        for entry in entries.values():
+            if found.keys() >= entry.owners.keys():
                 continue
-            for pattern in patterns:
-                if scan is None:
-                    scan = _linear.Scan(topic)
-                self.confirmations += 1
-                if pattern.match(topic, scan):
-                    found[key] = None
-                    break
+            if scan is None:
+                scan = _linear.Scan(topic)
+            self.confirmations += 1
+            if entry.pattern.match(topic, scan):
+                found.update(entry.owners)
         return scan

@@ -251,7 +251,7 @@ class URLPattern:
     """A compiled URL pattern: `match(topic)` tells whether the topic (a
     URL, resolved against `base` if relative) matches every component."""
 
-    __slots__ = ("_base", "_components", "prefix", "suffix", "text")
+    __slots__ = ("_base", "_components", "language", "prefix", "suffix", "text")
 
     def __init__(self, pattern: str, *, base: str | None = None) -> None:
         if len(pattern) > MAX_URLPATTERN_LENGTH:
@@ -263,6 +263,7 @@ class URLPattern:
             raise ValueError("invalid URL pattern: empty")
         self.text = pattern
         self._base = base
+        self.language = f"urlpattern {base} {pattern}"
         self.prefix = self.suffix = ""  # components are matched apart: not filed by affix
         given = _split(pattern, _tokens(pattern), base)
         parts = [0]
