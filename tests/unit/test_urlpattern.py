@@ -58,6 +58,11 @@ HUB = "https://hub.example/.well-known/mercure"
         ("https://example.com", "https://example.com/x", False),
         ("https://example.com/books{/:id}?", "https://example.com/books/1", True),
         ("https://example.com/books{/:id}?", "https://example.com/books", True),
+        ("urn:*", "urn:isbn:0451450523", True),  # an opaque path
+        ("urn:*", "url:isbn:0451450523", False),
+        ("mailto:*@example.com", "mailto:a@example.com", True),
+        ("mailto:*@example.com", "mailto:a@example.org", False),
+        ("urn:\\x/:rest", "urn:x/a/b", True),  # no `/` delimiter in an opaque path
     ],
 )
 def test_matching(pattern: str, topic: str, expected: bool) -> None:

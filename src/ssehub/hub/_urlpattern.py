@@ -3,8 +3,9 @@ linear matcher (`_linear`) instead of a backtracking regular expression,
 as the draft's "URL-Pattern Denial of Service" section asks.
 
 The supported syntax is the pattern-string subset Mercure uses, for each
-component of an absolute pattern (`https://{:sub.}?example.com:*/books/:id?q=*#*`)
-or of a relative one (`/books/:id`, resolved against the hub's URL):
+component of an absolute pattern (`https://{:sub.}?example.com:*/books/:id?q=*#*`,
+or with an opaque path: `urn:*`, where `:name` is not cut at `/`) or of a
+relative one (`/books/:id`, resolved against the hub's URL):
 
 - literal text, `\\` escaping the next character;
 - `:name`, a segment: one or more characters other than the component's
@@ -30,6 +31,7 @@ with no base) matches no pattern.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urljoin, urlsplit
 
 from . import _linear
@@ -45,6 +47,7 @@ _COMPONENTS = ("protocol", "username", "password", "hostname", "port", "pathname
 _DELIMITERS = {"hostname": ".", "pathname": "/"}
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
 _SPECIAL = (*_DEFAULT_PORTS, "file")
+_SCHEME = re.compile(r"[A-Za-z0-9+.-]")
 
 # a token: (kind, text, escaped); kinds: char, name, any, open, close, mod
 _Token = tuple[str, str, bool]
@@ -126,40 +129,49 @@ def _split(pattern: str, tokens: list[_Token], base: str | None) -> dict[str, li
     else:
         sep = -1
         for i, token in enumerate(tokens):
-            if (
-                _is(token, ":", depths[i])
-                and i + 2 < len(tokens)
-                and _is(tokens[i + 1], "/", depths[i + 1])
-                and _is(tokens[i + 2], "/", depths[i + 2])
-            ):
+            if _is(token, ":", depths[i]):
                 sep = i
                 break
             if _is(token, "/?#", depths[i]):
                 break
-        if sep <= 0:
+        authority_form = (
+            sep > 0
+            and sep + 2 < len(tokens)
+            and _is(tokens[sep + 1], "/", depths[sep + 1])
+            and _is(tokens[sep + 2], "/", depths[sep + 2])
+        )
+        scheme_chars = all(t[0] == "char" and _SCHEME.fullmatch(t[1]) for t in tokens[:sep])
+        if sep <= 0 or not (authority_form or scheme_chars):
             raise ValueError(
-                f"invalid URL pattern {pattern!r}: not absolute (scheme://host...) "
+                f"invalid URL pattern {pattern!r}: not absolute (scheme:...) "
                 "nor a path starting with '/'"
             )
-        i = sep
-        found["protocol"] = tokens[:i]
-        at = i + 3
-        end = at
-        while end < len(tokens) and not _is(tokens[end], "/?#", depths[end]):
-            end += 1
-        authority = tokens[at:end]
-        adepths = depths[at:end]
-        if any(_is(t, "@", d) for t, d in zip(authority, adepths, strict=True)):
-            raise ValueError(f"invalid URL pattern {pattern!r}: user info is not supported")
-        colon = max(
-            (k for k, (t, d) in enumerate(zip(authority, adepths, strict=True)) if _is(t, ":", d)),
-            default=-1,
-        )
-        found["hostname"] = authority if colon < 0 else authority[:colon]
-        found["port"] = [] if colon < 0 else authority[colon + 1 :]
-        if not found["hostname"]:
-            raise ValueError(f"invalid URL pattern {pattern!r}: no host")
-        at = end
+        found["protocol"] = tokens[:sep]
+        at = end = sep + 1
+        if not authority_form:  # `urn:*`: an opaque path, no host
+            found["hostname"] = found["port"] = []
+            found["opaque"] = []
+        else:
+            at = end = sep + 3
+            while end < len(tokens) and not _is(tokens[end], "/?#", depths[end]):
+                end += 1
+            authority = tokens[at:end]
+            adepths = depths[at:end]
+            if any(_is(t, "@", d) for t, d in zip(authority, adepths, strict=True)):
+                raise ValueError(f"invalid URL pattern {pattern!r}: user info is not supported")
+            colon = max(
+                (
+                    k
+                    for k, (t, d) in enumerate(zip(authority, adepths, strict=True))
+                    if _is(t, ":", d)
+                ),
+                default=-1,
+            )
+            found["hostname"] = authority if colon < 0 else authority[:colon]
+            found["port"] = [] if colon < 0 else authority[colon + 1 :]
+            if not found["hostname"]:
+                raise ValueError(f"invalid URL pattern {pattern!r}: no host")
+            at = end
     end = at
     while end < len(tokens) and not _is(tokens[end], "?#", depths[end]):
         end += 1
@@ -275,7 +287,8 @@ class URLPattern:
                     tokens = []
                 else:
                     continue  # a wildcard
-            pieces = _compile(pattern, component, tokens, parts)
+            opaque = component == "pathname" and "opaque" in given
+            pieces = _compile(pattern, "opaque" if opaque else component, tokens, parts)
             if len(pieces) == 1 and isinstance(pieces[0], _linear.Any):
                 continue
             compiled.append((index, pieces))
