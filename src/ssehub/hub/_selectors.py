@@ -293,7 +293,7 @@ class SelectorSet:
         patterns: list[_Pattern] = []
         for selector in sorted(self.selectors - exact):
             try:
-                patterns.append(_Template(selector))
+                patterns.append(_compiled(selector))  # shared with validate_selector
             except ValueError:
                 if strict:
                     raise
