@@ -15,6 +15,14 @@ Paths (each connection reads `Last-Event-ID` and the query):
 - /longline             10 MB without a line end
 - /echo                 one event whose data is the request (method, body,
                         cookie), then 204 next time
+- /id/NAME              one event whose id is ODD_IDS[NAME] (sent raw as
+                        UTF-8), then 204 next time
+- /retry?value=V        `retry: V` (or `retry:` of `digits` nines) with one
+                        event, then close; 204 next time
+- /moved/CODE?to=URL    a redirect with that status to URL
+
+`seen` records each request: path, method, the raw bytes of its
+`Last-Event-ID` header, and its headers.
 """
 
 from __future__ import annotations
@@ -25,7 +33,24 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
+
+# ids a server may legally send, by name (the parser keeps them as they are)
+ODD_IDS = {
+    "unicode": "é\u2013✓ 東京",
+    "spaces": "  padded id  ",
+    "tabs": "\tx y\t",
+    "blank": "   ",
+    "formfeed": "a\x0cb",
+}
+
+
+class Seen(NamedTuple):
+    path: str
+    method: str
+    last_event_id: bytes | None  # the header's bytes as they came
+    headers: dict[str, str]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -45,8 +70,10 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         last = self.headers.get("Last-Event-ID")
+        raw = None if last is None else last.encode("latin-1")  # http.server decodes Latin-1
         with self.server.lock:
             self.server.requests.append((url.path, last, dict(self.headers)))
+            self.server.seen.append(Seen(url.path, self.command, raw, dict(self.headers)))
             visit = self.server.visits[url.path] = self.server.visits.get(url.path, 0) + 1
         name = url.path.strip("/").split("/")[0]
         getattr(self, f"_{name}")(query, last, visit, url.path)
@@ -161,6 +188,32 @@ class _Handler(BaseHTTPRequestHandler):
         }
         self._write(f"retry: 20\ndata: {json.dumps(data)}\n\n".encode())
 
+    def _id(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        if visit > 1:
+            self._plain(204)
+            return
+        self._stream_head()
+        odd = ODD_IDS[path.rsplit("/", 1)[1]]
+        self._write(b"retry: 20\nid: " + odd.encode() + b"\ndata: one\n\n")
+
+    def _retry(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        if visit > 1:
+            self._plain(204)
+            return
+        value = query.get("value") or "9" * int(query["digits"])
+        self._stream_head()
+        self._write(f"retry: {value}\nid: r\ndata: x\n\n".encode())
+
+    def _moved(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        self.send_response(int(path.rsplit("/", 1)[1]))
+        self.send_header("Location", query["to"])
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        length = int(self.headers.get("Content-Length", "0"))
+        self.rfile.read(length)
+
 
 class SSETestServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -171,6 +224,7 @@ class SSETestServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.requests: list[tuple[str, str | None, dict[str, str]]] = []
+        self.seen: list[Seen] = []
         self.visits: dict[str, int] = {}
         self._thread = threading.Thread(target=self.serve_forever, args=(0.02,), daemon=True)
 
@@ -181,6 +235,10 @@ class SSETestServer(ThreadingHTTPServer):
     def last_event_ids(self, path: str) -> list[str | None]:
         with self.lock:
             return [last for p, last, _ in self.requests if p == path]
+
+    def seen_at(self, path: str) -> list[Seen]:
+        with self.lock:
+            return [s for s in self.seen if s.path == path]
 
     def __enter__(self) -> SSETestServer:
         self._thread.start()
