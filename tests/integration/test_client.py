@@ -455,6 +455,14 @@ def test_policy_waits_retry_then_backs_off_with_cap_and_jitter() -> None:
     assert r.delay(None) == 1.0
 
 
+def test_policy_retries_forever_without_overflow() -> None:
+    r = Reconnect(RetryPolicy(retry=0.5, max_delay=60.0, max_retries=None), random=lambda: 0.0)
+    failure = OSError("refused")
+    delays = [r.delay(failure) for _ in range(2000)]  # 2.0 ** 1024 overflowed at 1,026
+    assert delays[-1] == 60.0
+    assert r.failures == 2000
+
+
 def test_policy_uses_the_server_retry_and_gives_up() -> None:
     r = Reconnect(RetryPolicy(retry=3.0, max_retries=1, jitter=0.0))
     parser = r.opened()

@@ -210,5 +210,6 @@ class Reconnect:
         base = self.retry_ms / 1000 if self.retry_ms is not None else self.policy.retry
         if self.failures <= 1:
             return base
-        backoff = min(self.policy.max_delay, base * 2.0 ** (self.failures - 1))
+        # the exponent is capped: 2.0 ** 1024 overflows (a day of failures)
+        backoff = min(self.policy.max_delay, base * 2.0 ** min(self.failures - 1, 64))
         return backoff * (1 - self.policy.jitter * self._random())
