@@ -455,6 +455,12 @@ def test_policy_waits_retry_then_backs_off_with_cap_and_jitter() -> None:
     assert r.delay(None) == 1.0
 
 
+@pytest.mark.parametrize("source", [EventSource, AsyncEventSource])
+def test_an_impossible_last_event_id_is_refused_at_once(source: type[EventSource]) -> None:
+    with pytest.raises(ValueError, match=r"last_event_id must not contain CR, LF or NUL: 'a\\nb'"):
+        source("http://127.0.0.1:9/", last_event_id="a\nb")
+
+
 def test_policy_retries_forever_without_overflow() -> None:
     r = Reconnect(RetryPolicy(retry=0.5, max_delay=60.0, max_retries=None), random=lambda: 0.0)
     failure = OSError("refused")

@@ -132,6 +132,11 @@ class Reconnect:
         random: Callable[[], float] = random.random,
     ) -> None:
         self.policy = policy
+        if last_event_id and (
+            "\0" in last_event_id or "\r" in last_event_id or "\n" in last_event_id
+        ):
+            # no stream can set such an id, and no header can carry it
+            raise ValueError(f"last_event_id must not contain CR, LF or NUL: {last_event_id!r}")
         self.last_event_id = last_event_id or ""
         self.retry_ms: int | None = None
         self.failures = 0
