@@ -10,7 +10,7 @@ import httpx
 
 from ssehub.protocol import Event
 
-from ._policy import Gap, Reconnect, Reconnecting, RetryPolicy, _log
+from ._policy import GAP_EVENT, Gap, Reconnect, Reconnecting, RetryPolicy, _log
 
 __all__ = ("BaseEventSource",)
 
@@ -135,6 +135,8 @@ class BaseEventSource:
     def _is_gap(self, event: Event) -> bool:
         """Report a hub's gap notice to `on_gap` (or the `ssehub.client`
         logger); True if `event` was one and is not to be yielded."""
+        if event.event != GAP_EVENT:  # the per-event cost: one comparison
+            return False
         gap = self._reconnect.gap(event, self.current_url)
         if gap is None:
             return False
