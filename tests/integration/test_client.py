@@ -394,6 +394,13 @@ def test_on_reconnect_reports_each_failed_attempt_and_the_next_wait(kind: str) -
     assert str(seen[0]).endswith(f"; next attempt in 0.01 s at {url}")
 
 
+def test_reconnecting_is_one_log_line() -> None:
+    timed_out = Reconnecting(2, TimeoutError(), 1.5, "http://h/s")
+    assert str(timed_out) == "attempt 2 failed (TimeoutError); next attempt in 1.5 s at http://h/s"
+    far = Reconnecting(0, None, (2**64 - 1) / 1000, "http://h/s")
+    assert str(far) == "the stream ended; next attempt in 1.84e+16 s at http://h/s"
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_on_reconnect_reports_a_stream_that_ended(kind: str, server: SSETestServer) -> None:
     seen: list[Reconnecting] = []

@@ -57,13 +57,8 @@ class Reconnecting:
         if self.error is None:
             what = "the stream ended"
         else:
-            detail = str(self.error)
-            name = type(self.error).__name__
-            what = (
-                f"attempt {self.attempt} failed ({name}: {detail})"
-                if detail
-                else (f"attempt {self.attempt} failed ({name})")
-            )
+            name, text = type(self.error).__name__, str(self.error)
+            what = f"attempt {self.attempt} failed ({f'{name}: {text}' if text else name})"
         return f"{what}; next attempt in {self.delay:.3g} s at {self.url}"
 
 
