@@ -27,37 +27,8 @@ from ssehub.client import (
 from ssehub.client._policy import Reconnect, last_event_id_header
 from ssehub.protocol import Event, RemoteProtocolError
 from tests.support.helpers import free_port
+from tests.support.sources import KINDS, collect
 from tests.support.sse_test_server import ODD_IDS, SSETestServer
-
-KINDS = ["sync", "async"]
-
-
-def collect(
-    kind: str, url: str, limit: int | None = None, **kwargs: Any
-) -> tuple[list[Event], BaseException | None]:
-    """Read events until `limit`, or until the source raises."""
-    kwargs.setdefault("retry", 0.02)
-    events: list[Event] = []
-    try:
-        if kind == "sync":
-            with EventSource(url, **kwargs) as source:
-                for event in source:
-                    events.append(event)
-                    if limit is not None and len(events) >= limit:
-                        break
-        else:
-
-            async def main() -> None:
-                async with AsyncEventSource(url, **kwargs) as source:
-                    async for event in source:
-                        events.append(event)
-                        if limit is not None and len(events) >= limit:
-                            break
-
-            asyncio.run(main())
-    except Exception as error:
-        return events, error
-    return events, None
 
 
 @pytest.fixture
@@ -264,6 +235,8 @@ def test_a_legal_odd_id_is_sent_back_as_chromium_sends_it(
     first, again = server.seen_at(f"/id/{name}")
     assert first.last_event_id is None
     assert again.last_event_id == ODD_ID_HEADERS[name]
+    expected = ODD_ID_HEADERS[name]
+    assert again.raw_last_event_id == (None if expected is None else b" " + expected)
     if ODD_ID_HEADERS[name] is None:
         assert "cannot be sent in an HTTP header" in caplog.text
 
