@@ -15,46 +15,20 @@ import pytest
 
 from ssehub import BackgroundHub
 from ssehub.client import (
+    GAP_EVENT,
     AsyncEventSource,
     EventSource,
+    Gap,
+    Reconnecting,
     RetryPolicy,
     SSEConnectionError,
     SSEResponseError,
 )
-from ssehub.client._policy import Reconnect
+from ssehub.client._policy import Reconnect, last_event_id_header
 from ssehub.protocol import Event, RemoteProtocolError
 from tests.support.helpers import free_port
-from tests.support.sse_test_server import SSETestServer
-
-KINDS = ["sync", "async"]
-
-
-def collect(
-    kind: str, url: str, limit: int | None = None, **kwargs: Any
-) -> tuple[list[Event], BaseException | None]:
-    """Read events until `limit`, or until the source raises."""
-    kwargs.setdefault("retry", 0.02)
-    events: list[Event] = []
-    try:
-        if kind == "sync":
-            with EventSource(url, **kwargs) as source:
-                for event in source:
-                    events.append(event)
-                    if limit is not None and len(events) >= limit:
-                        break
-        else:
-
-            async def main() -> None:
-                async with AsyncEventSource(url, **kwargs) as source:
-                    async for event in source:
-                        events.append(event)
-                        if limit is not None and len(events) >= limit:
-                            break
-
-            asyncio.run(main())
-    except Exception as error:
-        return events, error
-    return events, None
+from tests.support.sources import KINDS, collect
+from tests.support.sse_test_server import ODD_IDS, SSETestServer
 
 
 @pytest.fixture
@@ -237,6 +211,212 @@ def test_against_sse_starlette(kind: str, starlette_url: str) -> None:
     assert error.status_code == 204
 
 
+# -- odd ids, huge retry, redirects, hooks, gaps (issue 11 items 17-20, issue 14 item 6) --
+
+# what Chromium sends: UTF-8 bytes, HTTP whitespace trimmed (None: no header)
+ODD_ID_HEADERS: dict[str, bytes | None] = {
+    "unicode": "é\u2013✓ 東京".encode(),
+    "spaces": b"padded id",
+    "tabs": b"x y",
+    "blank": b"",
+    "formfeed": None,  # no HTTP/1.1 header can hold a form feed
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", sorted(ODD_IDS))
+def test_a_legal_odd_id_is_sent_back_as_chromium_sends_it(
+    kind: str, name: str, server: SSETestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    events, error = collect(kind, f"{server.url}/id/{name}")
+    assert [(e.id, e.data) for e in events] == [(ODD_IDS[name], "one")]
+    assert isinstance(error, SSEResponseError)  # reconnected
+    assert error.status_code == 204
+    first, again = server.seen_at(f"/id/{name}")
+    assert first.last_event_id is None
+    assert again.last_event_id == ODD_ID_HEADERS[name]
+    expected = ODD_ID_HEADERS[name]
+    assert again.raw_last_event_id == (None if expected is None else b" " + expected)
+    if ODD_ID_HEADERS[name] is None:
+        assert "cannot be sent in an HTTP header" in caplog.text
+
+
+def test_last_event_id_header_encoding() -> None:
+    assert last_event_id_header("é") == b"\xc3\xa9"
+    assert last_event_id_header(" \t a b \t ") == b"a b"
+    assert last_event_id_header("a\x0bb") is None
+    r = Reconnect(RetryPolicy(), last_event_id=" ✓ ")
+    assert r.headers()["Last-Event-ID"] == "✓".encode()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_retry_of_4000_digits_is_ignored_and_the_event_kept(
+    kind: str, server: SSETestServer
+) -> None:
+    # ~4,000 digits: int() takes it, but no sleep can (OverflowError); past
+    # 4,300 digits int() itself refused it. Ignored, as Chromium does.
+    seen: list[Reconnecting] = []
+    events, error = collect(kind, f"{server.url}/retry?digits=4000", on_reconnect=seen.append)
+    assert [(e.id, e.data, e.retry) for e in events] == [("r", "x", None)]
+    assert isinstance(error, SSEResponseError)
+    assert error.status_code == 204
+    assert [r.delay for r in seen] == [0.02]  # the client's own reconnection time
+    assert server.visits["/retry"] == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_largest_retry_is_held_and_the_wait_survives_it(
+    kind: str, server: SSETestServer
+) -> None:
+    url = f"{server.url}/retry?value={2**64 - 1}"
+    seen: list[Reconnecting] = []
+    events: list[Event] = []
+    waiting = threading.Event()
+
+    def on_reconnect(r: Reconnecting) -> None:
+        seen.append(r)
+        waiting.set()
+
+    if kind == "sync":
+        with EventSource(url, on_reconnect=on_reconnect) as source:
+
+            def close_when_waiting() -> None:
+                waiting.wait(5)
+                source.close()  # from another thread, as a program would
+
+            closer = threading.Thread(target=close_when_waiting)
+            closer.start()
+            events.extend(source)  # waits 584 million years, until closed
+            closer.join()
+    else:
+
+        async def main() -> None:
+            async with AsyncEventSource(url, on_reconnect=on_reconnect) as source:
+
+                async def read() -> None:
+                    async for event in source:
+                        events.append(event)
+
+                async with asyncio.TaskGroup() as tasks:
+                    reader = tasks.create_task(read())
+                    while not waiting.is_set():
+                        await asyncio.sleep(0.01)
+                    await source.aclose()
+                    async with asyncio.timeout(5):
+                        await reader
+
+        asyncio.run(main())
+    assert [e.retry for e in events] == [2**64 - 1]
+    assert [(r.attempt, r.error, r.delay) for r in seen] == [(0, None, (2**64 - 1) / 1000)]
+    assert server.visits["/retry"] == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_after_a_redirected_stream_ends_it_reconnects_to_the_target(
+    kind: str, server: SSETestServer
+) -> None:
+    target = "/counter?total=3"
+    events, error = collect(
+        kind,
+        f"{server.url}/moved/307?to={target}",
+        headers={"Authorization": "Bearer t", "X-Test": "kept"},
+    )
+    assert [e.data for e in events] == ["event 1", "event 2", "event 3"]
+    assert isinstance(error, SSEResponseError)
+    assert error.status_code == 204
+    assert server.visits["/moved/307"] == 1  # not the original URL again
+    counter = server.seen_at("/counter")
+    assert [s.last_event_id for s in counter] == [None, b"3"]
+    for s in counter:  # same origin: the request's headers are kept
+        assert (s.headers["Authorization"], s.headers["X-Test"]) == ("Bearer t", "kept")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_redirect_to_another_origin_keeps_its_rules_on_reconnection(
+    kind: str, server: SSETestServer
+) -> None:
+    with SSETestServer() as other:
+        events, error = collect(
+            kind,
+            f"{server.url}/moved/303?to={other.url}/echo",
+            method="POST",
+            json={"prompt": "hi"},
+            headers={"Authorization": "Bearer secret"},
+        )
+        assert json.loads(events[0].data)["method"] == "GET"  # a 303 makes a GET
+        assert isinstance(error, SSEResponseError)
+        assert error.status_code == 204
+        assert server.visits["/moved/303"] == 1
+        echo = other.seen_at("/echo")
+        assert [s.method for s in echo] == ["GET", "GET"]
+        assert all("Authorization" not in s.headers for s in echo)  # never to another origin
+        assert server.seen_at("/moved/303")[0].headers["Authorization"] == "Bearer secret"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_on_reconnect_reports_each_failed_attempt_and_the_next_wait(kind: str) -> None:
+    url = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
+    seen: list[Reconnecting] = []
+    _, error = collect(kind, url, retry=0.01, max_retries=2, on_reconnect=seen.append)
+    assert isinstance(error, SSEConnectionError)
+    assert [r.attempt for r in seen] == [1, 2]  # then the third failure gives up
+    assert all(r.url == url and "ConnectError" in type(r.error).__name__ for r in seen)
+    assert seen[0].delay == 0.01
+    assert 0.01 <= seen[1].delay <= 0.02  # doubled, less jitter
+    assert str(seen[0]).startswith("attempt 1 failed (ConnectError: ")
+    assert str(seen[0]).endswith(f"; next attempt in 0.01 s at {url}")
+
+
+def test_reconnecting_is_one_log_line() -> None:
+    timed_out = Reconnecting(2, TimeoutError(), 1.5, "http://h/s")
+    assert str(timed_out) == "attempt 2 failed (TimeoutError); next attempt in 1.5 s at http://h/s"
+    far = Reconnecting(0, None, (2**64 - 1) / 1000, "http://h/s")
+    assert str(far) == "the stream ended; next attempt in 1.84e+16 s at http://h/s"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_on_reconnect_reports_a_stream_that_ended(kind: str, server: SSETestServer) -> None:
+    seen: list[Reconnecting] = []
+    url = f"{server.url}/counter?total=2"
+    collect(kind, url, on_reconnect=seen.append)
+    assert [(r.attempt, r.error, r.delay, r.url) for r in seen] == [(0, None, 0.02, url)]
+    assert str(seen[0]) == f"the stream ended; next attempt in 0.02 s at {url}"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_gap_notice_is_a_gap_not_an_event(kind: str) -> None:
+    with BackgroundHub(port=0) as hub:
+        kept = hub.publish("t", "kept")
+        url = f"{hub.url}/.well-known/mercure?topic=t"
+        seen: list[Event | Gap] = []
+        events, error = collect(
+            kind, url, limit=1, last_event_id="urn:uuid:never-seen", on_gap=seen.append
+        )
+        assert error is None
+        seen.extend(events)
+        assert seen == [Gap("urn:uuid:never-seen", url), Event("kept", id=kept)]
+        assert "no longer holds the events after 'urn:uuid:never-seen'" in str(seen[0])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_without_on_gap_the_gap_is_logged_not_yielded(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with BackgroundHub(port=0) as hub:
+        hub.publish("t", "kept")
+        url = f"{hub.url}/.well-known/mercure?topic=t"
+        with caplog.at_level("WARNING", logger="ssehub.client"):
+            events, _ = collect(kind, url, limit=1, last_event_id="urn:uuid:gone")
+        assert [e.data for e in events] == ["kept"]
+        assert [r.getMessage() for r in caplog.records] == [str(Gap("urn:uuid:gone", url))]
+
+
+def test_the_gap_event_type_is_the_hubs() -> None:
+    from ssehub.hub import GAP_EVENT as HUB_GAP_EVENT
+
+    assert GAP_EVENT == HUB_GAP_EVENT
+
+
 # -- the sans-IO policy --------------------------------------------------------------
 
 
@@ -255,13 +435,27 @@ def test_policy_waits_retry_then_backs_off_with_cap_and_jitter() -> None:
     assert r.delay(None) == 1.0
 
 
+@pytest.mark.parametrize("source", [EventSource, AsyncEventSource])
+def test_an_impossible_last_event_id_is_refused_at_once(source: type[EventSource]) -> None:
+    with pytest.raises(ValueError, match=r"last_event_id must not contain CR, LF or NUL: 'a\\nb'"):
+        source("http://127.0.0.1:9/", last_event_id="a\nb")
+
+
+def test_policy_retries_forever_without_overflow() -> None:
+    r = Reconnect(RetryPolicy(retry=0.5, max_delay=60.0, max_retries=None), random=lambda: 0.0)
+    failure = OSError("refused")
+    delays = [r.delay(failure) for _ in range(2000)]  # 2.0 ** 1024 overflowed at 1,026
+    assert delays[-1] == 60.0
+    assert r.failures == 2000
+
+
 def test_policy_uses_the_server_retry_and_gives_up() -> None:
     r = Reconnect(RetryPolicy(retry=3.0, max_retries=1, jitter=0.0))
     parser = r.opened()
     parser.feed(b"retry: 250\nid: 9\ndata: x\n\n")
     r.progressed(parser)
     assert (r.retry_ms, r.last_event_id) == (250, "9")
-    assert r.headers()["Last-Event-ID"] == "9"
+    assert r.headers()["Last-Event-ID"] == b"9"
     assert r.delay(OSError()) == 0.25
     with pytest.raises(SSEConnectionError, match="gave up after 2 failed attempts"):
         r.delay(OSError("again"))

@@ -15,6 +15,18 @@ Paths (each connection reads `Last-Event-ID` and the query):
 - /longline             10 MB without a line end
 - /echo                 one event whose data is the request (method, body,
                         cookie), then 204 next time
+- /id/NAME              one event whose id is ODD_IDS[NAME] (sent raw as
+                        UTF-8), then 204 next time
+- /retry?value=V        `retry: V` (or `retry:` of `digits` nines) with one
+                        event, then close; 204 next time
+- /moved/CODE?to=URL    a redirect with that status to URL
+- /page?src=URL         an HTML page whose `EventSource(URL)` keeps what it
+                        gets in `window.seen` (for Chromium)
+
+`seen` records each request: path, method, the `Last-Event-ID` value (the
+bytes after the colon, without surrounding whitespace, as HTTP defines a
+field value), the exact bytes of that header line after the colon, and the
+headers.
 """
 
 from __future__ import annotations
@@ -25,7 +37,51 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
+
+# ids a server may legally send, by name (the parser keeps them as they are)
+ODD_IDS = {
+    "unicode": "é\u2013✓ 東京",
+    "spaces": "  padded id  ",
+    "tabs": "\tx y\t",
+    "blank": "   ",
+    "formfeed": "a\x0cb",
+}
+
+
+class Seen(NamedTuple):
+    path: str
+    method: str
+    last_event_id: bytes | None  # the field value (RFC 9110: no OWS around it)
+    raw_last_event_id: bytes | None  # every byte after the colon, CRLF aside
+    headers: dict[str, str]
+
+
+class _RecordingReader:
+    """The request's input, keeping the lines read (the request line and
+    the header lines), so a test sees the bytes exactly as they came."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.lines: list[bytes] = []
+
+    def readline(self, size: int = -1) -> bytes:
+        line: bytes = self.raw.readline(size)
+        self.lines.append(line)
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+_PAGE = """<!doctype html>
+<script>
+  window.seen = [];
+  window.source = new EventSource({src});
+  window.source.onmessage = (e) => window.seen.push([e.data, e.lastEventId]);
+</script>
+"""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -34,6 +90,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = self._recorder = _RecordingReader(self.rfile)  # type: ignore[assignment]
+
+    def handle_one_request(self) -> None:
+        self._recorder.lines.clear()
+        super().handle_one_request()
+
+    def _raw_last_event_id(self) -> bytes | None:
+        for line in self._recorder.lines[1:]:
+            name, colon, value = line.partition(b":")
+            if colon and name.lower() == b"last-event-id":
+                return value.removesuffix(b"\n").removesuffix(b"\r")
+        return None
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -45,11 +116,18 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         last = self.headers.get("Last-Event-ID")
+        raw = self._raw_last_event_id()
+        value = None if raw is None else raw.strip(b" \t")
         with self.server.lock:
             self.server.requests.append((url.path, last, dict(self.headers)))
+            self.server.seen.append(Seen(url.path, self.command, value, raw, dict(self.headers)))
             visit = self.server.visits[url.path] = self.server.visits.get(url.path, 0) + 1
         name = url.path.strip("/").split("/")[0]
-        getattr(self, f"_{name}")(query, last, visit, url.path)
+        handler = getattr(self, f"_{name}", None) if name.isidentifier() else None
+        if handler is None:  # /favicon.ico, say
+            self._plain(404)
+            return
+        handler(query, last, visit, url.path)
 
     # -- helpers --------------------------------------------------------------
 
@@ -161,6 +239,40 @@ class _Handler(BaseHTTPRequestHandler):
         }
         self._write(f"retry: 20\ndata: {json.dumps(data)}\n\n".encode())
 
+    def _id(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        if visit > 1:
+            self._plain(204)
+            return
+        self._stream_head()
+        odd = ODD_IDS[path.rsplit("/", 1)[1]]
+        self._write(b"retry: 20\nid: " + odd.encode() + b"\ndata: one\n\n")
+
+    def _retry(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        if visit > 1:
+            self._plain(204)
+            return
+        value = query.get("value") or "9" * int(query["digits"])
+        self._stream_head()
+        self._write(f"retry: {value}\nid: r\ndata: x\n\n".encode())
+
+    def _page(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        body = _PAGE.format(src=json.dumps(query["src"])).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _moved(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        self.send_response(int(path.rsplit("/", 1)[1]))
+        self.send_header("Location", query["to"])
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        length = int(self.headers.get("Content-Length", "0"))
+        self.rfile.read(length)
+
 
 class SSETestServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -171,6 +283,7 @@ class SSETestServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.requests: list[tuple[str, str | None, dict[str, str]]] = []
+        self.seen: list[Seen] = []
         self.visits: dict[str, int] = {}
         self._thread = threading.Thread(target=self.serve_forever, args=(0.02,), daemon=True)
 
@@ -181,6 +294,10 @@ class SSETestServer(ThreadingHTTPServer):
     def last_event_ids(self, path: str) -> list[str | None]:
         with self.lock:
             return [last for p, last, _ in self.requests if p == path]
+
+    def seen_at(self, path: str) -> list[Seen]:
+        with self.lock:
+            return [s for s in self.seen if s.path == path]
 
     def __enter__(self) -> SSETestServer:
         self._thread.start()

@@ -59,6 +59,15 @@ VECTORS: list[tuple[str, bytes, list[Event]]] = [
         [Event("x"), Event("y")],
     ),
     ("retry empty", b"retry\ndata: x\n\n", [Event("x")]),
+    # Chromium holds retry in a uint64 and ignores a value that does not fit
+    ("retry max held", b"retry: 18446744073709551615\ndata: x\n\n", [Event("x", retry=2**64 - 1)]),
+    ("retry past max ignored", b"retry: 18446744073709551616\ndata: x\n\n", [Event("x")]),
+    (
+        "retry of 4,400 digits ignored, event kept",
+        b"retry: 250\ndata: a\n\nretry: " + b"9" * 4400 + b"\ndata: x\n\n",
+        [Event("a", retry=250), Event("x")],
+    ),
+    ("retry leading zeros", b"retry: " + b"0" * 4400 + b"42\ndata: x\n\n", [Event("x", retry=42)]),
     ("one space removed only", b"data:   x\n\n", [Event("  x")]),
     ("no colon: empty value", b"data\n\n", [Event("")]),
     ("unknown field ignored", b"foo: bar\ndata: x\n\n", [Event("x")]),
@@ -127,6 +136,14 @@ def test_a_cr_ends_a_line_at_once() -> None:
     assert parser.retry == 750
     assert parser.feed(b"data: x\r\r") == [Event("x", retry=750)]
     assert parser.close() == []
+
+
+def test_a_retry_too_big_keeps_the_last_one_held() -> None:
+    parser = EventStreamParser()
+    parser.feed(b"retry: 1500\n\n")
+    events = parser.feed(b"retry: " + b"7" * 5000 + b"\ndata: kept\n\n")
+    assert events == [Event("kept")]
+    assert parser.retry == 1500  # ignored, not reset and not raised
 
 
 def test_feed_after_close_is_an_error() -> None:
@@ -218,6 +235,28 @@ def test_any_bytes_never_raise(chunks: list[bytes]) -> None:
         for event in parser.feed(chunk):
             assert isinstance(event.data, str)
     parser.close()
+
+
+# lines a hostile server might send: fields with huge or odd values
+_field_lines = st.tuples(
+    st.sampled_from([b"retry", b"id", b"data", b"event", b"", b":"]),
+    st.sampled_from([b":", b": ", b""]),
+    st.one_of(
+        st.binary(max_size=32),
+        st.integers(min_value=0, max_value=6000).map(lambda n: b"9" * n),
+        st.integers(min_value=0, max_value=6000).map(lambda n: b"0" * n + b"1"),
+    ),
+    st.sampled_from([b"\n", b"\r", b"\r\n", b"\n\n"]),
+).map(b"".join)
+
+
+@given(st.lists(_field_lines, max_size=12), st.integers(min_value=1, max_value=7000))
+def test_any_field_lines_never_raise(lines: list[bytes], cut: int) -> None:
+    stream = b"".join(lines)
+    whole = parse(stream)
+    assert parse(stream[:cut], stream[cut:]) == whole
+    for event in whole:
+        assert event.retry is None or 0 <= event.retry < 2**64
 
 
 @given(st.lists(st.binary(max_size=64), max_size=10))

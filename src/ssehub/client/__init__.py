@@ -13,12 +13,15 @@ except ImportError as error:  # pragma: no cover - depends on the install
 
 from ._async import AsyncEventSource
 from ._errors import SSEClientError, SSEConnectionError, SSEResponseError
-from ._policy import RetryPolicy
+from ._policy import GAP_EVENT, Gap, Reconnecting, RetryPolicy
 from ._sync import EventSource
 
 __all__ = (
+    "GAP_EVENT",
     "AsyncEventSource",
     "EventSource",
+    "Gap",
+    "Reconnecting",
     "RetryPolicy",
     "SSEClientError",
     "SSEConnectionError",

@@ -27,7 +27,8 @@ class AsyncEventSource(BaseEventSource):
             async for event in source:
                 ...
 
-    Same reconnection, errors and options. The idle timeout is enforced
+    Same reconnection, redirects, hooks, errors and options (the hooks are
+    plain callables, called in the task that iterates). The idle timeout is enforced
     around each read, independent of httpx's timeouts. Use `async with` (or
     `await source.aclose()`) so leaving the loop closes the connection at
     once.
@@ -40,6 +41,7 @@ class AsyncEventSource(BaseEventSource):
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(follow_redirects=True)
         self._response: httpx.Response | None = None
+        self._wake = asyncio.Event()  # set by aclose(): ends a wait at once
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._events()
@@ -50,14 +52,14 @@ class AsyncEventSource(BaseEventSource):
         while not self.closed:
             error: BaseException | None = None
             try:
-                async with self._client.stream(
-                    self.method, self.url, **self._request_kwargs(None)
-                ) as response:
-                    self._response = response
+                request = self._build_request(self._client, None)
+                response = self._response = await self._client.send(request, stream=True)
+                try:
                     why = reconnect.refusal(response.status_code, response.headers)
                     if why is not None:
                         body = await _read_some(response)
                         reconnect.refuse(response.status_code, response.headers, body, why)
+                    self._opened(response)
                     parser = reconnect.opened()
                     chunks = response.aiter_bytes()
                     while True:
@@ -70,11 +72,14 @@ class AsyncEventSource(BaseEventSource):
                             raise _IdleTimeoutError(f"no data for {idle} s") from None
                         for event in parser.feed(chunk):
                             reconnect.last_event_id = event.id or ""
-                            yield event
+                            if not self._is_gap(event):
+                                yield event
                         reconnect.progressed(parser)
                     for event in parser.close():
                         yield event
                     reconnect.progressed(parser)
+                finally:
+                    await response.aclose()
             except _FATAL:
                 raise
             except (httpx.TransportError, _IdleTimeoutError) as exc:
@@ -83,12 +88,21 @@ class AsyncEventSource(BaseEventSource):
                 self._response = None
             if self._stopped():  # closed while we were reading
                 return
-            await asyncio.sleep(reconnect.delay(error))
+            await self._wait(self._next_delay(error))
+
+    async def _wait(self, delay: float) -> None:
+        # aclose() from another task ends the wait at once
+        try:
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
 
     async def aclose(self) -> None:
-        """Stop: close the current connection, end the iteration, and close
-        an owned client."""
+        """Stop: close the current connection, end the iteration (a wait
+        before reconnecting ends at once), and close an owned client."""
         self._closed = True
+        self._wake.set()
         response = self._response
         if response is not None:
             await response.aclose()

@@ -1,13 +1,16 @@
-"""What the twins share: configuration and the request they send."""
+"""What the twins share: configuration, the request they send and where,
+and the hooks they report to."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
-from ._policy import Reconnect, RetryPolicy
+from ssehub.protocol import Event
+
+from ._policy import GAP_EVENT, Gap, Reconnect, Reconnecting, RetryPolicy, _log
 
 __all__ = ("BaseEventSource",)
 
@@ -40,6 +43,8 @@ class BaseEventSource:
         idle_timeout: float | None = 45.0,
         timeout: float = 10.0,
         max_line_bytes: int | None = DEFAULT_MAX_LINE_BYTES,
+        on_reconnect: Callable[[Reconnecting], object] | None = None,
+        on_gap: Callable[[Gap], object] | None = None,
     ) -> None:
         self.url = url
         self.method = method
@@ -61,6 +66,10 @@ class BaseEventSource:
             "json": json,
         }
         self._timeout = timeout
+        self._on_reconnect = on_reconnect
+        self._on_gap = on_gap
+        # the last request of a redirected stream: reconnections go there
+        self._redirected: httpx.Request | None = None
         self._closed = False
 
     @property
@@ -82,8 +91,66 @@ class BaseEventSource:
         """The reconnection time the server asked for with `retry:`."""
         return self._reconnect.retry_ms
 
-    def _request_kwargs(self, read_timeout: float | None) -> dict[str, Any]:
-        headers = {**self._headers, **self._reconnect.headers()}
+    @property
+    def current_url(self) -> str:
+        """Where the next connection goes: `url`, or after a redirected
+        stream the URL the redirect led to (as in Chromium)."""
+        return str(self._redirected.url if self._redirected is not None else self.url)
+
+    def _build_request(
+        self, client: httpx.Client | httpx.AsyncClient, read_timeout: float | None
+    ) -> httpx.Request:
         timeout = httpx.Timeout(self._timeout, read=read_timeout)
-        kwargs = {k: v for k, v in self._request.items() if v is not None}
-        return {"headers": headers, "timeout": timeout, **kwargs}
+        ours = httpx.Headers([(k.encode(), v) for k, v in self._reconnect.headers().items()])
+        final = self._redirected
+        if final is None:
+            headers = httpx.Headers(self._headers)
+            headers.update(ours)
+            kwargs = {k: v for k, v in self._request.items() if v is not None}
+            return client.build_request(
+                self.method, self.url, headers=headers, timeout=timeout, **kwargs
+            )
+        # Send again what httpx sent last, which already follows the
+        # redirect rules: the method (a 303 makes a GET), the body, the
+        # headers (no Authorization to another origin); cookies come from
+        # the client's jar, as on a redirect.
+        again = httpx.Headers(final.headers)
+        for name in ("Last-Event-ID", "Cookie"):
+            again.pop(name, None)
+        again.update(ours)
+        return httpx.Request(
+            final.method,
+            final.url,
+            headers=again,
+            cookies=client.cookies,
+            stream=final.stream,
+            extensions={"timeout": timeout.as_dict()},
+        )
+
+    def _opened(self, response: httpx.Response) -> None:
+        """A 200 event stream: if redirects led here, reconnect here."""
+        if response.history:
+            self._redirected = response.request
+
+    def _is_gap(self, event: Event) -> bool:
+        """Report a hub's gap notice to `on_gap` (or the `ssehub.client`
+        logger); True if `event` was one and is not to be yielded."""
+        if event.event != GAP_EVENT:  # the per-event cost: one comparison
+            return False
+        gap = self._reconnect.gap(event, self.current_url)
+        if gap is None:
+            return False
+        if self._on_gap is None:
+            _log.warning("%s", gap)
+        else:
+            self._on_gap(gap)
+        return True
+
+    def _next_delay(self, error: BaseException | None) -> float:
+        """Seconds to wait before the next attempt, reported to
+        `on_reconnect`; raises `SSEConnectionError` past `max_retries`."""
+        delay = self._reconnect.delay(error)
+        if self._on_reconnect is not None:
+            attempt = self._reconnect.failures if error is not None else 0
+            self._on_reconnect(Reconnecting(attempt, error, delay, self.current_url))
+        return delay

@@ -3,15 +3,80 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import random
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ssehub.protocol import EventStreamParser
+from ssehub.protocol import Event, EventStreamParser
 
 from ._errors import SSEConnectionError, SSEResponseError
 
-__all__ = ("Reconnect", "RetryPolicy")
+__all__ = ("GAP_EVENT", "Gap", "Reconnect", "Reconnecting", "RetryPolicy", "last_event_id_header")
+
+GAP_EVENT = "ssehub-gap"
+"""The type of an ssehub hub's gap notice (`ssehub.hub.GAP_EVENT`): the id a
+client resumed from is no longer in history. The twins report it as a
+`Gap`, never as an event."""
+
+_log = logging.getLogger("ssehub.client")
+# what an HTTP/1.1 field value cannot hold (RFC 9110 section 5.5; h11 refuses them)
+_UNSENDABLE = re.compile(rb"[\x00\r\n\x0b\x0c]")
+
+
+def last_event_id_header(last_event_id: str) -> bytes | None:
+    """The `Last-Event-ID` value a reconnection sends, as Chromium sends it:
+    the id's UTF-8 bytes (the header is not Latin-1), with leading and
+    trailing HTTP whitespace (space, tab) trimmed, which RFC 9110 does not
+    allow there and every server strips anyway. None when the id holds a
+    vertical tab or form feed, which no HTTP/1.1 header can carry."""
+    value = last_event_id.strip(" \t").encode("utf-8", "replace")
+    return None if _UNSENDABLE.search(value) else value
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnecting:
+    """What an event source does next, passed to its `on_reconnect` hook
+    before each wait: wait `delay` seconds, then connect to `url` again.
+
+    `attempt` counts the failed attempts in a row (1 after the first
+    failure); it is 0 when an open stream ended, which is no failure.
+    `error` is what failed (None: the stream ended). `str()` is one line
+    for a log: ``attempt 3 failed (ConnectError: ...); next attempt in 12 s
+    at http://...``.
+    """
+
+    attempt: int
+    error: BaseException | None
+    delay: float
+    url: str
+
+    def __str__(self) -> str:
+        if self.error is None:
+            what = "the stream ended"
+        else:
+            name, text = type(self.error).__name__, str(self.error)
+            what = f"attempt {self.attempt} failed ({f'{name}: {text}' if text else name})"
+        return f"{what}; next attempt in {self.delay:.3g} s at {self.url}"
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """The hub no longer holds the events after `last_event_id` (the id the
+    client resumed from): some events were missed. The events that follow
+    are all the history it still holds, then live ones. Passed to an event
+    source's `on_gap` hook; `str()` is one line for a log."""
+
+    last_event_id: str | None
+    url: str
+
+    def __str__(self) -> str:
+        return (
+            f"gap: {self.url} no longer holds the events after {self.last_event_id!r};"
+            " some events were missed"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +127,32 @@ class Reconnect:
         random: Callable[[], float] = random.random,
     ) -> None:
         self.policy = policy
+        if last_event_id and (
+            "\0" in last_event_id or "\r" in last_event_id or "\n" in last_event_id
+        ):
+            # no stream can set such an id, and no header can carry it
+            raise ValueError(f"last_event_id must not contain CR, LF or NUL: {last_event_id!r}")
         self.last_event_id = last_event_id or ""
         self.retry_ms: int | None = None
         self.failures = 0
         self.max_line_bytes = max_line_bytes
         self._random = random
+        self._resumed_from = self.last_event_id
 
-    def headers(self) -> dict[str, str]:
-        """Headers every (re)connection sends."""
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    def headers(self) -> dict[str, bytes]:
+        """Headers every (re)connection sends; `Last-Event-ID` as
+        `last_event_id_header` encodes it."""
+        headers = {"Accept": b"text/event-stream", "Cache-Control": b"no-cache"}
         if self.last_event_id:
-            headers["Last-Event-ID"] = self.last_event_id
+            value = last_event_id_header(self.last_event_id)
+            if value is None:
+                _log.warning(
+                    "the last event ID %r cannot be sent in an HTTP header;"
+                    " reconnecting without Last-Event-ID",
+                    self.last_event_id,
+                )
+            else:
+                headers["Last-Event-ID"] = value
         return headers
 
     def refusal(self, status_code: int, headers: Mapping[str, str]) -> str | None:
@@ -93,6 +173,7 @@ class Reconnect:
         """A 200 event stream: reset the failures, start a parser that
         continues the last event ID."""
         self.failures = 0
+        self._resumed_from = self.last_event_id
         return EventStreamParser(
             max_line_bytes=self.max_line_bytes, last_event_id=self.last_event_id
         )
@@ -102,6 +183,20 @@ class Reconnect:
         self.last_event_id = parser.last_event_id
         if parser.retry is not None:
             self.retry_ms = parser.retry
+
+    def gap(self, event: Event, url: str) -> Gap | None:
+        """A `Gap` if `event` is a hub's gap notice (data
+        `{"lastEventID": ...}`), else None."""
+        if event.event != GAP_EVENT:
+            return None
+        asked: str | None = self._resumed_from or None
+        try:
+            notice = json.loads(event.data)
+        except ValueError:
+            notice = None
+        if isinstance(notice, dict) and isinstance(notice.get("lastEventID"), str):
+            asked = notice["lastEventID"]
+        return Gap(asked, url)
 
     def delay(self, error: BaseException | None) -> float:
         """Seconds to wait before reconnecting after a stream ended (`error`
@@ -115,5 +210,6 @@ class Reconnect:
         base = self.retry_ms / 1000 if self.retry_ms is not None else self.policy.retry
         if self.failures <= 1:
             return base
-        backoff = min(self.policy.max_delay, base * 2.0 ** (self.failures - 1))
+        # the exponent is capped: 2.0 ** 1024 overflows (a day of failures)
+        backoff = min(self.policy.max_delay, base * 2.0 ** min(self.failures - 1, 64))
         return backoff * (1 - self.policy.jitter * self._random())

@@ -14,7 +14,13 @@ import codecs
 from ._errors import RemoteProtocolError
 from ._event import Event, _parsed_event
 
-__all__ = ("EventStreamParser",)
+__all__ = ("MAX_RETRY", "EventStreamParser")
+
+MAX_RETRY = 2**64 - 1
+"""The largest `retry:` the parser takes (milliseconds): Chromium holds the
+reconnection time in a uint64 and ignores a value that does not fit, and so
+do we (Python's `int()` would refuse a string past 4,300 digits)."""
+_MAX_RETRY_DIGITS = len(str(MAX_RETRY))
 
 # "utf-8-sig" drops one BOM at the very start of the stream, and only there.
 _Decoder = codecs.getincrementaldecoder("utf-8-sig")
@@ -28,7 +34,11 @@ class EventStreamParser:
     list for symmetry; it is always empty). After the stream,
     `last_event_id` is what a client sends as `Last-Event-ID` when it
     reconnects, and `retry` is the reconnection time the server asked for
-    (milliseconds, or None).
+    (milliseconds, or None). A `retry:` above `MAX_RETRY` (2**64 - 1 ms) is
+    ignored, as Chromium ignores one that does not fit its uint64.
+
+    `feed()` raises nothing but `RemoteProtocolError` (and that only with
+    `max_line_bytes`), whatever the bytes.
 
     `max_line_bytes` bounds memory: a line longer than that (a peer that never
     sends a newline) raises `RemoteProtocolError` instead of growing without
@@ -165,4 +175,8 @@ class EventStreamParser:
                 if "\0" not in value:
                     self._id_buffer = value
             elif name == "retry" and value.isascii() and value.isdigit():
-                self.retry = self._event_retry = int(value)
+                digits = value.lstrip("0")  # leading zeros never overflow
+                if len(digits) <= _MAX_RETRY_DIGITS:
+                    retry = int(digits or "0")
+                    if retry <= MAX_RETRY:
+                        self.retry = self._event_retry = retry
