@@ -1,4 +1,13 @@
-"""The `ssehub` command as a real process."""
+"""The `ssehub` command as a real process, reaped whatever happens.
+
+A test runner started in the background (`pytest &`, a CI job) has SIGINT
+ignored, and an ignored signal stays ignored across `exec`: a child started
+plainly would not stop on Ctrl-C, and a test that sends it SIGINT would wait
+forever and leave it running. So every child here starts with SIGINT as a
+terminal gives it (`sigint="default"`, the default; `"ignore"`: as a
+background job gets it), and `stop` / `finish` kill what does not end in
+time before they return or fail.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +18,37 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Literal
+
+SIGINT = Literal["default", "ignore"]
+
+# Run `python -m ssehub ARGS` with SIGINT set first (no preexec_fn: it is not
+# safe in a test process that runs threads, like a BackgroundHub's).
+_LAUNCH = (
+    "import runpy, signal, sys\n"
+    "signal.signal(signal.SIGINT, {handler})\n"
+    "runpy.run_module('ssehub', run_name='__main__', alter_sys=True)\n"
+)
+_HANDLERS = {"default": "signal.default_int_handler", "ignore": "signal.SIG_IGN"}
+
+
+def command(*args: str, sigint: SIGINT = "default") -> list[str]:
+    """The command line of `ssehub ARGS`, with SIGINT set as `sigint` says."""
+    return [sys.executable, "-c", _LAUNCH.format(handler=_HANDLERS[sigint]), *args]
 
 
 def spawn(
-    *args: str, env: dict[str, str] | None = None, cwd: str | None = None
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    sigint: SIGINT = "default",
+    stdin: int | None = None,
 ) -> subprocess.Popen[str]:
-    """`ssehub ARGS` in a fresh working folder (`serve` keeps its history there)."""
+    """`ssehub ARGS` in a fresh working folder (`serve` keeps its history
+    there). Reap it with `stop` or `finish` in a `finally`."""
     return subprocess.Popen(
-        [sys.executable, "-m", "ssehub", *args],
+        command(*args, sigint=sigint),
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -39,23 +71,41 @@ def connect(port: int, request: bytes) -> socket.socket:
     return sock
 
 
-def stop(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
+def stop(proc: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str, str]:
+    """SIGTERM, then SIGKILL after `timeout` seconds: the exit code (negative:
+    the signal that ended it) and the output."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=20)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
     return proc.returncode, out, err
 
 
-def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
-    out, err = proc.communicate(timeout=20)
+def finish(
+    proc: subprocess.Popen[str], timeout: float = 20, input: str | None = None
+) -> tuple[int, str, str]:
+    """Wait for it to end by itself; one still running after `timeout`
+    seconds is killed and the test fails."""
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(
+            f"ssehub (pid {proc.pid}) still ran after {timeout} s (killed); stderr: {err}"
+        ) from None
     return proc.returncode, out, err
 
 
 def run_cli(
     *args: str, stdin: str | None = None, timeout: float = 30
 ) -> subprocess.CompletedProcess[str]:
+    """`ssehub ARGS` to its end (killed after `timeout` seconds)."""
     return subprocess.run(
-        [sys.executable, "-m", "ssehub", *args],
+        command(*args),
         input=stdin,
         capture_output=True,
         text=True,

@@ -1,0 +1,152 @@
+"""`ssehub listen`: print the events of a stream as they arrive."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from ssehub.protocol import Event, ProtocolError, encode_event
+
+from ._http import hub_url
+from ._jwt import Bearer
+from ._options import UsageError, add_option, add_token_options, integer, number
+
+__all__ = ("add_parser", "format_event", "run")
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    listen: argparse.ArgumentParser = commands.add_parser(
+        "listen",
+        help="print the events of an SSE stream as they arrive",
+        description="Print the events of an SSE stream as they arrive, reconnecting and "
+        "resuming as a browser does. Exit codes: 0 done (--count reached, or the server "
+        "answered 204), 1 the stream failed for good, 2 bad arguments, 130 interrupted.",
+        usage="%(prog)s (URL | --hub URL --topic T) [--token JWT | --jwt-key KEY] [OPTION]...",
+    )
+    listen.add_argument("url", nargs="?", help="the stream's URL (or use --hub and --topic)")
+    listen.add_argument("--hub", metavar="URL", help="a hub's base URL, e.g. http://127.0.0.1:8000")
+    listen.add_argument("--topic", action="append", default=[], help="with --hub; repeatable")
+    add_token_options(listen, "receiving the private updates of its topics")
+    add_option(
+        listen,
+        "--format",
+        choices=("text", "json", "raw"),
+        default="text",
+        help="text: the data; json: one object per event; raw: the event-stream bytes",
+    )
+    listen.add_argument(
+        "--last-event-id", metavar="ID", help="resume after this id ('earliest': all history)"
+    )
+    listen.add_argument("--count", type=integer, help="exit 0 after this many events")
+    listen.add_argument(
+        "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="repeatable"
+    )
+    add_option(
+        listen,
+        "--max-retries",
+        type=integer,
+        default=10,
+        metavar="N",
+        help="failed attempts in a row before giving up",
+    )
+    listen.add_argument("--retry-forever", action="store_true", help="never give up")
+    add_option(
+        listen,
+        "--idle-timeout",
+        type=number,
+        default=45.0,
+        metavar="SECONDS",
+        help="reconnect after this much silence",
+    )
+    listen.set_defaults(run=run)
+    return listen
+
+
+def _target(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The stream's URL, and the topics it asks for (what a minted token
+    may receive)."""
+    if args.hub:
+        if not args.topic:
+            raise UsageError("--hub needs at least one --topic")
+        url = hub_url(args.hub) + "?" + urlencode([("topic", t) for t in args.topic])
+        return url, list(args.topic)
+    if args.url:
+        topics = parse_qs(urlsplit(args.url).query).get("topic", [])
+        return args.url, topics or ["*"]
+    raise UsageError("give the stream's URL, or --hub and --topic")
+
+
+def _headers(args: argparse.Namespace) -> dict[str, str]:
+    headers = {}
+    for header in args.header:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"-H: a header is 'Name: value', not {header!r}")
+        headers[name.strip()] = value.strip()
+    if (args.token or args.jwt_key) and any(n.lower() == "authorization" for n in headers):
+        raise UsageError("give --token/--jwt-key or an Authorization header, not both")
+    return headers
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import httpx
+
+        from ssehub.client import EventSource, SSEClientError, SSEResponseError
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    url, topics = _target(args)
+    if args.count is not None and args.count < 1:
+        raise UsageError(f"--count must be >= 1, not {args.count}")
+    headers = _headers(args)
+    bearer = Bearer(args.token, args.jwt_key, args.jwt_algorithm, subscribe=topics)
+
+    def authorize(request: httpx.Request) -> None:  # each attempt: a fresh minted token
+        request.headers.update(bearer.headers())
+
+    options: dict[str, Any] = {
+        "headers": headers,
+        "last_event_id": args.last_event_id,
+        "max_retries": args.max_retries,
+        "retry_forever": args.retry_forever,
+        "idle_timeout": args.idle_timeout,
+        # issue 11 item 20: the client's hook for failed attempts goes here
+        # (say "cannot reach URL, retrying" at once instead of nothing)
+    }
+    seen = 0
+    client = httpx.Client(follow_redirects=True, event_hooks={"request": [authorize]})
+    try:
+        with client, EventSource(url, client=client, **options) as source:
+            for event in source:
+                sys.stdout.write(format_event(event, args.format))
+                sys.stdout.flush()
+                seen += 1
+                if args.count is not None and seen >= args.count:
+                    return 0
+    except SSEResponseError as error:
+        if error.status_code == 204:
+            return 0  # the server said: done
+        hint = ""
+        if error.status_code == 401 and not bearer.given:
+            hint = " (give --token JWT, or --jwt-key KEY to mint one)"
+        print(f"ssehub listen: {error}{hint}", file=sys.stderr)
+        return 1
+    except (SSEClientError, ProtocolError) as error:
+        print(f"ssehub listen: {error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (| head): nothing to say
+        return 0
+    return 0
+
+
+def format_event(event: Event, style: str) -> str:
+    if style == "json":
+        fields = {"event": event.event, "data": event.data, "id": event.id, "retry": event.retry}
+        return json.dumps(fields, ensure_ascii=False) + "\n"
+    if style == "raw":
+        return encode_event(event).decode()
+    return event.data + "\n"

@@ -1,0 +1,390 @@
+"""`ssehub serve`: the standalone hub."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import logging
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ssehub.backends import HistoryLimits, backend_from_url
+from ssehub.hub import Hub, HubConfig
+from ssehub.server import BUILTIN_PAGE, BackgroundHub, HubServer, JWTAuth, ServerConfig
+from ssehub.server._platform import add_stop_signals, check_reuse_port
+from ssehub.server._platform import run as run_loop
+
+from ._options import (
+    UsageError,
+    add_option,
+    config_default,
+    flag_names,
+    integer,
+    key,
+    number,
+    read_key,
+)
+
+__all__ = ("add_parser", "describe", "run", "serve_configs")
+
+STORE = "sqlite:ssehub.db"
+EPILOG = (
+    "Every option can also come from the environment as SSEHUB_<OPTION> "
+    "(SSEHUB_JWT_KEY, SSEHUB_CORS_ORIGIN=a,b, SSEHUB_ANONYMOUS=true) or from a TOML "
+    "file named by --config or SSEHUB_CONFIG (keys are the option names: port = 8000, "
+    'cors-origin = ["https://app.example"]). Flags win over the environment, which '
+    "wins over the file. Keys can be given as @path to read them from a file."
+)
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    serve: argparse.ArgumentParser = commands.add_parser(
+        "serve",
+        help="run a hub (subscribe at /.well-known/mercure?topic=T)",
+        description="Run a hub: publish with POST, subscribe with GET, at /.well-known/mercure.",
+        usage="%(prog)s [--port N] [--jwt-key KEY | --anonymous-publish] [OPTION]...",
+        epilog=EPILOG,
+    )
+
+    def server(flag: str, field: str, help: str, **kwargs: Any) -> None:
+        add_option(serve, flag, default=config_default(ServerConfig, field), help=help, **kwargs)
+
+    serve.add_argument("--config", metavar="FILE", help="a TOML file of options")
+    server("--host", "host", "address to listen on")
+    server("--port", "port", "port to listen on (0: any free port)", type=integer, metavar="N")
+    serve.add_argument(
+        "--page", metavar="DIR", help="serve DIR's files at / ('builtin': the live page)"
+    )
+    serve.add_argument(
+        "--anonymous-publish",
+        action="store_true",
+        help="let anyone who can reach the hub publish with POST (local use, benchmarks)",
+    )
+    serve.add_argument(
+        "--dashboard",
+        action="store_true",
+        default=None,
+        help="serve the live dashboard at /_ssehub/ (default: only when listening on loopback)",
+    )
+    serve.add_argument(
+        "--dashboard-token", metavar="TOKEN", type=key, help="require ?token=TOKEN for it"
+    )
+    serve.add_argument(
+        "--subscriptions",
+        action="store_true",
+        help="publish subscription events and serve /.well-known/mercure/subscriptions",
+    )
+    serve.add_argument(
+        "--publish-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="origins allowed to publish with the mercureAuthorization cookie; repeatable",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow pages of ORIGIN ('*': any) to subscribe and publish; repeatable",
+    )
+    serve.add_argument(
+        "--jwt-key",
+        metavar="KEY",
+        type=key,
+        help="verify publisher and subscriber JWTs with KEY (HMAC secret, or PEM public key; "
+        "@FILE reads it from FILE, SSEHUB_JWT_KEY keeps it out of the process list)",
+    )
+    serve.add_argument(
+        "--publisher-jwt-key", metavar="KEY", type=key, help="publishers' key (over --jwt-key)"
+    )
+    serve.add_argument(
+        "--subscriber-jwt-key", metavar="KEY", type=key, help="subscribers' key (over --jwt-key)"
+    )
+    add_option(
+        serve,
+        "--jwt-algorithm",
+        metavar="ALG",
+        help="the JWTs' signature algorithm",
+        default=config_default(JWTAuth, "algorithm"),
+    )
+    serve.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="with a subscriber key: also let subscribers without a JWT in (public updates only)",
+    )
+    add_option(
+        serve,
+        "--store",
+        default=STORE,
+        metavar="URL",
+        help="history: sqlite:PATH (durable; sqlite:hub.db is in the working folder, "
+        "sqlite:///var/lib/hub.db absolute), redis://host:port/db (shared by several hubs) "
+        "or memory: (this process only)",
+    )
+    serve.add_argument("--cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
+    serve.add_argument("--key", metavar="FILE", help="the certificate's private key (PEM)")
+    serve.add_argument(
+        "--max-connections",
+        type=integer,
+        metavar="N",
+        help="open connections at most, beyond: 503 (default: the open-files limit less 64)",
+    )
+    server(
+        "--max-topics", "max_topics", "topic selectors per subscription", type=integer, metavar="N"
+    )
+    server("--max-body-bytes", "max_body_bytes", "publish body size", type=integer, metavar="BYTES")
+    server(
+        "--idle-timeout",
+        "idle_timeout",
+        "seconds an idle non-stream connection lives",
+        type=number,
+        metavar="SECONDS",
+    )
+    add_option(
+        serve,
+        "--heartbeat",
+        type=number,
+        metavar="SECONDS",
+        default=config_default(HubConfig, "heartbeat"),
+        help="seconds between heartbeats",
+    )
+    add_option(
+        serve,
+        "--history-events",
+        type=integer,
+        metavar="N",
+        default=config_default(HistoryLimits, "max_events"),
+        help="events kept per topic",
+    )
+    add_option(
+        serve,
+        "--history-age",
+        type=number,
+        metavar="SECONDS",
+        default=config_default(HistoryLimits, "max_age"),
+        help="seconds an event is kept",
+    )
+    grace = inspect.signature(BackgroundHub).parameters["grace"].default
+    add_option(
+        serve,
+        "--grace",
+        type=number,
+        default=grace,
+        metavar="SECONDS",
+        help="seconds streams get to end at shutdown",
+    )
+    add_option(
+        serve,
+        "--workers",
+        type=integer,
+        default=1,
+        metavar="N",
+        help="processes sharing the port (SO_REUSEPORT); more than 1 needs a redis:// store",
+    )
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    add_option(
+        serve,
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="info: a line per stream opened and closed, and per refusal",
+    )
+    serve.set_defaults(run=run)
+    return serve
+
+
+def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, HistoryLimits, str]:
+    """The configs `serve`'s options make (errors in flag names), and the store URL."""
+    page = None
+    if args.page == "builtin":
+        page = BUILTIN_PAGE
+    elif args.page:
+        page = Path(args.page)
+    with flag_names():
+        auth = JWTAuth(
+            publisher_key=read_key(args.publisher_jwt_key or args.jwt_key),
+            subscriber_key=read_key(args.subscriber_jwt_key or args.jwt_key),
+            algorithm=args.jwt_algorithm,
+        )
+        server = ServerConfig(
+            host=args.host,
+            port=args.port,
+            static_dir=page,
+            certfile=Path(args.cert) if args.cert else None,
+            keyfile=Path(args.key) if args.key else None,
+            max_connections=args.max_connections,
+            max_topics=args.max_topics,
+            max_body_bytes=args.max_body_bytes,
+            idle_timeout=args.idle_timeout,
+            anonymous_publish=args.anonymous_publish,
+            cors_origins=tuple(args.cors_origin),
+            auth=auth,
+            anonymous=args.anonymous,
+            publish_origins=tuple(args.publish_origin),
+            subscriptions=args.subscriptions,
+            dashboard=args.dashboard,
+            dashboard_token=args.dashboard_token,
+            reuse_port=args.reuse_port,
+        )
+        hub = HubConfig(heartbeat=args.heartbeat)
+        limits = HistoryLimits(max_events=args.history_events, max_age=args.history_age)
+    return server, hub, limits, args.store
+
+
+def describe(config: ServerConfig, url: str, *, flags: str = "") -> list[str]:
+    """What a hub accepts and how to change it, in flag names (`flags`: how
+    to name them, e.g. "ssehub serve " from the demo)."""
+    auth = config.auth
+    if auth.publisher_key is not None:
+        publish = "with a JWT whose mercure.publish claim covers the topics"
+    elif config.anonymous_publish:
+        publish = f"anyone who can reach the hub ({flags}--jwt-key KEY requires a JWT)"
+    else:
+        publish = f"off ({flags}--jwt-key KEY accepts JWTs, {flags}--anonymous-publish lets anyone)"
+    if auth.subscriber_key is None:
+        subscribe = f"anyone, public updates only ({flags}--jwt-key KEY for private updates)"
+    elif config.anonymous:
+        subscribe = "anyone; private updates with a JWT"
+    else:
+        subscribe = f"with a JWT only ({flags}--anonymous lets anyone in for public updates)"
+    lines = [f"publish: {publish}", f"subscribe: {subscribe}"]
+    origins = ", ".join(config.cors_origins) or f"none ({flags}--cors-origin ORIGIN lets them in)"
+    lines.append(f"pages of other origins: {origins}")
+    if config.dashboard_enabled:
+        token = " (with ?token=…)" if config.dashboard_token else ""
+        lines.append(f"dashboard: {url}/_ssehub/{token}")
+    else:
+        lines.append(f"dashboard: off ({flags}--dashboard serves it at /_ssehub/)")
+    if config.static_dir is not None:
+        lines.append(f"page: {url}/")
+    return lines
+
+
+def base_url(config: ServerConfig, port: int) -> str:
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return f"{'https' if config.certfile else 'http'}://{host}:{port}"
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.grace >= 0:
+        raise UsageError(f"--grace must be >= 0, not {args.grace}")
+    if args.workers != 1:
+        return _workers(args)
+    server_config, hub_config, limits, store = serve_configs(args)
+    try:
+        backend = backend_from_url(store, limits)
+    except ValueError as error:
+        raise UsageError(f"--store: {error}") from None
+
+    _raise_open_files_limit()
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        add_stop_signals(asyncio.get_running_loop(), stop.set)
+        hub = Hub(hub_config, backend=backend)
+        await _open(hub, store)
+        try:
+            server = HubServer(hub, server_config)
+            await server.start()
+            url = base_url(server_config, server.port)
+            print(f"ssehub: hub on {url}/.well-known/mercure (history: {store})", flush=True)
+            for line in describe(server_config, url):
+                print(f"ssehub: {line}", flush=True)
+            await stop.wait()
+            print("ssehub: shutting down", flush=True)
+            await server.drain(args.grace)
+            await server.aclose()
+        finally:
+            await hub.aclose()
+
+    run_loop(serve())
+    return 0
+
+
+async def _open(hub: Hub, store: str) -> None:
+    """Start the hub, whose start opens the store: a store that cannot be
+    opened (a corrupt file, Redis down) is one line naming `--store`."""
+    failures: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+    try:
+        await hub.start()
+    except Exception as error:
+        redis = sys.modules.get("redis.exceptions")  # loaded by the store, if it is Redis
+        if redis is not None:
+            failures += (redis.RedisError,)
+        if not isinstance(error, failures):
+            raise
+        await hub.aclose()
+        raise UsageError(f"--store {store}: cannot open it: {error}") from None
+
+
+def _raise_open_files_limit() -> None:
+    """Each subscriber is a socket: let the hub use every file descriptor the
+    system allows it (the soft limit is often 1024, the hard one far higher)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def _workers(args: argparse.Namespace) -> int:
+    """`serve --workers N`: N processes on one port, one history (Redis).
+    Signals go to every worker; the exit code is the worst of theirs."""
+    if args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, not {args.workers}")
+    try:
+        check_reuse_port("--workers > 1")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if not str(args.store).startswith(("redis://", "rediss://")):
+        raise UsageError(
+            "--workers > 1 needs a shared store (--store redis://host:port/db): with "
+            f"{args.store} each process would keep a history of its own"
+        )
+    if args.port == 0:
+        raise UsageError("--workers > 1 needs a fixed --port (0 would give each its own)")
+    serve_configs(args)  # bad options fail here once, not in every worker
+    argv = _argv_without_workers(sys.argv[1:])
+    command = [sys.executable, "-m", "ssehub", *argv, "--workers", "1", "--reuse-port"]
+    children = [subprocess.Popen(command) for _ in range(args.workers)]
+    print(f"ssehub: {args.workers} workers on port {args.port} (store {args.store})", flush=True)
+
+    def forward(signum: int, _: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, key=abs)
+
+
+def _argv_without_workers(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            out.append(arg)
+    return out
