@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from ssehub import BackgroundHub
 from ssehub.protocol import Event, EventStreamParser
-from tests.support.helpers import free_port
+from tests.support.helpers import free_port, missing
 from tests.support.processes import SECRET, connect, finish, run_cli, spawn, stop
 
 
@@ -46,6 +50,7 @@ def test_demo_publishes_the_time_every_second_and_serves_the_page() -> None:
     assert code == 0, err
     assert f"http://127.0.0.1:{port}/" in out
     assert f"the dashboard is at http://127.0.0.1:{port}/_ssehub/" in out
+    assert "ssehub demo: publish: off (ssehub serve --jwt-key KEY accepts JWTs" in out
 
 
 def test_serve_shuts_down_cleanly_on_sigterm() -> None:
@@ -74,6 +79,7 @@ def test_serve_shuts_down_cleanly_on_sigterm() -> None:
     assert b"data: hello" in head + rest
     assert code == 0, err
     assert "shutting down" in out
+    assert "ssehub: publish: anyone who can reach the hub" in out
     # one structured line per stream opened and closed, with the reason
     assert "ssehub.server stream open peer=127.0.0.1:" in err
     assert "topics=t last_event_id=None replayed=0 gap=False" in err
@@ -161,20 +167,16 @@ def test_pipe_to_a_running_hub() -> None:
 
 def test_pipe_serve_delivers_everything_read_then_stops() -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ssehub", "pipe", "build", "--serve", "--port", str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdin is not None
-    sock = connect(port, b"GET /.well-known/mercure?topic=build HTTP/1.1\r\nHost: x\r\n\r\n")
-    head = sock.recv(4096)
-    assert head.startswith(b"HTTP/1.1 200 OK")
-    lines = [f"step {i}" for i in range(50)]
-    _, err = proc.communicate("\n".join(lines) + "\n", timeout=30)
-    assert proc.returncode == 0, err
+    proc = spawn("pipe", "build", "--serve", "--port", str(port), stdin=subprocess.PIPE)
+    try:
+        sock = connect(port, b"GET /.well-known/mercure?topic=build HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = sock.recv(4096)
+        assert head.startswith(b"HTTP/1.1 200 OK")
+        lines = [f"step {i}" for i in range(50)]
+        code, _, err = finish(proc, timeout=30, input="\n".join(lines) + "\n")
+    finally:
+        stop(proc)
+    assert code == 0, err
     assert f"http://127.0.0.1:{port}/?topic=build" in err
     parser = EventStreamParser()
     events = parser.feed(head.partition(b"\r\n\r\n")[2])
@@ -184,17 +186,58 @@ def test_pipe_serve_delivers_everything_read_then_stops() -> None:
     assert [e.data for e in events] == lines
 
 
+def _subscribed(hub: BackgroundHub, count: int = 1) -> None:
+    deadline = time.monotonic() + 10
+    while hub.statistics().subscribers < count:  # it is connected and waiting
+        assert time.monotonic() < deadline, "the listener never subscribed"
+        time.sleep(0.02)
+
+
 def test_listen_interrupted_exits_130() -> None:
     with BackgroundHub(port=0) as hub:
         proc = spawn("listen", "--hub", hub.url, "--topic", "quiet")
-        deadline = time.monotonic() + 10
-        while hub.statistics().subscribers == 0:  # it is connected and waiting
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        code, out, _ = finish(proc)
+        try:
+            _subscribed(hub)
+            proc.send_signal(signal.SIGINT)
+            code, out, _ = finish(proc)
+        finally:
+            stop(proc)
     assert code == 130
     assert out == ""
+
+
+def test_sigint_reaches_the_child_when_the_test_runner_ignores_it() -> None:
+    # as when the suite runs as a background job (`pytest &`): SIGINT ignored
+    # here, and an ignored signal stays ignored in a child unless it resets it
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with BackgroundHub(port=0) as hub:
+            proc = spawn("listen", "--hub", hub.url, "--topic", "quiet")
+            try:
+                _subscribed(hub)
+                proc.send_signal(signal.SIGINT)
+                code, _, _ = finish(proc, timeout=10)
+            finally:
+                stop(proc)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 130
+
+
+def test_a_child_deaf_to_sigint_is_still_reaped() -> None:
+    with BackgroundHub(port=0) as hub:
+        proc = spawn("listen", "--hub", hub.url, "--topic", "quiet", sigint="ignore")
+        try:
+            _subscribed(hub)
+            proc.send_signal(signal.SIGINT)
+            with pytest.raises(AssertionError, match="still ran after 1 s"):
+                finish(proc, timeout=1)  # it ignored SIGINT: killed, and the test told
+            assert proc.returncode == -signal.SIGKILL
+        finally:
+            code, _, _ = stop(proc)
+    assert code == -signal.SIGKILL
+    with pytest.raises(ProcessLookupError):
+        os.kill(proc.pid, 0)  # reaped: no zombie left
 
 
 def test_serve_with_jwt_token_and_publish_commands() -> None:
@@ -207,25 +250,37 @@ def test_serve_with_jwt_token_and_publish_commands() -> None:
         refused = run_cli("listen", "--hub", hub, "--topic", "t")
         assert refused.returncode == 1
         assert "subscribing requires a JWT" in refused.stderr
+        assert "(give --token JWT, or --jwt-key KEY to mint one)" in refused.stderr
         pub_token = run_cli("token", "--jwt-key", SECRET, "--publish", "t").stdout.strip()
         first = run_cli("publish", "t", "hello", "--hub", hub, "--token", pub_token)
         assert first.returncode == 0, first.stderr
         second = run_cli("publish", "t", "--hub", hub, "--jwt-key", SECRET, "--private",
                          stdin="from stdin")  # fmt: skip
         assert second.returncode == 0, second.stderr
+        piped = run_cli("pipe", "t", "--hub", hub, "--jwt-key", SECRET, stdin="piped\n")
+        assert piped.returncode == 0, piped.stderr
         denied = run_cli("publish", "other", "x", "--hub", hub, "--token", pub_token)
         assert denied.returncode == 1
         assert "403 the JWT does not allow publishing to 'other'" in denied.stderr
-        listen = run_cli("listen", "--hub", hub, "--topic", "t", "--last-event-id", "earliest",
-                         "--count", "2", "--format", "json",
-                         "-H", f"Authorization: Bearer {sub_token}")  # fmt: skip
-        got = [json.loads(line) for line in listen.stdout.splitlines()]
-        assert [(e["id"], e["data"]) for e in got] == [
+        anonymous = run_cli("publish", "t", "x", "--hub", hub)
+        assert anonymous.returncode == 1
+        assert "(give --token JWT, or --jwt-key KEY to mint one)" in anonymous.stderr
+        expected = [
             (first.stdout.strip(), "hello"),
-            (second.stdout.strip(), "from stdin"),
+            (second.stdout.strip(), "from stdin"),  # private: only with a JWT that allows t
         ]
+        common = ["--hub", hub, "--topic", "t", "--last-event-id", "earliest", "--count", "3",
+                  "--format", "json"]  # fmt: skip
+        for credentials in (["--token", sub_token], ["--jwt-key", SECRET]):
+            listen = run_cli("listen", *common, *credentials)
+            assert listen.returncode == 0, listen.stderr
+            got = [json.loads(line) for line in listen.stdout.splitlines()]
+            assert [(e["id"], e["data"]) for e in got][:2] == expected
+            assert got[2]["data"] == "piped"
     finally:
-        stop(proc)
+        code, out, err = stop(proc)
+    assert code == 0, err
+    assert "ssehub: publish: with a JWT whose mercure.publish claim covers the topics" in out
 
 
 def test_serve_reads_the_environment_and_a_toml_file(tmp_path: Path) -> None:
@@ -283,3 +338,154 @@ def test_bad_configuration_names_its_source(tmp_path: Path) -> None:
     code, _, err = finish(spawn("serve", "--log-level", "loud"))
     assert code == 2
     assert "invalid choice: 'loud'" in err
+
+
+def _serve_start_lines(*args: str) -> str:
+    """What `ssehub serve ARGS` prints as it starts (then it is stopped)."""
+    port = free_port()
+    proc = spawn("serve", "--port", str(port), "--store", "memory:", *args)
+    try:
+        connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").close()
+    finally:
+        code, out, err = stop(proc)
+    assert code == 0, err
+    return out.replace(str(port), "PORT")
+
+
+def test_serve_says_what_the_hub_accepts_in_flag_names() -> None:
+    plain = _serve_start_lines()
+    assert plain.splitlines()[:5] == [
+        "ssehub: hub on http://127.0.0.1:PORT/.well-known/mercure (history: memory:)",
+        "ssehub: publish: off (--jwt-key KEY accepts JWTs, --anonymous-publish lets anyone)",
+        "ssehub: subscribe: anyone, public updates only (--jwt-key KEY for private updates)",
+        "ssehub: pages of other origins: none (--cors-origin ORIGIN lets them in)",
+        "ssehub: dashboard: http://127.0.0.1:PORT/_ssehub/",
+    ]
+    keyed = _serve_start_lines("--jwt-key", SECRET, "--cors-origin", "https://app.example",
+                               "--dashboard-token", "t", "--page", "builtin")  # fmt: skip
+    assert "ssehub: publish: with a JWT whose mercure.publish claim covers the topics\n" in keyed
+    assert "ssehub: subscribe: with a JWT only (--anonymous lets anyone in for public" in keyed
+    assert "ssehub: pages of other origins: https://app.example\n" in keyed
+    assert "ssehub: dashboard: http://127.0.0.1:PORT/_ssehub/ (with ?token=…)\n" in keyed
+    assert "ssehub: page: http://127.0.0.1:PORT/\n" in keyed
+    open_hub = _serve_start_lines("--anonymous-publish", "--jwt-key", SECRET, "--anonymous")
+    # a publisher key wins over --anonymous-publish, as the server decides
+    assert "ssehub: publish: with a JWT" in open_hub
+    assert "ssehub: subscribe: anyone; private updates with a JWT\n" in open_hub
+    anyone = _serve_start_lines("--anonymous-publish", "--dashboard", "--host", "127.0.0.1")
+    assert (
+        "ssehub: publish: anyone who can reach the hub (--jwt-key KEY requires a JWT)\n" in anyone
+    )
+
+
+def test_an_unknown_option_gets_the_command_usage_and_the_nearest_option() -> None:
+    typo = run_cli("serve", "--prot", "8000")
+    assert typo.returncode == 2
+    assert typo.stderr == (
+        "usage: ssehub serve [--port N] [--jwt-key KEY | --anonymous-publish] [OPTION]...\n"
+        "ssehub serve: unknown option --prot (did you mean --port?)\n"
+    )
+    listen = run_cli("listen", "http://127.0.0.1:1/", "--tokn=x")
+    assert listen.returncode == 2
+    assert listen.stderr.splitlines()[-1] == (
+        "ssehub listen: unknown option --tokn (did you mean --token?)"
+    )
+    command = run_cli("serv")
+    assert command.returncode == 2
+    assert command.stderr.splitlines()[-1] == "ssehub: unknown command 'serv' (did you mean serve?)"
+
+
+def test_a_bad_value_is_one_line_naming_the_flag_and_the_type() -> None:
+    for args, line in [
+        (("serve", "--port", "eighty"), "ssehub serve: --port: expected an integer, not 'eighty'"),
+        (("serve", "--heartbeat", "often"), "ssehub serve: --heartbeat: expected a number, not 'often'"),
+        (("listen", "--count", "two", "http://x/"), "ssehub listen: --count: expected an integer, not 'two'"),
+    ]:  # fmt: skip
+        done = run_cli(*args)
+        assert done.returncode == 2
+        assert done.stderr == line + "\n"
+
+
+def test_config_errors_name_the_flags(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not really a certificate\n")
+    for args, line in [
+        (("--cert", str(cert)), "ssehub serve: needs both --cert and --key for HTTPS, or neither"),
+        (("--idle-timeout", "0"), "ssehub serve: --idle-timeout must be > 0, not 0.0"),
+        (("--history-events", "0"), "ssehub serve: --history-events must be an int >= 1, not 0"),
+        (("--heartbeat", "-1"), "ssehub serve: --heartbeat must be > 0 seconds, not -1.0"),
+        (("--port", "70000"), "ssehub serve: --port must be an int in 0..65535, not 70000"),
+    ]:
+        done = run_cli("serve", "--store", "memory:", *args)
+        assert done.returncode == 2
+        assert done.stderr == line + "\n"
+
+
+def test_an_empty_jwt_key_is_refused() -> None:
+    empty = "must not be empty (give a key, or leave the option out)"
+    for args in [
+        ("serve", "--jwt-key", ""),
+        ("serve", "--subscriber-jwt-key", " "),
+        ("publish", "t", "x", "--jwt-key", ""),
+        ("listen", "http://127.0.0.1:1/", "--token", ""),
+        ("token", "--jwt-key", ""),
+    ]:
+        done = run_cli(*args)
+        assert done.returncode == 2
+        flag = next(a for a in args if a.startswith("--"))
+        assert done.stderr == f"ssehub {args[0]}: {flag}: {empty}\n"
+    code, _, err = finish(spawn("serve", env={"SSEHUB_JWT_KEY": ""}))
+    assert code == 2
+    assert err == f"ssehub serve: environment SSEHUB_JWT_KEY: {empty}\n"
+
+
+def test_help_says_each_default_once() -> None:
+    for command in ("serve", "demo", "listen", "pipe", "publish", "token"):
+        done = run_cli(command, "--help")
+        assert done.returncode == 0
+        text = " ".join(done.stdout.split())  # unwrapped
+        assert "(default: None)" not in text
+        assert not re.search(r"\(default: [^)]*\) \(default:", text), text
+        if command == "serve":
+            assert text.count("(default: 8000)") == 1
+            assert "--heartbeat SECONDS seconds between heartbeats (default: 15)" in text
+            assert "(default: only when listening on loopback)" in text
+
+
+def test_stdin_data_loses_one_final_line_end() -> None:
+    with BackgroundHub(port=0, anonymous_publish=True) as hub:
+        for stdin in ('{"x":1}\n', "two lines\n\n", "crlf\r\n", "none"):
+            done = run_cli("publish", "t", "--hub", hub.url, stdin=stdin)
+            assert done.returncode == 0, done.stderr
+        listen = run_cli("listen", "--hub", hub.url, "--topic", "t", "--last-event-id",
+                         "earliest", "--count", "4", "--format", "json")  # fmt: skip
+    assert [json.loads(x)["data"] for x in listen.stdout.splitlines()] == [
+        '{"x":1}',
+        "two lines\n",
+        "crlf",
+        "none",
+    ]
+
+
+def test_a_store_that_cannot_be_opened_is_one_line_naming_store(tmp_path: Path) -> None:
+    (tmp_path / "bad.db").write_bytes(b"this is not a SQLite database, not at all" * 4)
+    code, _, err = finish(spawn("serve", "--port", "0", "--store", "sqlite:bad.db",
+                                cwd=str(tmp_path)))  # fmt: skip
+    assert code == 2
+    assert err == "ssehub serve: --store sqlite:bad.db: cannot open it: file is not a database\n"
+    (tmp_path / "folder.db").mkdir()
+    code, _, err = finish(spawn("serve", "--port", "0", "--store", "sqlite:folder.db",
+                                cwd=str(tmp_path)))  # fmt: skip
+    assert code == 2
+    assert (
+        err
+        == "ssehub serve: --store sqlite:folder.db: cannot open it: unable to open database file\n"
+    )
+    if importlib.util.find_spec("redis") is None:
+        missing("redis-py is not installed")
+    down = f"redis://127.0.0.1:{free_port()}/15"
+    code, _, err = finish(spawn("serve", "--port", "0", "--store", down))
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"ssehub serve: --store {down}: cannot open it: "), err
+    assert "Connection refused" in err

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     with BackgroundHub(port=args.port, host=args.host, page=True, dashboard=None) as hub:
         print(f"ssehub demo: open {hub.url}/ in a browser (Ctrl-C to stop)", flush=True)
         for line in describe(hub.server_config, hub.url, flags="ssehub serve "):
+            if line.startswith("page: "):
+                continue  # said above
             if line.startswith("dashboard: http"):
                 line = f"the dashboard is at {line.removeprefix('dashboard: ')}"
             print(f"ssehub demo: {line}", flush=True)
