@@ -240,7 +240,7 @@ def test_a_child_deaf_to_sigint_is_still_reaped() -> None:
         os.kill(proc.pid, 0)  # reaped: no zombie left
 
 
-def test_serve_with_jwt_token_and_publish_commands() -> None:
+def test_serve_with_jwt_token_and_publish_commands(tmp_path: Path) -> None:
     port = free_port()
     proc = spawn("serve", "--port", str(port), "--jwt-key", SECRET)
     try:
@@ -271,7 +271,12 @@ def test_serve_with_jwt_token_and_publish_commands() -> None:
         ]
         common = ["--hub", hub, "--topic", "t", "--last-event-id", "earliest", "--count", "3",
                   "--format", "json"]  # fmt: skip
-        for credentials in (["--token", sub_token], ["--jwt-key", SECRET]):
+        (tmp_path / "token").write_text(sub_token + "\n")  # as `ssehub token > token` leaves it
+        for credentials in (
+            ["--token", sub_token],
+            ["--token", f"@{tmp_path / 'token'}"],
+            ["--jwt-key", SECRET],
+        ):
             listen = run_cli("listen", *common, *credentials)
             assert listen.returncode == 0, listen.stderr
             got = [json.loads(line) for line in listen.stdout.splitlines()]
@@ -400,6 +405,7 @@ def test_a_bad_value_is_one_line_naming_the_flag_and_the_type() -> None:
         (("serve", "--port", "eighty"), "ssehub serve: --port: expected an integer, not 'eighty'"),
         (("serve", "--heartbeat", "often"), "ssehub serve: --heartbeat: expected a number, not 'often'"),
         (("listen", "--count", "two", "http://x/"), "ssehub listen: --count: expected an integer, not 'two'"),
+        (("publish", "t", "--jwt-algorithm", "none"), "ssehub publish: --jwt-algorithm: must be one of HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384, ES512"),
     ]:  # fmt: skip
         done = run_cli(*args)
         assert done.returncode == 2
@@ -421,7 +427,7 @@ def test_config_errors_name_the_flags(tmp_path: Path) -> None:
         assert done.stderr == line + "\n"
 
 
-def test_an_empty_jwt_key_is_refused() -> None:
+def test_an_empty_jwt_key_is_refused(tmp_path: Path) -> None:
     empty = "must not be empty (give a key, or leave the option out)"
     for args in [
         ("serve", "--jwt-key", ""),
@@ -437,6 +443,19 @@ def test_an_empty_jwt_key_is_refused() -> None:
     code, _, err = finish(spawn("serve", env={"SSEHUB_JWT_KEY": ""}))
     assert code == 2
     assert err == f"ssehub serve: environment SSEHUB_JWT_KEY: {empty}\n"
+    (tmp_path / "empty.key").write_text("\n")
+    done = run_cli("serve", "--publisher-jwt-key", f"@{tmp_path / 'empty.key'}")
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == f"ssehub serve: --publisher-jwt-key: the file {tmp_path / 'empty.key'} is empty\n"
+    )
+    done = run_cli("listen", "http://127.0.0.1:1/", "--token", f"@{tmp_path / 'none'}")
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == f"ssehub listen: --token: cannot read {tmp_path / 'none'}: No such file or directory\n"
+    )
 
 
 def test_help_says_each_default_once() -> None:

@@ -68,7 +68,7 @@ class Publisher:
             text = response.text.strip()
             reason = text.splitlines()[0] if text else ""
             hint = ""
-            if response.status_code in (401, 403) and not self._bearer.given:
+            if response.status_code == 401 and not self._bearer.given:
                 hint = " (give --token JWT, or --jwt-key KEY to mint one)"
             raise PublishError(f"the hub refused: {response.status_code} {reason}{hint}")
         return response.text

@@ -54,7 +54,8 @@ class Bearer:
         subscribe: Sequence[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._token = read_key(token)
+        given = read_key(token, "--token")
+        self._token = None if given is None else given.strip()  # a file's final newline
         self._key = key
         self._algorithm = algorithm
         self._publish = tuple(publish)

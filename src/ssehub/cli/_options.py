@@ -23,6 +23,7 @@ __all__ = (
     "UsageError",
     "add_option",
     "add_token_options",
+    "algorithm",
     "config_default",
     "flag_names",
     "integer",
@@ -107,13 +108,26 @@ def key(text: str) -> str:
     return text
 
 
-def read_key(value: str | None) -> str | None:
+def algorithm(text: str) -> str:
+    """A JWT signature algorithm, checked as `JWTAuth` checks it."""
+    try:
+        JWTAuth(algorithm=text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("JWT algorithm ")) from None
+    return text
+
+
+def read_key(value: str | None, flag: str = "--jwt-key") -> str | None:
     """A key given as text, or as @path to a file holding it (PEM keys)."""
     if value is None or not value.startswith("@"):
         return value
-    text = Path(value[1:]).read_text()
+    try:
+        text = Path(value[1:]).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not text"
+        raise UsageError(f"{flag}: cannot read {value[1:]}: {reason}") from None
     if not text.strip():
-        raise UsageError(f"the key file {value[1:]} is empty")
+        raise UsageError(f"{flag}: the file {value[1:]} is empty")
     return text
 
 
@@ -213,7 +227,7 @@ def add_option(
     return parser.add_argument(*flags, help=text.replace("%", "%%"), **kwargs)
 
 
-TOKEN_HELP = "send 'Authorization: Bearer JWT' (a token from `ssehub token`)"
+TOKEN_HELP = "send 'Authorization: Bearer JWT' (from `ssehub token`; @FILE reads it from FILE)"
 JWT_KEY_HELP = (
     "mint a short-lived JWT signed with KEY for this command's own needs, fresh for each "
     "request (HMAC secret or PEM private key; @FILE reads it from FILE)"
@@ -234,6 +248,7 @@ def add_token_options(parser: argparse.ArgumentParser, needs: str) -> None:
         group,
         "--jwt-algorithm",
         metavar="ALG",
+        type=algorithm,
         default=config_default(JWTAuth, "algorithm"),
         help="with --jwt-key: the signature algorithm",
     )

@@ -22,6 +22,7 @@ from ssehub.server._platform import run as run_loop
 from ._options import (
     UsageError,
     add_option,
+    algorithm,
     config_default,
     flag_names,
     integer,
@@ -110,6 +111,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         serve,
         "--jwt-algorithm",
         metavar="ALG",
+        type=algorithm,
         help="the JWTs' signature algorithm",
         default=config_default(JWTAuth, "algorithm"),
     )
@@ -208,8 +210,8 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, Hi
         page = Path(args.page)
     with flag_names():
         auth = JWTAuth(
-            publisher_key=read_key(args.publisher_jwt_key or args.jwt_key),
-            subscriber_key=read_key(args.subscriber_jwt_key or args.jwt_key),
+            publisher_key=_key(args.publisher_jwt_key, "--publisher-jwt-key", args.jwt_key),
+            subscriber_key=_key(args.subscriber_jwt_key, "--subscriber-jwt-key", args.jwt_key),
             algorithm=args.jwt_algorithm,
         )
         server = ServerConfig(
@@ -235,6 +237,10 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, Hi
         hub = HubConfig(heartbeat=args.heartbeat)
         limits = HistoryLimits(max_events=args.history_events, max_age=args.history_age)
     return server, hub, limits, args.store
+
+
+def _key(own: str | None, flag: str, shared: str | None) -> str | None:
+    return read_key(own, flag) if own is not None else read_key(shared, "--jwt-key")
 
 
 def describe(config: ServerConfig, url: str, *, flags: str = "") -> list[str]:

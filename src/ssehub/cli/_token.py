@@ -8,7 +8,7 @@ from typing import Any
 from ssehub.server import JWTAuth
 
 from ._jwt import mint
-from ._options import add_option, config_default, key, number
+from ._options import add_option, algorithm, config_default, key, number
 
 __all__ = ("add_parser", "run")
 
@@ -31,6 +31,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         token,
         "--jwt-algorithm",
         metavar="ALG",
+        type=algorithm,
         default=config_default(JWTAuth, "algorithm"),
         help="the signature algorithm",
     )
