@@ -471,6 +471,18 @@ def test_help_says_each_default_once() -> None:
             assert "(default: only when listening on loopback)" in text
 
 
+def test_every_command_that_talks_to_a_hub_takes_the_same_credentials() -> None:
+    sections = set()
+    for command in ("publish", "pipe", "listen"):
+        text = run_cli(command, "--help").stdout
+        section = text[text.index("credentials:") :].split("\n\n")[0]
+        assert "--token JWT" in section
+        assert "--jwt-key KEY" in section
+        assert "--jwt-algorithm ALG" in section
+        sections.add(" ".join(section.split()))  # wrapped at widths of its own
+    assert len(sections) == 1, sections
+
+
 def test_stdin_data_loses_one_final_line_end() -> None:
     with BackgroundHub(port=0, anonymous_publish=True) as hub:
         for stdin in ('{"x":1}\n', "two lines\n\n", "crlf\r\n", "none"):

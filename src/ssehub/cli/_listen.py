@@ -29,7 +29,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     listen.add_argument("url", nargs="?", help="the stream's URL (or use --hub and --topic)")
     listen.add_argument("--hub", metavar="URL", help="a hub's base URL, e.g. http://127.0.0.1:8000")
     listen.add_argument("--topic", action="append", default=[], help="with --hub; repeatable")
-    add_token_options(listen, "receiving the private updates of its topics")
+    add_token_options(listen)
     add_option(
         listen,
         "--format",

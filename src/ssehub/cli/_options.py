@@ -229,21 +229,19 @@ def add_option(
 
 TOKEN_HELP = "send 'Authorization: Bearer JWT' (from `ssehub token`; @FILE reads it from FILE)"
 JWT_KEY_HELP = (
-    "mint a short-lived JWT signed with KEY for this command's own needs, fresh for each "
-    "request (HMAC secret or PEM private key; @FILE reads it from FILE)"
+    "mint a short-lived JWT signed with KEY (HMAC secret or PEM private key; @FILE reads it "
+    "from FILE) allowing just what this command does with its topics: publish to them, or "
+    "receive their private updates; fresh for each request"
 )
 
 
-def add_token_options(parser: argparse.ArgumentParser, needs: str) -> None:
+def add_token_options(parser: argparse.ArgumentParser) -> None:
     """`--token JWT`, `--jwt-key KEY` and `--jwt-algorithm`, the same on
-    every command that talks to a hub; `needs` says what a minted token
-    allows."""
+    every command that talks to a hub."""
     group = parser.add_argument_group("credentials")
     either = group.add_mutually_exclusive_group()
-    either.add_argument("--token", metavar="JWT", type=key, help=TOKEN_HELP)
-    either.add_argument(
-        "--jwt-key", metavar="KEY", type=key, help=f"{JWT_KEY_HELP}: {needs}".replace("%", "%%")
-    )
+    either.add_argument("--token", metavar="JWT", type=key, help=TOKEN_HELP.replace("%", "%%"))
+    either.add_argument("--jwt-key", metavar="KEY", type=key, help=JWT_KEY_HELP)
     add_option(
         group,
         "--jwt-algorithm",

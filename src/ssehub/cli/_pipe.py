@@ -31,7 +31,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     target = pipe.add_mutually_exclusive_group(required=True)
     target.add_argument("--hub", metavar="URL", help="a running hub's base URL")
     target.add_argument("--serve", action="store_true", help="start a hub with the live page")
-    add_token_options(pipe, "with --hub, publishing to TOPIC")
+    add_token_options(pipe)
     add_option(pipe, "--type", default="message", help="the events' type")
     add_option(
         pipe,

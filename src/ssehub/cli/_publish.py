@@ -35,7 +35,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="another topic of the same event; repeatable",
     )  # fmt: skip
     add_option(publish, "--hub", default=default_hub(), metavar="URL", help="the hub's base URL")
-    add_token_options(publish, "publishing to the event's topics")
+    add_token_options(publish)
     publish.add_argument("--private", action="store_true", help="a private update")
     publish.add_argument("--id", help="a custom event id")
     publish.add_argument("--type", help="the event type")
