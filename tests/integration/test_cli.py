@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
@@ -520,3 +521,27 @@ def test_a_store_that_cannot_be_opened_is_one_line_naming_store(tmp_path: Path) 
     assert len(err.splitlines()) == 1, err
     assert err.startswith(f"ssehub serve: --store {down}: cannot open it: "), err
     assert "Connection refused" in err
+
+
+def test_the_option_table_in_the_docs_lists_every_serve_option_with_its_default() -> None:
+    from ssehub.cli import _parsers  # the parser itself: what `serve --help` says
+
+    serve = _parsers()[1]["serve"]
+    defaults = {
+        flag: action.default
+        for action in serve._actions
+        for flag in action.option_strings
+        if flag.startswith("--") and action.help != argparse.SUPPRESS and flag != "--help"
+    }
+    table = Path(__file__).parents[2].joinpath("docs", "run-a-hub.md").read_text()
+    documented: set[str] = set()
+    for row in re.findall(r"^\| (`--.*?) \| (.*?) \|", table, flags=re.MULTILINE):
+        flags = re.findall(r"`(--[a-z-]+)`", row[0])
+        documented.update(flags)
+        values = re.findall(r"`([^`]*)`", row[1])
+        if len(values) == len(flags):  # the row gives each flag's default
+            for flag, value in zip(flags, values, strict=True):
+                default = defaults[flag]
+                shown = f"{default:g}" if isinstance(default, float) else str(default)
+                assert value == shown, f"{flag}: the docs say {value}, the CLI {shown}"
+    assert documented == set(defaults)
