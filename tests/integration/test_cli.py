@@ -104,7 +104,10 @@ def test_port_in_use_exits_2() -> None:
         port = taken.getsockname()[1]
         code, _, err = finish(spawn("serve", "--port", str(port)))
     assert code == 2
-    assert "address already in use" in err
+    assert (
+        err
+        == f"ssehub serve: --host 127.0.0.1 --port {port}: cannot listen there: address already in use\n"
+    )
 
 
 def test_listen_prints_events_in_each_format() -> None:
@@ -426,6 +429,12 @@ def test_config_errors_name_the_flags(tmp_path: Path) -> None:
         done = run_cli("serve", "--store", "memory:", *args)
         assert done.returncode == 2
         assert done.stderr == line + "\n"
+    junk = run_cli(
+        "serve", "--store", "memory:", "--port", "0", "--cert", str(cert), "--key", str(cert)
+    )
+    assert junk.returncode == 2
+    assert junk.stderr.startswith("ssehub serve: --cert/--key: cannot load them: ")
+    assert len(junk.stderr.splitlines()) == 1
 
 
 def test_an_empty_jwt_key_is_refused(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import inspect
 import logging
 import signal
 import sqlite3
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -302,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
         await _open(hub, store)
         try:
             server = HubServer(hub, server_config)
-            await server.start()
+            await _listen(server, server_config)
             url = base_url(server_config, server.port)
             print(f"ssehub: hub on {url}/.well-known/mercure (history: {store})", flush=True)
             for line in describe(server_config, url):
@@ -316,6 +317,20 @@ def run(args: argparse.Namespace) -> int:
 
     run_loop(serve())
     return 0
+
+
+async def _listen(server: HubServer, config: ServerConfig) -> None:
+    """Start listening: a certificate that does not load, or an address that
+    cannot be bound, is one line naming the flags."""
+    try:
+        await server.start()
+    except ssl.SSLError as error:
+        raise UsageError(f"--cert/--key: cannot load them: {error}") from None
+    except OSError as error:
+        reason = str(error.strerror or error).rpartition(": ")[2]
+        raise UsageError(
+            f"--host {config.host} --port {config.port}: cannot listen there: {reason}"
+        ) from None
 
 
 async def _open(hub: Hub, store: str) -> None:
