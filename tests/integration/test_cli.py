@@ -399,6 +399,11 @@ def test_an_unknown_option_gets_the_command_usage_and_the_nearest_option() -> No
     assert listen.stderr.splitlines()[-1] == (
         "ssehub listen: unknown option --tokn (did you mean --token?)"
     )
+    prefix = run_cli("serve", "--anon", "--store", "memory:", "--port", "0")
+    assert prefix.returncode == 2  # flags are never abbreviated: it does not start a hub
+    assert prefix.stderr.splitlines()[-1] == (
+        "ssehub serve: unknown option --anon (did you mean --anonymous?)"
+    )
     command = run_cli("serv")
     assert command.returncode == 2
     assert command.stderr.splitlines()[-1] == "ssehub: unknown command 'serv' (did you mean serve?)"

@@ -40,7 +40,13 @@ class UsageError(Exception):
 
 class Parser(argparse.ArgumentParser):
     """An `ArgumentParser` whose errors are one line naming the flag (a bad
-    value) or the usage line and the reason (anything else), exit 2."""
+    value) or the usage line and the reason (anything else), exit 2. Flags
+    are never abbreviated: `--reuse` is not `--reuse-port`, and a script's
+    `--dash` does not break when another `--dash...` option appears."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         value = re.fullmatch(r"argument ([^:]+): (.*)", message, flags=re.DOTALL)
@@ -62,7 +68,13 @@ class Parser(argparse.ArgumentParser):
         if not options:
             self.fail(f"unexpected argument {extras[0]!r}", usage=True)
         flag = options[0].partition("=")[0]
-        known = [s for a in self._actions for s in a.option_strings if s.startswith("--")]
+        known = [
+            s
+            for a in self._actions
+            if a.help != argparse.SUPPRESS
+            for s in a.option_strings
+            if s.startswith("--")
+        ]
         near = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
         hint = f" (did you mean {near[0]}?)" if near else f" ({self.prog} --help lists them)"
         self.fail(f"unknown option {flag}{hint}", usage=True)
