@@ -145,6 +145,7 @@ def test_shutdown_with_1000_open_streams_ends_within_grace(server: str) -> None:
     finally:
         for sock in socks:
             sock.close()
+        served.stop()  # reaped whatever happened above (a no-op once it exited)
     assert served.proc.returncode == 0, err
-    assert elapsed < GRACE + 3
+    assert elapsed < GRACE + 6  # the grace, plus room for a loaded machine
     assert "lifespan done: started=1000 finished=1000" in out

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -559,3 +560,21 @@ def test_the_option_table_in_the_docs_lists_every_serve_option_with_its_default(
                 shown = f"{default:g}" if isinstance(default, float) else str(default)
                 assert value == shown, f"{flag}: the docs say {value}, the CLI {shown}"
     assert documented == set(defaults)
+
+
+def test_listen_says_each_failed_attempt_and_the_next_wait_at_once() -> None:
+    """A hub that is down must not look like a hub with nothing to say: the
+    first failed attempt is on stderr before the first wait is over."""
+    url = f"http://127.0.0.1:{free_port()}/.well-known/mercure?topic=t"
+    proc = spawn("listen", url, "--retry-forever")
+    try:
+        assert proc.stderr is not None
+        ready, _, _ = select.select([proc.stderr], [], [], 10)  # the first wait is ~3 s
+        assert ready, "nothing on stderr while the hub is unreachable"
+        line = proc.stderr.readline()
+        assert "attempt 1 failed" in line
+        assert "next attempt in" in line
+        assert url in line
+        assert proc.poll() is None  # still trying
+    finally:
+        stop(proc)

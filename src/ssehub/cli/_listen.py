@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from ssehub.protocol import Event, ProtocolError, encode_event
@@ -13,6 +13,9 @@ from ssehub.protocol import Event, ProtocolError, encode_event
 from ._http import hub_url
 from ._jwt import Bearer
 from ._options import UsageError, add_option, add_token_options, integer, number
+
+if TYPE_CHECKING:
+    from ssehub.client import Gap, Reconnecting
 
 __all__ = ("add_parser", "format_event", "run")
 
@@ -113,8 +116,10 @@ def run(args: argparse.Namespace) -> int:
         "max_retries": args.max_retries,
         "retry_forever": args.retry_forever,
         "idle_timeout": args.idle_timeout,
-        # issue 11 item 20: the client's hook for failed attempts goes here
-        # (say "cannot reach URL, retrying" at once instead of nothing)
+        # every failed attempt and the next wait, at once, on stderr (a hub
+        # that is down must not look like a hub with nothing to say)
+        "on_reconnect": _say_reconnecting,
+        "on_gap": _say_gap,
     }
     seen = 0
     client = httpx.Client(follow_redirects=True, event_hooks={"request": [authorize]})
@@ -150,3 +155,11 @@ def format_event(event: Event, style: str) -> str:
     if style == "raw":
         return encode_event(event).decode()
     return event.data + "\n"
+
+
+def _say_reconnecting(attempt: Reconnecting) -> None:
+    print(f"ssehub listen: {attempt}", file=sys.stderr, flush=True)
+
+
+def _say_gap(gap: Gap) -> None:
+    print(f"ssehub listen: {gap}", file=sys.stderr, flush=True)
