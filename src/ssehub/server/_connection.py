@@ -17,11 +17,25 @@ from ssehub.hub import StreamSubscription
 if TYPE_CHECKING:
     from ._http import HubServer
 
-__all__ = ("Connection", "HTTPError", "Outcome", "Request", "log")
+__all__ = ("Connection", "HTTPError", "Outcome", "Request", "log", "loggable")
 
 log = logging.getLogger("ssehub.server")
 
 Outcome = Literal["keep", "close", "stream"]
+
+
+def loggable(value: object) -> str:
+    """`value` as text safe for one log line: CR, LF and every other
+    non-printable character (and the backslash) are escaped as in a Python
+    literal, so client text cannot forge or split log lines."""
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(
+        c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
+
 
 _REASONS = {
     200: "OK",
@@ -168,7 +182,7 @@ class Connection(asyncio.Protocol):
                 log.info(
                     "stream closed peer=%s topics=%s reason=%s seconds=%.1f",
                     self._peer(),
-                    ",".join(stream.topics),
+                    loggable(",".join(stream.topics)),
                     stream.reason,
                     time.monotonic() - self._opened_at,
                 )
@@ -257,15 +271,17 @@ class Connection(asyncio.Protocol):
                     log.info(
                         "refused peer=%s %s %s status=%d reason=%s",
                         self._peer(),
-                        request.method,
-                        request.path,
+                        loggable(request.method),
+                        loggable(request.path),
                         error.status,
-                        error.reason,
+                        loggable(error.reason),
                     )
                     self.respond(error.status, error.reason + "\n", keep_alive=request.keep_alive)
                     outcome = "keep" if request.keep_alive else "close"
                 except Exception as error:  # a bug or a failing store: answer, do not hang
-                    log.exception("request failed: %s %s", request.method, request.path)
+                    log.exception(
+                        "request failed: %s %s", loggable(request.method), loggable(request.path)
+                    )
                     if self.stream is None or not self.stream.resume:
                         self.stream = None
                         reason = f"the hub could not answer ({type(error).__name__})"

@@ -38,7 +38,7 @@ from ssehub.protocol import Event, LocalProtocolError, encode_event
 
 from ._auth import AuthError, cookie, find_token
 from ._config import ServerConfig
-from ._connection import Connection, HTTPError, Outcome, Request, log
+from ._connection import Connection, HTTPError, Outcome, Request, log, loggable
 from ._metrics import CONTENT_TYPE as METRICS_TYPE
 from ._metrics import Histogram, render
 from ._subscriptions import SUBSCRIPTIONS_PATH, Active, Registry
@@ -304,8 +304,8 @@ class HubServer:
             log.info(
                 "stream open peer=%s topics=%s last_event_id=%s replayed=%d gap=%s",
                 conn._peer(),
-                ",".join(sub.topics),
-                last_event_id,
+                loggable(",".join(sub.topics)),
+                loggable(last_event_id),
                 sub.resume.replayed if sub.resume else 0,
                 bool(sub.resume and sub.resume.gap),
             )
