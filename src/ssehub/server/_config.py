@@ -41,7 +41,12 @@ class ServerConfig:
       of failing to accept.
     - `max_topics`: topic selectors in one subscription (400 beyond).
     - `idle_timeout`: seconds a connection that is not a stream may stay
-      idle (a keep-alive publisher, a client that never finishes its head).
+      idle between requests (a keep-alive publisher); closed without a word.
+    - `head_timeout`: seconds a request head may take, from its first byte
+      (the first request's: from the connection's opening, or `idle_timeout`
+      if shorter) to its end, however slowly it trickles (beyond: 408).
+    - `body_timeout`: seconds a request body may take after its head (408).
+    - `max_header_fields`: header fields in one request head (431 beyond).
     - `certfile`, `keyfile`: serve HTTPS with this certificate chain and key.
     - `reuse_port`: bind with SO_REUSEPORT, so several processes share the
       port (what `ssehub serve --workers N` does).
@@ -65,6 +70,9 @@ class ServerConfig:
     max_connections: int | None = None
     max_topics: int = 64
     idle_timeout: float = 60.0
+    head_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_header_fields: int = 100
     certfile: Path | None = None
     keyfile: Path | None = None
 
@@ -85,13 +93,23 @@ class ServerConfig:
         for path in (self.certfile, self.keyfile):
             if path is not None and not Path(path).is_file():
                 raise ValueError(f"ServerConfig: no such file: {path}")
-        if not self.idle_timeout > 0:
-            raise ValueError(f"ServerConfig.idle_timeout must be > 0, not {self.idle_timeout!r}")
+        for name in ("idle_timeout", "head_timeout", "body_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"ServerConfig.{name} must be > 0, not {value!r}")
+            if value == float("inf"):  # the loop's timers cannot hold it
+                raise ValueError(f"ServerConfig.{name} must be finite, not {value!r}")
         if self.max_connections is not None and self.max_connections < 1:
             raise ValueError(
                 f"ServerConfig.max_connections must be >= 1, not {self.max_connections}"
             )
-        for name in ("max_head_bytes", "max_body_bytes", "backlog", "max_topics"):
+        for name in (
+            "max_head_bytes",
+            "max_body_bytes",
+            "max_header_fields",
+            "backlog",
+            "max_topics",
+        ):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"ServerConfig.{name} must be an int >= 1, not {value!r}")

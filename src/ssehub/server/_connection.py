@@ -1,6 +1,15 @@
 """One HTTP/1.1 connection: parses requests with httptools, answers them in
 order through the server's routes, and becomes a bare stream (no task, no
-parser) once it subscribes."""
+parser) once it subscribes.
+
+What a client can make a connection cost is bounded (docs/server.md, limits):
+a request head must end within `head_timeout` and its body within
+`body_timeout`, however slowly it trickles; the head is bounded in bytes
+(also while a header is still incomplete) and in header fields, the body in
+bytes (counted as it comes, so chunked bodies cost linear time), chunk
+framing and trailers in bytes; at most `_MAX_QUEUED` pipelined requests wait
+for their answers, and reading pauses while the client does not read them.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +31,11 @@ __all__ = ("Connection", "HTTPError", "Outcome", "Request", "log", "loggable")
 log = logging.getLogger("ssehub.server")
 
 Outcome = Literal["keep", "close", "stream"]
+
+_SLICE = 4096  # bytes fed to the parser at a time: the granularity of the bounds below
+_MAX_QUEUED = 8  # pipelined requests read ahead of their answers
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_LINGER = 2.0  # seconds a refused client may go on sending before the hub closes
 
 
 def loggable(value: object) -> str:
@@ -45,6 +59,7 @@ _REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Content Too Large",
     415: "Unsupported Media Type",
@@ -92,16 +107,23 @@ class Connection(asyncio.Protocol):
     becomes a bare stream (no task, no parser) once it subscribes."""
 
     __slots__ = (
+        "_backlogged",
         "_body",
+        "_body_bytes",
+        "_drained",
+        "_eof",
+        "_error",
         "_head_bytes",
         "_headers",
-        "_idle",
         "_opened_at",
         "_parser",
+        "_phase",
+        "_quiet",
         "_requests",
         "_server",
         "_task",
-        "_too_large",
+        "_timer",
+        "_unparsed",
         "_url",
         "stream",
         "subscriber",
@@ -116,13 +138,22 @@ class Connection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self.stream: StreamSubscription | None = None
         self.subscriber: str | None = None  # its id, when subscription events are on
-        self._url = b""
+        self._url: list[bytes] | None = None  # its pieces, while a head is read
         self._headers: dict[bytes, bytes] = {}
         self._body: list[bytes] = []
         self._head_bytes = 0
-        self._too_large: HTTPError | None = None
+        self._body_bytes = 0
+        self._error: HTTPError | None = None  # raised by a callback, or waiting its turn
         self._opened_at = 0.0
-        self._idle: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        # "new" (no request yet), "idle" (between requests), "head", "body",
+        # "closing" (refused: waiting for the client to close)
+        self._phase = "new"
+        self._quiet = 0  # bytes fed since the parser last gave us a piece
+        self._unparsed: memoryview | None = None  # read, not parsed: the queue is full
+        self._eof = False  # the client half-closed: answer what it sent, then close
+        self._backlogged = False  # the client does not read its answers
+        self._drained: asyncio.Future[None] | None = None  # `_serve` waits on it then
 
     # -- asyncio.Protocol ---------------------------------------------------------
 
@@ -134,44 +165,121 @@ class Connection(asyncio.Protocol):
             self._refuse(HTTPError(503, f"the hub is at its connection limit ({limit})"))
             return
         server._connections.add(self)
-        self._arm_idle()
+        config = server.config
+        # like nginx's client_header_timeout: the first head is due from the start
+        self._arm(min(config.idle_timeout, config.head_timeout))
 
-    def _arm_idle(self) -> None:
-        """Close a connection that is not a stream after idle_timeout."""
-        if self._idle is not None:
-            self._idle.cancel()
+    def _arm(self, seconds: float) -> None:
+        """(Re)start the connection's one timer."""
+        if self._timer is not None:
+            self._timer.cancel()
         loop = asyncio.get_running_loop()
-        self._idle = loop.call_later(self._server.config.idle_timeout, self._idle_out)
+        self._timer = loop.call_later(seconds, self._time_out, seconds)
 
-    def _idle_out(self) -> None:
-        self._idle = None
-        if self.stream is None and self._task is None and self.transport is not None:
-            self.transport.close()
+    def _time_out(self, seconds: float) -> None:
+        self._timer = None
+        transport = self.transport
+        if transport is not None and self._backlogged and self.stream is None:
+            transport.abort()  # it has read none of its answers for `seconds`
+            return
+        if self.stream is not None or self._task is not None or transport is None:
+            return  # a stream has no deadline; the hub answering is no client's fault
+        if self._phase in ("new", "idle", "closing"):
+            self._close()  # it said nothing (or was told why): close without a word
+        else:
+            self._reject(HTTPError(408, f"request {self._phase} not received within {seconds:g} s"))
+
+    def _close(self) -> None:
+        """Close, at once if the client has not even read what we sent."""
+        transport = self.transport
+        if transport is not None:
+            if self._backlogged:
+                transport.abort()
+            else:
+                transport.close()
 
     def data_received(self, data: bytes) -> None:
-        parser = self._parser
-        if parser is None:
-            return  # a subscribed client has nothing more to say
-        if self._idle is not None and not self._requests and self._task is None:
-            self._arm_idle()  # it is talking: idle time starts again
-        try:
-            parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._refuse(HTTPError(400, "protocol upgrades are not supported"))
-        except Exception:
-            self._refuse(self._too_large or HTTPError(400, "malformed HTTP request"))
-        if len(self._requests) > 8:
-            self.transport.pause_reading()  # type: ignore[union-attr]
+        if self._parser is None:
+            return  # a stream (or a refused request) has nothing more to say
+        if self._unparsed is not None:  # read before the pause took effect
+            self._unparsed = memoryview(self._unparsed.tobytes() + data)
+            return
+        self._feed(memoryview(data))
+
+    def _feed(self, data: memoryview) -> None:
+        """Parse `data` a slice at a time; keep the rest for later when the
+        queue of requests waiting for their answers is full."""
+        transport = self.transport
+        assert transport is not None
+        size = len(data)
+        start = 0
+        while start < size:
+            parser = self._parser
+            if parser is None:
+                return
+            if self._queue_full():
+                self._unparsed = data[start:]
+                transport.pause_reading()
+                return
+            piece = data[start : start + _SLICE]
+            start += _SLICE
+            self._quiet += len(piece)
+            try:
+                parser.feed_data(piece)
+            except httptools.HttpParserUpgrade:
+                self._reject(HTTPError(400, "protocol upgrades are not supported"))
+                return
+            except Exception:
+                self._reject(self._error or HTTPError(400, "malformed HTTP request"))
+                return
+            limit = self._server.config.max_head_bytes
+            if self._quiet > limit and self._phase in ("head", "body"):
+                # a header (or trailer, or chunk extension) that does not end
+                # is held by the parser, where no callback counts it
+                what = "head" if self._phase == "head" else "trailers or chunk framing"
+                self._reject(HTTPError(431, f"request {what} larger than {limit} bytes"))
+                return
+
+    def _queue_full(self) -> bool:
+        """Whether to read no further ahead: the client is not reading its
+        answers, or enough requests (or request bodies) wait for theirs."""
+        requests = self._requests
+        if self._backlogged or len(requests) >= _MAX_QUEUED:
+            return True
+        return bool(requests) and (
+            sum(len(r.body) for r in requests) >= self._server.config.max_body_bytes
+        )
+
+    def _resume_reading(self) -> None:
+        """Parse what was held back, then read again (as `_serve` answers)."""
+        unparsed = self._unparsed
+        if unparsed is not None:
+            if self._queue_full():
+                return
+            self._unparsed = None
+            self._feed(unparsed)
+        transport = self.transport
+        if self._unparsed is None and self._parser is not None and not self._eof:
+            assert transport is not None
+            transport.resume_reading()
 
     def eof_received(self) -> bool:
-        return False  # close our side too
+        transport = self.transport
+        pending = self._task is not None or self._requests or self._unparsed is not None
+        if not pending or self.stream is not None or transport is None:
+            return False  # close our side too
+        if transport.get_extra_info("sslcontext") is not None:
+            return False  # TLS cannot half-close
+        self._eof = True  # a half-close: answer what was asked, then close
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._connections.discard(self)
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._parser = None
+        self._unparsed = None
         stream = self.stream
         if stream is not None:
             stream.connection_lost()
@@ -192,46 +300,105 @@ class Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.stream is not None:
             self.stream.pause_writing()
+        else:
+            self._backlogged = True  # `_queue_full` now stops reading ahead
 
     def resume_writing(self) -> None:
         if self.stream is not None:
             self.stream.resume_writing()
+        elif self._backlogged:
+            self._backlogged = False
+            if self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
+            self._resume_reading()
+
+    async def _writable(self) -> None:
+        """Until the client has read enough of its answers for the next one
+        (closed by the idle timer if it never does)."""
+        loop = asyncio.get_running_loop()
+        self._drained = loop.create_future()
+        self._arm(self._server.config.idle_timeout)
+        try:
+            await self._drained
+        finally:
+            self._drained = None
 
     # -- httptools callbacks ------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._url = b""
+        self._url = []
         self._headers = {}
         self._body = []
         self._head_bytes = 0
+        self._body_bytes = 0
+        self._quiet = 0
+        if self._phase == "idle":  # "new": the deadline set at connection_made runs on
+            self._arm(self._server.config.head_timeout)
+        self._phase = "head"
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
+        self._quiet = 0
+        pieces = self._url
+        assert pieces is not None
+        pieces.append(url)
         self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._phase == "body":
+            return  # a trailer: never merged into the head (RFC 9110 6.5.1)
+        self._quiet = 0
         self._count_head(len(name) + len(value))
-        self._headers[name.lower()] = value
+        headers = self._headers
+        key = name.lower()
+        limit = self._server.config.max_header_fields
+        if len(headers) >= limit and key not in headers:
+            self._error = HTTPError(431, f"more than {limit} header fields")
+            raise self._error
+        headers[key] = value
+
+    def on_headers_complete(self) -> None:
+        headers = self._headers
+        length = headers.get(b"content-length")
+        if length in (None, b"0") and b"transfer-encoding" not in headers:
+            return  # no body: the message is complete
+        config = self._server.config
+        if length is not None and int(length) > config.max_body_bytes:  # llhttp checked it
+            self._error = HTTPError(
+                413, f"request body is larger than {config.max_body_bytes} bytes"
+            )
+            raise self._error
+        self._phase = "body"
+        self._arm(config.body_timeout)
+        expect = headers.get(b"expect")
+        if expect is not None and expect.lower() == b"100-continue":
+            parser = self._parser
+            in_order = self._task is None and not self._requests  # no answer is due before it
+            if in_order and parser is not None and parser.get_http_version() == "1.1":
+                assert self.transport is not None
+                self.transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
+        self._quiet = 0
+        self._body_bytes += len(body)
+        limit = self._server.config.max_body_bytes
+        if self._body_bytes > limit:
+            self._error = HTTPError(413, f"request body is larger than {limit} bytes")
+            raise self._error
         self._body.append(body)
-        size = sum(len(b) for b in self._body)
-        if size > self._server.config.max_body_bytes:
-            limit = self._server.config.max_body_bytes
-            self._too_large = HTTPError(413, f"request body is larger than {limit} bytes")
-            raise self._too_large
 
     def on_message_complete(self) -> None:
         parser = self._parser
         assert parser is not None
         request = Request(
             parser.get_method().decode("ascii", "replace"),
-            self._url,
+            b"".join(self._url or ()),
             self._headers,
             b"".join(self._body),
             parser.should_keep_alive(),
         )
+        self._url = None
         self._body = []
+        self._phase = "idle"
         self._requests.append(request)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._serve())
@@ -242,11 +409,12 @@ class Connection(asyncio.Protocol):
 
     def _become_stream(self) -> None:
         """Drop everything request-shaped: an idle stream should cost little."""
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._parser = None
-        self._url = b""
+        self._unparsed = None
+        self._url = None
         self._headers = {}
         self._body = []
 
@@ -254,8 +422,58 @@ class Connection(asyncio.Protocol):
         self._head_bytes += n
         limit = self._server.config.max_head_bytes
         if self._head_bytes > limit:
-            self._too_large = HTTPError(431, f"request head is larger than {limit} bytes")
-            raise self._too_large
+            self._error = HTTPError(431, f"request head is larger than {limit} bytes")
+            raise self._error
+
+    def _reject(self, error: HTTPError) -> None:
+        """Refuse what the client sent: read no more, answer the requests
+        before it in order, then this refusal, then close."""
+        self._parser = None
+        self._unparsed = None
+        self._error = error
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "refused peer=%s - - status=%d reason=%s",
+                self._peer(),
+                error.status,
+                loggable(error.reason),
+            )
+        if self._task is None and not self._requests:
+            self._ready_for_more()
+        elif self.transport is not None:
+            self.transport.pause_reading()
+
+    def _refuse_and_linger(self, error: HTTPError) -> None:
+        """Answer the refusal and close our side, but read (and drop) what the
+        client still sends for a while: closing with unread bytes would send
+        a reset that can destroy the answer before the client reads it."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._backlogged:
+            transport.abort()  # it reads nothing: no answer would reach it
+            return
+        if not transport.can_write_eof():  # TLS
+            self._refuse(error)
+            return
+        self._parser = None
+        self.respond(error.status, error.reason + "\n", keep_alive=False)
+        transport.write_eof()
+        self._phase = "closing"
+        self._arm(_LINGER)
+        transport.resume_reading()
+
+    def _ready_for_more(self) -> None:
+        """Every request read so far is answered (and none became a stream)."""
+        if self._error is not None:
+            self._refuse_and_linger(self._error)
+        elif self._eof:
+            self._close()
+        else:  # the deadline of what it sends next starts now
+            config = self._server.config
+            phase = "idle" if self._backlogged else self._phase  # dropped if it never reads
+            seconds = {"head": config.head_timeout, "body": config.body_timeout}
+            self._arm(seconds.get(phase, config.idle_timeout))
 
     # -- answering ----------------------------------------------------------------------
 
@@ -264,6 +482,9 @@ class Connection(asyncio.Protocol):
         assert transport is not None
         try:
             while self._requests and not transport.is_closing():
+                if self._backlogged:
+                    await self._writable()
+                    continue
                 request = self._requests.pop(0)
                 try:
                     outcome = await self._server._handle(self, request)
@@ -293,11 +514,11 @@ class Connection(asyncio.Protocol):
                 if outcome == "close":
                     transport.close()
                     return
-                transport.resume_reading()
+                self._resume_reading()
         finally:
             self._task = None
             if self.stream is None and not transport.is_closing():
-                self._arm_idle()
+                self._ready_for_more()
 
     def respond(
         self,
