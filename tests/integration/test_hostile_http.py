@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from ssehub.backends import SQLiteBackend
 from ssehub.hub import Hub
 from ssehub.server import HubServer, ServerConfig
-from tests.support.helpers import form, read_head, request, subscribe
+from tests.support.helpers import form, read_head, request, self_signed_certificate, subscribe
 from tests.support.servers import run, serving, until
 
 LOOPS = ("asyncio", "uvloop")  # where the two loops' transports differ (pause, EOF)
@@ -37,10 +38,12 @@ async def read_all(reader: asyncio.StreamReader, timeout: float = 10) -> bytes:
     return await asyncio.wait_for(reader.read(), timeout)
 
 
-async def trickle(port: int, first: bytes, drip: bytes, *, every: float = 0.2) -> bytes:
+async def trickle(
+    port: int, first: bytes, drip: bytes, *, every: float = 0.2, tls: ssl.SSLContext | None = None
+) -> bytes:
     """Send `first`, then `drip` every `every` seconds until the server
     answers and closes (at most 10 s); what it sent."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls)
     writer.write(first)
     answer = b""
     deadline = time.monotonic() + 10
@@ -54,7 +57,7 @@ async def trickle(port: int, first: bytes, drip: bytes, *, every: float = 0.2) -
             if not chunk:
                 break
             answer += chunk
-    except ConnectionError:
+    except (ConnectionError, ssl.SSLError):
         pass
     finally:
         writer.close()
@@ -133,6 +136,22 @@ def test_a_trickled_body_is_cut_at_its_deadline(loop: str) -> None:
             assert history.records == []
 
     run_on(loop, body)
+
+
+def test_a_trickled_head_over_tls_is_cut_at_its_deadline(tmp_path: Path) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+
+    async def body() -> None:
+        async with serving(head_timeout=1.0, certfile=cert, keyfile=key) as (_, srv, port):
+            context = ssl.create_default_context(cafile=str(cert))
+            started = time.monotonic()
+            answer = await trickle(port, b"GET /healthz HTTP/1.1\r\n", b"X", tls=context)
+            assert 0.9 < time.monotonic() - started < 5
+            assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+            assert answer.endswith(b"\r\n\r\nrequest head not received within 1 s\n")
+            await until(lambda: not srv._connections)
+
+    run(body)
 
 
 def test_a_hub_full_of_slowloris_connections_accepts_subscribers_again_once_they_are_cut() -> None:
