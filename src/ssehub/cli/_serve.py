@@ -149,6 +149,27 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         type=number,
         metavar="SECONDS",
     )
+    server(
+        "--head-timeout",
+        "head_timeout",
+        "seconds a request head may take from its first byte (trickling does not extend it)",
+        type=number,
+        metavar="SECONDS",
+    )
+    server(
+        "--body-timeout",
+        "body_timeout",
+        "seconds a request body may take after its head",
+        type=number,
+        metavar="SECONDS",
+    )
+    server(
+        "--max-header-fields",
+        "max_header_fields",
+        "header fields per request",
+        type=integer,
+        metavar="N",
+    )
     add_option(
         serve,
         "--heartbeat",
@@ -225,6 +246,9 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, Hi
             max_topics=args.max_topics,
             max_body_bytes=args.max_body_bytes,
             idle_timeout=args.idle_timeout,
+            head_timeout=args.head_timeout,
+            body_timeout=args.body_timeout,
+            max_header_fields=args.max_header_fields,
             anonymous_publish=args.anonymous_publish,
             cors_origins=tuple(args.cors_origin),
             auth=auth,
