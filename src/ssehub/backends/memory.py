@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator
 
-from ._base import DuplicateEventIdError, History, HistoryLimits, Record
+from ._base import DuplicateEventIdError, History, HistoryLimits, Record, check_page
 
 __all__ = ("MemoryBackend",)
 
@@ -86,10 +86,20 @@ class MemoryBackend:
             if len(slots) > max_events:
                 self._release(slots.popleft())
 
-    async def history(self, topics: Collection[str] | None, after: str | None) -> History:
+    async def history(
+        self,
+        topics: Collection[str] | None,
+        after: str | None,
+        *,
+        limit: int | None = None,
+        after_position: int | None = None,
+    ) -> History:
+        check_page(after, limit, after_position)
         cutoff = self._sweep()
         start, found = 0, True
-        if after is not None:
+        if after_position is not None:
+            start = after_position
+        elif after is not None:
             slot = self._index.get(after)
             if slot is None:
                 found = False
@@ -103,11 +113,15 @@ class MemoryBackend:
             self._prune(slots, cutoff)
         records: list[Record] = []
         last = -1
+        cursor = None
         for slot in heapq.merge(*(self._after(q, start) for q in queues), key=_seq):
             if slot.seq != last:  # an event on several of the topics, once
+                if limit is not None and len(records) == limit:
+                    cursor = last
+                    break
                 records.append(slot.record)
                 last = slot.seq
-        return History(records, found)
+        return History(records, found, cursor=cursor)
 
     async def last_id(self) -> str | None:
         newest = self._newest
