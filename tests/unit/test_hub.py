@@ -383,3 +383,17 @@ def test_private_updates_reach_only_authorized_subscribers() -> None:
             sub.close()
 
     run(body)
+
+
+def test_every_publish_takes_the_fields_of_hub_publish() -> None:
+    import inspect
+
+    from ssehub import BackgroundHub
+
+    def fields(function: Callable[..., object], *extra: str) -> list[tuple[str, object, object]]:
+        params = inspect.signature(function).parameters.values()
+        return [(p.name, p.kind, p.default) for p in params if p.name not in ("self", *extra)]
+
+    one = fields(Hub.publish)
+    assert fields(Hub.publish_threadsafe) == one
+    assert fields(BackgroundHub.publish, "timeout") == one
