@@ -397,3 +397,22 @@ def test_every_publish_takes_the_fields_of_hub_publish() -> None:
     one = fields(Hub.publish)
     assert fields(Hub.publish_threadsafe) == one
     assert fields(BackgroundHub.publish, "timeout") == one
+
+
+def test_a_paged_replay_with_publishes_between_pages_has_no_gap_or_duplicate() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        ids = [await hub.publish("t", str(i)) for i in range(10)]
+        async with hub.subscribe("t", last_event_id="earliest") as sub:
+            assert sub.replaying  # only the first page of 3 was read
+            got = [e.id for e in await take(sub, 2)]
+            ids.append(await hub.publish("t", "10"))  # stored while replaying
+            got += [e.id for e in await take(sub, 7)]
+            ids.append(await hub.publish("t", "11"))
+            got += [e.id for e in await take(sub, 3)]
+            ids.append(await hub.publish("t", "12"))
+            got += [e.id for e in await take(sub, 1)]
+            assert not sub.replaying
+            assert got == ids
+            assert hub.statistics().events_replayed == 12
+
+    run(body, replay_page=3)
