@@ -206,8 +206,8 @@ def test_private_flag_is_kept(factory: Callable[..., Backend]) -> None:
 def test_history_reads_in_pages(factory: Callable[..., Backend]) -> None:
     async def body(b: Backend, clock: Clock) -> None:
         layout = [("a",), ("b",), ("a", "b"), ("c",), ("a",), ("b", "c"), ("a",)]
-        for i, topics in enumerate(layout):
-            await b.append(rec(topics, str(i), 1000.0))
+        for i, published in enumerate(layout):
+            await b.append(rec(published, str(i), 1000.0))
 
         async def paged(topics: list[str] | None, after: str | None, limit: int) -> list[str]:
             page = await b.history(topics, after, limit=limit)
@@ -219,8 +219,9 @@ def test_history_reads_in_pages(factory: Callable[..., Backend]) -> None:
                 got += ids(page.records)
             return got
 
+        selections: list[list[str] | None] = [None, ["a"], ["a", "b"], ["c", "b"]]
         for limit in (1, 2, 3, 100):
-            for topics in (None, ["a"], ["a", "b"], ["c", "b"]):
+            for topics in selections:
                 for after in (None, "1"):
                     whole = ids((await b.history(topics, after)).records)
                     assert await paged(topics, after, limit) == whole, (topics, after, limit)

@@ -11,7 +11,7 @@ import bisect
 import heapq
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 
 from ._base import DuplicateEventIdError, History, HistoryLimits, Record, check_page
 
@@ -49,6 +49,10 @@ class MemoryBackend:
         self._clock = clock
         self._topics: dict[str, deque[_Slot]] = {}
         self._index: dict[str, _Slot] = {}
+        # every slot in publish order, for `*` reads: released ones are
+        # skipped, and swept out once they are half of it
+        self._log: list[_Slot] = []
+        self._dead = 0
         self._seq = 0
         self._newest: _Slot | None = None
         self._swept = 0.0
@@ -73,6 +77,7 @@ class MemoryBackend:
         self._seq += 1
         slot = _Slot(record, self._seq)
         self._index[record.id] = slot
+        self._log.append(slot)
         self._newest = slot
         max_events = self._limits.max_events
         cutoff = self._sweep()
@@ -106,15 +111,22 @@ class MemoryBackend:
             else:
                 start = slot.seq
         if topics is None:
-            queues = list(self._topics.values())
+            log = self._log
+            first = bisect.bisect_right(log, start, key=_seq)
+            merged: Iterable[_Slot] = (
+                slot
+                for i in range(first, len(log))
+                if (slot := log[i]).refs and slot.record.time >= cutoff
+            )
         else:
             queues = [q for t in topics if (q := self._topics.get(t)) is not None]
-        for slots in queues:
-            self._prune(slots, cutoff)
+            for slots in queues:
+                self._prune(slots, cutoff)
+            merged = heapq.merge(*(self._after(q, start) for q in queues), key=_seq)
         records: list[Record] = []
         last = -1
         cursor = None
-        for slot in heapq.merge(*(self._after(q, start) for q in queues), key=_seq):
+        for slot in merged:
             if slot.seq != last:  # an event on several of the topics, once
                 if limit is not None and len(records) == limit:
                     cursor = last
@@ -139,6 +151,10 @@ class MemoryBackend:
         slot.refs -= 1
         if slot.refs == 0:
             del self._index[slot.record.id]
+            self._dead += 1
+            if self._dead > 1024 and self._dead * 2 > len(self._log):
+                self._log = [s for s in self._log if s.refs]
+                self._dead = 0
 
     def _prune(self, slots: deque[_Slot], cutoff: float) -> bool:
         """Drop events older than `cutoff`; True if any are left."""

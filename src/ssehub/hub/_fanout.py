@@ -38,12 +38,6 @@ class Group:
         self.subscribers: dict[Subscription, None] = {}
         self.pending: list[Record] = []
 
-    def wants(self, record: Record) -> bool:
-        """Whether this group's subscribers get `record` (for replays)."""
-        return self.selectors.matches(record.topics) and (
-            not record.private or self.rights.matches(record.topics)
-        )
-
 
 class FanOut:
     """The groups, indexed by exact topic and by pattern, and the pending
