@@ -416,3 +416,21 @@ def test_a_paged_replay_with_publishes_between_pages_has_no_gap_or_duplicate() -
             assert hub.statistics().events_replayed == 12
 
     run(body, replay_page=3)
+
+
+def test_a_cancelled_publisher_does_not_tear_a_stored_publish() -> None:
+    async def main() -> None:
+        async with Hub(backend=AckLatencyBackend()) as hub, hub.subscribe("t") as sub:
+            publishing = asyncio.ensure_future(hub.publish("t", "kept"))
+            for _ in range(3):  # the append has started (stored, not yet acknowledged)
+                await asyncio.sleep(0)
+            publishing.cancel()  # the caller goes away (its HTTP client left)
+            with pytest.raises(asyncio.CancelledError):
+                await publishing
+            [event] = await take(sub, 1)
+            assert event.data == "kept"
+            [stored] = (await hub.backend.history(["t"], None)).records
+            assert stored.id == event.id
+            assert hub.statistics().events_published == 1
+
+    asyncio.run(main())
