@@ -434,3 +434,23 @@ def test_a_cancelled_publisher_does_not_tear_a_stored_publish() -> None:
             assert hub.statistics().events_published == 1
 
     asyncio.run(main())
+
+
+def test_live_events_held_during_a_slow_replay_are_bounded() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        for i in range(30):
+            await hub.publish("t", str(i))
+        async with hub.subscribe("t", last_event_id="earliest") as sub:
+
+            async def consume_slowly() -> None:
+                for i in range(10):  # held while the consumer is still in the replay
+                    await hub.publish("t", f"live {i}")
+                    await settle()
+                    await take(sub, 1)
+
+            with pytest.raises(SlowSubscriberError):
+                await consume_slowly()
+            assert sub.reason == "slow"
+            assert hub.statistics().disconnects_slow == 1
+
+    run(body, replay_page=10, max_buffer_events=5)

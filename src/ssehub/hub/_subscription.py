@@ -180,9 +180,10 @@ class Subscription:
         response head), written before any event. A stream returns once its
         replay is written (page by page, as the transport takes it); an
         event subscription returns with the first page queued and reads the
-        next ones as they are consumed (`resume.replayed` then counts the
-        first page; `sub.resume` is updated when the replay ends). Raises
-        `HubClosedError` when the hub is not running.
+        next ones as they are consumed (if history took more than one page,
+        `replayed` is 0 in what `open` returns, and counted in `sub.resume`
+        once the replay ends). Raises `HubClosedError` when the hub is not
+        running.
         """
         if self._opened:
             raise RuntimeError("subscription already opened")
@@ -429,9 +430,10 @@ class EventSubscription(Subscription):
         if not await self._wait():
             raise StopAsyncIteration
         record = self._queue.pop(0)
-        # Replayed events are not counted (history bounds them): clamp at 0.
-        self._pending_events = max(0, self._pending_events - 1)
-        self._pending_bytes = max(0, self._pending_bytes - len(record.frame))
+        if self._held is None:  # while replaying, the counts are of the held events
+            # Replayed events are not counted (history bounds them): clamp at 0.
+            self._pending_events = max(0, self._pending_events - 1)
+            self._pending_bytes = max(0, self._pending_bytes - len(record.frame))
         event = record.event
         if event.id is not None:
             self.last_event_id = event.id
@@ -443,7 +445,8 @@ class EventSubscription(Subscription):
         that streams them). Ends and raises as iterating does."""
         while await self._wait():
             records, self._queue = self._queue, []
-            self._pending_events = self._pending_bytes = 0
+            if self._held is None:  # while replaying, the counts are of the held events
+                self._pending_events = self._pending_bytes = 0
             for record in reversed(records):
                 if record.event.id is not None:
                     self.last_event_id = record.event.id
