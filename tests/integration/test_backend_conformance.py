@@ -201,3 +201,39 @@ def test_private_flag_is_kept(factory: Callable[..., Backend]) -> None:
         assert [(r.id, r.private) for r in records] == [("p1", True), ("p2", False)]
 
     run(factory, body)
+
+
+def test_history_reads_in_pages(factory: Callable[..., Backend]) -> None:
+    async def body(b: Backend, clock: Clock) -> None:
+        layout = [("a",), ("b",), ("a", "b"), ("c",), ("a",), ("b", "c"), ("a",)]
+        for i, published in enumerate(layout):
+            await b.append(rec(published, str(i), 1000.0))
+
+        async def paged(topics: list[str] | None, after: str | None, limit: int) -> list[str]:
+            page = await b.history(topics, after, limit=limit)
+            got = ids(page.records)
+            while page.cursor is not None:
+                assert len(page.records) <= limit
+                page = await b.history(topics, None, limit=limit, after_position=page.cursor)
+                assert page.found
+                got += ids(page.records)
+            return got
+
+        selections: list[list[str] | None] = [None, ["a"], ["a", "b"], ["c", "b"]]
+        for limit in (1, 2, 3, 100):
+            for topics in selections:
+                for after in (None, "1"):
+                    whole = ids((await b.history(topics, after)).records)
+                    assert await paged(topics, after, limit) == whole, (topics, after, limit)
+        first = await b.history(["a", "b"], None, limit=2)
+        assert ids(first.records) == ["0", "1"]
+        assert first.cursor is not None
+        last = await b.history(["a"], "4", limit=5)
+        assert ids(last.records) == ["6"]
+        assert last.cursor is None
+        with pytest.raises(ValueError, match="limit"):
+            await b.history(None, None, limit=0)
+        with pytest.raises(ValueError, match="after_position"):
+            await b.history(None, "1", after_position=first.cursor)
+
+    run(factory, body)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from ssehub.backends import MemoryBackend
+from ssehub.backends import Backend, MemoryBackend
 from ssehub.hub import Hub, HubConfig
 from ssehub.server import HubServer, ServerConfig
 from ssehub.server._platform import run as run_loop
@@ -15,9 +15,14 @@ from ssehub.testing import FakeClock
 
 @contextlib.asynccontextmanager
 async def serving(
-    *, clock: FakeClock | None = None, hub_config: HubConfig | None = None, **server: object
+    *,
+    clock: FakeClock | None = None,
+    hub_config: HubConfig | None = None,
+    backend: Backend | None = None,
+    **server: object,
 ) -> AsyncIterator[tuple[Hub, HubServer, int]]:
-    backend = MemoryBackend(clock=clock.time) if clock else None
+    if backend is None and clock is not None:
+        backend = MemoryBackend(clock=clock.time)
     async with Hub(hub_config, backend=backend, clock=clock) as hub:
         srv = HubServer(hub, ServerConfig(port=0, **server))  # type: ignore[arg-type]
         await srv.start()

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from ._base import Backend, DuplicateEventIdError, History, HistoryLimits, Record
+from ._base import Backend, DuplicateEventIdError, History, HistoryLimits, Record, SharedBackend
 from .memory import MemoryBackend
 from .redis import RedisBackend
 from .sqlite import SQLiteBackend
@@ -16,6 +16,7 @@ __all__ = (
     "Record",
     "RedisBackend",
     "SQLiteBackend",
+    "SharedBackend",
     "backend_from_url",
 )
 

@@ -6,13 +6,20 @@ knows nothing of subscribers, buffers or HTTP; the hub owns those.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ssehub.protocol import Event
 
-__all__ = ("Backend", "DuplicateEventIdError", "History", "HistoryLimits", "Record")
+__all__ = (
+    "Backend",
+    "DuplicateEventIdError",
+    "History",
+    "HistoryLimits",
+    "Record",
+    "SharedBackend",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,17 @@ class History:
     position: int | None = None
     """For a backend shared by several processes: the position of the newest
     record this read covered, in the order of `follow()`."""
+    cursor: int | None = None
+    """When `limit` cut the read short: pass it as `after_position` to read
+    the next page. None when the read reached the end of history."""
+
+
+def check_page(after: str | None, limit: int | None, after_position: int | None) -> None:
+    """Raise `ValueError` for paging arguments no backend accepts."""
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise ValueError(f"history limit must be an int >= 1 or None, not {limit!r}")
+    if after_position is not None and after is not None:
+        raise ValueError("history: give `after` or `after_position`, not both")
 
 
 class DuplicateEventIdError(ValueError):
@@ -94,13 +112,39 @@ class Backend(Protocol):
         """Store `record`; return once it is stored (for a durable backend,
         committed). Raise `DuplicateEventIdError` if its id is in history."""
 
-    async def history(self, topics: Collection[str] | None, after: str | None) -> History:
+    async def history(
+        self,
+        topics: Collection[str] | None,
+        after: str | None,
+        *,
+        limit: int | None = None,
+        after_position: int | None = None,
+    ) -> History:
         """Records of `topics` (None: every topic) published after the record
         with id `after` (None: all retained history), oldest first, each once
-        even when it has several of the topics."""
+        even when it has several of the topics.
+
+        Paged: at most `limit` records (None: all), and `History.cursor` to
+        go on from. `after_position` (a previous page's cursor, with `after`
+        None) reads the next page; records that aged out meanwhile are
+        skipped, and `found` is True. A page costs about `limit` records of
+        work, whatever the size of history."""
 
     async def last_id(self) -> str | None:
         """The id of the newest record in history, or None when empty."""
 
     async def aclose(self) -> None:
         """Release what `start` opened."""
+
+
+@runtime_checkable
+class SharedBackend(Backend, Protocol):
+    """A backend shared by several hub processes (Redis): each hub follows
+    the records appended anywhere and fans out those of the others."""
+
+    async def newest_position(self) -> int:
+        """The position of the newest record (0 when there is none)."""
+
+    def follow(self, after: int) -> AsyncIterator[tuple[int, Record]]:
+        """Every record appended after position `after`, by any process, as
+        it comes, with its position; it ends only when cancelled."""

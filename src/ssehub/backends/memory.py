@@ -11,9 +11,9 @@ import bisect
 import heapq
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 
-from ._base import DuplicateEventIdError, History, HistoryLimits, Record
+from ._base import DuplicateEventIdError, History, HistoryLimits, Record, check_page
 
 __all__ = ("MemoryBackend",)
 
@@ -49,6 +49,10 @@ class MemoryBackend:
         self._clock = clock
         self._topics: dict[str, deque[_Slot]] = {}
         self._index: dict[str, _Slot] = {}
+        # every slot in publish order, for `*` reads: released ones are
+        # skipped, and swept out once they are half of it
+        self._log: list[_Slot] = []
+        self._dead = 0
         self._seq = 0
         self._newest: _Slot | None = None
         self._swept = 0.0
@@ -73,6 +77,7 @@ class MemoryBackend:
         self._seq += 1
         slot = _Slot(record, self._seq)
         self._index[record.id] = slot
+        self._log.append(slot)
         self._newest = slot
         max_events = self._limits.max_events
         cutoff = self._sweep()
@@ -86,28 +91,49 @@ class MemoryBackend:
             if len(slots) > max_events:
                 self._release(slots.popleft())
 
-    async def history(self, topics: Collection[str] | None, after: str | None) -> History:
+    async def history(
+        self,
+        topics: Collection[str] | None,
+        after: str | None,
+        *,
+        limit: int | None = None,
+        after_position: int | None = None,
+    ) -> History:
+        check_page(after, limit, after_position)
         cutoff = self._sweep()
         start, found = 0, True
-        if after is not None:
+        if after_position is not None:
+            start = after_position
+        elif after is not None:
             slot = self._index.get(after)
             if slot is None:
                 found = False
             else:
                 start = slot.seq
         if topics is None:
-            queues = list(self._topics.values())
+            log = self._log
+            first = bisect.bisect_right(log, start, key=_seq)
+            merged: Iterable[_Slot] = (
+                slot
+                for i in range(first, len(log))
+                if (slot := log[i]).refs and slot.record.time >= cutoff
+            )
         else:
             queues = [q for t in topics if (q := self._topics.get(t)) is not None]
-        for slots in queues:
-            self._prune(slots, cutoff)
+            for slots in queues:
+                self._prune(slots, cutoff)
+            merged = heapq.merge(*(self._after(q, start) for q in queues), key=_seq)
         records: list[Record] = []
         last = -1
-        for slot in heapq.merge(*(self._after(q, start) for q in queues), key=_seq):
+        cursor = None
+        for slot in merged:
             if slot.seq != last:  # an event on several of the topics, once
+                if limit is not None and len(records) == limit:
+                    cursor = last
+                    break
                 records.append(slot.record)
                 last = slot.seq
-        return History(records, found)
+        return History(records, found, cursor=cursor)
 
     async def last_id(self) -> str | None:
         newest = self._newest
@@ -125,6 +151,10 @@ class MemoryBackend:
         slot.refs -= 1
         if slot.refs == 0:
             del self._index[slot.record.id]
+            self._dead += 1
+            if self._dead > 1024 and self._dead * 2 > len(self._log):
+                self._log = [s for s in self._log if s.refs]
+                self._dead = 0
 
     def _prune(self, slots: deque[_Slot], cutoff: float) -> bool:
         """Drop events older than `cutoff`; True if any are left."""

@@ -29,7 +29,7 @@ from typing import Any
 
 from ssehub.protocol import Event, encode_event
 
-from ._base import DuplicateEventIdError, History, HistoryLimits, Record
+from ._base import DuplicateEventIdError, History, HistoryLimits, Record, check_page
 
 __all__ = ("RedisBackend",)
 
@@ -145,11 +145,21 @@ class RedisBackend:
                 raise DuplicateEventIdError(record.id) from None
             raise
 
-    async def history(self, topics: Collection[str] | None, after: str | None) -> History:
+    async def history(
+        self,
+        topics: Collection[str] | None,
+        after: str | None,
+        *,
+        limit: int | None = None,
+        after_position: int | None = None,
+    ) -> History:
+        check_page(after, limit, after_position)
         redis = self._redis
         cutoff = self._clock() - self._limits.max_age
         start, found = "-", True
-        if after is not None:
+        if after_position is not None:
+            start = "(" + _stream_id(after_position)
+        elif after is not None:
             position = await redis.get(self._id_key(after))
             found = position is not None and await self._still_held(position, cutoff)
             if found:
@@ -157,22 +167,31 @@ class RedisBackend:
         pipe = redis.pipeline(transaction=True)  # one snapshot: reads and the newest position
         pipe.xrevrange(self._key("log"), "+", "-", count=1)
         if topics is None:
-            pipe.xrange(self._key("log"), start, "+")
+            pipe.xrange(self._key("log"), start, "+", count=limit)
         else:
             for topic in topics:
-                pipe.xrange(self._topic(topic), start, "+")
+                pipe.xrange(self._topic(topic), start, "+", count=limit)
         newest, *reads = await pipe.execute()
         entries = [e for found_entries in reads for e in found_entries]
         if topics is not None:
             entries.sort(key=lambda entry: _position(entry[0]))
         records: list[Record] = []
         last = None
+        taken = 0
+        cursor = None
         for stream_id, fields in entries:
-            if stream_id == last or float(fields["time"]) < cutoff:
+            if stream_id == last:  # an event on several of the topics, once
                 continue
+            if limit is not None and taken == limit:
+                break
             last = stream_id
-            records.append(_record(fields))
-        return History(records, found, _position(newest[0][0]) if newest else 0)
+            taken += 1
+            if float(fields["time"]) >= cutoff:
+                records.append(_record(fields))
+        if limit is not None and taken == limit and last is not None:
+            # the first `limit` of each read, merged, are the first `limit` of all
+            cursor = _position(last)
+        return History(records, found, _position(newest[0][0]) if newest else 0, cursor)
 
     async def newest_position(self) -> int:
         """The position of the newest record (0 when there is none)."""

@@ -5,6 +5,10 @@ that arrive together are committed together (group commit), on one writer
 thread, so publishing is not one fsync per event. After a crash — `kill -9`
 included — every acknowledged event is there.
 
+Reads (replays, resumes) run on a thread and a connection of their own:
+under WAL a reader never blocks the writer, and each page of a replay is one
+short statement, so a storm of replays does not hold up publishing.
+
 Schema: `events` (seq = publish order, id UNIQUE, time, the event's fields,
 its topics as JSON) and `event_topics` (topic, seq), so "what came after id X
 on these topics" is two index lookups, not a scan.
@@ -24,7 +28,7 @@ from typing import Literal, TypeVar
 
 from ssehub.protocol import Event, encode_event
 
-from ._base import DuplicateEventIdError, History, HistoryLimits, Record
+from ._base import DuplicateEventIdError, History, HistoryLimits, Record, check_page
 
 __all__ = ("SQLiteBackend",)
 
@@ -84,6 +88,9 @@ class SQLiteBackend:
         self._clock = clock
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
+        # reads: their own thread and connection (WAL: they never hold the writer)
+        self._reader: ThreadPoolExecutor | None = None
+        self._rdb: sqlite3.Connection | None = None
         self._pending: list[tuple[Record, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._swept = 0.0
@@ -98,10 +105,16 @@ class SQLiteBackend:
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssehub-sqlite")
         await self._run(self._open)
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssehub-sqlite-read")
+        await self._read(self._open_reader)
 
     async def aclose(self) -> None:
         if self._writer is not None:
             await asyncio.shield(self._writer)
+        if self._reader is not None:
+            await self._read(self._close_reader)
+            self._reader.shutdown(wait=True)
+            self._reader = None
         if self._executor is not None:
             await self._run(self._close)
             self._executor.shutdown(wait=True)
@@ -115,12 +128,20 @@ class SQLiteBackend:
             self._writer = loop.create_task(self._write_pending(), name="ssehub-sqlite-writer")
         await done
 
-    async def history(self, topics: Collection[str] | None, after: str | None) -> History:
+    async def history(
+        self,
+        topics: Collection[str] | None,
+        after: str | None,
+        *,
+        limit: int | None = None,
+        after_position: int | None = None,
+    ) -> History:
+        check_page(after, limit, after_position)
         topic_list = None if topics is None else list(topics)
-        return await self._run(lambda: self._history(topic_list, after))
+        return await self._read(lambda: self._history(topic_list, after, limit, after_position))
 
     async def last_id(self) -> str | None:
-        return await self._run(self._last_id)
+        return await self._read(self._last_id)
 
     # -- on the loop -------------------------------------------------------------
 
@@ -128,6 +149,11 @@ class SQLiteBackend:
         if self._executor is None:
             raise RuntimeError("SQLiteBackend is not started")
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    async def _read(self, work: Callable[[], _T]) -> _T:
+        if self._reader is None:
+            raise RuntimeError("SQLiteBackend is not started")
+        return await asyncio.get_running_loop().run_in_executor(self._reader, work)
 
     async def _write_pending(self) -> None:
         """Commit what is pending, batch after batch (group commit)."""
@@ -160,6 +186,19 @@ class SQLiteBackend:
         db.execute(f"PRAGMA synchronous={self._synchronous}")
         db.executescript(_SCHEMA)
         self._db = db
+
+    def _open_reader(self) -> None:
+        self._rdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+
+    def _close_reader(self) -> None:
+        if self._rdb is not None:
+            self._rdb.close()
+            self._rdb = None
+
+    def _reading(self) -> sqlite3.Connection:
+        if self._rdb is None:
+            raise RuntimeError("SQLiteBackend is closed")
+        return self._rdb
 
     def _close(self) -> None:
         if self._db is not None:
@@ -287,10 +326,18 @@ class SQLiteBackend:
             if len(seqs) < 1000:
                 return
 
-    def _history(self, topics: list[str] | None, after: str | None) -> History:
-        db = self._conn()
+    def _history(
+        self,
+        topics: list[str] | None,
+        after: str | None,
+        limit: int | None,
+        after_position: int | None,
+    ) -> History:
+        """On the reader thread: each statement is its own short read
+        transaction, and a page reads about `limit` rows."""
+        db = self._reading()
         cutoff = self._clock() - self._limits.max_age
-        start, found = 0, True
+        start, found = after_position or 0, True
         if after is not None:
             row = db.execute(
                 "SELECT e.seq FROM events e WHERE e.id = ? AND e.time >= ?"
@@ -301,33 +348,52 @@ class SQLiteBackend:
                 found = False
             else:
                 start = row[0]
+        cursor = None
         if topics is None:
             rows = db.execute(
-                f"SELECT {_COLUMNS} FROM events e WHERE e.seq > ? AND e.time >= ? ORDER BY e.seq",
-                (start, cutoff),
+                f"SELECT {_COLUMNS} FROM events e WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
+                (start, -1 if limit is None else limit),
             ).fetchall()
+            if limit is not None and len(rows) == limit:
+                cursor = rows[-1][0]
+            rows = [row for row in rows if row[2] >= cutoff]
         else:
-            marks = ", ".join("?" * len(topics))
-            rows = db.execute(
-                f"SELECT {_COLUMNS} FROM events e WHERE e.seq IN"
-                f" (SELECT t.seq FROM event_topics t WHERE t.topic IN ({marks}) AND t.seq > ?)"
-                " AND e.time >= ? ORDER BY e.seq",
-                (*topics, start, cutoff),
-            ).fetchall()
-        cache = self._cache
+            # the first `limit` positions of each topic (the (topic, seq) key
+            # is ordered), merged: a page costs topics x limit, not history
+            seqs: set[int] = set()
+            for topic in topics:
+                seqs.update(
+                    seq
+                    for (seq,) in db.execute(
+                        "SELECT seq FROM event_topics WHERE topic = ? AND seq > ?"
+                        " ORDER BY seq LIMIT ?",
+                        (topic, start, -1 if limit is None else limit),
+                    )
+                )
+            page = sorted(seqs)
+            if limit is not None and len(page) >= limit:
+                page = page[:limit]
+                cursor = page[-1]
+            rows = []
+            for i in range(0, len(page), 500):  # bounded statements
+                chunk = page[i : i + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows += db.execute(
+                    f"SELECT {_COLUMNS} FROM events e WHERE e.seq IN ({marks})"
+                    " AND e.time >= ? ORDER BY e.seq",
+                    (*chunk, cutoff),
+                ).fetchall()
+        cache = self._cache  # filled by the writer; only read here
         records = []
         for row in rows:
             record = cache.get(row[0])
-            if record is None:
-                record = _record(row)
-                self._remember(row[0], record)
-            records.append(record)
-        return History(records, found)
+            records.append(_record(row) if record is None else record)
+        return History(records, found, cursor=cursor)
 
     def _last_id(self) -> str | None:
         cutoff = self._clock() - self._limits.max_age
         row = (
-            self._conn()
+            self._reading()
             .execute("SELECT id FROM events WHERE time >= ? ORDER BY seq DESC LIMIT 1", (cutoff,))
             .fetchone()
         )

@@ -3,7 +3,7 @@ clean shutdown, on asyncio."""
 
 from ._clock import Clock, SystemClock, Timer
 from ._config import HubConfig
-from ._hub import GAP_EVENT, Hub, HubClosedError, HubStatistics
+from ._hub import GAP_EVENT, Hub, HubClosedError
 from ._ids import IdGenerator
 from ._selectors import (
     MAX_TEMPLATE_EXPRESSIONS,
@@ -17,6 +17,7 @@ from ._selectors import (
     selectors_match,
     validate_selector,
 )
+from ._stats import HubStatistics
 from ._subscription import (
     CloseReason,
     EventSubscription,

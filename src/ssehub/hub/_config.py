@@ -20,6 +20,9 @@ class HubConfig:
       reconnects and resumes from history, so nothing is lost and memory
       stays bounded.
     - `max_last_event_id`: longest `Last-Event-ID` accepted (characters).
+    - `replay_page`: events read from history at a time when a subscriber
+      resumes; the next page is read only once the subscriber has taken
+      this one, so a replay never holds more than about a page.
     - `shutdown_retry`: at shutdown each stream ends with `retry: N`, N
       drawn between this many milliseconds and twice as many, so clients
       come back soon (to the next instance) but not all at once. None: no
@@ -30,12 +33,13 @@ class HubConfig:
     max_buffer_events: int = 1000
     max_buffer_bytes: int = 1024 * 1024
     max_last_event_id: int = 1024
+    replay_page: int = 256
     shutdown_retry: int | None = 1000
 
     def __post_init__(self) -> None:
         if not self.heartbeat > 0:
             raise ValueError(f"HubConfig.heartbeat must be > 0 seconds, not {self.heartbeat!r}")
-        for name in ("max_buffer_events", "max_buffer_bytes", "max_last_event_id"):
+        for name in ("max_buffer_events", "max_buffer_bytes", "max_last_event_id", "replay_page"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"HubConfig.{name} must be an int >= 1, not {value!r}")

@@ -3,7 +3,13 @@
 A subscription is registered before its history is read and holds live
 events until the replay is written, so the subscriber gets every event once,
 in order: replay, then what arrived meanwhile (minus what the replay already
-had), then live events.
+had), then live events. History is read in pages, each taken only when the
+subscriber has room for it (a stream's transport is not paused, an event
+consumer has emptied its queue); live events held meanwhile count against
+the subscriber's buffer bounds like a backlog does.
+
+A subscription talks to its hub through the small `Owner` protocol, never
+to the hub's internals.
 
 Two kinds share that life cycle: `StreamSubscription` writes bytes straight to
 an asyncio transport (what a server uses: no task per subscriber, the same
@@ -14,21 +20,23 @@ of `Event`s for in-process consumers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from ssehub.backends import Record
 from ssehub.protocol import Event
 
-if TYPE_CHECKING:
-    from ._hub import Hub
+from ._config import HubConfig
 
 __all__ = (
     "CloseReason",
     "EventSubscription",
+    "Owner",
+    "Pages",
     "Resume",
     "SlowSubscriberError",
     "StreamSubscription",
@@ -56,6 +64,43 @@ class Resume:
     replayed: int
 
 
+class Pages(Protocol):
+    """A replay being read: the pages of history a subscription asked for."""
+
+    @property
+    def read(self) -> bool:
+        """Whether the last page has been read (`next()` gives None next)."""
+
+    async def next(self) -> list[Record] | None:
+        """The next page (the subscriber's records only, oldest first), or
+        None at the end, once every event stored before is either in the
+        replay or held as live."""
+
+
+class Owner(Protocol):
+    """What a subscription needs from its hub."""
+
+    @property
+    def config(self) -> HubConfig: ...
+
+    @property
+    def tick(self) -> int:
+        """Heartbeats so far."""
+
+    async def begin(
+        self, sub: Subscription, last_event_id: str | None
+    ) -> tuple[Resume, Record | None, Pages]:
+        """Register `sub` (live events are held for it from now on) and
+        start its replay: how it resumes, the gap notice, the pages. Raises
+        `HubClosedError` when the hub is not running."""
+
+    def release(self, sub: Subscription) -> None:
+        """`sub` is closed: forget it."""
+
+    def drop(self, sub: Subscription, reason: CloseReason) -> None:
+        """Close `sub` for `reason` once the current fan-out pass is over."""
+
+
 class SlowSubscriberError(Exception):
     """The subscription fell too far behind and was dropped. Subscribe again
     with `last_event_id` to resume from history."""
@@ -79,6 +124,7 @@ class Subscription:
         "_opened",
         "_pending_bytes",
         "_pending_events",
+        "_replayed",
         "group_key",
         "key",
         "private_topics",
@@ -89,7 +135,7 @@ class Subscription:
 
     def __init__(
         self,
-        hub: Hub,
+        hub: Owner,
         topics: tuple[str, ...],
         last_event_id: str | None,
         private_topics: frozenset[str] = frozenset(),
@@ -106,7 +152,8 @@ class Subscription:
         self.group_key: tuple[frozenset[str], frozenset[str]] = (self.key, private_topics)
         self.reason: CloseReason | None = None
         self.resume: Resume | None = None
-        self._held: list[Record] | None = []  # live events held during replay
+        self._held: dict[str, Record] | None = {}  # live events held during replay, by id
+        self._replayed = 0
         self._pending_events = 0
         self._pending_bytes = 0
 
@@ -114,23 +161,48 @@ class Subscription:
     def closed(self) -> bool:
         return self.reason is not None
 
+    @property
+    def replaying(self) -> bool:
+        """Whether it is still replaying history (live events are held)."""
+        return self._held is not None and self.reason is None
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes the hub holds for this subscriber beyond its socket: live
+        events held during the replay, a paused stream's backlog. Bounded
+        by `HubConfig.max_buffer_bytes`."""
+        return self._pending_bytes
+
     async def open(self, prefix: Callable[[Resume], bytes] | None = None) -> Resume:
-        """Register with the hub, replay history and go live.
+        """Register with the hub and replay history, then go live.
 
         `prefix(resume)` gives the bytes a stream starts with (a server's
-        response head), written before any event. Raises `HubClosedError`
-        when the hub is not running.
+        response head), written before any event. A stream returns once its
+        replay is written (page by page, as the transport takes it); an
+        event subscription returns with the first page queued and reads the
+        next ones as they are consumed (if history took more than one page,
+        `replayed` is 0 in what `open` returns, and counted in `sub.resume`
+        once the replay ends). Raises `HubClosedError` when the hub is not
+        running.
         """
         if self._opened:
             raise RuntimeError("subscription already opened")
         self._opened = True
-        return await self._hub._open(self, self._asked, prefix)
+        resume, gap, pages = await self._hub.begin(self, self._asked)
+        self.resume = resume
+        if self.reason is None:
+            try:
+                await self._replay(prefix(resume) if prefix else b"", gap, pages)
+            except BaseException:
+                self.close()
+                raise
+        return self.resume
 
     def close(self, reason: CloseReason = "closed") -> None:
         """End the subscription now; safe to call more than once."""
         if self.reason is None:
             self.reason = reason
-            self._hub._detach(self)
+            self._hub.release(self)
             self._closed()
 
     # -- called by the hub -------------------------------------------------
@@ -142,9 +214,10 @@ class Subscription:
     def _heartbeat(self, frame: bytes, tick: int) -> None:
         """A heartbeat tick."""
 
-    def _start(self, prefix: bytes, gap: Record | None, replay: list[Record]) -> None:
-        """The replay is read: deliver `prefix` (bytes a stream starts with),
-        the gap notice, the replay, then what was held, and go live."""
+    async def _replay(self, prefix: bytes, gap: Record | None, pages: Pages) -> None:
+        """Deliver `prefix` (bytes a stream starts with), the gap notice and
+        the replay (all of it, or as it is consumed), then what was held,
+        and go live."""
         raise NotImplementedError
 
     def _closed(self) -> None:
@@ -153,8 +226,20 @@ class Subscription:
     def _hold(self, records: list[Record], nbytes: int) -> None:
         held = self._held
         assert held is not None
-        held.extend(records)
+        for record in records:
+            held[record.id] = record
         self._count(len(records), nbytes)
+
+    def _replaying(self, page: list[Record]) -> None:
+        """`page` is being delivered from history: its held live copies are
+        duplicates."""
+        self._replayed += len(page)
+        held = self._held
+        if held:
+            for record in page:
+                if held.pop(record.id, None) is not None:
+                    self._pending_events -= 1
+                    self._pending_bytes -= len(record.frame)
 
     def _count(self, events: int, nbytes: int) -> None:
         self._pending_events += events
@@ -164,16 +249,15 @@ class Subscription:
             self._pending_events > config.max_buffer_events
             or self._pending_bytes > config.max_buffer_bytes
         ):
-            self._hub._doom(self, "slow")
+            self._hub.drop(self, "slow")
 
-    def _unheld(self, replay: list[Record]) -> list[Record]:
-        """The held live events the replay did not already contain."""
-        held, self._held = self._held or [], None
+    def _unheld(self) -> list[Record]:
+        """The held live events the replay did not contain; going live."""
+        held, self._held = self._held or {}, None
         self._pending_events = self._pending_bytes = 0
-        if not held:
-            return []
-        seen = {record.id for record in replay}
-        return [record for record in held if record.id not in seen]
+        if self.resume is not None:
+            self.resume = dataclasses.replace(self.resume, replayed=self._replayed)
+        return list(held.values())
 
 
 class StreamSubscription(Subscription):
@@ -187,11 +271,12 @@ class StreamSubscription(Subscription):
     as "stalled".
     """
 
-    __slots__ = ("_backlog", "_lost", "_paused", "_paused_tick", "_transport", "_writable")
+    __slots__ = ("_backlog", "_lost", "_paused", "_paused_tick", "_room", "_transport",
+                 "_writable")  # fmt: skip
 
     def __init__(
         self,
-        hub: Hub,
+        hub: Owner,
         topics: tuple[str, ...],
         last_event_id: str | None,
         transport: asyncio.WriteTransport,
@@ -199,6 +284,7 @@ class StreamSubscription(Subscription):
     ) -> None:
         super().__init__(hub, topics, last_event_id, private_topics)
         self._lost: asyncio.Future[None] | None = None
+        self._room: asyncio.Future[None] | None = None  # a paused replay waits here
         self._transport = transport
         self._writable = False
         self._paused = False
@@ -218,26 +304,47 @@ class StreamSubscription(Subscription):
         if self._writable:
             self._transport.write(frame)
         elif self._paused and tick - self._paused_tick >= 2:
-            self._hub._doom(self, "stalled")
+            self._hub.drop(self, "stalled")
 
-    def _start(self, prefix: bytes, gap: Record | None, replay: list[Record]) -> None:
-        frames = [prefix]
-        if gap is not None:
-            frames.append(gap.frame)
-        frames.extend(r.frame for r in replay)
-        frames.extend(r.frame for r in self._unheld(replay))
-        self._writable = True  # nothing was written yet, so not paused
-        self._transport.write(b"".join(frames))
+    async def _replay(self, prefix: bytes, gap: Record | None, pages: Pages) -> None:
+        # nothing was written yet, so not paused
+        self._transport.write(prefix + gap.frame if gap is not None else prefix)
+        while (page := await pages.next()) is not None:
+            if self.reason is not None:
+                return
+            if page:
+                self._replaying(page)
+                self._transport.write(b"".join([r.frame for r in page]))
+            # the next page only once the transport has room for it: a
+            # subscriber that does not read holds about one page here
+            while self._paused and self.reason is None:
+                room = self._room = asyncio.get_running_loop().create_future()
+                try:
+                    await room
+                finally:
+                    self._room = None
+        if self.reason is not None:
+            return
+        unheld = self._unheld()
+        self._writable = True  # before writing: the write may pause it again
+        if unheld:
+            self._transport.write(b"".join([r.frame for r in unheld]))
+
+    def _make_room(self) -> None:
+        room = self._room
+        if room is not None and not room.done():
+            room.set_result(None)
 
     def pause_writing(self) -> None:
         """The transport's buffer is above its high-water mark."""
         self._paused = True
         self._writable = False
-        self._paused_tick = self._hub._tick
+        self._paused_tick = self._hub.tick
 
     def resume_writing(self) -> None:
         """The transport's buffer drained below its low-water mark."""
         self._paused = False
+        self._make_room()
         if self._held is not None or self.reason is not None:
             return
         backlog, self._backlog = self._backlog, []
@@ -263,6 +370,7 @@ class StreamSubscription(Subscription):
 
     def _closed(self) -> None:
         self._writable = False
+        self._make_room()
         backlog, self._backlog = self._backlog, []
         if self.reason in ("slow", "stalled"):
             self._transport.abort()  # its buffer is full: do not wait on it
@@ -287,16 +395,17 @@ class EventSubscription(Subscription):
     (subscribe again with its `last_event_id` to resume).
     """
 
-    __slots__ = ("_queue", "_waiter", "last_event_id")
+    __slots__ = ("_pages", "_queue", "_waiter", "last_event_id")
 
     def __init__(
         self,
-        hub: Hub,
+        hub: Owner,
         topics: tuple[str, ...],
         last_event_id: str | None,
         private_topics: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(hub, topics, last_event_id, private_topics)
+        self._pages: Pages | None = None  # the rest of the replay, read as consumed
         self._queue: list[Record] = []  # bounded; an empty deque would cost ~600 B
         self._waiter: asyncio.Future[None] | None = None
         self.last_event_id: str | None = last_event_id  # of the last event taken
@@ -321,9 +430,10 @@ class EventSubscription(Subscription):
         if not await self._wait():
             raise StopAsyncIteration
         record = self._queue.pop(0)
-        # Replayed events are not counted (history bounds them): clamp at 0.
-        self._pending_events = max(0, self._pending_events - 1)
-        self._pending_bytes = max(0, self._pending_bytes - len(record.frame))
+        if self._held is None:  # while replaying, the counts are of the held events
+            # Replayed events are not counted (history bounds them): clamp at 0.
+            self._pending_events = max(0, self._pending_events - 1)
+            self._pending_bytes = max(0, self._pending_bytes - len(record.frame))
         event = record.event
         if event.id is not None:
             self.last_event_id = event.id
@@ -335,7 +445,8 @@ class EventSubscription(Subscription):
         that streams them). Ends and raises as iterating does."""
         while await self._wait():
             records, self._queue = self._queue, []
-            self._pending_events = self._pending_bytes = 0
+            if self._held is None:  # while replaying, the counts are of the held events
+                self._pending_events = self._pending_bytes = 0
             for record in reversed(records):
                 if record.event.id is not None:
                     self.last_event_id = record.event.id
@@ -351,6 +462,13 @@ class EventSubscription(Subscription):
                 if self.reason in ("slow", "stalled"):
                     raise SlowSubscriberError(self.last_event_id)
                 return False
+            if self._pages is not None:  # the queue is empty: the next page
+                try:
+                    await self._next_page()
+                except BaseException:
+                    self.close()
+                    raise
+                continue
             waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await waiter
@@ -370,12 +488,27 @@ class EventSubscription(Subscription):
         self._count(len(self._queue) - before, nbytes)
         self._wake()
 
-    def _start(self, prefix: bytes, gap: Record | None, replay: list[Record]) -> None:
-        unheld = self._unheld(replay)
+    async def _replay(self, prefix: bytes, gap: Record | None, pages: Pages) -> None:
         if gap is not None:
             self._queue.append(gap)
-        self._queue.extend(replay)
-        self._enqueue(unheld, sum(len(r.frame) for r in unheld))
+        self._pages = pages
+        await self._next_page()
+        if pages.read and self._pages is not None:  # all of history in one page: go live
+            await self._next_page()
+
+    async def _next_page(self) -> None:
+        pages = self._pages
+        assert pages is not None
+        page = await pages.next()
+        if self.reason is not None:
+            self._pages = None
+        elif page is None:
+            self._pages = None
+            unheld = self._unheld()
+            self._enqueue(unheld, sum(len(r.frame) for r in unheld))
+        else:
+            self._replaying(page)
+            self._queue.extend(page)  # not counted: the consumer asked for it
 
     def _closed(self) -> None:
         if self.reason in ("slow", "stalled"):

@@ -131,10 +131,12 @@ class BackgroundHub:
         event: str = "message",
         id: str | None = None,
         retry: int | None = None,
+        private: bool = False,
         timeout: float | None = 10.0,
     ) -> str:
         """Publish from any thread; return the event id once it is stored.
 
+        The fields are those of `Hub.publish()`, which this delegates to.
         Raises `ValueError` for a bad field, `HubClosedError` when the hub is
         not running, and `TimeoutError` if the hub's loop did not take the
         event within `timeout` seconds.
@@ -143,7 +145,9 @@ class BackgroundHub:
             raise RuntimeError("on the hub's own loop, use `await hub.hub.publish(...)`")
         if self._loop is None:
             raise HubClosedError("cannot publish: BackgroundHub is not started")
-        future = self.hub.publish_threadsafe(topics, data, event=event, id=id, retry=retry)
+        future = self.hub.publish_threadsafe(
+            topics, data, event=event, id=id, retry=retry, private=private
+        )
         return future.result(timeout)
 
     def statistics(self) -> HubStatistics:

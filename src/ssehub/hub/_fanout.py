@@ -1,0 +1,177 @@
+"""Fan-out: which subscriber groups an event goes to, and delivering it.
+
+For each published event: append the record to the pending list of every
+group whose selectors match (a group is all subscribers with the same
+selectors and private rights); once per loop iteration, join each group's
+pending bytes once and hand that one bytes object to every subscriber of the
+group. No task wakes and nothing is allocated per subscriber per event.
+Selectors are compiled once, when a group is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+from ssehub.backends import Record
+
+from ._selectors import PatternIndex, SelectorSet
+from ._stats import Counters
+from ._subscription import CloseReason, Subscription
+
+__all__ = ("FanOut", "Group")
+
+GroupKey = tuple[frozenset[str], frozenset[str]]
+
+
+class Group:
+    """Subscribers with the same selectors and private rights: they get the
+    same bytes. `selectors` and `rights` are compiled once, here."""
+
+    __slots__ = ("key", "pending", "rights", "selectors", "subscribers")
+
+    def __init__(self, key: GroupKey) -> None:
+        self.key = key
+        self.selectors = SelectorSet(key[0])
+        # a token's claim: a malformed selector there matches nothing
+        self.rights = SelectorSet(key[1], strict=False)
+        self.subscribers: dict[Subscription, None] = {}
+        self.pending: list[Record] = []
+
+
+class FanOut:
+    """The groups, indexed by exact topic and by pattern, and the pending
+    records of each, flushed once per loop iteration."""
+
+    __slots__ = (
+        "_by_topic",
+        "_counters",
+        "_dirty",
+        "_doomed",
+        "_flush_handle",
+        "_groups",
+        "_loop",
+        "_now",
+        "_patterns",
+    )
+
+    def __init__(self, counters: Counters, now: Callable[[], float]) -> None:
+        self._counters = counters
+        self._now = now
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._groups: dict[GroupKey, Group] = {}
+        self._by_topic: dict[str, list[Group]] = {}
+        self._patterns: PatternIndex[Group] = PatternIndex()  # `*` and URI templates
+        self._dirty: list[Group] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._doomed: list[tuple[Subscription, CloseReason]] = []
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def groups(self) -> Iterator[Group]:
+        return iter(self._groups.values())
+
+    def subscriptions(self) -> list[Subscription]:
+        return [sub for group in self._groups.values() for sub in group.subscribers]
+
+    # -- membership ------------------------------------------------------------
+
+    def attach(self, sub: Subscription) -> Group:
+        group = self._groups.get(sub.group_key)
+        if group is None:
+            group = self._groups[sub.group_key] = Group(sub.group_key)
+            if group.selectors.has_patterns:
+                self._patterns.add(group, group.selectors)
+            else:
+                for topic in group.selectors.selectors:
+                    self._by_topic.setdefault(topic, []).append(group)
+        group.subscribers[sub] = None
+        return group
+
+    def detach(self, sub: Subscription) -> None:
+        group = self._groups.get(sub.group_key)
+        if group is None or sub not in group.subscribers:
+            return
+        del group.subscribers[sub]
+        if group.subscribers:
+            return
+        del self._groups[sub.group_key]
+        if group.selectors.has_patterns:
+            self._patterns.discard(group)
+        else:
+            for topic in group.selectors.selectors:
+                groups = self._by_topic[topic]
+                groups.remove(group)
+                if not groups:
+                    del self._by_topic[topic]
+
+    # -- the hot path -------------------------------------------------------------
+
+    def fanout(self, record: Record) -> None:
+        topics = record.topics
+        if len(topics) == 1:
+            for group in self._by_topic.get(topics[0], ()):
+                self._queue(group, record)
+        else:
+            seen: set[Group] = set()
+            for topic in topics:
+                for group in self._by_topic.get(topic, ()):
+                    if group not in seen:
+                        seen.add(group)
+                        self._queue(group, record)
+        if self._patterns:
+            for group in self._patterns.matching(topics):
+                self._queue(group, record)
+
+    def _queue(self, group: Group, record: Record) -> None:
+        if record.private and not group.rights.matches(record.topics):
+            return
+        if not group.pending:
+            self._dirty.append(group)
+        group.pending.append(record)
+        if self._flush_handle is None:
+            assert self._loop is not None
+            self._flush_handle = self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Deliver what is pending: one bytes object per group, written to
+        each of its subscribers."""
+        handle, self._flush_handle = self._flush_handle, None
+        if handle is not None:
+            handle.cancel()
+        dirty, self._dirty = self._dirty, []
+        delivered = nbytes = 0
+        for group in dirty:
+            records, group.pending = group.pending, []
+            data = records[0].frame if len(records) == 1 else b"".join([r.frame for r in records])
+            subscribers = group.subscribers
+            for sub in subscribers:
+                sub._deliver(data, records)
+            delivered += len(records) * len(subscribers)
+            nbytes += len(data) * len(subscribers)
+        counters = self._counters
+        counters.delivered += delivered
+        counters.delivered_bytes += nbytes
+        if self._doomed:
+            self.reap()
+
+    # -- dropping subscribers ------------------------------------------------------
+
+    def doom(self, sub: Subscription, reason: CloseReason) -> None:
+        """Close `sub` once the current fan-out pass is over (closing it now
+        would change the dict being iterated)."""
+        if not self._doomed:
+            assert self._loop is not None
+            self._loop.call_soon(self.reap)
+        self._doomed.append((sub, reason))
+
+    def reap(self) -> None:
+        doomed, self._doomed = self._doomed, []
+        for sub, reason in doomed:
+            if not sub.closed:
+                self._counters.count_drop(self._now(), reason, sub.topics)
+                sub.close(reason)

@@ -1,0 +1,81 @@
+"""The feed of a backend shared by several hub processes: fan out here what
+the others publish, and let a replay wait until the feed has caught up with
+what it read."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+
+from ssehub.backends import Record, SharedBackend
+
+from ._waiters import Waiters
+
+__all__ = ("Feed",)
+
+_OWN_BOUND = 100_000
+
+
+class Feed:
+    """Follows a `SharedBackend`: records appended by other processes go to
+    `fanout`; this process's own appends (fanned out already) are skipped
+    when they come back."""
+
+    __slots__ = ("_backend", "_fanout", "_own", "_own_order", "_task", "_waiters", "position",
+                 "remote")  # fmt: skip
+
+    def __init__(self, backend: SharedBackend, fanout: Callable[[Record], None]) -> None:
+        self._backend = backend
+        self._fanout = fanout
+        self._task: asyncio.Task[None] | None = None
+        self.position = 0
+        self.remote = 0
+        self._own: set[str] = set()
+        self._own_order: deque[str] = deque()
+        self._waiters = Waiters()
+
+    async def start(self) -> None:
+        self.position = await self._backend.newest_position()
+        self._task = asyncio.get_running_loop().create_task(self._follow(), name="ssehub-follow")
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not task.cancelled():  # our own cancellation, not the task's
+                raise
+
+    def own(self, event_id: str) -> None:
+        """This process is appending `event_id`: skip it when it comes back."""
+        self._own.add(event_id)
+        self._own_order.append(event_id)
+        if len(self._own_order) > _OWN_BOUND:  # bounded, even if some never come back
+            self._own.discard(self._own_order.popleft())
+
+    def disown(self, event_id: str) -> None:
+        """The append failed: if it was stored all the same, fan it out when
+        it comes."""
+        self._own.discard(event_id)
+
+    async def reached(self, position: int) -> None:
+        """Wait until the feed has passed `position` (what a replay read), so
+        a record both replayed and fed is held, then dropped as a duplicate."""
+        if self._task is None or self.position >= position:
+            return
+        await self._waiters.wait(position)
+
+    async def _follow(self) -> None:
+        async for position, record in self._backend.follow(self.position):
+            self.position = position
+            if record.id in self._own:
+                self._own.discard(record.id)  # published here: fanned out already
+            else:
+                self.remote += 1
+                self._fanout(record)
+            if self._waiters:
+                self._waiters.release(position)

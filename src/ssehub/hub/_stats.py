@@ -1,0 +1,91 @@
+"""The hub's counters and the snapshot `Hub.statistics()` gives of them."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ("Counters", "HubStatistics", "State")
+
+State = Literal["new", "running", "draining", "closed"]
+
+_TOPIC_COUNTERS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class HubStatistics:
+    """A snapshot of the hub's state and counters since it started."""
+
+    state: State
+    subscribers: int
+    subscribers_by_topic: dict[str, int] = field(default_factory=dict)
+    events_published: int = 0
+    events_delivered: int = 0
+    bytes_delivered: int = 0
+    replays: int = 0
+    events_replayed: int = 0
+    gaps: int = 0
+    disconnects_slow: int = 0
+    disconnects_stalled: int = 0
+    events_from_peers: int = 0
+    """Events other hub processes published, fanned out here (shared backend)."""
+    events_by_topic: dict[str, int] = field(default_factory=dict)
+    recent_disconnects: tuple[tuple[float, str, tuple[str, ...]], ...] = ()
+    """The last slow or stalled disconnects: (Unix time, reason, topics)."""
+    groups: int = 0
+    """Fan-out groups (subscribers with the same selectors and rights share one)."""
+    replaying: int = 0
+    """Subscriptions reading history now (paged, never all at once)."""
+    bytes_held: int = 0
+    """Bytes the hub holds for subscribers that are not keeping up (live
+    events held during a replay, backlogs of paused streams), beyond what
+    the sockets buffer; each subscriber's share is bounded by
+    `HubConfig.max_buffer_bytes`."""
+
+
+class Counters:
+    """What the hub counts: bumped on the hot path, read by `statistics()`."""
+
+    __slots__ = (
+        "by_topic",
+        "delivered",
+        "delivered_bytes",
+        "gaps",
+        "published",
+        "recent_drops",
+        "remote",
+        "replayed",
+        "replays",
+        "slow",
+        "stalled",
+    )
+
+    def __init__(self) -> None:
+        self.published = 0
+        self.delivered = 0
+        self.delivered_bytes = 0
+        self.replays = 0
+        self.replayed = 0
+        self.gaps = 0
+        self.slow = 0
+        self.stalled = 0
+        self.remote = 0
+        self.by_topic: dict[str, int] = {}
+        self.recent_drops: deque[tuple[float, str, tuple[str, ...]]] = deque(maxlen=20)
+
+    def count_published(self, topics: tuple[str, ...]) -> None:
+        self.published += 1
+        counts = self.by_topic
+        for topic in topics:
+            if topic in counts or len(counts) < _TOPIC_COUNTERS:
+                counts[topic] = counts.get(topic, 0) + 1
+            else:  # bounded: a hub with a topic per user must not grow here
+                counts["(other topics)"] = counts.get("(other topics)", 0) + 1
+
+    def count_drop(self, when: float, reason: str, topics: tuple[str, ...]) -> None:
+        if reason == "slow":
+            self.slow += 1
+        elif reason == "stalled":
+            self.stalled += 1
+        self.recent_drops.append((when, reason, topics))
