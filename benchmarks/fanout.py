@@ -20,6 +20,14 @@ to stdout as a Markdown table and to benchmarks/results/fanout-<time>.json.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, where
+# benchmarks/selectors.py would shadow the standard library's `selectors`.
+if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import contextlib
 import json
@@ -28,12 +36,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,42 +187,70 @@ class Tools:
         return None
 
     def subscribers(
-        self, url: str, n: int, duration: float, ready: Path, out: Path
+        self,
+        url: str,
+        n: int,
+        duration: float,
+        ready: Path,
+        out: Path,
+        events: int = 0,
+        headers: tuple[str, ...] = (),
     ) -> subprocess.Popen[bytes]:
+        """N subscribers for DURATION s after all connected (or until each got
+        EVENTS); one JSON line of results in OUT."""
+        heads = [arg for h in headers for arg in ("-H", h)]
         if self.c_dir:
             cmd = [
-                str(self.c_dir / "sseload"), "-c", str(n), "-n", "1000000000",
-                "-d", str(duration), "-T", "120", "-F", str(ready), "-j", str(out), url,
+                str(self.c_dir / "sseload"), "-c", str(n), "-n", str(events or 1000000000),
+                "-d", str(duration), "-T", "120", "-F", str(ready), "-j", str(out), *heads, url,
             ]  # fmt: skip
-            return subprocess.Popen(pinned(1, cmd), stdout=subprocess.DEVNULL)
+            return subprocess.Popen(
+                pinned(1, cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
         cmd = [
             PY, str(ROOT / "benchmarks" / "loadgen.py"), "subscribe", url, "-c", str(n),
-            "-d", str(duration), "--ready", str(ready), "--latency",
+            "-d", str(duration), "-n", str(events), "--ready", str(ready), "--latency", *heads,
         ]  # fmt: skip
         return subprocess.Popen(pinned(1, cmd), stdout=out.open("wb"))
 
     def publisher(
-        self, url: str, count: int, rate: float, form_topic: str | None
+        self,
+        url: str,
+        count: int,
+        rate: float,
+        form_topic: str | None,
+        keepalive: int = 4,
+        out: Path | None = None,
+        headers: tuple[str, ...] = (),
     ) -> subprocess.Popen[bytes]:
+        """COUNT events at RATE/s (0: as fast as answered) over KEEPALIVE
+        connections; with OUT, one JSON line of results there (SIGTERM ends
+        it early and still writes them)."""
+        heads = [arg for h in headers for arg in ("-H", h)]
         if self.c_dir:
             cmd = [
-                str(self.c_dir / "ssepub"), "-n", str(count), "-r", str(rate), "-k", "4",
-                "-s", "100",
+                str(self.c_dir / "ssepub"), "-n", str(count), "-r", str(rate),
+                "-k", str(keepalive), "-s", "100", "-q", *heads,
             ]  # fmt: skip
             if form_topic:
                 cmd += [
                     "-b", f"topic={form_topic}&data={{ts}}+{{seq}}+{{pad}}",
                     "-H", "Content-Type: application/x-www-form-urlencoded",
                 ]  # fmt: skip
+            if out is not None:
+                cmd += ["-j", str(out)]
             cmd.append(url)
-        else:
-            cmd = [
-                PY, str(ROOT / "benchmarks" / "loadgen.py"), "publish", url, "-n", str(count),
-                "-r", str(rate), "-k", "4", "-s", "100",
-            ]  # fmt: skip
-            if form_topic:
-                cmd += ["--form-topic", form_topic]
-        return subprocess.Popen(pinned(1, cmd), stdout=subprocess.DEVNULL)
+            return subprocess.Popen(
+                pinned(1, cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        cmd = [
+            PY, str(ROOT / "benchmarks" / "loadgen.py"), "publish", url, "-n", str(count),
+            "-r", str(rate), "-k", str(keepalive), "-s", "100", *heads,
+        ]  # fmt: skip
+        if form_topic:
+            cmd += ["--form-topic", form_topic]
+        stdout = out.open("wb") if out is not None else subprocess.DEVNULL
+        return subprocess.Popen(pinned(1, cmd), stdout=stdout)
 
 
 def load_run(

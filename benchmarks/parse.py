@@ -11,6 +11,14 @@ sseclient-py through `SSEClient(chunks).events()`.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, where
+# benchmarks/selectors.py would shadow the standard library's `selectors`.
+if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import codecs
 import json
 import time
