@@ -82,19 +82,22 @@ class Scale:
     durable_events: int = 20_000
     asgi_subs: int = 1_000
     rate: float = 30.0
+    settle: float = 1.0  # seconds for a server's memory to settle before/after connecting
 
     def __post_init__(self) -> None:
         if self.subs < 1 or self.storm_clients < 1 or self.asgi_subs < 1:
             raise ValueError("subscriber counts must be >= 1")
         if self.duration <= 0 or self.topics_duration <= 0 or self.rate <= 0:
             raise ValueError("durations and the rate must be > 0")
+        if self.settle < 0:
+            raise ValueError(f"settle must be >= 0, not {self.settle}")
         if self.behind < 2 or self.durable_events < 1 or not self.topics:
             raise ValueError("behind must be >= 2, durable_events >= 1, topics non-empty")
 
 
 SMALL = Scale(
     subs=50, duration=1.0, topics=(20, 50), topics_duration=1.0, storm_clients=50,
-    behind=20, durable_events=300, asgi_subs=50,
+    behind=20, durable_events=300, asgi_subs=50, settle=0.3,
 )  # fmt: skip
 
 
@@ -238,13 +241,13 @@ def idle_memory(
     """RSS and kernel TCP memory per idle subscriber (both ends of the
     loopback connection are in the kernel figure)."""
     with serving(run, name, label) as (target, port, pid), tempfile.TemporaryDirectory() as tmp:
-        time.sleep(1.0)
+        time.sleep(run.scale.settle)
         rss0, sock0 = rss_kb(pid), sockstat_mem_kb()
         ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
         url = f"http://127.0.0.1:{port}{sub_path or target.sub_path}"
         load = run.tools.subscribers(url, subs, 30.0, ready, out)
         ready_wait(load, ready, name)
-        time.sleep(1.5)
+        time.sleep(1.5 * run.scale.settle)
         rss1, sock1 = rss_kb(pid), sockstat_mem_kb()
         finish(load)
         r = last_json(out)
@@ -334,7 +337,7 @@ def many_topics(run: Run) -> list[dict[str, Any]]:
                     command += ["--form-topic", form]
                 subprocess.run(pinned(1, command), stdout=pub_out.open("wb"), check=True,
                                timeout=run.scale.topics_duration + 60)  # fmt: skip
-                time.sleep(0.5)  # the last answered events still on their way
+                time.sleep(run.scale.settle)  # the last answered events still on their way
                 finish(load)
                 r, p = last_json(out), last_json(pub_out)
             acked, delivered = int(p["ok"]), int(r["events_total"])
