@@ -108,7 +108,7 @@ class Run:
     tools: Tools
     scale: Scale
     peers: tuple[str, ...]  # which peers may run: "nchan", "sse-starlette"
-    profile: bool
+    profile: str  # "" (off), "flamegraph" (SVG) or "speedscope" (JSON)
     stamp: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
 
 
@@ -132,7 +132,8 @@ def sockstat_mem_kb() -> int:
 @contextlib.contextmanager
 def profiled(run: Run, label: str, proc: subprocess.Popen[bytes]) -> Iterator[None]:
     """With --profile, py-spy records the server process (and its children)
-    while the body runs and writes benchmarks/results/profile-LABEL-TIME.svg."""
+    while the body runs and writes benchmarks/results/profile-LABEL-TIME.svg
+    (a flame graph; `--profile speedscope`: .speedscope.json for speedscope.app)."""
     if not run.profile or label.startswith("nchan"):
         yield
         return
@@ -140,14 +141,16 @@ def profiled(run: Run, label: str, proc: subprocess.Popen[bytes]) -> Iterator[No
     if not Path(spy).exists():
         raise SystemExit("--profile needs py-spy: pip install py-spy")
     RESULTS.mkdir(exist_ok=True)
-    svg = RESULTS / f"profile-{label}-{run.stamp}.svg"
+    suffix = "svg" if run.profile == "flamegraph" else "speedscope.json"
+    svg = RESULTS / f"profile-{label}-{run.stamp}.{suffix}"
     # taskset-wrapped servers: the Python process is the taskset child (exec'd,
     # same pid), so --pid is the server itself.
     recorder = subprocess.Popen(
         [spy, "record", "--pid", str(proc.pid), "--subprocesses", "--rate", "200",
-         "--output", str(svg), "--nonblocking"],
+         "--format", run.profile, "--output", str(svg), "--nonblocking"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    time.sleep(1.0)  # py-spy attaches before the load starts
     try:
         yield
     finally:
@@ -552,8 +555,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--profile",
-        action="store_true",
-        help="py-spy records each ssehub server: results/profile-*.svg",
+        nargs="?",
+        const="flamegraph",
+        default="",
+        choices=("flamegraph", "speedscope"),
+        help="py-spy records each ssehub server while it is measured:"
+        " benchmarks/results/profile-*.svg (or .speedscope.json)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write all rows here")
     args = parser.parse_args(argv)  # fmt: skip
