@@ -41,6 +41,7 @@ bench-all: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/axes.py --all
 	$(BIN)/python benchmarks/fanout.py
 	$(BIN)/python benchmarks/hub_ops.py
+	$(BIN)/python benchmarks/idle_bytes.py
 	$(BIN)/python benchmarks/parse.py
 
 clean:

@@ -138,3 +138,21 @@ def test_an_unknown_scenario_is_refused_with_the_known_ones(tmp_path: Path) -> N
     )
     assert proc.returncode == 2
     assert "unknown scenario fan-in; known: connect, rss, latency30" in proc.stderr
+
+
+def test_idle_bytes_names_the_allocation_sites_of_an_idle_subscriber() -> None:
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/idle_bytes.py", "-c", "50", "--top", "8"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary, _, table = proc.stdout.partition("\n\n")
+    assert summary.startswith("50 idle subscribers: ")
+    traced = int(summary.split(": ")[1].split(" bytes")[0].replace(",", ""))
+    assert 0 < traced < 100_000
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert 0 < len(rows) <= 8
+    assert any("ssehub/" in row for row in rows)  # the hub's own objects are among them
