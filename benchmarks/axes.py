@@ -591,10 +591,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"tool": run.tools.name, "scenarios": everything}))
     print(f"\nraw results: benchmarks/results/axes-*-{run.stamp}.json\n")
-    print("| scenario | server | result |\n|---|---|---|")
+    print("| scenario | server | result | load generator |\n|---|---|---|---|")
     for name, rows in everything.items():
         for row in rows:
-            print(f"| {name} | {row['server']} | {row['line']} |")
+            print(f"| {name} | {row['server']} | {row['line']} | {row.get('tool', '')} |")
     return 0
 
 
