@@ -20,8 +20,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, where
-# benchmarks/selectors.py would shadow the standard library's `selectors`.
+# Run as a script: the repository root on sys.path (for `benchmarks.*`),
+# instead of this folder, whose modules must not shadow the standard library.
 if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 

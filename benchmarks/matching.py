@@ -1,7 +1,7 @@
 """Many distinct templates (issue 11, item 2): a publish to an unrelated
 topic must not pay for every subscription's template.
 
-    python benchmarks/selectors.py [--publishes 20]   # or: python -m benchmarks.selectors
+    python benchmarks/matching.py [--publishes 20]   # or: python -m benchmarks.matching
 
 An embedded `Hub` gets 5,000 subscriptions with one distinct, harmless URI
 template each (half with a literal prefix of their own, half sharing
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, where this
-# file would shadow the standard library's `selectors` (asyncio needs it).
+# Run as a script: the repository root on sys.path (for `benchmarks.*`),
+# instead of this folder, whose modules must not shadow the standard library.
 if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
