@@ -1,11 +1,20 @@
-"""Storage and transport of events by topic: one contract, several backends."""
+"""Storage and transport of events by topic: one contract, several backends.
+
+`SQLiteBackend` and `RedisBackend` are loaded on first use, so importing the
+package (or the memory backend) does not load sqlite3, asyncio or redis.
+"""
+
+from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ._base import Backend, DuplicateEventIdError, History, HistoryLimits, Record, SharedBackend
 from .memory import MemoryBackend
-from .redis import RedisBackend
-from .sqlite import SQLiteBackend
+
+if TYPE_CHECKING:
+    from .redis import RedisBackend
+    from .sqlite import SQLiteBackend
 
 __all__ = (
     "Backend",
@@ -19,6 +28,23 @@ __all__ = (
     "SharedBackend",
     "backend_from_url",
 )
+
+_LAZY = {"RedisBackend": "redis", "SQLiteBackend": "sqlite"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ssehub.backends' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # loaded once; later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 def backend_from_url(url: str, limits: HistoryLimits | None = None) -> Backend:
@@ -36,9 +62,13 @@ def backend_from_url(url: str, limits: HistoryLimits | None = None) -> Backend:
         folder = Path(path).parent
         if not folder.is_dir():
             raise ValueError(f"store URL {url!r}: the folder {str(folder)!r} does not exist")
+        from .sqlite import SQLiteBackend
+
         return SQLiteBackend(path, limits)
     if url.startswith(("redis://", "rediss://")):
         from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+        from .redis import RedisBackend
 
         parts = urlsplit(url)
         prefix = parse_qs(parts.query).get("prefix", ["ssehub:"])[0]
