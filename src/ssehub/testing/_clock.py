@@ -1,4 +1,4 @@
-"""Helpers for testing code that uses ssehub (never imported by the library)."""
+"""`FakeClock`: time that moves only when a test says so."""
 
 from __future__ import annotations
 

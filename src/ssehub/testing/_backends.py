@@ -1,0 +1,243 @@
+"""The backend contract: one conformance suite that every backend passes.
+
+Subclass `BackendContract` in a pytest `Test*` class and give it
+`make_backend`; pytest collects the `test_*` methods. The suite uses plain
+Python (asyncio and `AssertionError`), so it needs no test framework itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ssehub.backends import Backend, DuplicateEventIdError, HistoryLimits, Record
+from ssehub.protocol import Event, encode_event
+
+from ._clock import FakeClock
+
+__all__ = ("BackendContract",)
+
+Body = Callable[[Backend, FakeClock], Awaitable[None]]
+
+
+def record(topics: tuple[str, ...], event_id: str, at: float, data: str = "") -> Record:
+    """A stored record of an event with `event_id` (its data, unless given)."""
+    event = Event(data or event_id, id=event_id)
+    return Record(topics, event, at, encode_event(event))
+
+
+def ids(records: list[Record]) -> list[str]:
+    return [r.id for r in records]
+
+
+def expect(got: object, want: object, what: str) -> None:
+    """Fail with both values named: the suite runs without pytest's assert rewriting."""
+    if got != want:
+        raise AssertionError(f"{what}: got {got!r}, expected {want!r}")
+
+
+class BackendContract:
+    """What every backend must do, as `test_*` methods for pytest to run.
+
+    ::
+
+        class TestMyBackend(BackendContract):
+            def make_backend(self, limits, clock):
+                return MyBackend(limits, clock=clock)
+
+    `make_backend` gets the `HistoryLimits` the test needs and `clock`, a
+    function returning Unix seconds that the test moves forward (so age
+    limits are tested without sleeping). Each test starts the backend,
+    runs, and closes it. Set up and clean up what a backend needs (a file, a
+    key prefix) in pytest fixtures of the subclass, e.g. an autouse fixture
+    storing `tmp_path` on `self`.
+    """
+
+    def make_backend(self, limits: HistoryLimits, clock: Callable[[], float]) -> Backend:
+        """A new, empty backend with these limits and clock."""
+        raise NotImplementedError(f"{type(self).__name__} must define make_backend(limits, clock)")
+
+    def run(self, body: Body, **limits: Any) -> None:
+        """Run `body(backend, clock)` on a started backend made with
+        `HistoryLimits(**limits)`, in a new event loop."""
+        clock = FakeClock()
+        backend = self.make_backend(HistoryLimits(**limits), clock.time)
+
+        async def main() -> None:
+            await backend.start()
+            try:
+                await body(backend, clock)
+            finally:
+                await backend.aclose()
+
+        asyncio.run(main())
+
+    # -- reading history ------------------------------------------------------------
+
+    def test_history_after_id_in_order(self) -> None:
+        async def body(b: Backend, clock: FakeClock) -> None:
+            for i in range(5):
+                await b.append(record(("a",), f"e{i}", clock.time()))
+            h = await b.history(["a"], "e1")
+            expect(h.found, True, "e1 is in history")
+            expect(ids(h.records), ["e2", "e3", "e4"], "after e1")
+            everything = ["e0", "e1", "e2", "e3", "e4"]
+            expect(ids((await b.history(["a"], None)).records), everything, "all history")
+            expect(ids((await b.history(["a"], "e4")).records), [], "after the newest")
+            expect(await b.last_id(), "e4", "last_id()")
+
+        self.run(body)
+
+    def test_several_topics_merge_in_publish_order_once(self) -> None:
+        async def body(b: Backend, clock: FakeClock) -> None:
+            for topics, event_id in [(("a",), "1"), (("b",), "2"), (("a", "b"), "3"),
+                                     (("c",), "4"), (("b",), "5")]:  # fmt: skip
+                await b.append(record(topics, event_id, clock.time()))
+            history = b.history
+            expect(ids((await history(["a", "b"], None)).records), ["1", "2", "3", "5"], "a, b")
+            expect(ids((await history(["b", "a"], "2")).records), ["3", "5"], "b, a after 2")
+            expect(ids((await history(None, "1")).records), ["2", "3", "4", "5"], "all after 1")
+            expect(ids((await history(["zzz"], None)).records), [], "a topic never used")
+
+        self.run(body)
+
+    def test_unknown_id_is_reported_with_all_history(self) -> None:
+        async def body(b: Backend, clock: FakeClock) -> None:
+            await b.append(record(("a",), "1", clock.time()))
+            h = await b.history(["a"], "nope")
+            expect(h.found, False, "an id never stored is found")
+            expect(ids(h.records), ["1"], "the history given instead")
+
+        self.run(body)
+
+    def test_private_flag_is_kept(self) -> None:
+        async def body(b: Backend, clock: FakeClock) -> None:
+            event = Event("s", id="p1")
+            await b.append(Record(("a",), event, clock.time(), encode_event(event), private=True))
+            await b.append(record(("a",), "p2", clock.time()))
+            records = (await b.history(["a"], None)).records
+            expect([(r.id, r.private) for r in records], [("p1", True), ("p2", False)], "private")
+
+        self.run(body)
+
+    def test_duplicate_id_is_refused(self) -> None:
+        async def body(b: Backend, clock: FakeClock) -> None:
+            await b.append(record(("a",), "1", clock.time(), "first"))
+            try:
+                await b.append(record(("b",), "1", clock.time(), "second"))
+            except DuplicateEventIdError as error:
+                expect(error.event_id, "1", "the refused id")
+            else:
+                raise AssertionError("a second event with id '1' was stored")
+            records = (await b.history(None, None)).records
+            expect([r.event.data for r in records], ["first"], "history after the refusal")
+
+        self.run(body)
+
+    def test_history_reads_in_pages(self) -> None:
+        async def body(b: Backend, clock: FakeClock) -> None:
+            layout = [("a",), ("b",), ("a", "b"), ("c",), ("a",), ("b", "c"), ("a",)]
+            for i, published in enumerate(layout):
+                await b.append(record(published, str(i), clock.time()))
+
+            async def paged(topics: list[str] | None, after: str | None, limit: int) -> list[str]:
+                page = await b.history(topics, after, limit=limit)
+                got = ids(page.records)
+                while page.cursor is not None:
+                    if len(page.records) > limit:
+                        raise AssertionError(f"a page of {len(page.records)} for limit={limit}")
+                    page = await b.history(topics, None, limit=limit, after_position=page.cursor)
+                    expect(page.found, True, "a next page's found")
+                    got += ids(page.records)
+                return got
+
+            selections: list[list[str] | None] = [None, ["a"], ["a", "b"], ["c", "b"]]
+            for limit in (1, 2, 3, 100):
+                for topics in selections:
+                    for after in (None, "1"):
+                        whole = ids((await b.history(topics, after)).records)
+                        what = f"pages of {limit} of {topics} after {after}"
+                        expect(await paged(topics, after, limit), whole, what)
+            first = await b.history(["a", "b"], None, limit=2)
+            expect(ids(first.records), ["0", "1"], "the first page of a, b")
+            if first.cursor is None:
+                raise AssertionError("a page cut short by limit has no cursor")
+            last = await b.history(["a"], "4", limit=5)
+            expect((ids(last.records), last.cursor), (["6"], None), "the last page of a")
+
+        self.run(body)
+
+    # -- bounds ---------------------------------------------------------------------
+
+    def test_count_bound_per_topic(self) -> None:
+        async def body(b: Backend, clock: FakeClock) -> None:
+            for i in range(10):
+                await b.append(record(("a",), f"a{i}", clock.time()))
+            await b.append(record(("b",), "b0", clock.time()))
+            expect(ids((await b.history(["a"], None)).records), ["a7", "a8", "a9"], "a, bounded")
+            expect(ids((await b.history(["b"], None)).records), ["b0"], "b, its own bound")
+            expect((await b.history(["a"], "a2")).found, False, "a2, dropped by count, found")
+
+        self.run(body, max_events=3)
+
+    def test_event_on_two_topics_stays_while_one_holds_it(self) -> None:
+        async def body(b: Backend, clock: FakeClock) -> None:
+            await b.append(record(("a", "b"), "x", clock.time()))
+            await b.append(record(("a",), "y", clock.time()))
+            await b.append(record(("a",), "z", clock.time()))
+            expect(ids((await b.history(["a"], None)).records), ["y", "z"], "a")
+            expect(ids((await b.history(["b"], None)).records), ["x"], "b still holds x")
+            expect((await b.history(["b"], "x")).found, True, "x, held by b, found")
+
+        self.run(body, max_events=2)
+
+    def test_age_bound(self) -> None:
+        async def body(b: Backend, clock: FakeClock) -> None:
+            await b.append(record(("a",), "old", clock.time()))
+            await clock.advance(50)
+            await b.append(record(("quiet",), "q", clock.time()))
+            await b.append(record(("a",), "new", clock.time()))
+            await clock.advance(60)  # "old" is 110 s old, the others 60 s
+            expect(ids((await b.history(["a"], None)).records), ["new"], "a after 110 s")
+            expect((await b.history(["a"], "old")).found, False, "old, aged out, found")
+            await clock.advance(50)
+            expect((await b.history(None, None)).records, [], "all history after 160 s")
+            expect(await b.last_id(), None, "last_id() with everything aged out")
+
+        self.run(body, max_age=100.0)
+
+    # -- cost -----------------------------------------------------------------------
+
+    def test_resume_lookup_is_keyed_not_a_scan(self) -> None:
+        """Resuming near the end of a history 200 times longer costs about
+        the same (a keyed lookup), not 200 times more (a scan): each cost is
+        the best of several tries, both measured in this test, so a slow or
+        busy machine slows both alike."""
+
+        async def resume_cost(b: Backend, after: str) -> float:
+            best = float("inf")
+            for _ in range(15):
+                start = time.perf_counter()
+                await b.history(["t1"], after)
+                best = min(best, time.perf_counter() - start)
+            return best
+
+        async def body(b: Backend, clock: FakeClock) -> None:
+            for i in range(20_000):
+                await b.append(record((f"t{i % 4}",), f"e{i}", clock.time()))
+                if i == 99:
+                    short = await resume_cost(b, "e97")  # e97: the newest of t1 so far
+            h = await b.history(["t1"], "e19997")  # e19997 is the newest of t1
+            expect((h.found, h.records), (True, []), "after the newest of t1")
+            expect(ids((await b.history(["t1", "t2"], "e19990")).records),
+                   ["e19993", "e19994", "e19997", "e19998"], "t1, t2 after e19990")  # fmt: skip
+            long = await resume_cost(b, "e19997")
+            if long > 10 * short:
+                raise AssertionError(
+                    f"resuming in 20,000 events took {long * 1e6:.0f} µs, in 100 events"
+                    f" {short * 1e6:.0f} µs: {long / short:.0f} times as long, a scan?"
+                )
+
+        self.run(body, max_events=10_000)
