@@ -3,16 +3,25 @@ backend of ours, plus what only one backend can show."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from ssehub.backends import Backend, HistoryLimits, MemoryBackend, SQLiteBackend
+from ssehub.backends import Backend, HistoryLimits, MemoryBackend, Record, SQLiteBackend
 from ssehub.backends.redis import RedisBackend
+from ssehub.protocol import Event, encode_event
 from ssehub.testing import BackendContract
 from tests.support.redis import REDIS_URL, drop_keys, redis_or_skip
+from tests.support.sqlite import count_sqlite_work
+
+
+def _record(topics: tuple[str, ...], event_id: str, at: float) -> Record:
+    event = Event(event_id, id=event_id)
+    return Record(topics, event, at, encode_event(event))
 
 
 class TestMemoryBackend(BackendContract):
@@ -51,3 +60,41 @@ def test_limits_are_validated() -> None:
 def test_the_contract_names_what_a_subclass_lacks() -> None:
     with pytest.raises(NotImplementedError, match=r"Incomplete must define make_backend"):
         type("Incomplete", (BackendContract,), {})().test_age_bound()
+
+
+def test_sqlite_resume_and_last_id_read_a_few_rows_not_the_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted in SQLite's own instructions, so it fails on a scan of the
+    events or of a topic's rows, however fast the machine."""
+    work = count_sqlite_work(monkeypatch)
+    stored = 20_000
+
+    async def main() -> tuple[int, int, int]:
+        backend = SQLiteBackend(tmp_path / "history.db", HistoryLimits(max_events=stored))
+        await backend.start()
+        try:
+            now = time.time()
+            await asyncio.gather(
+                *(backend.append(_record((f"t{i % 4}",), f"e{i}", now)) for i in range(stored))
+            )  # one group commit, in this order
+            work.reset()
+            h = await backend.history(["t1", "t2"], "e19990")
+            resume = work.instructions()
+            assert (h.found, [r.id for r in h.records]) == (
+                True, ["e19993", "e19994", "e19997", "e19998"],
+            )  # fmt: skip
+            work.reset()
+            assert await backend.last_id() == f"e{stored - 1}"
+            newest = work.instructions()
+            work.reset()
+            await backend.history(["t1"], "nope")  # not found: all 5,000 rows of t1
+            return resume, newest, work.instructions()
+        finally:
+            await backend.aclose()
+
+    resume, newest, read_topic = asyncio.run(main())
+    print(f"resume: {resume}, last_id: {newest}, a topic's 5,000 rows: {read_topic} instructions")
+    assert 0 < resume < 1_000, f"{resume} SQLite instructions to resume in {stored} rows: a scan?"
+    assert 0 < newest < 1_000, f"{newest} SQLite instructions for last_id(): a scan?"
+    assert read_topic > stored  # the counter does see a scan of a topic

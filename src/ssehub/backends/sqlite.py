@@ -391,10 +391,12 @@ class SQLiteBackend:
         return History(records, found, cursor=cursor)
 
     def _last_id(self) -> str | None:
+        # The newest row by seq, then its age: one step down the primary key
+        # (a `WHERE time >= ?` would let SQLite sort the whole time index).
         cutoff = self._clock() - self._limits.max_age
         row = (
             self._reading()
-            .execute("SELECT id FROM events WHERE time >= ? ORDER BY seq DESC LIMIT 1", (cutoff,))
+            .execute("SELECT id, time FROM events ORDER BY seq DESC LIMIT 1")
             .fetchone()
         )
-        return None if row is None else str(row[0])
+        return None if row is None or row[1] < cutoff else str(row[0])
