@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -20,7 +21,7 @@ from ssehub.hub import (
     IdGenerator,
     SlowSubscriberError,
 )
-from ssehub.protocol import Event, LocalProtocolError
+from ssehub.protocol import Event, LocalProtocolError, encode_event
 from ssehub.testing import FakeClock
 
 
@@ -77,8 +78,18 @@ def test_ids_are_ordered_and_unique() -> None:
     assert re.fullmatch(
         r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", ids[0]
     )
-    other = IdGenerator()  # another process or a restart
-    assert other() > ids[-1] or other() not in ids
+    # ids embed the wall clock's milliseconds (UUIDv7), so a generator made
+    # later (a restart) continues after them...
+    last_ms = int(ids[-1].removeprefix("urn:uuid:").replace("-", "")[:12], 16)
+    assert abs(last_ms / 1000 - time.time()) < 60
+    while time.time_ns() // 1_000_000 <= last_ms:  # at most a millisecond
+        pass
+    assert IdGenerator()() > ids[-1]
+    # ...and one running at the same moment (another process, or a restart
+    # within the millisecond) never makes the same ids: their random bits differ
+    first, other = IdGenerator(), IdGenerator()
+    pairs = [(first(), other()) for _ in range(5_000)]
+    assert not {a for a, _ in pairs} & {b for _, b in pairs}
 
 
 def test_resume_replays_then_goes_live_without_gap_or_duplicate() -> None:
@@ -255,18 +266,42 @@ def test_publish_validates_and_names_the_field() -> None:
     run(body)
 
 
+class RecordingTransport(asyncio.WriteTransport):
+    """What a stream subscription writes (in test_server: over real sockets)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return False
+
+    def abort(self) -> None:
+        raise AssertionError("the stream was aborted")
+
+
 def test_heartbeat_is_a_comment_on_streams_only() -> None:
-    # Covered over real sockets in test_server; here: the task paces itself
-    # on the injected clock and never sleeps for real.
+    # Paced by the injected clock: the test never sleeps for real.
     async def body(hub: Hub, clock: FakeClock) -> None:
-        await settle()
-        assert hub._tick == 0
-        await clock.advance(14.9)
-        assert hub._tick == 0
-        await clock.advance(0.2)
-        assert hub._tick == 1
-        await clock.advance(15)
-        assert hub._tick == 2
+        transport = RecordingTransport()
+        stream = hub.subscribe_stream(transport, "t")
+        await stream.open(lambda resume: b"HEAD\n")
+        async with hub.subscribe("t") as events:
+            await settle()
+            await clock.advance(14.9)
+            assert transport.written == b"HEAD\n"
+            await clock.advance(0.2)  # 15.1 s
+            assert transport.written == b"HEAD\n:\n\n"
+            await clock.advance(15)  # 30.1 s
+            assert transport.written == b"HEAD\n:\n\n:\n\n"
+            event_id = await hub.publish("t", "x")
+            [event] = await take(events, 1)  # the iterator got no heartbeat, just the event
+            assert event == Event("x", id=event_id)
+            assert transport.written.endswith(encode_event(event))
+        stream.close()
 
     run(body)
 
