@@ -5,6 +5,7 @@ imported earlier can hide a heavy import."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -61,3 +62,33 @@ def test_an_unknown_top_level_name_is_an_attribute_error() -> None:
         ssehub.backends.Nope  # noqa: B018
     with pytest.raises(ImportError, match="Nope"):
         from ssehub import Nope  # noqa: F401
+
+
+LAZY = ["ssehub", "ssehub.backends"]  # modules that load some of their names on first use
+
+
+def _fresh_names(name: str) -> tuple[set[str], set[str]]:
+    """In a new interpreter, just after `import name`: what `dir()` lists and
+    what the module holds already (the rest of `__all__` loads on first use)."""
+    code = (
+        f"import importlib, json; m = importlib.import_module({name!r})\n"
+        "print(json.dumps([dir(m), list(vars(m))]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    listed, held = json.loads(done.stdout)
+    return set(listed), set(held)
+
+
+@pytest.mark.parametrize("name", LAZY)
+def test_lazy_names_are_listed_and_load_the_real_object(name: str) -> None:
+    listed, held = _fresh_names(name)
+    module = importlib.import_module(name)
+    assert set(module.__all__) <= listed, "dir() must list every exported name"
+    assert set(module.__all__) - held, f"{name} loads nothing lazily: drop it from LAZY"
+    for member in set(module.__all__) - held:
+        value = getattr(module, member)
+        home = importlib.import_module(value.__module__)
+        assert getattr(home, member) is value, f"{name}.{member} is not {value.__module__}'s"
+        assert member in dir(module)
