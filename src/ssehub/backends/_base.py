@@ -100,7 +100,7 @@ class DuplicateEventIdError(ValueError):
 
 class Backend(Protocol):
     """What the hub needs from storage. Every backend passes the same
-    conformance suite (tests/test_backend_conformance.py)."""
+    conformance suite (`ssehub.testing.BackendContract`)."""
 
     @property
     def limits(self) -> HistoryLimits: ...
