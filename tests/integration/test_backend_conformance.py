@@ -15,7 +15,7 @@ from ssehub.backends import Backend, HistoryLimits, MemoryBackend, Record, SQLit
 from ssehub.backends.redis import RedisBackend
 from ssehub.protocol import Event, encode_event
 from ssehub.testing import BackendContract
-from tests.support.redis import REDIS_URL, drop_keys, redis_or_skip
+from tests.support.redis import REDIS_URL, count_redis_reads, drop_keys, redis_or_skip
 from tests.support.sqlite import count_sqlite_work
 
 
@@ -98,3 +98,39 @@ def test_sqlite_resume_and_last_id_read_a_few_rows_not_the_history(
     assert 0 < resume < 1_000, f"{resume} SQLite instructions to resume in {stored} rows: a scan?"
     assert 0 < newest < 1_000, f"{newest} SQLite instructions for last_id(): a scan?"
     assert read_topic > stored  # the counter does see a scan of a topic
+
+
+def test_redis_resume_reads_a_few_entries_not_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted in stream entries Redis sends back, so it fails on a read of
+    the log or of a whole topic, however fast the machine."""
+    redis_or_skip()
+    prefix = f"ssehub-test:{uuid.uuid4().hex}:"
+    stored = 4_000
+
+    async def main() -> tuple[int, int, int]:
+        backend = RedisBackend(REDIS_URL, HistoryLimits(max_events=stored), prefix=prefix)
+        await backend.start()
+        try:
+            now = time.time()
+            for i in range(stored):
+                await backend.append(_record((f"t{i % 4}",), f"e{i}", now))
+            reads = count_redis_reads(monkeypatch)
+            h = await backend.history(["t1", "t2"], f"e{stored - 10}")
+            resume = reads.entries
+            assert (h.found, [r.id for r in h.records]) == (
+                True, [f"e{stored - n}" for n in (7, 6, 3, 2)],
+            )  # fmt: skip
+            reads.entries = 0
+            assert await backend.last_id() == f"e{stored - 1}"
+            newest = reads.entries
+            reads.entries = 0
+            await backend.history(["t1"], "nope")  # not found: all 1,000 entries of t1
+            return resume, newest, reads.entries
+        finally:
+            await backend.aclose()
+            drop_keys(prefix)
+
+    resume, newest, read_topic = asyncio.run(main())
+    assert resume < 20, f"{resume} stream entries read to resume in {stored}: a scan?"
+    assert newest <= 1, f"{newest} stream entries read for last_id(): a scan?"
+    assert read_topic >= stored // 4  # the counter does see a read of a whole topic

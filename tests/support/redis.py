@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from typing import Any
+
+import pytest
 
 from tests.support.helpers import missing
 
@@ -29,3 +32,42 @@ def drop_keys(prefix: str) -> None:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+class RedisReads:
+    """`entries`: how many stream entries Redis sent back to this process."""
+
+    def __init__(self) -> None:
+        self.entries = 0
+
+    def count(self, reply: object) -> None:
+        if isinstance(reply, list | tuple):
+            if len(reply) == 2 and isinstance(reply[0], str) and isinstance(reply[1], dict):
+                self.entries += 1  # one entry: (stream id, fields)
+            else:
+                for item in reply:
+                    self.count(item)
+
+
+def count_redis_reads(monkeypatch: pytest.MonkeyPatch) -> RedisReads:
+    """From now to the end of the test, count the stream entries every
+    redis-py asyncio client of this process receives (pipelines included)."""
+    from redis.asyncio.client import Pipeline, Redis
+
+    reads = RedisReads()
+    command: Any = Redis.execute_command  # redis-py leaves it untyped
+    execute = Pipeline.execute
+
+    async def counted_command(self: Redis, *args: Any, **options: Any) -> Any:
+        reply = await command(self, *args, **options)
+        reads.count(reply)
+        return reply
+
+    async def counted_execute(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
+        replies = await execute(self, raise_on_error)
+        reads.count(replies)
+        return replies
+
+    monkeypatch.setattr(Redis, "execute_command", counted_command)
+    monkeypatch.setattr(Pipeline, "execute", counted_execute)
+    return reads
