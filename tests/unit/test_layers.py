@@ -1,5 +1,5 @@
-"""The layers of DESIGN.md §2, checked on the source: every module under
-`src/ssehub` is parsed with `ast` and its imports resolved to modules —
+"""The layers (docs/architecture.md, "Layers"), checked on the source: every
+module under `src/ssehub` is parsed with `ast` and its imports resolved —
 absolute and relative, at the top, inside functions and under
 `TYPE_CHECKING` alike (a type-only import is still a dependency a reader must
 follow, so it counts for circles too).
@@ -39,7 +39,7 @@ ALLOWED: dict[str, set[str]] = {
     PACKAGE: {"server", "asgi", "client", *BELOW_MERCURE},  # the top-level names
     "__main__": {"cli"},
 }
-# Not even the standard library's I/O: the codec is sans-IO (DESIGN.md §2).
+# Not even the standard library's I/O: the codec is sans-IO (docs/architecture.md).
 PROTOCOL_FORBIDDEN = {
     "asyncio", "concurrent", "selectors", "socket", "ssl", "subprocess", "threading", "time",
 }  # fmt: skip
@@ -217,7 +217,7 @@ def test_no_import_circles() -> None:
 @pytest.mark.parametrize("module", sorted(EDGES))
 def test_layers_import_only_downwards(module: str) -> None:
     own = layer(module)
-    assert own in ALLOWED, f"{module}: a new layer? add it to DESIGN.md §2 and to ALLOWED"
+    assert own in ALLOWED, f"{module}: a new layer? add it to docs/architecture.md and to ALLOWED"
     wrong = [
         f"{module} imports {i.target} (line {i.line}): {own} may import only"
         f" {sorted(ALLOWED[own]) or 'the standard library'}"
