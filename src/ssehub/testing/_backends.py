@@ -180,6 +180,10 @@ class BackendContract:
                 raise AssertionError("a page cut short by limit has no cursor")
             last = await b.history(["a"], "4", limit=5)
             expect((ids(last.records), last.cursor), (["6"], None), "the last page of a")
+            with raises(ValueError, "limit"):
+                await b.history(None, None, limit=0)
+            with raises(ValueError, "after_position"):
+                await b.history(None, "1", after_position=first.cursor)
 
         self.run(body)
 
