@@ -147,7 +147,7 @@ def _templates(draw: st.DrawFn) -> tuple[str, list[str | None]]:
     return "".join(text), parts
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_templates(), st.data())
 def test_agrees_with_the_backtracking_regex(
     template_parts: tuple[str, list[str | None]], data: st.DataObject
@@ -287,7 +287,7 @@ _TOPICS = [
 ]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     st.lists(
         st.tuples(
