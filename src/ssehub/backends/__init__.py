@@ -4,7 +4,7 @@ from pathlib import Path
 
 from ._base import Backend, DuplicateEventIdError, History, HistoryLimits, Record, SharedBackend
 from .memory import MemoryBackend
-from .redis import RedisBackend
+from .redis import RedisBackend, RedisStatistics, ReplicaWaitError
 from .sqlite import SQLiteBackend
 
 __all__ = (
@@ -15,6 +15,8 @@ __all__ = (
     "MemoryBackend",
     "Record",
     "RedisBackend",
+    "RedisStatistics",
+    "ReplicaWaitError",
     "SQLiteBackend",
     "SharedBackend",
     "backend_from_url",
@@ -25,7 +27,9 @@ def backend_from_url(url: str, limits: HistoryLimits | None = None) -> Backend:
     """The backend a store URL names: `memory:` (this process only),
     `sqlite:PATH` (`sqlite:relative.db`; `sqlite:/abs/path.db` and
     `sqlite:///abs/path.db` are the same absolute path), or
-    `redis://host:port/db[?prefix=ssehub:]` (shared by every hub on it)."""
+    `redis://host:port/db` or
+    `redis+sentinel://host:26379,host:26379,.../SERVICE/db` (shared by every
+    hub on it; parameters `prefix=`, `wait=N`, `wait_timeout_ms=`)."""
     if url in ("memory:", "memory://"):
         return MemoryBackend(limits)
     if url.startswith("sqlite:"):
@@ -37,11 +41,9 @@ def backend_from_url(url: str, limits: HistoryLimits | None = None) -> Backend:
         if not folder.is_dir():
             raise ValueError(f"store URL {url!r}: the folder {str(folder)!r} does not exist")
         return SQLiteBackend(path, limits)
-    if url.startswith(("redis://", "rediss://")):
-        from urllib.parse import parse_qs, urlsplit, urlunsplit
-
-        parts = urlsplit(url)
-        prefix = parse_qs(parts.query).get("prefix", ["ssehub:"])[0]
-        plain = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-        return RedisBackend(plain, limits, prefix=prefix)
-    raise ValueError(f"unknown store URL {url!r}: use memory:, sqlite:PATH or redis://host:port/db")
+    if url.startswith(("redis://", "rediss://", "redis+sentinel://")):
+        return RedisBackend(url, limits)  # the URL's grammar: backends/_redis_url.py
+    raise ValueError(
+        f"unknown store URL {url!r}: use memory:, sqlite:PATH, redis://host:port/db"
+        " or redis+sentinel://host:26379,.../SERVICE/db"
+    )
