@@ -1,4 +1,6 @@
-"""The test Redis: reachable or skipped (failed under CI), and left as found."""
+"""The test Redis: reachable or skipped (failed under CI), and left as found;
+and Redis processes of a test's own — one server, or a primary, a replica and
+three Sentinels — on free loopback ports, reaped on the way out."""
 
 from __future__ import annotations
 

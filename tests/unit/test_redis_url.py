@@ -40,6 +40,12 @@ def test_one_server_url_keeps_what_redis_py_reads_and_takes_ours_out() -> None:
     assert (parsed.prefix, parsed.wait, parsed.sentinels) == ("p:", 1, ())
 
 
+def test_unix_socket_url() -> None:
+    parsed = parse_redis_url("unix:///run/redis.sock?db=2&prefix=u:")
+    assert (parsed.url, parsed.prefix) == ("unix:///run/redis.sock?db=2", "u:")
+    assert isinstance(backend_from_url("unix:///run/redis.sock"), RedisBackend)
+
+
 def test_backend_from_url_takes_every_setting_from_the_url() -> None:
     backend = backend_from_url("redis+sentinel://h1,h2,h3/svc/1?wait=1&wait_timeout_ms=250")
     assert isinstance(backend, RedisBackend)

@@ -41,7 +41,7 @@ def backend_from_url(url: str, limits: HistoryLimits | None = None) -> Backend:
         if not folder.is_dir():
             raise ValueError(f"store URL {url!r}: the folder {str(folder)!r} does not exist")
         return SQLiteBackend(path, limits)
-    if url.startswith(("redis://", "rediss://", "redis+sentinel://")):
+    if url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
         return RedisBackend(url, limits)  # the URL's grammar: backends/_redis_url.py
     raise ValueError(
         f"unknown store URL {url!r}: use memory:, sqlite:PATH, redis://host:port/db"

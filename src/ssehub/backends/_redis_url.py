@@ -16,7 +16,7 @@ port is given. Anything else is refused with a line naming what is wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = ("SENTINEL_PORT", "RedisURL", "parse_redis_url", "redact")
 
@@ -116,7 +116,7 @@ def parse_redis_url(url: str) -> RedisURL:
         except ValueError as error:  # e.g. "Invalid IPv6 URL"
             raise ValueError(f"store URL {shown!r}: {error}") from None
         rest = {k: v for k, v in options.items() if k == "db"}
-        plain = urlunsplit((parts.scheme, parts.netloc, parts.path, _query(rest), ""))
+        plain = head.partition("?")[0] + (f"?{_query(rest)}" if rest else "")
         if scheme.lower() != "unix" and not parts.hostname:
             raise ValueError(f"store URL {shown!r} names no host: use redis://host:port/db")
         if scheme.lower() != "unix":

@@ -401,7 +401,7 @@ def _workers(args: argparse.Namespace) -> int:
         check_reuse_port("--workers > 1")
     except ValueError as error:
         raise UsageError(str(error)) from None
-    if not str(args.store).startswith(("redis://", "rediss://")):
+    if not str(args.store).startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
         raise UsageError(
             "--workers > 1 needs a shared store (--store redis://host:port/db): with "
             f"{args.store} each process would keep a history of its own"
