@@ -256,3 +256,33 @@ def test_serve_names_the_sentinel_store_in_help_and_refuses_an_unreachable_one()
     done = run_cli("serve", "--store", "redis+sentinel://h1,h2/")
     assert (done.returncode, done.stderr.count("\n")) == (2, 1)
     assert "names no service" in done.stderr
+
+
+def test_serve_on_a_sentinel_store(tmp_path: Path) -> None:
+    """`ssehub serve --store redis+sentinel://…?wait=1` as a real process:
+    publishes are acknowledged once the replica has them, and replayed."""
+    import httpx
+
+    from tests.support.helpers import free_port
+    from tests.support.processes import connect, spawn, stop
+
+    redis_server_or_skip()
+    with SentinelGroup(tmp_path) as group:
+        port = free_port()
+        proc = spawn("serve", "--port", str(port), "--anonymous-publish",
+                     "--store", group.url("wait=1&wait_timeout_ms=2000"))  # fmt: skip
+        try:
+            connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").close()
+            hub = f"http://127.0.0.1:{port}/.well-known/mercure"
+            with httpx.Client(timeout=10) as client:
+                sent = [client.post(hub, data={"topic": "t", "data": str(i)}) for i in range(3)]
+                assert [r.status_code for r in sent] == [200] * 3
+            replica = group.replica.client()
+            try:  # the replica has them: WAIT said so before the 200
+                assert replica.xlen("ssehub:topic:t") == 3
+            finally:
+                replica.close()
+        finally:
+            code, out, err = stop(proc)
+    assert code == 0, err
+    assert "redis+sentinel://" in out
