@@ -175,6 +175,7 @@ class RedisBackend:
                 "the Redis store needs redis-py: pip install 'ssehub[redis]'"
             ) from None
         from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import ResponseError
 
         target = self._target
         if target.sentinels:
@@ -188,7 +189,11 @@ class RedisBackend:
         try:
             await self._redis.ping()  # fail at start, with Redis's own reason
             if self.wait:
-                replicas = (await self._redis.info("replication")).get("connected_slaves", 0)
+                try:
+                    info = await self._redis.info("replication")
+                except ResponseError:  # INFO not allowed to this user: no warning then
+                    info = {}
+                replicas = info.get("connected_slaves", self.wait)
                 if replicas < self.wait:
                     log.warning(
                         "the Redis primary has %d replicas connected, wait=%d needs %d:"
