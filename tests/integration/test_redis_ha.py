@@ -249,10 +249,11 @@ def test_serve_names_the_sentinel_store_in_help_and_refuses_an_unreachable_one()
     nobody = f"redis+sentinel://:secret@127.0.0.1:{free_port()}/svc/0"
     done = run_cli("serve", "--port", "0", "--store", nobody)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
-        f"ssehub: error: the Redis store {nobody.replace('secret', '***')} is unreachable:"
+    [line] = done.stderr.strip().splitlines()  # one line, no traceback
+    assert line.endswith(
+        f"the Redis store {nobody.replace('secret', '***')} is unreachable:"
         " no Sentinel named a primary (Sentinels down, or no such service)"
-    ]
+    )
     done = run_cli("serve", "--store", "redis+sentinel://h1,h2/")
     assert (done.returncode, done.stderr.count("\n")) == (2, 1)
     assert "names no service" in done.stderr
