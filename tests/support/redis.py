@@ -1,8 +1,15 @@
-"""The test Redis: reachable or skipped (failed under CI), and left as found."""
+"""The test Redis: reachable or skipped (failed under CI), and left as found;
+and Redis processes of a test's own — one server, or a primary, a replica and
+three Sentinels — on free loopback ports, reaped on the way out."""
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,3 +78,156 @@ def count_redis_reads(monkeypatch: pytest.MonkeyPatch) -> RedisReads:
     monkeypatch.setattr(Redis, "execute_command", counted_command)
     monkeypatch.setattr(Pipeline, "execute", counted_execute)
     return reads
+
+
+def redis_server_or_skip() -> None:
+    """For tests that run redis-server processes of their own."""
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        missing("redis-server is not installed")
+
+
+class RedisProcess:
+    """A `redis-server` of the test's own on a free loopback port, in its own
+    folder (no persistence unless `args` ask for it). `kill()` is `kill -9`."""
+
+    def __init__(self, folder: Path, *args: str, port: int | None = None) -> None:
+        from tests.support.helpers import free_port
+
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.args = args
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, *more: str) -> None:
+        """Start (again, on the same port), then wait until it answers."""
+        assert self.proc is None, "already running"
+        self.proc = subprocess.Popen(
+            ["redis-server", *self.args, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", str(self.folder), "--save", "", "--appendonly", "no", *more],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                assert self.proc.poll() is None, f"redis-server {self.args} exited at start"
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.02)
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def kill(self) -> None:
+        """`kill -9`: no shutdown, nothing flushed."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+            self.proc = None
+
+    def stop(self) -> None:
+        """Stop it however it is (also when stopped with SIGSTOP), and reap it."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.kill()
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(port=self.port, socket_timeout=5, decode_responses=True)
+
+
+SERVICE = "ssehub-test"
+
+
+class SentinelGroup:
+    """A primary, one replica (`--replicaof`) and three Sentinels watching
+    them, with a short down-after (1 s) so a failover takes a few seconds.
+    Use it as a context manager: every process is reaped on the way out."""
+
+    def __init__(self, folder: Path) -> None:
+        quick = ("--repl-diskless-sync-delay", "0")  # resync at once (default: 5 s)
+        self.primary = RedisProcess(folder / "primary", *quick)
+        self.replica = RedisProcess(folder / "replica", *quick)
+        self.sentinels = [RedisProcess(folder / f"sentinel{i}") for i in range(3)]
+
+    @property
+    def sentinel_hosts(self) -> str:
+        return ",".join(s.address for s in self.sentinels)
+
+    def url(self, query: str = "") -> str:
+        return f"redis+sentinel://{self.sentinel_hosts}/{SERVICE}/0" + (
+            f"?{query}" if query else ""
+        )
+
+    def __enter__(self) -> SentinelGroup:
+        try:
+            self.primary.start()
+            self.replica.start("--replicaof", "127.0.0.1", str(self.primary.port))
+            for sentinel in self.sentinels:
+                conf = sentinel.folder / "sentinel.conf"  # Sentinel rewrites it: one each
+                conf.write_text(
+                    f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary.port} 2\n"
+                    f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+                    f"sentinel failover-timeout {SERVICE} 2000\n"
+                    f"sentinel parallel-syncs {SERVICE} 1\n"
+                )
+                sentinel.args = (str(conf), "--sentinel")
+                sentinel.start()
+            self.until_ready()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for proc in (*self.sentinels, self.primary, self.replica):
+            proc.stop()
+
+    def _masters(self) -> list[dict[str, Any]]:
+        answers = []
+        for sentinel in self.sentinels:
+            client = sentinel.client()
+            try:
+                answers.append(client.sentinel_master(SERVICE))
+            finally:
+                client.close()
+        return answers
+
+    def until_ready(self, timeout: float = 15) -> None:
+        """Until every Sentinel knows the replica and the other two (the
+        quorum and the election need it) and the replica is in sync."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self._masters()
+            if all(s["num-other-sentinels"] == 2 and s["num-slaves"] == 1 for s in states):
+                info = self.replica.client()
+                try:
+                    if info.info("replication").get("master_link_status") == "up":
+                        return
+                finally:
+                    info.close()
+            assert time.monotonic() < deadline, f"Sentinels not ready: {states}"
+            time.sleep(0.1)
+
+    def primary_port(self) -> int | None:
+        """The primary's port as the Sentinels' majority names it now."""
+        ports = []
+        for sentinel in self.sentinels:
+            client = sentinel.client()
+            try:
+                ports.append(int(client.sentinel_get_master_addr_by_name(SERVICE)[1]))
+            except Exception:
+                continue
+            finally:
+                client.close()
+        return max(set(ports), key=ports.count) if len(ports) >= 2 else None

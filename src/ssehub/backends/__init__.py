@@ -13,7 +13,7 @@ from ._base import Backend, DuplicateEventIdError, History, HistoryLimits, Recor
 from .memory import MemoryBackend
 
 if TYPE_CHECKING:
-    from .redis import RedisBackend
+    from .redis import RedisBackend, RedisStatistics, ReplicaWaitError
     from .sqlite import SQLiteBackend
 
 __all__ = (
@@ -24,12 +24,19 @@ __all__ = (
     "MemoryBackend",
     "Record",
     "RedisBackend",
+    "RedisStatistics",
+    "ReplicaWaitError",
     "SQLiteBackend",
     "SharedBackend",
     "backend_from_url",
 )
 
-_LAZY = {"RedisBackend": "redis", "SQLiteBackend": "sqlite"}
+_LAZY = {
+    "RedisBackend": "redis",
+    "RedisStatistics": "redis",
+    "ReplicaWaitError": "redis",
+    "SQLiteBackend": "sqlite",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -51,7 +58,9 @@ def backend_from_url(url: str, limits: HistoryLimits | None = None) -> Backend:
     """The backend a store URL names: `memory:` (this process only),
     `sqlite:PATH` (`sqlite:relative.db`; `sqlite:/abs/path.db` and
     `sqlite:///abs/path.db` are the same absolute path), or
-    `redis://host:port/db[?prefix=ssehub:]` (shared by every hub on it)."""
+    `redis://host:port/db` or
+    `redis+sentinel://host:26379,host:26379,.../SERVICE/db` (shared by every
+    hub on it; parameters `prefix=`, `wait=N`, `wait_timeout_ms=`)."""
     if url in ("memory:", "memory://"):
         return MemoryBackend(limits)
     if url.startswith("sqlite:"):
@@ -65,13 +74,11 @@ def backend_from_url(url: str, limits: HistoryLimits | None = None) -> Backend:
         from .sqlite import SQLiteBackend
 
         return SQLiteBackend(path, limits)
-    if url.startswith(("redis://", "rediss://")):
-        from urllib.parse import parse_qs, urlsplit, urlunsplit
-
+    if url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
         from .redis import RedisBackend
 
-        parts = urlsplit(url)
-        prefix = parse_qs(parts.query).get("prefix", ["ssehub:"])[0]
-        plain = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-        return RedisBackend(plain, limits, prefix=prefix)
-    raise ValueError(f"unknown store URL {url!r}: use memory:, sqlite:PATH or redis://host:port/db")
+        return RedisBackend(url, limits)  # the URL's grammar: backends/_redis_url.py
+    raise ValueError(
+        f"unknown store URL {url!r}: use memory:, sqlite:PATH, redis://host:port/db"
+        " or redis+sentinel://host:26379,.../SERVICE/db"
+    )

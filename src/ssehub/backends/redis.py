@@ -14,6 +14,12 @@ Redis memory stays bounded. Reads apply both bounds exactly. An append is one
 Lua script, so it is atomic: the log entry, the duplicate-id check, the
 topic entries.
 
+Where Redis is: `redis://host:port/db` (one server), or
+`redis+sentinel://host1:26379,host2:26379,host3:26379/SERVICE/db` (the
+primary Sentinel names, followed across failovers); `?wait=N` makes every
+append wait for N replicas (`WAIT`) before it is acknowledged. The grammar
+is in `_redis_url.py`; docs/scale-out.md says what each mode guarantees.
+
 Install with `pip install 'ssehub[redis]'` (redis-py's asyncio client).
 This is the storage half of scale-out: any process can resume any client.
 """
@@ -25,13 +31,15 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 from ssehub.protocol import Event, encode_event
 
 from ._base import DuplicateEventIdError, History, HistoryLimits, Record, check_page
+from ._redis_url import RedisURL, parse_redis_url, redact
 
-__all__ = ("RedisBackend",)
+__all__ = ("RedisBackend", "RedisStatistics", "ReplicaWaitError")
 
 _APPEND = """
 -- KEYS[1] log, KEYS[2] the id's index key, KEYS[3..] topic streams
@@ -79,26 +87,81 @@ def _stream_id(position: int) -> str:
     return f"{position >> 20}-{position & 0xFFFFF}"
 
 
+class ReplicaWaitError(ConnectionError):
+    """Fewer replicas than `wait` confirmed an append in time: the publish is
+    not acknowledged. The event is on the primary all the same, so it may
+    still reach subscribers and history (or be lost in a failover)."""
+
+    def __init__(self, confirmed: int, wanted: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"{confirmed} of {wanted} Redis replicas confirmed the append within"
+            f" {timeout_ms} ms: not acknowledged"
+        )
+        self.confirmed = confirmed
+        self.wanted = wanted
+
+
+@dataclass(frozen=True, slots=True)
+class RedisStatistics:
+    """`RedisBackend.statistics()`: where the primary is and what went wrong."""
+
+    primary: str | None
+    """`host:port` of the primary in use (Sentinel: the last one it named)."""
+    failovers: int
+    """Times Sentinel named a different primary than before."""
+    wait_timeouts: int
+    """Appends refused because fewer than `wait` replicas confirmed them."""
+
+
 class RedisBackend:
-    """History in Redis Streams (`redis://host:port/db`), over at most
-    `max_connections` connections (requests beyond wait for one)."""
+    """History in Redis Streams, over at most `max_connections` connections
+    (requests beyond wait for one). `url` is a store URL — `redis://host:port/db`
+    or `redis+sentinel://hosts/SERVICE/db`, with `prefix=`, `wait=` and
+    `wait_timeout_ms=` parameters; a keyword argument given here wins over
+    the URL's parameter. `wait=N`: each append is acknowledged only once N
+    replicas have it (else `ReplicaWaitError`)."""
 
     def __init__(
         self,
         url: str = "redis://127.0.0.1:6379/0",
         limits: HistoryLimits | None = None,
         *,
-        prefix: str = "ssehub:",
+        prefix: str | None = None,
         max_connections: int = 64,
         clock: Callable[[], float] = time.time,
+        wait: int | None = None,
+        wait_timeout: float | None = None,
     ) -> None:
+        parsed = parse_redis_url(url)
+        if wait_timeout is not None and not wait_timeout > 0:
+            raise ValueError(f"RedisBackend wait_timeout must be > 0 seconds, not {wait_timeout!r}")
+        self._target: RedisURL = RedisURL(
+            url=parsed.url,
+            sentinels=parsed.sentinels,
+            service=parsed.service,
+            db=parsed.db,
+            username=parsed.username,
+            password=parsed.password,
+            sentinel_password=parsed.sentinel_password,
+            prefix=parsed.prefix if prefix is None else prefix,
+            wait=parsed.wait if wait is None else wait,
+            wait_timeout_ms=parsed.wait_timeout_ms
+            if wait_timeout is None
+            else max(1, round(wait_timeout * 1000)),
+        )  # validated again with the keyword arguments
+        if type(max_connections) is not int or max_connections < 1:
+            raise ValueError(f"max_connections must be an int >= 1, not {max_connections!r}")
         self.url = url
-        self.prefix = prefix
+        self.prefix = self._target.prefix
+        self.wait = self._target.wait
+        self.wait_timeout = self._target.wait_timeout_ms / 1000
         self.max_connections = max_connections
         self._limits = limits or HistoryLimits()
         self._clock = clock
         self._redis: Any = None
         self._append: Any = None
+        self._sentinel: Any = None
+        self._wait_timeouts = 0
 
     @property
     def limits(self) -> HistoryLimits:
@@ -111,18 +174,60 @@ class RedisBackend:
             raise ImportError(
                 "the Redis store needs redis-py: pip install 'ssehub[redis]'"
             ) from None
-        # A burst of subscriptions waits for a connection instead of failing
-        pool = aioredis.BlockingConnectionPool.from_url(
-            self.url, max_connections=self.max_connections, timeout=10, decode_responses=True
-        )
-        self._redis = aioredis.Redis(connection_pool=pool)
-        await self._redis.ping()  # fail at start, with Redis's own reason
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import ResponseError
+
+        target = self._target
+        if target.sentinels:
+            self._sentinel, self._redis = _sentinel_client(target, self.max_connections)
+        else:
+            # A burst of subscriptions waits for a connection instead of failing
+            pool = aioredis.BlockingConnectionPool.from_url(
+                target.url, max_connections=self.max_connections, timeout=10, decode_responses=True
+            )
+            self._redis = aioredis.Redis(connection_pool=pool)
+        try:
+            await self._redis.ping()  # fail at start, with Redis's own reason
+            if self.wait:
+                try:
+                    info = await self._redis.info("replication")
+                except ResponseError:  # INFO not allowed to this user: no warning then
+                    info = {}
+                replicas = info.get("connected_slaves", self.wait)
+                if replicas < self.wait:
+                    log.warning(
+                        "the Redis primary has %d replicas connected, wait=%d needs %d:"
+                        " publishes fail until they are there",
+                        replicas, self.wait, self.wait,
+                    )  # fmt: skip
+        except BaseException as error:
+            await self.aclose()
+            if isinstance(error, RedisConnectionError):  # a line naming where, not a traceback
+                raise ConnectionError(
+                    f"the Redis store {redact(self.url)} is unreachable: {_reason(error)}"
+                ) from error
+            raise
         self._append = self._redis.register_script(_APPEND)
 
     async def aclose(self) -> None:
         if self._redis is not None:
             await self._redis.aclose(close_connection_pool=True)  # the pool is ours
             self._redis = None
+        if self._sentinel is not None:
+            await self._sentinel.aclose()
+            self._sentinel = None
+
+    def statistics(self) -> RedisStatistics:
+        pool = self._redis.connection_pool if self._redis is not None else None
+        primary = getattr(pool, "primary", None)
+        if primary is None and pool is not None and not self._target.sentinels:
+            kwargs = pool.connection_kwargs
+            primary = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+        return RedisStatistics(
+            primary=primary,
+            failovers=getattr(pool, "failovers", 0),
+            wait_timeouts=self._wait_timeouts,
+        )
 
     async def append(self, record: Record) -> None:
         from redis.exceptions import ResponseError
@@ -139,11 +244,23 @@ class RedisBackend:
         oldest = max(0, int((record.time - self._limits.max_age) * 1000))  # ms, as stream ids
         args = [self._limits.max_events, ttl, LOG_BOUND, f"{oldest}-0", *fields]
         try:
-            await self._append(keys=keys, args=args)
+            if not self.wait:
+                await self._append(keys=keys, args=args)
+                return
+            # WAIT counts the replicas that have this connection's writes: it
+            # goes right after the script, on the same connection (a pipeline)
+            timeout_ms = self._target.wait_timeout_ms
+            pipe = self._redis.pipeline(transaction=False)
+            await self._append(keys=keys, args=args, client=pipe)
+            pipe.wait(self.wait, timeout_ms)
+            _, confirmed = await pipe.execute()
         except ResponseError as error:
             if "DUPLICATE" in str(error):
                 raise DuplicateEventIdError(record.id) from None
             raise
+        if confirmed < self.wait:
+            self._wait_timeouts += 1
+            raise ReplicaWaitError(confirmed, self.wait, timeout_ms)
 
     async def history(
         self,
@@ -249,3 +366,52 @@ class RedisBackend:
 
     def _topic(self, topic: str) -> str:
         return f"{self.prefix}topic:{topic}"
+
+
+def _reason(error: Exception) -> str:
+    from redis.asyncio.sentinel import MasterNotFoundError
+
+    if isinstance(error, MasterNotFoundError):
+        return "no Sentinel named a primary (Sentinels down, or no such service)"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _sentinel_client(target: RedisURL, max_connections: int) -> tuple[Any, Any]:
+    """A Sentinel manager and a client of the primary it names, over a
+    blocking pool that notes when the primary moves (a failover)."""
+    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+
+    class FollowingPool(SentinelConnectionPool, BlockingConnectionPool):
+        primary: str | None = None
+        failovers = 0
+
+        async def get_master_address(self) -> Any:
+            address = await super().get_master_address()  # type: ignore[no-untyped-call]
+            named = f"{address[0]}:{address[1]}"
+            if self.primary is not None and named != self.primary:
+                self.failovers += 1
+                log.warning("Redis Sentinel names a new primary: %s (was %s)", named, self.primary)
+            self.primary = named
+            return address
+
+    sentinel_kwargs: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+    if target.sentinel_password is not None:
+        sentinel_kwargs["password"] = target.sentinel_password
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(target.sentinels),
+        sentinel_kwargs=sentinel_kwargs,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        decode_responses=True,
+        socket_connect_timeout=5.0,
+    )
+    client = sentinel.master_for(
+        target.service,
+        redis_class=Redis,
+        connection_pool_class=FollowingPool,
+        max_connections=max_connections,
+        timeout=10,
+    )
+    return sentinel, client

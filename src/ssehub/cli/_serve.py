@@ -127,8 +127,11 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         default=STORE,
         metavar="URL",
         help="history: sqlite:PATH (durable; sqlite:hub.db is in the working folder, "
-        "sqlite:///var/lib/hub.db absolute), redis://host:port/db (shared by several hubs) "
-        "or memory: (this process only)",
+        "sqlite:///var/lib/hub.db absolute), redis://host:port/db (shared by several hubs), "
+        "redis+sentinel://host:26379,host:26379,.../SERVICE/db (the primary Sentinel names, "
+        "followed across failovers) or memory: (this process only); Redis URLs take "
+        "?prefix=KEYS: &wait=N (acknowledge a publish only once N replicas have it) "
+        "&wait_timeout_ms=1000 (else 503)",
     )
     serve.add_argument("--cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--key", metavar="FILE", help="the certificate's private key (PEM)")
@@ -398,7 +401,7 @@ def _workers(args: argparse.Namespace) -> int:
         check_reuse_port("--workers > 1")
     except ValueError as error:
         raise UsageError(str(error)) from None
-    if not str(args.store).startswith(("redis://", "rediss://")):
+    if not str(args.store).startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
         raise UsageError(
             "--workers > 1 needs a shared store (--store redis://host:port/db): with "
             f"{args.store} each process would keep a history of its own"
