@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from ssehub import BackgroundHub
+from tests.support.helpers import free_port
+from tests.support.processes import spawn, stop
 
 pytestmark = pytest.mark.browser
 
@@ -154,3 +156,31 @@ def test_a_tab_joining_a_shared_connection_gets_the_recent_events_from_the_other
                 assert page.evaluate(IDS) == sent[::-1]
         finally:
             context.close()
+
+
+def test_pipe_serve_feed_url_shows_the_piped_lines_after_the_input_ended(
+    browser: Any, tmp_path: Path
+) -> None:
+    """Issue 13's `tail -f app.log | ssehub pipe logs --serve`, as a real
+    process: the URL it printed is alive after its input ended, and shows
+    the last lines, newest first."""
+    lines = [f"2026-12-01 09:00:{i:02} INFO request {i} done" for i in range(30)]
+    (tmp_path / "app.log").write_text("\n".join(lines) + "\n")
+    port = free_port()
+    with (tmp_path / "app.log").open() as stdin:
+        proc = spawn("pipe", "logs", "--serve", "--port", str(port), stdin=stdin.fileno())
+    page = browser.new_page()
+    try:
+        assert proc.stderr is not None
+        said = [proc.stderr.readline(), proc.stderr.readline()]
+        url = f"http://127.0.0.1:{port}/?topic=logs&view=feed"
+        assert said[0] == f"ssehub pipe: open {url}\n"
+        assert said[1].startswith("ssehub pipe: input ended")
+        page.goto(url)
+        _count(page, 20)
+        assert page.evaluate(TEXTS)[:20] == lines[::-1][:20]
+        assert proc.poll() is None
+    finally:
+        page.close()
+        code, _, err = stop(proc)
+    assert code == 0, err
