@@ -170,9 +170,11 @@ def test_pipe_to_a_running_hub() -> None:
         assert "403 publishing over HTTP is disabled" in refused.stderr
 
 
-def test_pipe_serve_delivers_everything_read_then_stops() -> None:
+def test_pipe_serve_exit_at_eof_delivers_everything_read_then_stops() -> None:
     port = free_port()
-    proc = spawn("pipe", "build", "--serve", "--port", str(port), stdin=subprocess.PIPE)
+    proc = spawn(
+        "pipe", "build", "--serve", "--exit-at-eof", "--port", str(port), stdin=subprocess.PIPE
+    )
     try:
         sock = connect(port, b"GET /.well-known/mercure?topic=build HTTP/1.1\r\nHost: x\r\n\r\n")
         head = sock.recv(4096)
@@ -182,13 +184,78 @@ def test_pipe_serve_delivers_everything_read_then_stops() -> None:
     finally:
         stop(proc)
     assert code == 0, err
-    assert f"http://127.0.0.1:{port}/?topic=build" in err
+    assert f"http://127.0.0.1:{port}/?topic=build&view=feed" in err
+    assert "input ended" not in err
     parser = EventStreamParser()
     events = parser.feed(head.partition(b"\r\n\r\n")[2])
     while chunk := sock.recv(65536):  # until the hub ended the stream
         events += parser.feed(chunk)
     sock.close()
     assert [e.data for e in events] == lines
+
+
+def _stderr_until(proc: subprocess.Popen[str], text: str, timeout: float = 20) -> str:
+    """What `proc` wrote on stderr up to and including `text`."""
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text.encode() not in seen:
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([fd], [], [], max(left, 0))
+        assert ready, f"no {text!r} on stderr within {timeout} s: {seen!r}"
+        chunk = os.read(fd, 65536)
+        assert chunk, f"stderr closed before {text!r}: {seen!r}"
+        seen += chunk
+    return seen.decode()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_pipe_serve_keeps_serving_after_input_ends_until_a_signal(
+    sig: signal.Signals, tmp_path: Path
+) -> None:
+    """The URL it printed stays alive: at end of input it says so, the page
+    and the history are still served, and Ctrl-C (or SIGTERM) stops it: 0."""
+    port = free_port()
+    lines = [f"line {i}" for i in range(30)]
+    (tmp_path / "input").write_text("\n".join(lines) + "\n")
+    with (tmp_path / "input").open() as stdin:
+        proc = spawn("pipe", "my logs", "--serve", "--port", str(port), stdin=stdin.fileno())
+    try:
+        said = _stderr_until(proc, "until Ctrl-C")
+        url = f"http://127.0.0.1:{port}/?topic=my+logs&view=feed"
+        assert said.splitlines() == [
+            f"ssehub pipe: open {url}",
+            f"ssehub pipe: input ended (30 lines published); still serving {url} until Ctrl-C",
+        ]
+        time.sleep(0.5)  # it did not stop on its own
+        assert proc.poll() is None
+        page = connect(port, b"GET /?topic=my+logs&view=feed HTTP/1.1\r\nHost: x\r\n"
+                             b"Connection: close\r\n\r\n")  # fmt: skip
+        body = b""
+        while chunk := page.recv(65536):
+            body += chunk
+        page.close()
+        assert body.startswith(b"HTTP/1.1 200 OK")
+        assert b"live.js" in body
+        sock = connect(port, b"GET /.well-known/mercure?topic=my%20logs&lastEventID=earliest "
+                             b"HTTP/1.1\r\nHost: x\r\n\r\n")  # fmt: skip
+        parser = EventStreamParser()
+        data = sock.recv(65536)
+        assert data.startswith(b"HTTP/1.1 200 OK")
+        events = parser.feed(data.partition(b"\r\n\r\n")[2])
+        while len(events) < len(lines):
+            chunk = sock.recv(65536)
+            assert chunk, "stream ended"
+            events += parser.feed(chunk)
+        assert [e.data for e in events] == lines
+        proc.send_signal(sig)
+        code, _, err = finish(proc, timeout=20)
+        sock.close()
+    finally:
+        stop(proc)
+    assert code == 0, err
+    assert "Traceback" not in err
 
 
 def _subscribed(hub: BackgroundHub, count: int = 1) -> None:

@@ -1,14 +1,46 @@
-// The built-in live page: subscribe to one topic, show the latest value big
-// and every received event in a log. The source reconnects by itself and
-// resumes from the last event ID, so the hub replays what was published
-// while the page was away.
+// The built-in live page: subscribe to one topic and show it either as one
+// big live value (the clock) or as a feed, the recent events newest first,
+// each with its time and its whole text (logs, multi-line data).
+//
+//   /?topic=T             the value view, or the feed once data is multi-line
+//                         or longer than LONG characters
+//   /?topic=T&view=feed   the feed from the start
+//   /?topic=T&view=value  the value view whatever the data
+//
+// The page opens with the topic's recent history (OPEN_WITH), so the current
+// value and the last lines are there at once. The source reconnects by itself
+// and resumes from the last event ID (which then replaces OPEN_WITH), so the
+// hub replays what was published while the page was away.
 "use strict";
 
-const MAX_LOG = 200;
-const topic = new URLSearchParams(location.search).get("topic") || "clock";
+// What the page asks the hub for when it opens: the whole history still kept
+// (bounded per topic by the hub), of which it keeps the last MAX_LOG.
+const OPEN_WITH = { lastEventID: "earliest" };
+const MAX_LOG = 200;  // entries kept and shown
+const MAX_TEXT = 20000;  // characters shown of one event's data
+const LONG = 80;  // longer data (or any line break) switches to the feed
+
+const params = new URLSearchParams(location.search);
+const topic = params.get("topic") || "clock";
+const asked = params.get("view");  // "feed", "value" or automatic
 const $ = (id) => document.getElementById(id);
 $("topic").textContent = topic;
 document.title = `ssehub — ${topic}`;
+
+let view = asked === "feed" ? "feed" : "value";
+let following = true;  // the feed shows each event as it comes
+let pending = 0;  // events received while paused
+let received = 0;
+const entries = [];  // newest last: { kind: "event" | "gap", id, data, time }
+const ids = new Set();
+
+for (const [name, target] of [["to-value", "value"], ["to-feed", "feed"]]) {
+  const link = $(name);
+  const there = new URLSearchParams(location.search);
+  there.set("topic", topic);
+  there.set("view", target);
+  link.href = `?${there}`;
+}
 
 function setStatus(text, cls) {
   const el = $("status");
@@ -16,32 +48,122 @@ function setStatus(text, cls) {
   el.className = `status ${cls}`;
 }
 
+// The time an event was published: its id when the hub made it (a
+// time-ordered UUID, version 7: the first 48 bits are milliseconds), else
+// the time it arrived here.
+function publishedAt(id) {
+  const hex = /^(?:urn:uuid:)?([0-9a-f]{8})-([0-9a-f]{4})-7/i.exec(id || "");
+  return hex ? new Date(parseInt(hex[1] + hex[2], 16)) : new Date();
+}
+
+function clock(time) {
+  const today = time.toDateString() === new Date().toDateString();
+  return today ? time.toLocaleTimeString() : time.toLocaleString();
+}
+
 function show(data) {
   const when = /^\d{4}-\d\d-\d\dT/.test(data) ? new Date(data) : null;
   $("value").textContent = when && !isNaN(when) ? when.toLocaleTimeString() : data;
 }
 
-function log(text, id, cls) {
+function setView(next) {
+  view = next;
+  document.body.className = `view-${view}`;
+  $("to-value").toggleAttribute("aria-current", view === "value");
+  $("to-feed").toggleAttribute("aria-current", view === "feed");
+  $("log-title").firstChild.textContent = view === "feed" ? `Feed of ${topic} ` : "Received events ";
+  renderAll();
+}
+
+// One list item: in the value view one line (its id's tail and the data),
+// in the feed its time over the whole text in a monospace block.
+function item(entry) {
   const li = document.createElement("li");
-  if (cls) li.className = cls;
-  if (id) {
-    li.dataset.id = id;
-    const span = document.createElement("span");
-    span.className = "id";
-    span.textContent = `${id.slice(-8)} `;
-    li.append(span);
+  if (entry.kind === "gap") {
+    li.className = "gap";
+    li.textContent = "some events may be missing: the hub no longer had the last one we saw";
+    return li;
   }
-  li.append(document.createTextNode(text));
+  if (entry.id) li.dataset.id = entry.id;
+  if (view === "feed") {
+    const time = document.createElement("time");
+    time.dateTime = entry.time.toISOString();
+    time.textContent = clock(entry.time);
+    const pre = document.createElement("pre");
+    const cut = entry.data.length - MAX_TEXT;
+    pre.textContent = cut > 0 ? `${entry.data.slice(0, MAX_TEXT)}\n… (${cut} more characters)` : entry.data;
+    if (!entry.data) pre.className = "empty";
+    li.append(time, pre);
+  } else {
+    if (entry.id) {
+      const span = document.createElement("span");
+      span.className = "id";
+      span.textContent = `${entry.id.slice(-8)} `;
+      li.append(span);
+    }
+    li.append(document.createTextNode(entry.data));
+  }
+  return li;
+}
+
+function renderAll() {
   const list = $("log");
-  list.prepend(li);
+  list.replaceChildren(...entries.map(item).reverse());
+  pending = 0;
+  renderFollow();
+}
+
+function renderFollow() {
+  const button = $("follow");
+  button.textContent = following ? "Pause" : pending ? `Follow (${pending} new)` : "Follow";
+  button.setAttribute("aria-label", following ? "pause the feed" : "follow the feed again");
+}
+
+function add(entry) {
+  if (entry.id) {
+    if (ids.has(entry.id)) return;
+    ids.add(entry.id);
+  }
+  entries.push(entry);
+  while (entries.length > MAX_LOG) {
+    const old = entries.shift();
+    if (old.id) ids.delete(old.id);
+  }
+  if (entry.kind === "event" && view === "value" && asked !== "value" &&
+      (entry.data.length > LONG || /[\r\n]/.test(entry.data))) {
+    setView("feed");  // renders every entry, this one too
+    return;
+  }
+  if (view === "feed" && !following) {
+    pending += 1;
+    renderFollow();
+    return;
+  }
+  const list = $("log");
+  list.prepend(item(entry));
   while (list.children.length > MAX_LOG) list.lastElementChild.remove();
 }
 
-let received = 0;
+setView(view);
+
+$("follow").addEventListener("click", () => {
+  following = !following;
+  if (following) renderAll();
+  else renderFollow();
+});
+
+function onEvent(entry) {
+  received += 1;
+  show(entry.data);
+  $("meta").textContent = `${received} events received · last at ${new Date().toLocaleTimeString()}`;
+  add(entry);
+}
+
+const query = new URLSearchParams({ topic, ...OPEN_WITH });
 // One connection for every open tab of this page (see /_ssehub/ssehub.js);
 // a plain EventSource if the helper did not load.
 const Source = window.SharedEventSource || EventSource;
-const source = new Source(`/.well-known/mercure?topic=${encodeURIComponent(topic)}`);
+const source = new Source(`/.well-known/mercure?${query}`);
 window.ssehubSource = source;
 source.onopen = () => setStatus("live", "live");
 source.onerror = () => {
@@ -49,11 +171,35 @@ source.onerror = () => {
   else setStatus("reconnecting…", "connecting");
 };
 source.onmessage = (event) => {
-  received += 1;
-  show(event.data);
-  $("meta").textContent = `${received} events received · last at ${new Date().toLocaleTimeString()}`;
-  log(event.data, event.lastEventId);
+  onEvent({ kind: "event", id: event.lastEventId, data: event.data, time: publishedAt(event.lastEventId) });
 };
-source.addEventListener("ssehub-gap", () => {
-  log("some events may be missing: the hub no longer had the last one we saw", null, "gap");
-});
+source.addEventListener("ssehub-gap", () => add({ kind: "gap" }));
+
+// A tab that joins a connection another tab already holds gets only the
+// events from now on: it asks the open tabs of this topic for what they
+// have, and takes the first answer (older than all it received itself).
+if (window.SharedEventSource && "BroadcastChannel" in window) {
+  const tabs = new BroadcastChannel(`ssehub-page:${source.url || topic}`);
+  let answered = false;
+  tabs.onmessage = ({ data: message }) => {
+    if (message.kind === "ask" && entries.some((e) => e.kind === "event")) {
+      tabs.postMessage({
+        kind: "recent",
+        entries: entries.filter((e) => e.kind === "event").map((e) => ({ ...e, time: e.time.getTime() })),
+      });
+    } else if (message.kind === "recent" && !answered && !source.isLeader) {
+      answered = true;
+      const mine = entries.splice(0);
+      ids.clear();
+      for (const entry of message.entries) add({ ...entry, time: new Date(entry.time) });
+      for (const entry of mine) add(entry);
+      const latest = entries.filter((e) => e.kind === "event").pop();
+      if (latest) show(latest.data);
+      if (!received && latest) {
+        $("meta").textContent = `${entries.length} recent events, from another open tab`;
+      }
+      renderAll();
+    }
+  };
+  tabs.postMessage({ kind: "ask" });
+}
