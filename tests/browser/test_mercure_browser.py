@@ -2,7 +2,9 @@
 `EventSource` to subscribe, `fetch` with an HS256 JWT to publish — public,
 private (token by cookie or query parameter), multi-topic, URI topics and
 URI templates,
-in real Chromium against `ssehub serve --jwt-key ... --anonymous`."""
+in real Chromium against both front ends: `ssehub serve` and
+`examples/fastapi_mercure.py` under uvicorn, configured alike by
+`SSEHUB_JWT_KEY`, `SSEHUB_ANONYMOUS=1` and `SSEHUB_PAGE`."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ import jwt
 import pytest
 
 from tests.support.asgi import wait_until
+from tests.support.frontends import FRONTENDS, Frontend
 from tests.support.helpers import free_port
-from tests.support.processes import connect, spawn, stop
 
 pytestmark = pytest.mark.browser
 
@@ -46,15 +48,16 @@ PAGE = """<!doctype html><meta charset="utf-8"><title>mercure</title>
 </script>"""
 
 
-def test_page_subscribes_and_publishes_as_with_a_mercure_hub(browser: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", FRONTENDS)
+def test_page_subscribes_and_publishes_as_with_a_mercure_hub(
+    browser: Any, tmp_path: Path, kind: str
+) -> None:
     (tmp_path / "index.html").write_text(PAGE)
-    port = free_port()
-    proc = spawn("serve", "--port", str(port), "--jwt-key", SECRET, "--anonymous",
-                 "--page", str(tmp_path))  # fmt: skip
+    env = {"SSEHUB_JWT_KEY": SECRET, "SSEHUB_ANONYMOUS": "1", "SSEHUB_PAGE": str(tmp_path)}
+    hub = Frontend(kind, env, free_port())
     page = browser.new_page()
     try:
-        connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").close()
-        page.goto(f"http://127.0.0.1:{port}/")
+        page.goto(f"{hub.url}/")
         reader = jwt.encode({"mercure": {"subscribe": [BOOK]}}, SECRET, algorithm="HS256")
         writer = jwt.encode({"mercure": {"publish": ["*"]}}, SECRET, algorithm="HS256")
         page.evaluate(
@@ -91,5 +94,5 @@ def test_page_subscribes_and_publishes_as_with_a_mercure_hub(browser: Any, tmp_p
         assert denied[0] == 401
     finally:
         page.close()
-        stop(proc)
-    assert wait_until(lambda: proc.poll() is not None, 5)
+        hub.stop()
+    assert wait_until(lambda: hub.proc.poll() is not None, 5)

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ssehub.server import JWTAuth
+from ssehub.mercure import JWTAuth
 from tests.support.helpers import publish, request, subscribe
 from tests.support.servers import serving
 
@@ -260,5 +260,22 @@ def test_subscription_events_and_the_subscriptions_api() -> None:
             ended = json.loads((await watcher.next_events(1))[0].data)
             assert (ended["subscriber"], ended["active"]) == (subscriber, False)
             watcher.close()
+
+    run(body)
+
+
+def test_clock_skew_leeway_on_nbf_and_iat_is_configurable() -> None:
+    async def body() -> None:
+        soon = int(time.time()) + 2  # the publisher's clock is 2 s ahead of the hub's
+        skewed = token(publish=["*"], nbf=soon, iat=soon)
+        strict = JWTAuth(publisher_key=SECRET, leeway=0)
+        async with serving(auth=strict) as (_, _, port):
+            refused = await post(port, skewed, topic="a", data="x")
+            assert (refused.status, refused.text) == (
+                401, "the JWT is not valid yet (nbf or iat in the future)\n"
+            )  # fmt: skip
+        async with serving(auth=JWTAuth(publisher_key=SECRET, leeway=5)) as (_, _, port):
+            accepted = await post(port, skewed, topic="a", data="x")
+            assert accepted.status == 200
 
     run(body)

@@ -16,6 +16,7 @@ import pytest
 
 from ssehub.backends import SQLiteBackend
 from ssehub.hub import Hub
+from ssehub.mercure import MercureConfig
 from ssehub.server import HubServer, ServerConfig
 from tests.support.helpers import form, read_head, request, self_signed_certificate, subscribe
 from tests.support.servers import run, serving, until
@@ -109,7 +110,7 @@ def test_a_trickled_head_is_cut_at_its_deadline(loop: str) -> None:
             assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
             assert answer.endswith(b"\r\n\r\nrequest head not received within 1 s\n")
             assert 0.9 < took < 5
-            await until(lambda: not srv._connections)
+            await until(lambda: not srv.connections)
 
     run_on(loop, body)
 
@@ -149,7 +150,7 @@ def test_a_trickled_head_over_tls_is_cut_at_its_deadline(tmp_path: Path) -> None
             assert 0.9 < time.monotonic() - started < 5
             assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
             assert answer.endswith(b"\r\n\r\nrequest head not received within 1 s\n")
-            await until(lambda: not srv._connections)
+            await until(lambda: not srv.connections)
 
     run(body)
 
@@ -160,12 +161,12 @@ def test_a_hub_full_of_slowloris_connections_accepts_subscribers_again_once_they
             attackers = [
                 asyncio.create_task(trickle(port, b"GET /", b"a", every=0.1)) for _ in range(5)
             ]
-            await until(lambda: len(srv._connections) == 5)
+            await until(lambda: len(srv.connections) == 5)
             full = await request(port, "GET", "/healthz")
             assert (full.status, full.text) == (503, "the hub is at its connection limit (5)\n")
             answers = await asyncio.wait_for(asyncio.gather(*attackers), 5)
             assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers)
-            await until(lambda: not srv._connections)
+            await until(lambda: not srv.connections)
             stream = await subscribe(port, "t")
             assert stream.status == 200
             await until(lambda: hub.statistics().subscribers == 1)
@@ -214,7 +215,9 @@ def test_a_half_closed_publish_is_answered_and_stored(loop: str, tmp_path: Path)
     async def body() -> None:
         # on SQLite a publish waits for the store's thread: the half-close comes first
         async with Hub(backend=SQLiteBackend(tmp_path / "hub.db")) as hub:
-            srv = HubServer(hub, ServerConfig(port=0, anonymous_publish=True))
+            srv = HubServer(
+                hub, ServerConfig(port=0, mercure=MercureConfig(anonymous_publish=True))
+            )
             await srv.start()
             try:
                 await half_closed_publishes(hub, srv)
@@ -244,7 +247,7 @@ async def half_closed_publishes(hub: Hub, srv: HubServer) -> None:
     assert [r.event.data for r in history.records] == ["one", "two"]
     for record in history.records:
         assert answer.count(record.id.encode()) == 1
-    await until(lambda: not srv._connections)
+    await until(lambda: not srv.connections)
 
 
 # -- 16. no forged log lines ------------------------------------------------------------
@@ -392,7 +395,7 @@ def test_pipelined_requests_are_all_answered_in_order_with_a_bounded_queue(loop:
             async def watch() -> None:
                 nonlocal queued
                 while True:
-                    for conn in srv._connections:
+                    for conn in srv.connections:
                         queued = max(queued, len(conn._requests))
                     await asyncio.sleep(0)
 
@@ -428,7 +431,7 @@ def test_a_client_that_does_not_read_its_answers_stops_being_read(
             buffered = 0
             for _ in range(100):
                 await asyncio.sleep(0.01)
-                for conn in srv._connections:
+                for conn in srv.connections:
                     if conn.transport is not None:
                         buffered = max(buffered, conn.transport.get_write_buffer_size())
             assert buffered < 1024 * 1024  # not 300 answers less what the kernel holds

@@ -19,6 +19,7 @@ import pytest
 from ssehub import Hub
 from ssehub.backends import RedisBackend, ReplicaWaitError, backend_from_url
 from ssehub.hub import EventSubscription
+from ssehub.mercure import MercureConfig
 from ssehub.server import HubServer, ServerConfig
 from tests.support.helpers import Stream, publish, subscribe
 from tests.support.redis import RedisProcess, SentinelGroup, redis_server_or_skip
@@ -78,8 +79,12 @@ def _failover_during_a_publish_stream(folder: Path, query: str) -> Outcome:
     async def main(group: SentinelGroup) -> None:
         url = group.url(query)
         async with Hub(backend=RedisBackend(url)) as a, Hub(backend=RedisBackend(url)) as b:
-            server_a = HubServer(a, ServerConfig(port=0, anonymous_publish=True))
-            server_b = HubServer(b, ServerConfig(port=0, anonymous_publish=True))
+            server_a = HubServer(
+                a, ServerConfig(port=0, mercure=MercureConfig(anonymous_publish=True))
+            )
+            server_b = HubServer(
+                b, ServerConfig(port=0, mercure=MercureConfig(anonymous_publish=True))
+            )
             await server_a.start()
             await server_b.start()
             try:
@@ -217,7 +222,9 @@ def test_wait_without_enough_replicas_refuses_the_publish(tmp_path: Path) -> Non
         async with Hub(backend=backend_from_url(url)) as hub:
             with pytest.raises(ReplicaWaitError, match="0 of 1 Redis replicas confirmed"):
                 await hub.publish("t", "unconfirmed")
-            http = HubServer(hub, ServerConfig(port=0, anonymous_publish=True))
+            http = HubServer(
+                hub, ServerConfig(port=0, mercure=MercureConfig(anonymous_publish=True))
+            )
             await http.start()
             try:
                 answer = await publish(http.port, topic="t", data="unconfirmed too")

@@ -13,6 +13,7 @@ from pathlib import Path
 from ssehub import Hub
 from ssehub.backends import RedisBackend
 from ssehub.hub import EventSubscription
+from ssehub.mercure import MercureConfig
 from ssehub.protocol import Event
 from tests.support.helpers import missing
 from tests.support.redis import REDIS_URL, drop_keys, redis_or_skip
@@ -250,7 +251,9 @@ def test_while_redis_is_down_the_hub_says_so_and_keeps_its_streams(tmp_path: Pat
 
     async def main() -> None:
         async with Hub(backend=RedisBackend(redis.url)) as hub:
-            server = HubServer(hub, ServerConfig(port=0, anonymous_publish=True))
+            server = HubServer(
+                hub, ServerConfig(port=0, mercure=MercureConfig(anonymous_publish=True))
+            )
             await server.start()
             try:
                 stream = await subscribe(server.port, "t")

@@ -24,7 +24,7 @@ def test_stream_headers_and_first_bytes() -> None:
             assert h["content-type"] == "text/event-stream"
             assert "no-cache" in h["cache-control"]
             assert h["x-accel-buffering"] == "no"
-            assert h["last-event-id"] == "earliest"
+            assert "last-event-id" not in h  # only when the request asked to resume
             assert h.get("connection") != "keep-alive"
             assert "transfer-encoding" not in h
             first = await asyncio.wait_for(stream.reader.readexactly(3), 5)
@@ -60,7 +60,7 @@ def test_resume_with_header_and_query_parameter() -> None:
             assert [e.data for e in await by_header.next_events(2)] == ["3", "4"]
             by_query = await subscribe(port, "t", query_last_event_id=ids[3])
             assert [e.data for e in await by_query.next_events(1)] == ["4"]
-            assert by_query.headers["last-event-id"] == ids[4]
+            assert by_query.headers["last-event-id"] == ids[3]  # the event before the first sent
             assert "ssehub-gap" not in by_query.headers
             new = await hub.publish("t", "5")
             assert (await by_header.next_events(1))[0].id == new
@@ -93,7 +93,7 @@ def test_subscriber_leaving_is_cleaned_up_at_once() -> None:
             for stream in streams:
                 stream.close()
             await until(lambda: hub.statistics().subscribers == 0)
-            await until(lambda: not srv._connections)
+            await until(lambda: not srv.connections)
             assert hub.statistics().groups == 0
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             assert [t.get_name() for t in tasks] == ["ssehub-heartbeat"]
@@ -308,6 +308,8 @@ def test_publish_refusals_of_the_request_itself() -> None:
             disabled = await publish(port, topic="t", data="x")
             assert disabled.status == 403
             assert "disabled" in disabled.text
+            assert "--jwt-key" in disabled.text  # it names the flags that allow it
+            assert "--anonymous-publish" in disabled.text
         async with serving(anonymous_publish=True, max_body_bytes=1000) as (_, _, port):
             big = await publish(port, topic="t", data="x" * 2000)
             assert (big.status, big.text) == (413, "request body is larger than 1000 bytes\n")
@@ -412,7 +414,7 @@ def test_limits_on_topics_connections_and_idle_clients() -> None:
             full = await request(port, "GET", "/healthz")
             assert (full.status, full.text) == (503, "the hub is at its connection limit (3)\n")
             streams.pop().close()
-            await until(lambda: len(srv._connections) == 2)
+            await until(lambda: len(srv.connections) == 2)
             # a client that says nothing is closed after idle_timeout; streams stay
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             assert await asyncio.wait_for(reader.read(), 5) == b""
@@ -443,5 +445,53 @@ def test_https(tmp_path: Path) -> None:
             while b"over tls" not in data:
                 data += await asyncio.wait_for(reader.read(4096), 5)
             writer.close()
+
+    run(body)
+
+
+async def _raw_get(port: int, path: str, host: str) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    try:
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+
+
+def test_default_dashboard_answers_loopback_host_names_only() -> None:
+    """On by default on loopback must not mean "for any site that reaches
+    127.0.0.1 by DNS rebinding": such a page sends its own name as Host."""
+
+    async def body() -> None:
+        async with serving() as (hub, _, port):
+            await hub.publish("secret-topic", "x", private=True)
+            for host in ("127.0.0.1", f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+                ok = await _raw_get(port, "/_ssehub/", host)
+                assert ok.startswith(b"HTTP/1.1 200"), host
+            for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example"):
+                for path in ("/_ssehub/", "/_ssehub/stats"):
+                    refused = await _raw_get(port, path, host)
+                    assert refused.startswith(b"HTTP/1.1 403"), (host, path)
+                    assert refused.endswith(b"the dashboard answers loopback Host names only\n")
+                    assert b"secret-topic" not in refused
+            public = await _raw_get(port, "/_ssehub/ssehub.js", "evil.example")
+            assert public.startswith(b"HTTP/1.1 200")  # the page helper is for every origin
+        async with serving(dashboard_token="t0ken") as (_, _, port):
+            with_token = await _raw_get(port, "/_ssehub/?token=t0ken", "hub.example")
+            assert with_token.startswith(b"HTTP/1.1 200")  # the token works whatever the Host
+
+    run(body)
+
+
+def test_max_stream_seconds_ends_every_stream_with_a_retry() -> None:
+    async def body() -> None:
+        async with serving(max_stream_seconds=0.5) as (_, _, port):
+            stream = await subscribe(port, "t")
+            assert stream.status == 200
+            try:
+                rest = await stream.read_until_eof(5)
+            finally:
+                stream.close()
+            assert rest.endswith(b"retry: 1000\n\n")
 
     run(body)

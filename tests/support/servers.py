@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ssehub.backends import Backend, MemoryBackend
 from ssehub.hub import Hub, HubConfig
+from ssehub.mercure import MercureConfig
 from ssehub.server import HubServer, ServerConfig
 from ssehub.server._platform import run as run_loop
 from ssehub.testing import FakeClock
@@ -21,10 +23,14 @@ async def serving(
     backend: Backend | None = None,
     **server: object,
 ) -> AsyncIterator[tuple[Hub, HubServer, int]]:
+    """`server`: `ServerConfig` fields and `MercureConfig` fields, mixed."""
     if backend is None and clock is not None:
         backend = MemoryBackend(clock=clock.time)
+    names = {f.name for f in dataclasses.fields(MercureConfig)}
+    mercure = MercureConfig(**{k: v for k, v in server.items() if k in names})  # type: ignore[arg-type]
+    rest = {k: v for k, v in server.items() if k not in names}
     async with Hub(hub_config, backend=backend, clock=clock) as hub:
-        srv = HubServer(hub, ServerConfig(port=0, **server))  # type: ignore[arg-type]
+        srv = HubServer(hub, ServerConfig(port=0, mercure=mercure, **rest))  # type: ignore[arg-type]
         await srv.start()
         try:
             yield hub, srv, srv.port

@@ -14,6 +14,7 @@ PUBLIC = [
     "ssehub.protocol",
     "ssehub.backends",
     "ssehub.hub",
+    "ssehub.mercure",
     "ssehub.server",
     "ssehub.testing",
     "ssehub.cli",

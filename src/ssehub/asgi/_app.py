@@ -1,54 +1,74 @@
-"""`HubApp`: a `Hub` as an ASGI app, mountable in FastAPI and Starlette."""
+"""`HubApp`: a `Hub` as an ASGI app, mountable in FastAPI and Starlette: the
+Mercure protocol of `ssehub.mercure`, the same as `ssehub serve` speaks."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterable
-from urllib.parse import parse_qs
+from typing import Any
 
 from ssehub.hub import EventSubscription, Hub, HubClosedError, SlowSubscriberError
+from ssehub.mercure import (
+    MERCURE_PATH,
+    Listing,
+    Mercure,
+    MercureConfig,
+    Publish,
+    Request,
+    Response,
+    Subscribe,
+)
 
 from ._response import EventSourceResponse
 from ._types import Receive, Scope, Send
 
 __all__ = ("HubApp",)
 
-_SUBSCRIBE_PATHS = ("", "/", "/.well-known/mercure")
+_COME_BACK = b"retry: 1000\n\n"  # the token expired: come back soon, with a fresh one
 
 
 class HubApp:
-    """Serve a hub's subscribe endpoint from an ASGI app::
+    """Serve a hub as a Mercure endpoint from an ASGI app::
 
         hub = Hub()
-        events = HubApp(hub)
+        events = HubApp(hub, config=MercureConfig.from_environ())
         app = FastAPI(lifespan=events.lifespan)      # starts the hub, drains it at shutdown
-        app.mount("/events", events)                 # GET /events/?topic=T
+        app.mount("/.well-known/mercure", events)    # GET ...?topic=T, POST to publish
 
-        @app.post("/notify")
-        async def notify(text: str) -> None:
-            await hub.publish("notes", text)
-
-    `GET <path>?topic=T[&topic=U]` streams the topics (as a route, or
-    mounted: `app.mount("/hub", events)` serves `/hub/` and
-    `/hub/.well-known/mercure`) like the standalone server: replay with the
-    `Last-Event-ID` header or `lastEventID` parameter, the `Last-Event-ID`
-    and `SSEHub-Gap` response headers, heartbeats, a bounded buffer per
-    subscriber. Used as the top-level app, it also answers the ASGI lifespan
-    (starting the hub, and `drain(grace)` then `aclose()` at shutdown).
+    Everything `ssehub serve` does at `/.well-known/mercure`, configured by
+    the same `MercureConfig`: subscribe (`GET ?topic=T[&topic=U]`, resume
+    with `Last-Event-ID` or `lastEventID`), publish (`POST`, form fields),
+    JWT keys and private updates, anonymous access, CORS, publish origins,
+    the topic limit, the subscriptions API. Mounted at any path `P`, it
+    answers `P`, `P/`, `P/.well-known/mercure` and `P/subscriptions...`.
+    `max_body_bytes` bounds a publish body (413). Used as the top-level
+    app, it also answers the ASGI lifespan (starting the hub, and
+    `drain(grace)` then `aclose()` at shutdown).
     """
 
     def __init__(
         self,
         hub: Hub,
         *,
+        config: MercureConfig | None = None,
         grace: float = 5.0,
         send_timeout: float | None = 30.0,
         cors_origins: Iterable[str] = (),
+        max_body_bytes: int = 1024 * 1024,
     ) -> None:
+        origins = tuple(cors_origins)
+        if config is None:
+            config = MercureConfig(cors_origins=origins)
+        elif origins:
+            raise ValueError("give cors_origins in the MercureConfig, not both")
         self.hub = hub
+        self.config = config
+        self.mercure = Mercure(config, hub)
         self.grace = grace
         self.send_timeout = send_timeout
-        self.cors_origins = tuple(cors_origins)
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -56,52 +76,71 @@ class HubApp:
             return
         if scope["type"] != "http":
             return  # websockets are not ours: closing the scope refuses them
-        path = scope.get("path", "")
-        root = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root) :]
-        if path not in _SUBSCRIBE_PATHS:
-            await _plain(send, 404, f"not found: {scope.get('path', '')}")
+        path = _mercure_path(scope)
+        if path is None:
+            await _send(send, Response.text(404, f"not found: {scope.get('path', '')}"))
             return
-        if scope["method"] != "GET":
-            await _plain(send, 405, f"method {scope['method']} not allowed")
-            return
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        topics = query.get("topic")
-        if not topics or "" in topics:
-            await _plain(send, 400, "missing or empty 'topic' query parameter")
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        last_event_id = headers.get("last-event-id")
-        if last_event_id is None and "lastEventID" in query:
-            last_event_id = query["lastEventID"][0]
+        body = b""
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            read = await _body(receive, self.max_body_bytes)
+            if read is None:
+                limit = self.max_body_bytes
+                await _send(send, Response.text(413, f"request body is larger than {limit} bytes"))
+                return
+            body = read
+        request = Request.from_pairs(
+            scope["method"], path, scope.get("query_string", b""), scope["headers"], body
+        )
+        decision = self.mercure.decide(request)
+        if isinstance(decision, Subscribe):
+            await self._stream(decision, scope, receive, send)
+        elif isinstance(decision, Publish):
+            await _send(send, await self.mercure.publish(decision))
+        elif isinstance(decision, Listing):
+            await _send(send, await self.mercure.listing(decision))
+        else:
+            await _send(send, decision)
+
+    async def _stream(
+        self, decision: Subscribe, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         try:
-            sub = self.hub.subscribe(topics, last_event_id=last_event_id)
+            sub = self.hub.subscribe(
+                decision.topics,
+                last_event_id=decision.last_event_id,
+                private_topics=decision.private_topics,
+            )
         except ValueError as error:
-            await _plain(send, 400, str(error))
+            await _send(send, Response.text(400, str(error), decision.cors))
             return
+        subscriber = None
+        timer = None
         try:
             try:
                 resume = await sub.open()
             except HubClosedError:
-                await _plain(send, 503, "the hub is shutting down")
+                await _send(send, Response.text(503, "the hub is shutting down", decision.cors))
                 return
-            extra = {"Last-Event-ID": resume.last_event_id}
-            if resume.gap:
-                extra["SSEHub-Gap"] = "1"
-            origin = headers.get("origin")
-            if origin and ("*" in self.cors_origins or origin in self.cors_origins):
-                extra["Access-Control-Allow-Origin"] = origin
-                extra["Vary"] = "Origin"
+            subscriber = await self.mercure.opened(decision, sub.topics)
+            seconds = decision.seconds_left(time.time())
+            if seconds is not None:
+                timer = asyncio.get_running_loop().call_later(seconds, sub.close)
             response = EventSourceResponse._of_frames(
-                _frames(sub),
-                headers=extra,
+                _frames(sub, seconds is not None),
+                headers=dict(decision.headers(resume)[1:]),
                 heartbeat=self.hub.config.heartbeat,
                 send_timeout=self.send_timeout,
             )
+            # Mercure's Cache-Control (no intermediary may store a private update)
+            response.raw_headers = [
+                (k, v) for k, v in response.raw_headers if k != b"cache-control"
+            ] + [(b"cache-control", decision.headers(resume)[0][1].encode())]
             await response(scope, receive, send)
         finally:
+            if timer is not None:
+                timer.cancel()
             sub.close()
+            self.mercure.closed(subscriber)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object = None) -> AsyncIterator[None]:
@@ -112,8 +151,12 @@ class HubApp:
         try:
             yield
         finally:
-            await self.hub.drain(self.grace)
-            await self.hub.aclose()
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        await self.hub.drain(self.grace)
+        await self.mercure.aclose()
+        await self.hub.aclose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -127,30 +170,69 @@ class HubApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.hub.drain(self.grace)
-                await self.hub.aclose()
+                await self._shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
 
-async def _frames(sub: EventSubscription) -> AsyncIterator[bytes]:
+def _mercure_path(scope: Scope) -> str | None:
+    """The request's path as the Mercure layer sees it (percent-encoded,
+    from `/.well-known/mercure`), wherever the app is mounted; None if it is
+    not ours."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    raw = scope.get("raw_path")
+    encoded = raw.decode("latin-1") if isinstance(raw, bytes) else None
+    if path in ("", "/"):
+        return MERCURE_PATH
+    if path.startswith(MERCURE_PATH):
+        rest = path[len(MERCURE_PATH) :]
+    elif path.startswith("/subscriptions"):
+        rest = path
+    else:
+        return None
+    if encoded is not None and "%" in encoded:
+        # keep the percent-encoding of topics in subscriptions-API paths
+        index = encoded.find("/subscriptions")
+        if index >= 0 and rest.startswith("/subscriptions"):
+            return MERCURE_PATH + encoded[index:]
+    return MERCURE_PATH + rest
+
+
+async def _body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None if it is larger than `limit`."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(parts)
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _frames(sub: EventSubscription, expires: bool) -> AsyncIterator[bytes]:
     try:
         async for frames in sub.frames():
             yield frames
     except SlowSubscriberError:
         return  # dropped for being slow: the client reconnects and resumes
+    if expires and sub.reason == "closed":
+        yield _COME_BACK
 
 
-async def _plain(send: Send, status: int, reason: str) -> None:
-    body = (reason + "\n").encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _send(send: Send, response: Response) -> None:
+    headers: list[Any] = [
+        (b"content-type", response.content_type.encode("latin-1")),
+        (b"content-length", str(len(response.body)).encode()),
+    ]
+    headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers)
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})

@@ -15,7 +15,8 @@ from typing import Any, NoReturn
 
 from ssehub.backends import HistoryLimits
 from ssehub.hub import HubConfig
-from ssehub.server import JWTAuth, ServerConfig
+from ssehub.mercure import JWTAuth, MercureConfig
+from ssehub.server import ServerConfig
 
 __all__ = (
     "CONFIG_FLAGS",
@@ -150,17 +151,11 @@ CONFIG_FLAGS: dict[type, dict[str, str]] = {
         "host": "--host",
         "port": "--port",
         "static_dir": "--page",
-        "anonymous_publish": "--anonymous-publish",
-        "cors_origins": "--cors-origin",
-        "anonymous": "--anonymous",
-        "publish_origins": "--publish-origin",
-        "subscriptions": "--subscriptions",
         "reuse_port": "--reuse-port",
         "dashboard": "--dashboard",
         "dashboard_token": "--dashboard-token",
         "max_body_bytes": "--max-body-bytes",
         "max_connections": "--max-connections",
-        "max_topics": "--max-topics",
         "idle_timeout": "--idle-timeout",
         "head_timeout": "--head-timeout",
         "body_timeout": "--body-timeout",
@@ -168,10 +163,20 @@ CONFIG_FLAGS: dict[type, dict[str, str]] = {
         "certfile": "--cert",
         "keyfile": "--key",
     },
+    MercureConfig: {
+        "anonymous_publish": "--anonymous-publish",
+        "cors_origins": "--cors-origin",
+        "anonymous": "--anonymous",
+        "publish_origins": "--publish-origin",
+        "subscriptions": "--subscriptions",
+        "max_topics": "--max-topics",
+        "max_stream_seconds": "--max-stream-seconds",
+    },
     JWTAuth: {
         "publisher_key": "--publisher-jwt-key",
         "subscriber_key": "--subscriber-jwt-key",
         "algorithm": "--jwt-algorithm",
+        "leeway": "--jwt-leeway",
     },
     HubConfig: {"heartbeat": "--heartbeat"},
     HistoryLimits: {"max_events": "--history-events", "max_age": "--history-age"},

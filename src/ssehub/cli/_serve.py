@@ -16,7 +16,8 @@ from typing import Any
 
 from ssehub.backends import HistoryLimits, backend_from_url
 from ssehub.hub import Hub, HubConfig
-from ssehub.server import BUILTIN_PAGE, BackgroundHub, HubServer, JWTAuth, ServerConfig
+from ssehub.mercure import JWTAuth, MercureConfig
+from ssehub.server import BUILTIN_PAGE, BackgroundHub, HubServer, ServerConfig
 from ssehub.server._platform import add_stop_signals, check_reuse_port
 from ssehub.server._platform import run as run_loop
 
@@ -116,6 +117,21 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="the JWTs' signature algorithm",
         default=config_default(JWTAuth, "algorithm"),
     )
+    add_option(
+        serve,
+        "--jwt-leeway",
+        type=number,
+        metavar="SECONDS",
+        default=config_default(JWTAuth, "leeway"),
+        help="clock skew allowed on the JWTs' exp, nbf and iat",
+    )
+    serve.add_argument(
+        "--max-stream-seconds",
+        type=number,
+        metavar="SECONDS",
+        help="end every stream after this long (the client resumes); a stream opened with a "
+        "JWT ends when the JWT expires in any case",
+    )
     serve.add_argument(
         "--anonymous",
         action="store_true",
@@ -141,8 +157,13 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="open connections at most, beyond: 503 (default: the open-files limit less 64)",
     )
-    server(
-        "--max-topics", "max_topics", "topic selectors per subscription", type=integer, metavar="N"
+    add_option(
+        serve,
+        "--max-topics",
+        default=config_default(MercureConfig, "max_topics"),
+        help="topic selectors per subscription",
+        type=integer,
+        metavar="N",
     )
     server("--max-body-bytes", "max_body_bytes", "publish body size", type=integer, metavar="BYTES")
     server(
@@ -238,6 +259,7 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, Hi
             publisher_key=_key(args.publisher_jwt_key, "--publisher-jwt-key", args.jwt_key),
             subscriber_key=_key(args.subscriber_jwt_key, "--subscriber-jwt-key", args.jwt_key),
             algorithm=args.jwt_algorithm,
+            leeway=args.jwt_leeway,
         )
         server = ServerConfig(
             host=args.host,
@@ -246,18 +268,21 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, Hi
             certfile=Path(args.cert) if args.cert else None,
             keyfile=Path(args.key) if args.key else None,
             max_connections=args.max_connections,
-            max_topics=args.max_topics,
             max_body_bytes=args.max_body_bytes,
             idle_timeout=args.idle_timeout,
             head_timeout=args.head_timeout,
             body_timeout=args.body_timeout,
             max_header_fields=args.max_header_fields,
-            anonymous_publish=args.anonymous_publish,
-            cors_origins=tuple(args.cors_origin),
-            auth=auth,
-            anonymous=args.anonymous,
-            publish_origins=tuple(args.publish_origin),
-            subscriptions=args.subscriptions,
+            mercure=MercureConfig(
+                auth=auth,
+                max_topics=args.max_topics,
+                anonymous_publish=args.anonymous_publish,
+                cors_origins=tuple(args.cors_origin),
+                anonymous=args.anonymous,
+                publish_origins=tuple(args.publish_origin),
+                subscriptions=args.subscriptions,
+                max_stream_seconds=args.max_stream_seconds,
+            ),
             dashboard=args.dashboard,
             dashboard_token=args.dashboard_token,
             reuse_port=args.reuse_port,
@@ -274,21 +299,22 @@ def _key(own: str | None, flag: str, shared: str | None) -> str | None:
 def describe(config: ServerConfig, url: str, *, flags: str = "") -> list[str]:
     """What a hub accepts and how to change it, in flag names (`flags`: how
     to name them, e.g. "ssehub serve " from the demo)."""
-    auth = config.auth
+    mercure = config.mercure
+    auth = mercure.auth
     if auth.publisher_key is not None:
         publish = "with a JWT whose mercure.publish claim covers the topics"
-    elif config.anonymous_publish:
+    elif mercure.anonymous_publish:
         publish = f"anyone who can reach the hub ({flags}--jwt-key KEY requires a JWT)"
     else:
         publish = f"off ({flags}--jwt-key KEY accepts JWTs, {flags}--anonymous-publish lets anyone)"
     if auth.subscriber_key is None:
         subscribe = f"anyone, public updates only ({flags}--jwt-key KEY for private updates)"
-    elif config.anonymous:
+    elif mercure.anonymous:
         subscribe = "anyone; private updates with a JWT"
     else:
         subscribe = f"with a JWT only ({flags}--anonymous lets anyone in for public updates)"
     lines = [f"publish: {publish}", f"subscribe: {subscribe}"]
-    origins = ", ".join(config.cors_origins) or f"none ({flags}--cors-origin ORIGIN lets them in)"
+    origins = ", ".join(mercure.cors_origins) or f"none ({flags}--cors-origin ORIGIN lets them in)"
     lines.append(f"pages of other origins: {origins}")
     if config.dashboard_enabled:
         token = " (with ?token=…)" if config.dashboard_token else ""

@@ -1,10 +1,14 @@
 """Serving the hub over HTTP: `HubServer` (asyncio) and `BackgroundHub`
-(a thread of its own, for synchronous programs)."""
+(a thread of its own, for synchronous programs). The Mercure protocol itself
+is `ssehub.mercure` (`JWTAuth`, `MercureConfig`, `discovery_link` are
+re-exported here)."""
 
-from ._auth import JWTAuth
+from ssehub.mercure import MERCURE_PATH, JWTAuth, MercureConfig, discovery_link
+
 from ._background import BUILTIN_PAGE, BackgroundHub
 from ._config import ServerConfig
-from ._http import ASSETS, MERCURE_PATH, HubServer, discovery_link
+from ._files import ASSETS
+from ._http import HubServer
 
 __all__ = (
     "ASSETS",
@@ -13,6 +17,7 @@ __all__ = (
     "BackgroundHub",
     "HubServer",
     "JWTAuth",
+    "MercureConfig",
     "ServerConfig",
     "discovery_link",
 )

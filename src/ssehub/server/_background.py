@@ -13,6 +13,7 @@ from types import TracebackType
 
 from ssehub.backends import Backend
 from ssehub.hub import Hub, HubClosedError, HubConfig, HubStatistics
+from ssehub.mercure import MercureConfig
 
 from ._config import ServerConfig
 from ._http import HubServer
@@ -60,8 +61,9 @@ class BackgroundHub:
             host=host,
             port=port,
             static_dir=static,
-            cors_origins=tuple(cors_origins),
-            anonymous_publish=anonymous_publish,
+            mercure=MercureConfig(
+                cors_origins=tuple(cors_origins), anonymous_publish=anonymous_publish
+            ),
             dashboard=dashboard,
         )
         self.hub = Hub(config, backend=backend)

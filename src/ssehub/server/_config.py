@@ -5,41 +5,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._auth import JWTAuth
+from ssehub.mercure import MercureConfig
 
-__all__ = ("ServerConfig",)
+__all__ = ("LOOPBACK_HOSTS", "ServerConfig")
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    """How the hub is served over HTTP/1.1.
+    """How the hub is served over HTTP/1.1 (what Mercure says is in
+    `mercure`, a `MercureConfig`: JWT keys, anonymous access, CORS, publish
+    origins, subscriptions, topic limit).
 
     - `host`, `port`: where to listen (`port=0` picks a free port).
     - `static_dir`: a folder served at `/` (`index.html` for `/`), or None.
-    - `anonymous_publish`: accept `POST /.well-known/mercure` from anyone who
-      can reach the hub, when no publisher key is set. Off by default; for
-      local use and benchmarks.
-    - `publish_origins`: origins allowed to publish with the
-      `mercureAuthorization` cookie (a token in the header needs none).
-    - `subscriptions`: publish subscription events and serve the
-      subscriptions API (Mercure), for subscribers allowed by their JWT.
     - `dashboard`: serve the live dashboard at `/_ssehub/` (None: only when
-      listening on a loopback address); `dashboard_token`: then require it
-      (`?token=`, or the `ssehubDashboard` cookie).
-    - `anonymous`: subscribers without a token (only when a subscriber key is
-      set; without one every subscriber is anonymous and sees no private
-      update).
-    - `cors_origins`: origins allowed to subscribe and publish from pages of
-      another origin (`"*"`: any); credentials (the auth cookie) allowed.
-    - `auth`: JWT keys (Mercure). With a publisher key, publishing needs a
-      token whose `mercure.publish` claim covers every topic; with a
-      subscriber key, subscribing needs a token unless `anonymous`, and its
-      `mercure.subscribe` claim selects the private updates it receives.
+      listening on a loopback address, and then only to requests whose Host
+      is a loopback name, so no other site can reach it by DNS rebinding);
+      `dashboard_token`: then require it (`?token=`, or the `ssehubDashboard`
+      cookie), whatever the Host.
     - `max_head_bytes`, `max_body_bytes`: request size limits (431 / 413).
     - `max_connections`: open connections at most (beyond: 503); None: the
       process's open-files limit less a margin, so the hub answers instead
       of failing to accept.
-    - `max_topics`: topic selectors in one subscription (400 beyond).
     - `idle_timeout`: seconds a connection that is not a stream may stay
       idle between requests (a keep-alive publisher); closed without a word.
     - `head_timeout`: seconds a request head may take, from its first byte
@@ -55,12 +44,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     static_dir: Path | None = None
-    anonymous_publish: bool = False
-    cors_origins: tuple[str, ...] = ()
-    auth: JWTAuth = field(default_factory=JWTAuth)
-    anonymous: bool = False
-    publish_origins: tuple[str, ...] = ()
-    subscriptions: bool = False
+    mercure: MercureConfig = field(default_factory=MercureConfig)
     reuse_port: bool = False
     dashboard: bool | None = None
     dashboard_token: str | None = None
@@ -68,7 +52,6 @@ class ServerConfig:
     max_body_bytes: int = 1024 * 1024
     backlog: int = 4096
     max_connections: int | None = None
-    max_topics: int = 64
     idle_timeout: float = 60.0
     head_timeout: float = 10.0
     body_timeout: float = 30.0
@@ -81,11 +64,13 @@ class ServerConfig:
         """`dashboard`, or when None: whether the hub listens on loopback only."""
         if self.dashboard is not None:
             return self.dashboard
-        return self.host in ("127.0.0.1", "::1", "localhost")
+        return self.host in LOOPBACK_HOSTS
 
     def __post_init__(self) -> None:
         if type(self.port) is not int or not 0 <= self.port <= 65535:
             raise ValueError(f"ServerConfig.port must be an int in 0..65535, not {self.port!r}")
+        if not isinstance(self.mercure, MercureConfig):
+            raise ValueError(f"ServerConfig.mercure must be a MercureConfig, not {self.mercure!r}")
         if self.static_dir is not None and not Path(self.static_dir).is_dir():
             raise ValueError(f"ServerConfig.static_dir is not a directory: {self.static_dir}")
         if (self.certfile is None) != (self.keyfile is None):
@@ -103,13 +88,7 @@ class ServerConfig:
             raise ValueError(
                 f"ServerConfig.max_connections must be >= 1, not {self.max_connections}"
             )
-        for name in (
-            "max_head_bytes",
-            "max_body_bytes",
-            "max_header_fields",
-            "backlog",
-            "max_topics",
-        ):
+        for name in ("max_head_bytes", "max_body_bytes", "max_header_fields", "backlog"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"ServerConfig.{name} must be an int >= 1, not {value!r}")

@@ -1,6 +1,9 @@
 """One HTTP/1.1 connection: parses requests with httptools, answers them in
-order through the server's routes, and becomes a bare stream (no task, no
-parser) once it subscribes.
+order with its host's handler, and becomes a bare stream (no task, no
+parser) once it subscribes. A handler takes a `Request` and returns a
+`Response` (written here, with the connection's keep-alive framing) or a
+`Streaming`, which turns the connection into a stream; it raises `HTTPError`
+to refuse.
 
 What a client can make a connection cost is bounded (docs/server.md, limits):
 a request head must end within `head_timeout` and its body within
@@ -16,21 +19,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Literal, cast
-from urllib.parse import unquote
+from collections.abc import Callable
+from typing import cast
 
 import httptools
 
 from ssehub.hub import StreamSubscription
+from ssehub.mercure import HTTPError, Response
 
-if TYPE_CHECKING:
-    from ._http import HubServer
+from ._config import ServerConfig
+from ._handler import Handler, Request
 
-__all__ = ("Connection", "HTTPError", "Outcome", "Request", "log", "loggable")
+__all__ = ("Connection", "HTTPError", "Host", "log", "loggable")
 
 log = logging.getLogger("ssehub.server")
-
-Outcome = Literal["keep", "close", "stream"]
 
 _SLICE = 4096  # bytes fed to the parser at a time: the granularity of the bounds below
 _MAX_QUEUED = 8  # pipelined requests read ahead of their answers
@@ -68,38 +70,17 @@ _REASONS = {
 }
 
 
-class HTTPError(Exception):
-    """A refusal: status code and a one-line reason for the client."""
+class Host:
+    """What a connection needs from its server: the limits, the handler,
+    and the set of open connections (and how many may be)."""
 
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+    __slots__ = ("config", "connections", "handler", "max_connections")
 
-
-class Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query", "raw_path")
-
-    def __init__(
-        self,
-        method: str,
-        target: bytes,
-        headers: dict[bytes, bytes],
-        body: bytes,
-        keep_alive: bool,
-    ) -> None:
-        self.method = method
-        url = httptools.parse_url(target)
-        self.raw_path = url.path.decode("utf-8", "replace")
-        self.path = unquote(self.raw_path)
-        self.query = (url.query or b"").decode("utf-8", "replace")
-        self.headers = headers
-        self.body = body
-        self.keep_alive = keep_alive
-
-    def header(self, name: bytes) -> str | None:
-        value = self.headers.get(name)
-        return None if value is None else value.decode("utf-8", "replace")
+    def __init__(self, config: ServerConfig, handler: Handler, max_connections: int) -> None:
+        self.config = config
+        self.handler = handler
+        self.max_connections = max_connections
+        self.connections: set[Connection] = set()
 
 
 class Connection(asyncio.Protocol):
@@ -115,7 +96,6 @@ class Connection(asyncio.Protocol):
         "_error",
         "_head_bytes",
         "_headers",
-        "_opened_at",
         "_parser",
         "_phase",
         "_quiet",
@@ -125,26 +105,27 @@ class Connection(asyncio.Protocol):
         "_timer",
         "_unparsed",
         "_url",
+        "on_lost",
+        "opened_at",
         "stream",
-        "subscriber",
         "transport",
     )
 
-    def __init__(self, server: HubServer) -> None:
+    def __init__(self, server: Host) -> None:
         self._server = server
         self.transport: asyncio.Transport | None = None
         self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._requests: list[Request] = []  # an empty deque costs ~600 B
         self._task: asyncio.Task[None] | None = None
         self.stream: StreamSubscription | None = None
-        self.subscriber: str | None = None  # its id, when subscription events are on
+        self.on_lost: Callable[[], None] | None = None  # a stream's cleanup, if it has one
         self._url: list[bytes] | None = None  # its pieces, while a head is read
         self._headers: dict[bytes, bytes] = {}
         self._body: list[bytes] = []
         self._head_bytes = 0
         self._body_bytes = 0
         self._error: HTTPError | None = None  # raised by a callback, or waiting its turn
-        self._opened_at = 0.0
+        self.opened_at = 0.0  # when it became a stream (monotonic)
         self._timer: asyncio.TimerHandle | None = None
         # "new" (no request yet), "idle" (between requests), "head", "body",
         # "closing" (refused: waiting for the client to close)
@@ -160,11 +141,11 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         server = self._server
-        if len(server._connections) >= server.max_connections:
+        if len(server.connections) >= server.max_connections:
             limit = server.max_connections
             self._refuse(HTTPError(503, f"the hub is at its connection limit ({limit})"))
             return
-        server._connections.add(self)
+        server.connections.add(self)
         config = server.config
         # like nginx's client_header_timeout: the first head is due from the start
         self._arm(min(config.idle_timeout, config.head_timeout))
@@ -274,7 +255,7 @@ class Connection(asyncio.Protocol):
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._server._connections.discard(self)
+        self._server.connections.discard(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -283,16 +264,16 @@ class Connection(asyncio.Protocol):
         stream = self.stream
         if stream is not None:
             stream.connection_lost()
-            registry = self._server.subscriptions
-            if registry is not None and self.subscriber is not None:
-                registry.closed(self.subscriber)
+            on_lost, self.on_lost = self.on_lost, None
+            if on_lost is not None:
+                on_lost()
             if log.isEnabledFor(logging.INFO):
                 log.info(
                     "stream closed peer=%s topics=%s reason=%s seconds=%.1f",
-                    self._peer(),
+                    self.peer(),
                     loggable(",".join(stream.topics)),
                     stream.reason,
-                    time.monotonic() - self._opened_at,
+                    time.monotonic() - self.opened_at,
                 )
         if self._task is not None:
             self._task.cancel()
@@ -354,7 +335,8 @@ class Connection(asyncio.Protocol):
         if len(headers) >= limit and key not in headers:
             self._error = HTTPError(431, f"more than {limit} header fields")
             raise self._error
-        headers[key] = value
+        previous = headers.get(key)  # a repeated field is one list (RFC 9110 5.3)
+        headers[key] = value if previous is None else previous + b", " + value
 
     def on_headers_complete(self) -> None:
         headers = self._headers
@@ -403,7 +385,7 @@ class Connection(asyncio.Protocol):
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._serve())
 
-    def _peer(self) -> str:
+    def peer(self) -> str:
         peer = self.transport.get_extra_info("peername") if self.transport else None
         return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"
 
@@ -434,7 +416,7 @@ class Connection(asyncio.Protocol):
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "refused peer=%s - - status=%d reason=%s",
-                self._peer(),
+                self.peer(),
                 error.status,
                 loggable(error.reason),
             )
@@ -480,38 +462,57 @@ class Connection(asyncio.Protocol):
     async def _serve(self) -> None:
         transport = self.transport
         assert transport is not None
+        handler = self._server.handler
         try:
             while self._requests and not transport.is_closing():
                 if self._backlogged:
                     await self._writable()
                     continue
                 request = self._requests.pop(0)
+                keep_alive = request.keep_alive
+                response: Response | None
                 try:
-                    outcome = await self._server._handle(self, request)
+                    answer = await handler(request)
+                    if isinstance(answer, Response):
+                        response = answer
+                    else:
+                        self._become_stream()
+                        keep_alive = False
+                        await answer.run(self)
+                        if self.stream is not None:
+                            self._requests.clear()
+                            return
+                        response = None  # it streamed and ended
                 except HTTPError as error:
-                    log.info(
-                        "refused peer=%s %s %s status=%d reason=%s",
-                        self._peer(),
-                        loggable(request.method),
-                        loggable(request.path),
-                        error.status,
-                        loggable(error.reason),
-                    )
-                    self.respond(error.status, error.reason + "\n", keep_alive=request.keep_alive)
-                    outcome = "keep" if request.keep_alive else "close"
+                    response = error.response()
                 except Exception as error:  # a bug or a failing store: answer, do not hang
                     log.exception(
                         "request failed: %s %s", loggable(request.method), loggable(request.path)
                     )
+                    keep_alive = False
+                    response = None
                     if self.stream is None or not self.stream.resume:
                         self.stream = None
                         reason = f"the hub could not answer ({type(error).__name__})"
-                        self.respond(503, reason + "\n", keep_alive=False)
-                    outcome = "close"
-                if outcome == "stream":
-                    self._requests.clear()
-                    return
-                if outcome == "close":
+                        response = Response.text(503, reason)
+                if response is not None:
+                    if response.status >= 400 and log.isEnabledFor(logging.INFO):
+                        log.info(
+                            "refused peer=%s %s %s status=%d reason=%s",
+                            self.peer(),
+                            loggable(request.method),
+                            loggable(request.path),
+                            response.status,
+                            loggable(response.body[:200].decode("utf-8", "replace").strip()),
+                        )
+                    self.respond(
+                        response.status,
+                        response.body,
+                        content_type=response.content_type,
+                        keep_alive=keep_alive,
+                        headers=response.headers,
+                    )
+                if not keep_alive:
                     transport.close()
                     return
                 self._resume_reading()

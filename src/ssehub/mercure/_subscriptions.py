@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote
 
 from ssehub.hub import Hub, HubClosedError
 
-__all__ = ("SUBSCRIPTIONS_PATH", "Registry")
+__all__ = ("SUBSCRIPTIONS_PATH", "Active", "Registry")
 
 SUBSCRIPTIONS_PATH = "/.well-known/mercure/subscriptions"
 _CONTEXT = "https://mercure.rocks/"

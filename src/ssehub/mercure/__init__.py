@@ -1,0 +1,30 @@
+"""The Mercure protocol, sans-IO: a request's method, path, query, headers,
+cookies and body in; a subscription to open, a publish to make or an error
+response out. Auth (JWT), CORS, resume headers, limits and the subscriptions
+API live here once, for both front ends (`ssehub.server`, `ssehub.asgi`)."""
+
+from ._auth import Grant, JWTAuth
+from ._config import MercureConfig
+from ._decisions import CACHE_CONTROL, Listing, Publish, Subscribe
+from ._mercure import MERCURE_PATH, Decision, Mercure, discovery_link
+from ._request import Request
+from ._response import HTTPError, Response
+from ._subscriptions import SUBSCRIPTIONS_PATH
+
+__all__ = (
+    "CACHE_CONTROL",
+    "MERCURE_PATH",
+    "SUBSCRIPTIONS_PATH",
+    "Decision",
+    "Grant",
+    "HTTPError",
+    "JWTAuth",
+    "Listing",
+    "Mercure",
+    "MercureConfig",
+    "Publish",
+    "Request",
+    "Response",
+    "Subscribe",
+    "discovery_link",
+)

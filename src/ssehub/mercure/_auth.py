@@ -1,0 +1,130 @@
+"""Mercure authorization: JWTs for publishers and subscribers.
+
+A token comes from the `Authorization: Bearer` header, else the
+`authorization` query parameter, else the `mercureAuthorization` cookie. Its
+`mercure.publish` / `mercure.subscribe` claims list the topic selectors the
+bearer may publish to / receive private updates of. PyJWT is imported here
+only, when keys are configured (`pip install 'ssehub[jwt]'`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._request import Request
+from ._response import HTTPError
+
+__all__ = ("COOKIE", "Grant", "JWTAuth", "find_token")
+
+COOKIE = "mercureAuthorization"
+ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a valid token allows: its `mercure.publish` or
+    `mercure.subscribe` selectors, its `mercure.payload`, and when it
+    expires (its `exp`, Unix time; None: never)."""
+
+    selectors: frozenset[str]
+    payload: Any = None
+    expires: float | None = None
+
+
+def find_token(request: Request, query: Mapping[str, list[str]]) -> tuple[str, str] | None:
+    """The request's JWT and where it was: "header", then "query"
+    (parameter), then "cookie"."""
+    value = request.headers.get(b"authorization")
+    if b"authorization" in request.repeated or (value is not None and b"," in value):
+        # (a server may join repeated fields with ", "; a JWT has no comma)
+        raise HTTPError(400, "more than one Authorization header")
+    if value is not None:
+        scheme, _, token = value.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPError(401, "the Authorization header must be 'Bearer <JWT>'")
+        return token.strip(), "header"
+    if "authorization" in query:
+        return query["authorization"][0], "query"
+    from_cookie = request.cookie(COOKIE)
+    return None if from_cookie is None else (from_cookie, "cookie")
+
+
+@dataclass(frozen=True, slots=True)
+class JWTAuth:
+    """Which tokens a hub accepts: an HMAC secret or a PEM public key for
+    publishers and for subscribers, verified with `algorithm` only (never
+    `none`). `leeway`: seconds of clock skew allowed on `exp`, `nbf` and
+    `iat`. A key that does not fit the algorithm (a PEM key with HS256, a
+    secret with RS256) is refused here, at start."""
+
+    publisher_key: str | None = None
+    subscriber_key: str | None = None
+    algorithm: str = "HS256"
+    leeway: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"JWT algorithm must be one of {', '.join(ALGORITHMS)}")
+        if not (isinstance(self.leeway, int | float) and 0 <= self.leeway < math.inf):
+            raise ValueError(f"JWTAuth.leeway must be >= 0 seconds, not {self.leeway!r}")
+        for who, key in (("publisher", self.publisher_key), ("subscriber", self.subscriber_key)):
+            if key is not None:
+                self._check_key(who, key)
+
+    def _check_key(self, who: str, key: str) -> None:
+        jwt = _jwt()  # fail at start, not at the first request, if PyJWT is missing
+        try:
+            jwt.get_algorithm_by_name(self.algorithm).prepare_key(key)
+        except Exception as error:
+            kind = "an HMAC secret" if self.algorithm.startswith("HS") else "a PEM public key"
+            detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ValueError(
+                f"the {who} JWT key does not fit {self.algorithm}, which needs {kind} ({detail})"
+            ) from None
+
+    def publisher(self, token: str) -> Grant:
+        """What a publisher may publish to; raises `HTTPError` (401)."""
+        assert self.publisher_key is not None
+        return self._grant(token, self.publisher_key, "publish")
+
+    def subscriber(self, token: str) -> Grant:
+        """Whose private updates a subscriber may receive, and its payload;
+        raises `HTTPError` (401)."""
+        assert self.subscriber_key is not None
+        return self._grant(token, self.subscriber_key, "subscribe")
+
+    def _grant(self, token: str, key: str, name: str) -> Grant:
+        jwt = _jwt()
+        try:
+            payload = jwt.decode(token, key, algorithms=[self.algorithm], leeway=self.leeway)
+        except jwt.ExpiredSignatureError:
+            raise HTTPError(401, "the JWT has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise HTTPError(401, "the JWT is not valid yet (nbf or iat in the future)") from None
+        except jwt.InvalidSignatureError:
+            raise HTTPError(401, "the JWT's signature is not valid for this hub") from None
+        except jwt.InvalidAlgorithmError:
+            raise HTTPError(401, f"the JWT must be signed with {self.algorithm}") from None
+        except jwt.InvalidTokenError as error:
+            raise HTTPError(401, f"the JWT is not valid: {error}") from None
+        mercure = payload.get("mercure")
+        mercure = mercure if isinstance(mercure, dict) else {}
+        selectors = mercure.get(name)
+        if selectors is None:
+            selectors = []
+        if not isinstance(selectors, list) or not all(isinstance(s, str) for s in selectors):
+            raise HTTPError(401, f"the JWT's mercure.{name} claim must be a list of strings")
+        exp = payload.get("exp")
+        expires = float(exp) + self.leeway if isinstance(exp, int | float) else None
+        return Grant(frozenset(selectors), mercure.get("payload"), expires)
+
+
+def _jwt() -> Any:
+    try:
+        import jwt
+    except ImportError:
+        raise ImportError("JWT keys need PyJWT: pip install 'ssehub[jwt]'") from None
+    return jwt

@@ -1,0 +1,138 @@
+"""The Mercure settings, shared by both front ends: frozen, validated on
+construction, and loadable from the same `SSEHUB_*` variables as
+`ssehub serve`."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._auth import JWTAuth
+
+__all__ = ("MercureConfig",)
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True, slots=True)
+class MercureConfig:
+    """How a hub speaks Mercure, whichever server carries it.
+
+    - `auth`: JWT keys. With a publisher key, publishing needs a token whose
+      `mercure.publish` claim covers every topic; with a subscriber key,
+      subscribing needs a token unless `anonymous`, and its
+      `mercure.subscribe` claim selects the private updates it receives.
+    - `anonymous`: subscribers without a token (only matters with a
+      subscriber key; without one every subscriber is anonymous and sees no
+      private update).
+    - `anonymous_publish`: accept publishes from anyone who can reach the hub
+      when no publisher key is set (local use, benchmarks). Off by default.
+    - `cors_origins`: origins whose pages may subscribe and publish. Listed
+      origins get credentials (the auth cookie); `"*"` lets any page read
+      public updates, without credentials; `null` only when listed.
+    - `publish_origins`: origins allowed to publish with the
+      `mercureAuthorization` cookie (a token in the header needs none).
+    - `subscriptions`: subscription events and the subscriptions API.
+    - `max_topics`: topic selectors in one subscription (400 beyond).
+    - `max_stream_seconds`: end every stream after this long (None: never;
+      the client reconnects and resumes). Streams opened with a token end
+      when it expires in any case.
+    """
+
+    auth: JWTAuth = field(default_factory=JWTAuth)
+    anonymous: bool = False
+    anonymous_publish: bool = False
+    cors_origins: tuple[str, ...] = ()
+    publish_origins: tuple[str, ...] = ()
+    subscriptions: bool = False
+    max_topics: int = 64
+    max_stream_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("cors_origins", "publish_origins"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not all(isinstance(o, str) for o in value):
+                raise ValueError(f"MercureConfig.{name} must be a tuple of origins, not {value!r}")
+        if type(self.max_topics) is not int or self.max_topics < 1:
+            raise ValueError(
+                f"MercureConfig.max_topics must be an int >= 1, not {self.max_topics!r}"
+            )
+        seconds = self.max_stream_seconds
+        if seconds is not None and not (
+            isinstance(seconds, int | float) and 0 < seconds < math.inf
+        ):
+            raise ValueError(
+                f"MercureConfig.max_stream_seconds must be > 0 or None, not {seconds!r}"
+            )
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> MercureConfig:
+        """The settings from `SSEHUB_*` variables, with the names and meanings
+        of `ssehub serve`'s options: `SSEHUB_JWT_KEY` (`@FILE` reads it from a
+        file), `SSEHUB_PUBLISHER_JWT_KEY`, `SSEHUB_SUBSCRIBER_JWT_KEY`,
+        `SSEHUB_JWT_ALGORITHM`, `SSEHUB_JWT_LEEWAY`, `SSEHUB_ANONYMOUS`,
+        `SSEHUB_ANONYMOUS_PUBLISH`, `SSEHUB_CORS_ORIGIN=a,b`,
+        `SSEHUB_PUBLISH_ORIGIN=a,b`, `SSEHUB_SUBSCRIPTIONS`,
+        `SSEHUB_MAX_TOPICS`, `SSEHUB_MAX_STREAM_SECONDS`. A bad value raises
+        `ValueError` naming the variable."""
+        env = os.environ if environ is None else environ
+        read = _Reader(env)
+        jwt_key = read.key("SSEHUB_JWT_KEY")
+        auth = JWTAuth(
+            publisher_key=read.key("SSEHUB_PUBLISHER_JWT_KEY") or jwt_key,
+            subscriber_key=read.key("SSEHUB_SUBSCRIBER_JWT_KEY") or jwt_key,
+            algorithm=env.get("SSEHUB_JWT_ALGORITHM", "HS256").strip() or "HS256",
+            leeway=read.number("SSEHUB_JWT_LEEWAY", 1.0),
+        )
+        stream_seconds = read.number("SSEHUB_MAX_STREAM_SECONDS", 0.0)
+        return cls(
+            auth=auth,
+            anonymous=read.flag("SSEHUB_ANONYMOUS"),
+            anonymous_publish=read.flag("SSEHUB_ANONYMOUS_PUBLISH"),
+            cors_origins=read.origins("SSEHUB_CORS_ORIGIN"),
+            publish_origins=read.origins("SSEHUB_PUBLISH_ORIGIN"),
+            subscriptions=read.flag("SSEHUB_SUBSCRIPTIONS"),
+            max_topics=int(read.number("SSEHUB_MAX_TOPICS", 64, whole=True)),
+            max_stream_seconds=stream_seconds or None,
+        )
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def flag(self, name: str) -> bool:
+        raw = self.env.get(name, "")
+        text = raw.strip().lower()
+        if text not in _TRUE and text not in _FALSE:
+            raise ValueError(f"{name}: expected true or false, not {raw!r}")
+        return text in _TRUE
+
+    def origins(self, name: str) -> tuple[str, ...]:
+        return tuple(s.strip() for s in self.env.get(name, "").split(",") if s.strip())
+
+    def number(self, name: str, default: float, *, whole: bool = False) -> float:
+        # the messages are `ssehub serve`'s for the same variables
+        raw = self.env.get(name)
+        if raw is None or not raw.strip():
+            return default
+        try:
+            return int(raw) if whole else float(raw)
+        except ValueError:
+            kind = "an integer" if whole else "a number"
+            raise ValueError(f"{name}: expected {kind}, not {raw!r}") from None
+
+    def key(self, name: str) -> str | None:
+        raw = self.env.get(name)
+        if not raw:
+            return None
+        if not raw.startswith("@"):
+            return raw
+        try:
+            return Path(raw[1:]).read_text()
+        except OSError as error:
+            raise ValueError(f"{name}: cannot read {raw[1:]}: {error.strerror}") from None

@@ -1,0 +1,90 @@
+"""The decisions `Mercure.decide` returns besides a `Response`: a
+subscription to open, a publish to make, a subscriptions-API listing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ssehub.hub import Resume
+
+__all__ = ("CACHE_CONTROL", "Listing", "Publish", "Subscribe")
+
+CACHE_CONTROL = "private, no-cache, no-store, must-revalidate, max-age=0"
+_HEAD = (
+    "HTTP/1.1 200 OK\r\n"
+    "Content-Type: text/event-stream\r\n"
+    f"Cache-Control: {CACHE_CONTROL}\r\n"
+    "X-Accel-Buffering: no\r\n"
+    "Connection: close\r\n"
+)
+FIRST_BYTES = b":\n\n"  # a comment at once, so no proxy holds the head back
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Open a subscription: to `topics` (selectors), resuming after
+    `last_event_id` (None: live only), receiving the private updates of
+    `private_topics`; `payload` is the token's `mercure.payload` (for
+    subscription events); the stream must end at `expires` (Unix time, the
+    token's expiry) and after `max_seconds` (None: never)."""
+
+    topics: tuple[str, ...]
+    last_event_id: str | None
+    private_topics: frozenset[str]
+    payload: Any
+    cors: tuple[tuple[str, str], ...]
+    expires: float | None = None
+    max_seconds: float | None = None
+
+    def seconds_left(self, now: float) -> float | None:
+        """How long the stream may stay open from `now` (Unix time)."""
+        left = None if self.expires is None else max(self.expires - now, 0.0)
+        if self.max_seconds is not None:
+            left = self.max_seconds if left is None else min(left, self.max_seconds)
+        return left
+
+    def headers(self, resume: Resume) -> tuple[tuple[str, str], ...]:
+        """The stream's headers beyond its content type: `Cache-Control`,
+        and, only when the request asked to resume, `Last-Event-ID` (the id
+        of the event before the first one sent, or `earliest`: the client
+        named it, or all retained history follows) and `SSEHub-Gap`."""
+        headers = [("Cache-Control", CACHE_CONTROL)]
+        asked = self.last_event_id
+        if asked is not None:
+            value = "earliest" if resume.gap or asked == "earliest" else asked
+            headers.append(("Last-Event-ID", value))
+            if resume.gap:
+                headers.append(("SSEHub-Gap", "1"))
+        headers.extend(self.cors)
+        return tuple(headers)
+
+    def head(self, resume: Resume) -> bytes:
+        """The whole HTTP/1.1 response head and the first comment, for a
+        server that writes bytes."""
+        lines = [_HEAD]
+        lines.extend(f"{k}: {v}\r\n" for k, v in self.headers(resume)[1:])
+        lines.append("\r\n")
+        return "".join(lines).encode() + FIRST_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Store an event (the fields of `Hub.publish`), then answer with its id."""
+
+    topics: tuple[str, ...]
+    data: str
+    event: str
+    id: str | None
+    retry: int | None
+    private: bool
+    cors: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """Answer a subscriptions-API request for `rest` (the path after
+    `/subscriptions`, still percent-encoded)."""
+
+    rest: str
+    cors: tuple[tuple[str, str], ...]

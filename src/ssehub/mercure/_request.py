@@ -1,0 +1,94 @@
+"""The request the layer decides on: a small frozen value, built by each
+front end from what its server parsed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import unquote_to_bytes
+
+from ._response import HTTPError
+
+__all__ = ("Request", "parse_fields")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request, as the Mercure layer needs it.
+
+    - `method`: `"GET"`, `"POST"`...; `path`: as sent (still percent-encoded),
+      without the query; `query`: the raw query string;
+    - `headers`: lower-case names to values (the last one of a name);
+      `repeated`: the names sent more than once (see `from_pairs`);
+    - `body`: the whole body (the front end bounds its size).
+    """
+
+    method: str
+    path: str
+    query: bytes | str = b""
+    headers: Mapping[bytes, bytes] = field(default_factory=dict)
+    body: bytes = b""
+    repeated: frozenset[bytes] = frozenset()
+
+    @classmethod
+    def from_pairs(
+        cls,
+        method: str,
+        path: str,
+        query: bytes | str,
+        pairs: Iterable[tuple[bytes, bytes]],
+        body: bytes = b"",
+    ) -> Request:
+        """From a list of `(name, value)` header pairs (ASGI's `headers`)."""
+        headers: dict[bytes, bytes] = {}
+        repeated: set[bytes] = set()
+        for name, value in pairs:
+            key = name.lower()
+            if key in headers:
+                repeated.add(key)
+            headers[key] = value
+        return cls(method, path, query, headers, body, frozenset(repeated))
+
+    def header(self, name: bytes) -> str | None:
+        value = self.headers.get(name)
+        return None if value is None else value.decode("latin-1")
+
+    def cookie(self, name: str) -> str | None:
+        """The value of cookie `name` (None if absent or the header is malformed)."""
+        raw = self.headers.get(b"cookie")
+        if raw is None:
+            return None
+        try:
+            jar = SimpleCookie(raw.decode("latin-1"))
+        except CookieError:
+            return None
+        return jar[name].value if name in jar else None
+
+    def params(self) -> dict[str, list[str]]:
+        """The query parameters; a non-UTF-8 one is a 400 naming it."""
+        return parse_fields(self.query, "query parameter")
+
+
+def parse_fields(raw: bytes | str, what: str) -> dict[str, list[str]]:
+    """`application/x-www-form-urlencoded` fields, decoded as strict UTF-8:
+    a field that is not UTF-8 is refused (400, naming it), never turned
+    into U+FFFD (`topic=a%FF` must not become another topic)."""
+    data = raw.encode("utf-8") if isinstance(raw, str) else raw
+    fields: dict[str, list[str]] = {}
+    for part in data.split(b"&"):
+        if not part:
+            continue
+        name_raw, _, value_raw = part.partition(b"=")
+        name_bytes = unquote_to_bytes(name_raw.replace(b"+", b" "))
+        try:
+            name = name_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            shown = name_bytes.decode("utf-8", "replace")
+            raise HTTPError(400, f"{what} name {shown!r} is not valid UTF-8") from None
+        try:
+            value = unquote_to_bytes(value_raw.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            raise HTTPError(400, f"{what} {name!r} is not valid UTF-8") from None
+        fields.setdefault(name, []).append(value)
+    return fields

@@ -1,0 +1,40 @@
+"""What the layer answers: a `Response` to send as is, and `HTTPError`, the
+one refusal type (a status and a one-line reason) that becomes one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ("HTTPError", "Response")
+
+PLAIN = "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A complete answer: status, body, content type and extra headers (the
+    front end adds framing: Content-Length, Connection)."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = PLAIN
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def text(cls, status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
+        """A plain-text answer; a line end is added."""
+        return cls(status, (text + "\n").encode(), PLAIN, headers)
+
+
+class HTTPError(Exception):
+    """A refusal: an HTTP status, a one-line reason for the client, and the
+    headers it needs (CORS, `WWW-Authenticate`)."""
+
+    def __init__(self, status: int, reason: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+
+    def response(self) -> Response:
+        return Response.text(self.status, self.reason, self.headers)

@@ -1,0 +1,116 @@
+"""The Mercure endpoint on this server: a thin adapter that hands each
+request to `ssehub.mercure.Mercure` and carries out its decision."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ssehub.hub import HubClosedError, StreamSubscription
+from ssehub.mercure import HTTPError, Listing, Mercure, Publish, Response, Subscribe
+from ssehub.mercure import Request as MercureRequest
+
+from ._connection import log, loggable
+from ._handler import Request, Streaming, StreamTarget
+from ._metrics import Histogram
+
+__all__ = ("MercureRoute",)
+
+# what a stream whose token expired ends with: come back soon, with a fresh token
+_COME_BACK = b"retry: 1000\n\n"
+
+
+class MercureRoute:
+    """`/.well-known/mercure` and below: subscribe, publish, preflight, the
+    subscriptions API."""
+
+    def __init__(self, mercure: Mercure, publish_seconds: Histogram) -> None:
+        self.mercure = mercure
+        self.publish_seconds = publish_seconds
+
+    async def __call__(self, request: Request) -> Response | Streaming:
+        mercure = self.mercure
+        decision = mercure.decide(
+            MercureRequest(
+                request.method, request.raw_path, request.query, request.headers, request.body
+            )
+        )
+        if isinstance(decision, Subscribe):
+            return _Subscribing(mercure, decision)
+        if isinstance(decision, Publish):
+            started = time.perf_counter()
+            response = await mercure.publish(decision)
+            if response.status == 200:
+                self.publish_seconds.observe(time.perf_counter() - started)
+            return response
+        if isinstance(decision, Listing):
+            return await mercure.listing(decision)
+        return decision
+
+
+class _Subscribing:
+    """Opens the hub stream on the connection's transport: from then on the
+    hub writes to it and the connection is a bare transport."""
+
+    __slots__ = ("decision", "mercure")
+
+    def __init__(self, mercure: Mercure, decision: Subscribe) -> None:
+        self.mercure = mercure
+        self.decision = decision
+
+    async def run(self, conn: StreamTarget) -> None:
+        transport = conn.transport
+        assert transport is not None
+        decision = self.decision
+        mercure = self.mercure
+        try:
+            sub = mercure.hub.subscribe_stream(
+                transport,
+                decision.topics,
+                last_event_id=decision.last_event_id,
+                private_topics=decision.private_topics,
+            )
+        except ValueError as error:
+            raise HTTPError(400, str(error)) from None
+        conn.stream = sub
+        try:
+            await sub.open(decision.head)
+        except HubClosedError:
+            conn.stream = None
+            raise HTTPError(503, "the hub is shutting down") from None
+        if sub.closed:
+            return  # gone already: connection_lost cleans up
+        subscriber = await mercure.opened(decision, sub.topics)
+        seconds = decision.seconds_left(time.time())
+        timer = None
+        if seconds is not None:
+            timer = asyncio.get_running_loop().call_later(seconds, _expire, sub, transport)
+        if subscriber is not None or timer is not None:
+
+            def lost() -> None:
+                if timer is not None:
+                    timer.cancel()
+                mercure.closed(subscriber)
+
+            conn.on_lost = lost
+        conn.opened_at = time.monotonic()
+        if log.isEnabledFor(logging.INFO):
+            resume = sub.resume
+            log.info(
+                "stream open peer=%s topics=%s last_event_id=%s replayed=%d gap=%s",
+                conn.peer(),
+                loggable(",".join(sub.topics)),
+                loggable(decision.last_event_id),
+                resume.replayed if resume else 0,
+                bool(resume and resume.gap),
+            )
+
+
+def _expire(sub: StreamSubscription, transport: asyncio.WriteTransport) -> None:
+    """The token expired (or the stream lived its maximum): stop the events
+    and end the stream, so the client comes back with a fresh token."""
+    sub.close()
+    if not transport.is_closing():
+        transport.write(_COME_BACK)
+        transport.close()

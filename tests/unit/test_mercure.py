@@ -1,0 +1,101 @@
+"""The sans-IO Mercure layer: requests in, decisions out, no sockets."""
+
+from __future__ import annotations
+
+import pytest
+
+from ssehub.hub import Hub, Resume
+from ssehub.mercure import (
+    Mercure,
+    MercureConfig,
+    Publish,
+    Request,
+    Response,
+    Subscribe,
+)
+
+FORM = {b"content-type": b"application/x-www-form-urlencoded"}
+
+
+def decide(config: MercureConfig, request: Request) -> object:
+    return Mercure(config, Hub()).decide(request)
+
+
+def test_a_subscription_decision_carries_topics_resume_point_and_headers() -> None:
+    config = MercureConfig(cors_origins=("https://app.example",))
+    request = Request(
+        "GET",
+        "/.well-known/mercure",
+        b"topic=a&topic=b%2Fc&lastEventID=x",
+        {b"origin": b"https://app.example"},
+    )
+    decision = decide(config, request)
+    assert isinstance(decision, Subscribe)
+    assert decision.topics == ("a", "b/c")
+    assert decision.last_event_id == "x"
+    headers = dict(decision.headers(Resume("newest", gap=False, replayed=0)))
+    assert headers["Last-Event-ID"] == "x"  # the event before the first one sent
+    assert headers["Access-Control-Allow-Origin"] == "https://app.example"
+    head = decision.head(Resume("newest", gap=True, replayed=0))
+    assert head.startswith(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
+    assert b"Last-Event-ID: earliest\r\nSSEHub-Gap: 1\r\n" in head
+    assert head.endswith(b"\r\n\r\n:\n\n")
+
+
+def test_refusals_are_responses_with_a_status_and_one_line() -> None:
+    config = MercureConfig(max_topics=1)
+    cases = [
+        (Request("GET", "/.well-known/mercure", b""), 400, "missing 'topic' query parameter"),
+        (Request("GET", "/.well-known/mercure", b"topic=a&topic=b"), 400, "more than 1 topics"),
+        (Request("GET", "/.well-known/mercure", b"topic=%FF"), 400, "'topic' is not valid UTF-8"),
+        (Request("DELETE", "/.well-known/mercure"), 405, "method DELETE not allowed"),
+        (Request("GET", "/elsewhere"), 404, "not found: /elsewhere"),
+        (Request("POST", "/.well-known/mercure", b"", FORM, b"topic=a"), 403, "--jwt-key"),
+    ]
+    for request, status, reason in cases:
+        decision = decide(config, request)
+        assert isinstance(decision, Response), request
+        assert decision.status == status
+        assert reason in decision.body.decode()
+        assert decision.body.endswith(b"\n")
+        assert decision.body.count(b"\n") == 1
+
+
+def test_a_publish_decision_and_its_fields() -> None:
+    config = MercureConfig(anonymous_publish=True, subscriptions=True)
+    body = b"topic=a&topic=b&data=caf%C3%A9&id=&type=&retry=10&private=on"
+    decision = decide(config, Request("POST", "/.well-known/mercure", b"", FORM, body))
+    assert decision == Publish(("a", "b"), "café", "message", None, 10, True, ())
+    listing = decide(config, Request("GET", "/.well-known/mercure/subscriptions/a"))
+    assert isinstance(listing, Response)  # no subscriber key: the API is refused
+    assert listing.status == 403
+
+
+def test_seconds_left_is_the_sooner_of_expiry_and_maximum() -> None:
+    base = Subscribe(("a",), None, frozenset(), None, ())
+    assert base.seconds_left(100.0) is None
+    assert Subscribe(("a",), None, frozenset(), None, (), 130.0).seconds_left(100.0) == 30.0
+    both = Subscribe(("a",), None, frozenset(), None, (), 130.0, 10.0)
+    assert both.seconds_left(100.0) == 10.0
+
+
+def test_from_environ_reads_the_serve_variables_and_names_a_bad_one() -> None:
+    config = MercureConfig.from_environ(
+        {
+            "SSEHUB_JWT_KEY": "k" * 32,
+            "SSEHUB_ANONYMOUS": "1",
+            "SSEHUB_CORS_ORIGIN": "https://a.example, https://b.example",
+            "SSEHUB_MAX_TOPICS": "3",
+        }
+    )
+    assert config.auth.publisher_key == config.auth.subscriber_key == "k" * 32
+    assert config.anonymous is True
+    assert config.anonymous_publish is False
+    assert config.cors_origins == ("https://a.example", "https://b.example")
+    assert config.max_topics == 3
+    with pytest.raises(
+        ValueError, match=r"^SSEHUB_ANONYMOUS: expected true or false, not 'maybe'$"
+    ):
+        MercureConfig.from_environ({"SSEHUB_ANONYMOUS": "maybe"})
+    with pytest.raises(ValueError, match=r"^SSEHUB_MAX_TOPICS: expected an integer"):
+        MercureConfig.from_environ({"SSEHUB_MAX_TOPICS": "many"})
