@@ -19,7 +19,7 @@ import pytest
 from ssehub import BackgroundHub
 from ssehub.protocol import Event, EventStreamParser
 from tests.support.helpers import free_port, missing
-from tests.support.processes import SECRET, connect, finish, run_cli, spawn, stop
+from tests.support.processes import SECRET, connect, finish, post_form, run_cli, spawn, stop
 
 
 def test_demo_publishes_the_time_every_second_and_serves_the_page() -> None:
@@ -63,13 +63,7 @@ def test_serve_shuts_down_cleanly_on_sigterm() -> None:
         head = sub.recv(4096)
         assert head.startswith(b"HTTP/1.1 200 OK")
         body = b"topic=t&data=hello"
-        pub = connect(
-            port,
-            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-            b"Content-Type: application/x-www-form-urlencoded\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body,
-        )
+        pub = post_form(port, body)
         assert pub.recv(4096).startswith(b"HTTP/1.1 200 OK")
         pub.close()
     finally:
@@ -368,14 +362,7 @@ def test_serve_reads_the_environment_and_a_toml_file(tmp_path: Path) -> None:
     proc = spawn("serve", "--config", str(config), env=env, cwd=str(tmp_path))
     try:
         body = b"topic=t&data=x"
-        pub = connect(
-            port,
-            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-            b"Origin: https://app.example\r\n"
-            b"Content-Type: application/x-www-form-urlencoded\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body,
-        )
+        pub = post_form(port, body, headers=b"Origin: https://app.example\r\n")
         answer = pub.recv(4096)
         pub.close()
         assert answer.startswith(b"HTTP/1.1 200 OK")

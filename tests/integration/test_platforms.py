@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.helpers import free_port
-from tests.support.processes import connect, spawn, stop
+from tests.support.processes import connect, post_form, spawn, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,13 +76,7 @@ def test_ssehub_serve_runs_on_plain_asyncio(tmp_path: Path) -> None:
         received = sub.recv(65536)
         assert received.startswith(b"HTTP/1.1 200 OK")
         body = b"topic=t&data=on-plain-asyncio"
-        pub = connect(
-            port,
-            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-            b"Content-Type: application/x-www-form-urlencoded\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body,
-        )
+        pub = post_form(port, body)
         assert pub.recv(65536).startswith(b"HTTP/1.1 200 OK")
         pub.close()
         while b"data: on-plain-asyncio\n" not in received:

@@ -71,6 +71,19 @@ def connect(port: int, request: bytes) -> socket.socket:
     return sock
 
 
+def post_form(port: int, body: bytes, *, headers: bytes = b"") -> socket.socket:
+    """A raw `POST /.well-known/mercure` of a form body (connecting as soon
+    as the hub listens); read the answer from the returned socket."""
+    return connect(
+        port,
+        b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        + headers
+        + b"Content-Type: application/x-www-form-urlencoded\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body,
+    )
+
+
 def stop(proc: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str, str]:
     """SIGTERM, then SIGKILL after `timeout` seconds: the exit code (negative:
     the signal that ended it) and the output."""
