@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -13,7 +14,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.asgi import GRACE, SERVERS, Served, take, wait_until
+from tests.support.asgi import (
+    GRACE,
+    SERVERS,
+    Served,
+    open_stream,
+    read_to_end,
+    take,
+    wait_until,
+)
 
 
 @pytest.fixture(params=SERVERS)
@@ -149,3 +158,52 @@ def test_shutdown_with_1000_open_streams_ends_within_grace(server: str) -> None:
     assert served.proc.returncode == 0, err
     assert elapsed < GRACE + 6  # the grace, plus room for a loaded machine
     assert "lifespan done: started=1000 finished=1000" in out
+
+
+# How each server learns of the shutdown (docs/asgi.md, "Shutting down"):
+# uvicorn and hypercorn --workers 0 get the signal in the app's process;
+# granian's main process passes it on to its worker as SIGTERM; hypercorn's
+# worker processes ignore SIGINT and hear of a signal to the main process only
+# through a multiprocessing event, so they see a Ctrl-C (a signal to the
+# process group) but not a `kill -INT <main pid>`.
+SHUTDOWNS = [
+    pytest.param("uvicorn", (), signal.SIGINT, False, id="uvicorn-SIGINT"),
+    pytest.param("uvicorn", (), signal.SIGTERM, False, id="uvicorn-SIGTERM"),
+    pytest.param("hypercorn", (), signal.SIGINT, True, id="hypercorn-ctrl-c"),
+    pytest.param("hypercorn", ("--workers", "0"), signal.SIGINT, False, id="hypercorn-w0-SIGINT"),
+    pytest.param("hypercorn", ("--workers", "0"), signal.SIGTERM, False, id="hypercorn-w0-SIGTERM"),
+] + [
+    pytest.param("granian", (), sig, False, id=f"granian-{sig.name}")
+    for sig in (signal.SIGINT, signal.SIGTERM)
+    if "granian" in SERVERS
+]
+
+
+@pytest.mark.parametrize(("server", "extra", "sig", "group"), SHUTDOWNS)
+def test_a_signal_ends_open_streams_at_once_with_a_retry_hint_and_no_error(
+    server: str, extra: tuple[str, ...], sig: signal.Signals, group: bool
+) -> None:
+    served = Served(server, *extra, grace=30)  # a grace the streams must not wait out
+    socks = []
+    try:
+        paths = ["/forever", "/endless", "/hub/.well-known/mercure?topic=shutdown"]
+        socks = [open_stream(served.port, path) for path in paths]
+        assert wait_until(lambda: served.stats()["started"] == 2, 5)
+        served.signal(sig, group=group)
+        ends = [read_to_end(sock, 10) for sock in socks]
+        out, err = served.wait()  # a second SIGINT would make the servers force their exit
+    finally:
+        for sock in socks:
+            sock.close()
+        served.stop()
+    for path, (data, took) in zip(paths, ends, strict=True):
+        assert took is not None, (path, data[-200:])
+        assert took < 3, (path, took)
+        assert data.endswith(b"retry: 1000\n\n\r\n0\r\n\r\n"), (path, data[-200:])
+    for word in ("ERROR", "Traceback", "CancelledError", "Exception"):
+        assert word not in err, err
+    assert "lifespan done: started=2 finished=2" in out, (out, err)
+    # uvicorn re-raises a SIGTERM once it has shut down cleanly (its own
+    # choice, with or without ssehub): the exit status then says SIGTERM
+    expected = {0, -signal.SIGTERM} if (server, sig) == ("uvicorn", signal.SIGTERM) else {0}
+    assert served.proc.returncode in expected, err

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -160,7 +162,7 @@ def test_a_bad_item_raises_in_the_app_naming_the_field() -> None:
     asyncio.run(main())
 
 
-def test_server_cancelling_the_request_cleans_up() -> None:
+def test_server_cancelling_the_request_ends_it_with_a_retry_hint_and_no_error() -> None:
     finished = asyncio.Event()
 
     async def gen() -> AsyncIterator[str]:
@@ -173,12 +175,17 @@ def test_server_cancelling_the_request_cleans_up() -> None:
 
     async def main() -> None:
         peer = Peer()
-        task = asyncio.ensure_future(EventSourceResponse(gen())(SCOPE, peer.receive, peer.send))
+        task = asyncio.ensure_future(
+            EventSourceResponse(gen(), retry=250)(SCOPE, peer.receive, peer.send)
+        )
         await asyncio.sleep(0.05)
         task.cancel()  # what uvicorn does after --timeout-graceful-shutdown
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await task  # returns: a CancelledError would be logged as a traceback
+        assert not task.cancelled()
+        assert task.cancelling() == 0
         assert finished.is_set()
+        assert peer.body.endswith(b"data: t\n\nretry: 250\n\n")
+        assert peer.sent[-1]["more_body"] is False
         assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
 
     asyncio.run(main())
@@ -204,7 +211,8 @@ def test_streams_drain_ends_open_and_later_responses() -> None:
         assert await streams.drain(1.0) == 0
         await asyncio.gather(*tasks)
         assert len(streams) == 0
-        assert all(p.sent[-1]["more_body"] is False for p in peers)
+        assert all(p.sent[-1] == {"type": "http.response.body", "body": b"retry: 1000\n\n",
+                                  "more_body": False} for p in peers)  # fmt: skip
         late = Peer()
         await asyncio.wait_for(
             EventSourceResponse(gen(), streams=streams)(SCOPE, late.receive, late.send), 1
@@ -223,3 +231,66 @@ def test_settings_are_validated() -> None:
         EventSourceResponse(gen(), retry=-1)
     with pytest.raises(ValueError, match="CR or LF"):
         EventSourceResponse(gen(), headers={"X-A": "b\r\nSet-Cookie: x"})
+    with pytest.raises(ValueError, match="grace"):
+        Streams(grace=-1)
+    with pytest.raises(ValueError, match="is not a valid Signals"):
+        Streams(signals=[12345])
+
+
+def test_streams_lifespan_drains_on_a_signal_and_chains_the_servers_handler() -> None:
+    """What a server's Ctrl-C does through `Streams.lifespan`, with a real
+    signal (SIGUSR1 stands in for SIGINT): the server's handler still runs,
+    every response of the app ends with a retry hint, even one not given
+    `streams=` (it finds the handle in the lifespan state), and the server's
+    handler is back in place afterwards."""
+    seen: list[int] = []
+
+    def servers_handler(signum: int, frame: FrameType | None) -> None:
+        seen.append(signum)
+
+    async def gen() -> AsyncIterator[str]:
+        while True:
+            yield "t"
+            await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        streams = Streams(signals=[signal.SIGUSR1, signal.SIGUSR2])
+        async with streams.lifespan() as state:
+            assert signal.getsignal(signal.SIGUSR1) is not servers_handler
+            assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL  # left alone
+            peer = Peer()
+            scope = {**SCOPE, "state": dict(state)}  # the server's copy per request
+            task = asyncio.ensure_future(EventSourceResponse(gen())(scope, peer.receive, peer.send))
+            await asyncio.sleep(0.05)
+            assert len(streams) == 1
+            signal.raise_signal(signal.SIGUSR1)
+            await asyncio.wait_for(task, 1)
+            assert seen == [signal.SIGUSR1]
+            assert peer.body.endswith(b"retry: 1000\n\n")
+            assert peer.sent[-1]["more_body"] is False
+        assert signal.getsignal(signal.SIGUSR1) is servers_handler
+
+    previous = signal.signal(signal.SIGUSR1, servers_handler)
+    try:
+        asyncio.run(main())
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_streams_lifespan_ends_open_streams_at_its_end() -> None:
+    async def gen() -> AsyncIterator[str]:
+        while True:
+            yield "t"
+            await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        peer = Peer()
+        streams = Streams(grace=1.0, signals=())
+        async with streams.lifespan() as state:
+            scope = {**SCOPE, "state": dict(state)}
+            task = asyncio.ensure_future(EventSourceResponse(gen())(scope, peer.receive, peer.send))
+            await asyncio.sleep(0.05)
+        assert task.done()  # the lifespan's end waited for it
+        assert peer.body.endswith(b"retry: 1000\n\n")
+
+    asyncio.run(main())

@@ -34,28 +34,37 @@ def _has(module: str) -> bool:
 SERVERS = ["uvicorn", "hypercorn"] + (["granian"] if _has("granian") else [])
 
 
-def command(server: str, app: str, port: int, *extra: str) -> list[str]:
+def command(server: str, app: str, port: int, *extra: str, grace: int = GRACE) -> list[str]:
     py = sys.executable
     if server == "uvicorn":
         return [py, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-                "--timeout-graceful-shutdown", str(GRACE), "--log-level", "warning", *extra]  # fmt: skip
+                "--timeout-graceful-shutdown", str(grace), "--log-level", "warning", *extra]  # fmt: skip
     if server == "hypercorn":
         return [py, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}",
-                "--graceful-timeout", str(GRACE), "--log-level", "warning", *extra]  # fmt: skip
+                "--graceful-timeout", str(grace), "--log-level", "warning", *extra]  # fmt: skip
     return [py, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
             "--port", str(port), "--log-level", "warning", *extra, app]  # fmt: skip
 
 
 class Served:
-    """An ASGI app under a real server, in a process of its own."""
+    """An ASGI app under a real server, in a process of its own (and a
+    process group of its own: `signal(..., group=True)` is a terminal's Ctrl-C)."""
 
-    def __init__(self, server: str, *extra: str, app: str = APP, scheme: str = "http") -> None:
+    def __init__(
+        self,
+        server: str,
+        *extra: str,
+        app: str = APP,
+        scheme: str = "http",
+        grace: int = GRACE,
+    ) -> None:
         self.server = server
         self.port = free_port()
         self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            command(server, app, self.port, *extra),
+            command(server, app, self.port, *extra, grace=grace),
             cwd=ROOT,
+            start_new_session=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -75,6 +84,18 @@ class Served:
     def stats(self) -> dict[str, int]:
         return dict(httpx.get(f"{self.url}/stats", timeout=10, verify=False).json())
 
+    def signal(self, sig: int, *, group: bool = False) -> None:
+        """Send `sig` to the server's process, or to its whole process group
+        (the server and its workers, as a terminal's Ctrl-C does)."""
+        if group:
+            os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = GRACE + 20) -> tuple[str, str]:
+        """The server's stdout and stderr once it has exited by itself."""
+        return self.proc.communicate(timeout=timeout)
+
     def stop(self) -> tuple[str, str]:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
@@ -83,6 +104,38 @@ class Served:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.communicate()
+
+
+def open_stream(port: int, path: str, until: bytes = b":\n\n") -> socket.socket:
+    """A raw HTTP/1.1 request for an event stream, read up to `until` (the
+    first comment every ssehub stream sends); the socket is left open."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    data = b""
+    while until not in data.partition(b"\r\n\r\n")[2]:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before {until!r}: {data!r}"
+        data += chunk
+    return sock
+
+
+def read_to_end(sock: socket.socket, timeout: float) -> tuple[bytes, float | None]:
+    """Read until the chunked body ends (or the peer closes) or `timeout`
+    passes; the bytes and how long it took (None: it did not end)."""
+    started = time.monotonic()
+    data = b""
+    while (left := started + timeout - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        except OSError:
+            return data, time.monotonic() - started
+        data += chunk
+        if not chunk or data.endswith(b"\r\n0\r\n\r\n"):
+            return data, time.monotonic() - started
+    return data, None
 
 
 def wait_until(predicate: object, timeout: float) -> bool:

@@ -23,9 +23,10 @@ stats = {"started": 0, "finished": 0}
 
 
 @contextlib.asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    async with events.lifespan():
-        yield
+async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Streams]]:
+    # streams.lifespan: every stream (the HubApp's too) ends at SIGINT/SIGTERM
+    async with events.lifespan(), streams.lifespan() as state:
+        yield state
     print(f"lifespan done: started={stats['started']} finished={stats['finished']}", flush=True)
     sys.stdout.flush()
 
@@ -60,6 +61,11 @@ async def tricky() -> AsyncIterator[Any]:
 @app.get("/forever")
 async def forever_route() -> EventSourceResponse:
     return EventSourceResponse(forever(), streams=streams)
+
+
+@app.get("/endless")
+async def endless_route() -> EventSourceResponse:
+    return EventSourceResponse(forever())  # no streams=: it joins the lifespan's
 
 
 @app.get("/count")

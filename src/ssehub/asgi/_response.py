@@ -2,16 +2,29 @@
 
 Its lifetime is a race of tasks it owns — the producer (your iterator,
 encoded and sent), the disconnect listener, the heartbeat and, optionally,
-the shutdown signal of a `Streams` handle. The first to finish cancels the
+the drain signal of `Streams` handles. The first to finish cancels the
 others and the response waits for them, so your generator's `finally` runs
 before the response returns, and no task outlives it.
+
+Shutdown: ASGI tells a running request nothing when the server is asked to
+stop (uvicorn, hypercorn and granian wait for it, then cancel it, and send
+the lifespan `shutdown` only after). `Streams.lifespan` closes that gap
+without touching the server: for its duration it chains a handler in front
+of the server's own SIGINT/SIGTERM handler that drains the streams, and it
+puts the handle in the lifespan state, so every response of the app joins
+it. A response ended by a drain, or cancelled by the server, sends a
+`retry:` hint and returns (no traceback in the server's log).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+import signal as _signal
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from types import FrameType
 from typing import Any
 
 from ssehub.hub import Clock, SystemClock, Timer
@@ -27,6 +40,11 @@ data); or a dict with `data` (a str, or anything JSON-serializable),
 `event`, `id`, `retry`, or only `comment`."""
 
 _FIELDS = frozenset(("data", "event", "id", "retry", "comment"))
+_STATE_KEY = "ssehub.asgi.streams"
+"""The lifespan-state key under which `Streams.lifespan` offers its handle."""
+_SHUTDOWN_RETRY = 1000
+"""The `retry:` hint (ms) of a stream ended by a drain or by the server,
+when the response has no `retry` of its own."""
 SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -64,17 +82,26 @@ class Streams:
     """A handle on open `EventSourceResponse`s, to end them on demand::
 
         streams = Streams()
-        EventSourceResponse(gen(), streams=streams)
+        app = FastAPI(lifespan=streams.lifespan)    # ends every stream at Ctrl-C
         ...
+        EventSourceResponse(gen(), streams=streams)
         await streams.drain(grace=5.0)   # on deploy, from an admin route, ...
 
     `drain()` asks every open response (and every later one) to end: its
-    producer is cancelled (its `finally` runs), the stream is closed, and
-    `drain` returns once all have ended or `grace` has passed. Hand one to
-    the responses of one app; there is no process-wide state.
+    producer is cancelled (its `finally` runs), a `retry:` hint is sent and
+    the stream is closed, and `drain` returns once all have ended or `grace`
+    has passed. Hand one to the responses of one app; there is no
+    process-wide state (see `lifespan` for the one exception, signals, and
+    how it is scoped).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, grace: float = 5.0, signals: Iterable[int] = (_signal.SIGINT, _signal.SIGTERM)
+    ) -> None:
+        if not grace >= 0:
+            raise ValueError(f"grace must be >= 0 seconds, not {grace!r}")
+        self.grace = grace
+        self.signals = tuple(_signal.Signals(s) for s in signals)
         self._draining = False
         self._signals: set[asyncio.Future[None]] = set()
         self._ended: set[asyncio.Future[None]] = set()
@@ -87,16 +114,72 @@ class Streams:
     def draining(self) -> bool:
         return self._draining
 
-    async def drain(self, grace: float = 5.0) -> int:
-        """End every stream; return how many were still open after `grace`."""
+    def drain_nowait(self) -> None:
+        """Ask every open response (and every later one) to end, at once;
+        `drain()` also waits for them."""
         self._draining = True
         for signal in self._signals:
             if not signal.done():
                 signal.set_result(None)
+
+    async def drain(self, grace: float = 5.0) -> int:
+        """End every stream; return how many were still open after `grace`."""
+        self.drain_nowait()
         pending = {f for f in self._ended if not f.done()}
         if pending and grace > 0:
             await asyncio.wait(pending, timeout=grace)
         return sum(1 for f in pending if not f.done())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[dict[str, Streams]]:
+        """For your app's `lifespan=`: end every stream of the app promptly
+        when the server is told to stop, and at the lifespan's end.
+
+        - It yields the lifespan state `{"ssehub.asgi.streams": self}`, so every
+          `EventSourceResponse` of the app (`HubApp`'s included) joins this
+          handle, whether or not it was given `streams=`.
+        - While it runs it chains a handler for `signals` (SIGINT and SIGTERM)
+          in front of the one installed — the server's: on a signal it calls
+          `drain_nowait()` on the loop and then the server's handler, which
+          goes on as before (it stops accepting and waits for the streams,
+          which are ending). A signal whose handler is the default
+          (`SIG_DFL`: the process dies) or not a Python one is left alone;
+          one that is ignored (`SIG_IGN`, e.g. SIGINT in hypercorn's worker
+          processes) only drains. Nothing is installed off the main thread.
+          At exit the previous handlers are put back (in `finally`), unless
+          someone replaced ours meanwhile; ours then only passes signals on.
+        - At exit it drains with `grace` seconds, so the server's lifespan
+          shutdown ends streams that are still open.
+        """
+        loop = asyncio.get_running_loop()
+        active = True
+        hooked: dict[_signal.Signals, Any] = {}
+
+        def on_signal(previous: Any) -> Callable[[int, FrameType | None], None]:
+            def handler(signum: int, frame: FrameType | None) -> None:
+                if active and not loop.is_closed():
+                    loop.call_soon_threadsafe(self.drain_nowait)
+                if callable(previous):
+                    previous(signum, frame)
+
+            return handler
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                previous = _signal.getsignal(sig)
+                if previous is _signal.SIG_DFL or previous is None:
+                    continue
+                ours = on_signal(previous)
+                _signal.signal(sig, ours)
+                hooked[sig] = (previous, ours)
+        try:
+            yield {_STATE_KEY: self}
+            await self.drain(self.grace)
+        finally:
+            active = False
+            for sig, (previous, ours) in hooked.items():
+                if _signal.getsignal(sig) is ours:
+                    _signal.signal(sig, previous)
 
     def _enter(self) -> tuple[asyncio.Future[None], asyncio.Future[None]]:
         loop = asyncio.get_running_loop()
@@ -133,9 +216,14 @@ class EventSourceResponse:
     - the client's disconnect cancels the producer at once; a `send` that
       does not complete in `send_timeout` seconds (a dead or stalled peer)
       ends the stream the same way;
-    - `streams=` joins a `Streams` handle whose `drain()` ends it; when the
-      server cancels the request (e.g. uvicorn's `--timeout-graceful-shutdown`)
-      the producer is cancelled and cleaned up as well;
+    - `streams=` joins a `Streams` handle whose `drain()` ends it, and so
+      does the app's `Streams.lifespan` (found in the lifespan state): the
+      producer is cancelled, a `retry:` hint sent (`retry`, or 1000 ms) and
+      the body ended;
+    - when the server cancels the request (its graceful timeout ran out)
+      the producer is cancelled and cleaned up, the `retry:` hint sent if the
+      peer takes it, and the response returns instead of raising, so the
+      server logs no traceback;
     - headers: `text/event-stream`, `Cache-Control: no-cache`,
       `X-Accel-Buffering: no`, never `Connection` (illegal in HTTP/2).
     """
@@ -169,11 +257,13 @@ class EventSourceResponse:
         self.heartbeat = heartbeat
         self.send_timeout = send_timeout
         self.first = encode_comment() if retry is None else f"retry: {retry}\n\n".encode()
+        self._bye = f"retry: {_SHUTDOWN_RETRY if retry is None else retry}\n\n".encode()
         self.streams = streams
         self._clock: Clock = clock or SystemClock()
         self._last_send = 0.0
         self._asgi_send: Send | None = None
         self._sending = False
+        self._body_ended = False
         self._beat_task: asyncio.Task[bool] | None = None
         self._timer: Timer | None = None
 
@@ -189,9 +279,13 @@ class EventSourceResponse:
         if self._asgi_send is not None:
             raise RuntimeError("an EventSourceResponse serves one request")
         self._asgi_send = send
-        signal = ended = None
-        if self.streams is not None:
-            signal, ended = self.streams._enter()
+        handles = [self.streams] if self.streams is not None else []
+        state = scope.get("state")
+        app_streams = state.get(_STATE_KEY) if isinstance(state, Mapping) else None
+        if isinstance(app_streams, Streams) and app_streams is not self.streams:
+            handles.append(app_streams)  # the app's `Streams.lifespan`
+        joined = [(handle, *handle._enter()) for handle in handles]
+        started = False
         try:
             await send(
                 {
@@ -200,16 +294,27 @@ class EventSourceResponse:
                     "headers": self.raw_headers,
                 }
             )
+            started = True
             if not await self._send(self.first):
                 return
-            await self._race(receive, signal)
+            await self._race(receive, [signal for _, signal, _ in joined])
+        except asyncio.CancelledError:
+            # The server cancelled the request (its graceful timeout ran
+            # out); the race's tasks are done and cleaned up. Say when to come
+            # back and end the body, then return: the request is over, and a
+            # CancelledError would only become a traceback in the server's log.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            if started:
+                await self._send(self._bye, more=False, within=_BYE_TIMEOUT)
         finally:
-            if self.streams is not None and signal is not None and ended is not None:
-                self.streams._leave(signal, ended)
+            for handle, signal, ended in joined:
+                handle._leave(signal, ended)
 
-    async def _race(self, receive: Receive, signal: asyncio.Future[None] | None) -> None:
+    async def _race(self, receive: Receive, signals: list[asyncio.Future[None]]) -> None:
         # Two tasks per stream (producer, disconnect listener); heartbeats and
-        # the drain signal are callbacks, so an idle stream costs little.
+        # the drain signals are callbacks, so an idle stream costs little.
         loop = asyncio.get_running_loop()
         produce = loop.create_task(self._produce())
         listen = loop.create_task(_disconnected(receive))
@@ -221,14 +326,14 @@ class EventSourceResponse:
             drained = True
             produce.cancel()
 
-        if signal is not None:
+        for signal in signals:
             signal.add_done_callback(on_drain)
         if self.heartbeat is not None:
             self._timer = self._clock.call_later(self.heartbeat, self._beat)
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if signal is not None:
+            for signal in signals:
                 signal.remove_done_callback(on_drain)
             if self._timer is not None:
                 self._timer.cancel()
@@ -243,8 +348,10 @@ class EventSourceResponse:
         if produce in done and not produce.cancelled() and produce.exception() is not None:
             raise produce.exception()  # type: ignore[misc]
         ended = produce in done and not produce.cancelled() and produce.result()
-        if ended or (drained and listen not in done):
+        if ended:
             await self._send(b"", more=False)  # end the body: the peer is still there
+        elif drained and listen not in done:
+            await self._send(self._bye, more=False, within=_BYE_TIMEOUT)  # come back later
 
     async def _produce(self) -> bool:
         """Send every item; True when the producer ended and the peer took
@@ -277,25 +384,29 @@ class EventSourceResponse:
             self._beat_task = asyncio.get_running_loop().create_task(self._send(_COMMENT))
         self._timer = self._clock.call_later(self.heartbeat, self._beat)
 
-    async def _send(self, body: bytes, *, more: bool = True) -> bool:
+    async def _send(self, body: bytes, *, more: bool = True, within: float | None = None) -> bool:
         """Send a body part; False if the peer is gone or did not take it in
-        `send_timeout` seconds."""
+        `within` (default `send_timeout`) seconds."""
         send = self._asgi_send
         assert send is not None
+        if self._body_ended:
+            return False  # e.g. cancelled just after the last part: nothing may follow
         message = {"type": "http.response.body", "body": body, "more_body": more}
         self._sending = True
         try:
-            async with asyncio.timeout(self.send_timeout):
+            async with asyncio.timeout(self.send_timeout if within is None else within):
                 await send(message)
         except (TimeoutError, OSError):
             return False
         finally:
             self._sending = False
         self._last_send = self._clock.time()
+        self._body_ended = not more
         return True
 
 
 _COMMENT = encode_comment()
+_BYE_TIMEOUT = 1.0  # for the last words of a drained or cancelled stream: shutdown waits on it
 
 
 async def _encoded(content: AsyncIterable[EventLike]) -> AsyncIterator[bytes]:
