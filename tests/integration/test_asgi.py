@@ -207,3 +207,26 @@ def test_a_signal_ends_open_streams_at_once_with_a_retry_hint_and_no_error(
     # choice, with or without ssehub): the exit status then says SIGTERM
     expected = {0, -signal.SIGTERM} if (server, sig) == ("uvicorn", signal.SIGTERM) else {0}
     assert served.proc.returncode in expected, err
+
+
+def test_hub_app_streams_end_at_once_when_its_own_lifespan_runs() -> None:
+    """`FastAPI(lifespan=hub_app.lifespan)` alone (the Mercure example): a
+    SIGINT ends its streams at once with a retry hint, not at the grace."""
+    served = Served(
+        "uvicorn", app="examples.fastapi_mercure:app", grace=30, env={"SSEHUB_ANONYMOUS": "1"}
+    )
+    sock = None
+    try:
+        sock = open_stream(served.port, "/.well-known/mercure?topic=shutdown")
+        served.signal(signal.SIGINT)
+        data, took = read_to_end(sock, 10)
+        _, err = served.wait()
+    finally:
+        if sock is not None:
+            sock.close()
+        served.stop()
+    assert took is not None, data[-200:]
+    assert took < 3, took
+    assert b"retry: 1000\n\n" in data, data[-200:]
+    for word in ("ERROR", "Traceback", "CancelledError"):
+        assert word not in err, err

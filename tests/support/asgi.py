@@ -57,6 +57,7 @@ class Served:
         app: str = APP,
         scheme: str = "http",
         grace: int = GRACE,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.server = server
         self.port = free_port()
@@ -68,7 +69,7 @@ class Served:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         deadline = time.monotonic() + 20
         while True:

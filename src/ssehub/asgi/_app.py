@@ -21,7 +21,7 @@ from ssehub.mercure import (
     Subscribe,
 )
 
-from ._response import EventSourceResponse
+from ._response import EventSourceResponse, Streams
 from ._types import Receive, Scope, Send
 
 __all__ = ("HubApp",)
@@ -69,6 +69,9 @@ class HubApp:
         self.grace = grace
         self.send_timeout = send_timeout
         self.max_body_bytes = max_body_bytes
+        # its streams end at once (with a `retry:` hint) when the server is
+        # told to stop, while its lifespan runs (`Streams.lifespan`)
+        self.streams = Streams(grace=grace)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -130,6 +133,7 @@ class HubApp:
                 headers=dict(decision.headers(resume)[1:]),
                 heartbeat=self.hub.config.heartbeat,
                 send_timeout=self.send_timeout,
+                streams=self.streams,
             )
             # Mercure's Cache-Control (no intermediary may store a private update)
             response.raw_headers = [
@@ -143,13 +147,16 @@ class HubApp:
             self.mercure.closed(subscriber)
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
-        """For your app's `lifespan=`: start the hub (if new), and at
-        shutdown `drain(grace)` and `aclose()` it."""
+    async def lifespan(self, app: object = None) -> AsyncIterator[dict[str, Streams]]:
+        """For your app's `lifespan=`: start the hub (if new); when the
+        server is told to stop (SIGINT, SIGTERM) end every stream at once
+        with a `retry:` hint (`Streams.lifespan`); at shutdown `drain(grace)`
+        and `aclose()` the hub."""
         if self.hub.state == "new":
             await self.hub.start()
         try:
-            yield
+            async with self.streams.lifespan() as state:
+                yield state
         finally:
             await self._shutdown()
 
@@ -159,20 +166,23 @@ class HubApp:
         await self.hub.aclose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    if self.hub.state == "new":
-                        await self.hub.start()
-                except Exception as error:
-                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+        async with contextlib.AsyncExitStack() as stack:
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    try:
+                        if self.hub.state == "new":
+                            await self.hub.start()
+                    except Exception as error:
+                        await send({"type": "lifespan.startup.failed", "message": str(error)})
+                        return
+                    await stack.enter_async_context(self.streams.lifespan())
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await stack.aclose()  # streams end now, with their retry hint
+                    await self._shutdown()
+                    await send({"type": "lifespan.shutdown.complete"})
                     return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self._shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
 
 def _mercure_path(scope: Scope) -> str | None:
