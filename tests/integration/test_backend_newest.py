@@ -57,7 +57,7 @@ def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]
 
 def run(factory: Factory, body: Callable[[Backend, Clock], Awaitable[None]], **limits: int) -> None:
     clock = Clock()
-    backend = factory(HistoryLimits(**limits), clock)  # type: ignore[arg-type]
+    backend = factory(HistoryLimits(**limits), clock)
 
     async def main() -> None:
         await backend.start()
