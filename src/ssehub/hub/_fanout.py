@@ -99,7 +99,10 @@ class FanOut:
                     self._by_topic.setdefault(topic, []).append(group)
         group.subscribers[sub] = None
         named = self._named
-        for topic in group.selectors.exact:
+        exact = group.selectors.exact
+        for topic in sub.topics:  # in the subscription's order: callbacks are too
+            if topic not in exact:
+                continue
             count = named[topic] = named.get(topic, 0) + 1
             if count == 1:
                 self._watch(topic, True)
@@ -111,7 +114,10 @@ class FanOut:
             return
         del group.subscribers[sub]
         named = self._named
-        for topic in group.selectors.exact:
+        exact = group.selectors.exact
+        for topic in sub.topics:
+            if topic not in exact:
+                continue
             count = named[topic] - 1
             if count:
                 named[topic] = count
