@@ -598,6 +598,27 @@ def test_newest_has_no_gap_or_duplicate_at_the_seam() -> None:
     asyncio.run(main())
 
 
+def test_newest_of_a_pattern_keeps_order_when_live_copies_are_held() -> None:
+    async def main() -> None:
+        backend = GatedNewestBackend()
+        async with Hub(backend=backend) as hub:
+            await hub.publish("t", "old")
+            sub = hub.subscribe("*", newest=1)
+            opening = asyncio.ensure_future(sub.open())
+            await backend.reading.wait()
+            for data in ("x", "y", "z"):  # live for it (held), and in the read
+                await hub.publish("t", data)
+            backend.before.set()
+            backend.after.set()
+            await opening
+            await hub.publish("t", "next")
+            # the newest one is "z", but "x" and "y" came after it subscribed
+            assert [e.data for e in await take(sub, 4)] == ["x", "y", "z", "next"]
+            sub.close()
+
+    asyncio.run(main())
+
+
 def test_last_event_id_wins_over_newest() -> None:
     async def body(hub: Hub, clock: FakeClock) -> None:
         ids = [await hub.publish("t", str(i)) for i in range(5)]

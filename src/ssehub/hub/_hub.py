@@ -137,9 +137,8 @@ class _Pages:
             # the newest N matching ones, and any that are held as live too:
             # dropping those would lose them, sending them later reorder them
             start = len(records) - self._newest
-            held = self._sub._held
-            if held:
-                start = next((i for i in range(start) if records[i].id in held), start)
+            holds = self._sub.holds
+            start = next((i for i in range(start) if holds(records[i].id)), start)
             records = records[start:]
         hub._counters.replayed += len(records)
         return records

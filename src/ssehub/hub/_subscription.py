@@ -173,6 +173,11 @@ class Subscription:
         """Whether it is still replaying history (live events are held)."""
         return self._held is not None and self.reason is None
 
+    def holds(self, record_id: str) -> bool:
+        """Whether a live copy of that record is held (during the replay)."""
+        held = self._held
+        return held is not None and record_id in held
+
     @property
     def held_bytes(self) -> int:
         """Bytes the hub holds for this subscriber beyond its socket: live
