@@ -16,9 +16,11 @@ import pytest
 from ssehub import BackgroundHub
 from ssehub.client import (
     GAP_EVENT,
+    LIVE_EVENT,
     AsyncEventSource,
     EventSource,
     Gap,
+    Live,
     Reconnecting,
     RetryPolicy,
     SSEConnectionError,
@@ -409,6 +411,93 @@ def test_without_on_gap_the_gap_is_logged_not_yielded(
             events, _ = collect(kind, url, limit=1, last_event_id="urn:uuid:gone")
         assert [e.data for e in events] == ["kept"]
         assert [r.getMessage() for r in caplog.records] == [str(Gap("urn:uuid:gone", url))]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_live_marker_sets_live_until_the_next_reconnect(
+    kind: str, server: SSETestServer
+) -> None:
+    url = f"{server.url}/live"
+    seen: list[tuple[str, bool] | Live] = []
+
+    def on_live(live: Live) -> None:
+        seen.append(live)
+
+    if kind == "sync":
+        with EventSource(url, retry=0.02, on_live=on_live) as source:
+            assert not source.live
+            try:
+                for event in source:
+                    seen.append((event.data, source.live))
+            except SSEResponseError:
+                pass
+    else:
+
+        async def main() -> None:
+            async with AsyncEventSource(url, retry=0.02, on_live=on_live) as source:
+                assert not source.live
+                try:
+                    async for event in source:
+                        seen.append((event.data, source.live))
+                except SSEResponseError:
+                    pass
+
+        asyncio.run(main())
+    assert seen == [
+        ("old", False),
+        Live(1, url),
+        ("new", True),
+        ("not the marker", False),  # reset on reconnecting; not a marker: an event
+        ("again", False),
+    ]
+    assert str(seen[1]) == f"live: {url} replayed 1 events; live events follow"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_resume_from_a_real_hub_goes_live_after_the_replay(kind: str) -> None:
+    with BackgroundHub(port=0) as hub:
+        first = hub.publish("t", "old")
+        hub.publish("t", "current")
+        url = f"{hub.url}/.well-known/mercure?topic=t"
+        seen: list[tuple[str, bool] | Live] = []
+
+        def step(data: str, live: bool) -> bool:
+            seen.append((data, live))
+            if data == "current":
+                hub.publish("t", "live")
+            return data == "live"
+
+        if kind == "sync":
+            with EventSource(url, last_event_id=first, on_live=seen.append) as source:
+                for event in source:
+                    if step(event.data, source.live):
+                        break
+        else:
+
+            async def main() -> None:
+                async with AsyncEventSource(
+                    url, last_event_id=first, on_live=seen.append
+                ) as source:
+                    async for event in source:
+                        if step(event.data, source.live):
+                            break
+
+            asyncio.run(main())
+        assert seen == [("current", False), Live(1, url), ("live", True)]
+
+
+def test_newest_is_a_query_parameter_kept_for_good() -> None:
+    source = EventSource("http://h/s?topic=t", newest=1)
+    assert source.current_url == "http://h/s?topic=t&newest=1"
+    assert EventSource("http://h/s").current_url == "http://h/s"
+    with pytest.raises(ValueError, match="newest must be an int >= 0"):
+        EventSource("http://h/s", newest=-1)
+
+
+def test_the_live_event_type_is_the_hubs() -> None:
+    from ssehub.hub import LIVE_EVENT as HUB_LIVE_EVENT
+
+    assert LIVE_EVENT == HUB_LIVE_EVENT
 
 
 def test_the_gap_event_type_is_the_hubs() -> None:

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from ssehub.hub import LIVE_EVENT
 from ssehub.protocol import Event, EventStreamParser
 
 
@@ -98,7 +99,8 @@ async def publish(port: int, **fields: str | list[str]) -> Response:
 
 
 class Stream:
-    """A subscriber over a real socket."""
+    """A subscriber over a real socket. The hub's live markers are kept
+    apart, in `live` (as a page's `onmessage` never sees them)."""
 
     def __init__(
         self,
@@ -113,7 +115,12 @@ class Stream:
         self.headers = headers
         self.parser = EventStreamParser()
         self.events: list[Event] = []
+        self.live: list[Event] = []
         self.raw = b""
+
+    def _take(self, events: list[Event]) -> None:
+        for event in events:
+            (self.live if event.event == LIVE_EVENT else self.events).append(event)
 
     async def next_events(self, n: int, timeout: float = 10) -> list[Event]:
         async def fill() -> None:
@@ -122,7 +129,7 @@ class Stream:
                 if not chunk:
                     raise EOFError(f"stream ended after {len(self.events)} events")
                 self.raw += chunk
-                self.events.extend(self.parser.feed(chunk))
+                self._take(self.parser.feed(chunk))
 
         await asyncio.wait_for(fill(), timeout)
         taken, self.events = self.events[:n], self.events[n:]
@@ -131,7 +138,7 @@ class Stream:
     async def read_until_eof(self, timeout: float = 10) -> bytes:
         data = await asyncio.wait_for(self.reader.read(), timeout)
         self.raw += data
-        self.events.extend(self.parser.feed(data))
+        self._take(self.parser.feed(data))
         return data
 
     def close(self) -> None:

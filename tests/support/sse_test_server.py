@@ -186,6 +186,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(piece)
             time.sleep(0.02)
 
+    def _live(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
+        """A replay, the hub's live marker, a live event; then a connection
+        with no marker (and a look-alike that is not one); then 204."""
+        if visit > 2:
+            self._plain(204)
+            return
+        self._stream_head()
+        if visit == 1:
+            self._write(b"retry: 20\nid: 1\ndata: old\n\n")
+            self._write(b'event: ssehub-live\ndata: {"replayed": 1}\n\n')
+            self._write(b"id: 2\ndata: new\n\n")
+        else:
+            self._write(b"event: ssehub-live\ndata: not the marker\n\nid: 3\ndata: again\n\n")
+
     def _status(self, query: dict[str, str], last: str | None, visit: int, path: str) -> None:
         self._plain(int(path.rsplit("/", 1)[1]), b"something went wrong here\n")
 

@@ -7,11 +7,11 @@ import json
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 import pytest
 
-from ssehub.backends import DuplicateEventIdError, HistoryLimits, MemoryBackend, Record
+from ssehub.backends import DuplicateEventIdError, History, HistoryLimits, MemoryBackend, Record
 from ssehub.hub import (
     GAP_EVENT,
     EventSubscription,
@@ -489,3 +489,286 @@ def test_live_events_held_during_a_slow_replay_are_bounded() -> None:
             assert hub.statistics().disconnects_slow == 1
 
     run(body, replay_page=10, max_buffer_events=5)
+
+
+# -- current state on open, the live marker, who is watching (issue 13) ------
+
+
+def test_newest_gives_the_current_state_of_each_topic_then_live() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        for i in range(3):
+            await hub.publish("a", f"a{i}")
+        await hub.publish(["a", "b"], "ab")
+        await hub.publish("b", "b1")
+        await hub.publish("c", "c0")
+        async with hub.subscribe("a", newest=1) as sub:
+            assert [e.data for e in await take(sub, 1)] == ["ab"]
+            await hub.publish("a", "live")
+            assert [e.data for e in await take(sub, 1)] == ["live"]
+        async with hub.subscribe(["a", "b"], newest=2) as sub:
+            # the newest two of each ("ab", "live" and "ab", "b1"), oldest first, "ab" once
+            assert [e.data for e in await take(sub, 3)] == ["ab", "b1", "live"]
+        async with hub.subscribe(["a", "c"], newest=3) as sub:
+            assert [e.data for e in await take(sub, 4)] == ["a2", "ab", "c0", "live"]
+        assert hub.statistics().events_replayed == 8
+
+    run(body)
+
+
+def test_newest_for_star_and_templates_among_the_newest_page() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        await hub.publish("item/1", "i1")
+        await hub.publish("other", "o")
+        await hub.publish("item/2", "i2")
+        await hub.publish("other", "o2")
+        async with hub.subscribe("*", newest=2) as sub:
+            assert [e.data for e in await take(sub, 2)] == ["i2", "o2"]
+        async with hub.subscribe("item/{id}", newest=1) as sub:
+            assert [e.data for e in await take(sub, 1)] == ["i2"]
+            await hub.publish("item/3", "i3")
+            assert [e.data for e in await take(sub, 1)] == ["i3"]
+        async with hub.subscribe("item/{id}", newest=5) as sub:
+            assert [e.data for e in await take(sub, 3)] == ["i1", "i2", "i3"]
+
+    run(body)
+
+
+def test_newest_applies_the_private_rules() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        await hub.publish("orders", "public")
+        await hub.publish("orders", "secret", private=True)
+        async with hub.subscribe("orders", newest=2) as anyone:
+            assert [e.data for e in await take(anyone, 1)] == ["public"]  # fewer than 2
+            assert anyone.live
+        async with hub.subscribe("orders", newest=1, private_topics=["orders"]) as owner:
+            assert [e.data for e in await take(owner, 1)] == ["secret"]
+        async with hub.subscribe("*", newest=1, private_topics=["invoices"]) as other:
+            # the newest one it may read: not the newer private one
+            assert [e.data for e in await take(other, 1)] == ["public"]
+            assert await asyncio.wait_for(other.wait_live(), 5)
+
+    run(body)
+
+
+class GatedNewestBackend(MemoryBackend):
+    """Publishes land while `newest()` runs: one before its read, one after."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = asyncio.Event()
+        self.before = asyncio.Event()
+        self.after = asyncio.Event()
+        self.read = asyncio.Event()
+
+    async def newest(self, topics: Collection[str] | None, n: int) -> History:
+        self.reading.set()
+        await self.before.wait()
+        history = await super().newest(topics, n)
+        self.read.set()
+        await self.after.wait()
+        return history
+
+
+def test_newest_has_no_gap_or_duplicate_at_the_seam() -> None:
+    async def main() -> None:
+        backend = GatedNewestBackend()
+        async with Hub(backend=backend) as hub:
+            for i in range(3):
+                await hub.publish("t", str(i))
+            for selector in ("t", "*"):
+                backend.reading.clear()
+                backend.read.clear()
+                backend.before.clear()
+                backend.after.clear()
+                sub = hub.subscribe(selector, newest=2)
+                opening = asyncio.ensure_future(sub.open())
+                await backend.reading.wait()
+                await hub.publish("t", f"in-{selector}")  # held, and in the read
+                backend.before.set()
+                await backend.read.wait()
+                await hub.publish("t", f"after-{selector}")  # held, after the read
+                backend.after.set()
+                await opening
+                got = [e.data for e in await take(sub, 3)]
+                assert got[1:] == [f"in-{selector}", f"after-{selector}"]
+                await hub.publish("t", "next")
+                assert [e.data for e in await take(sub, 1)] == ["next"]
+                sub.close()
+
+    asyncio.run(main())
+
+
+def test_newest_of_a_pattern_keeps_order_when_live_copies_are_held() -> None:
+    async def main() -> None:
+        backend = GatedNewestBackend()
+        async with Hub(backend=backend) as hub:
+            await hub.publish("t", "old")
+            sub = hub.subscribe("*", newest=1)
+            opening = asyncio.ensure_future(sub.open())
+            await backend.reading.wait()
+            for data in ("x", "y", "z"):  # live for it (held), and in the read
+                await hub.publish("t", data)
+            backend.before.set()
+            backend.after.set()
+            await opening
+            await hub.publish("t", "next")
+            # the newest one is "z", but "x" and "y" came after it subscribed
+            assert [e.data for e in await take(sub, 4)] == ["x", "y", "z", "next"]
+            sub.close()
+
+    asyncio.run(main())
+
+
+def test_last_event_id_wins_over_newest() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        ids = [await hub.publish("t", str(i)) for i in range(5)]
+        async with hub.subscribe("t", last_event_id=ids[1], newest=1) as sub:
+            assert [e.data for e in await take(sub, 3)] == ["2", "3", "4"]
+            assert sub.live
+
+    run(body)
+
+
+def test_newest_is_validated() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        for bad in (-1, 1001, True, "1"):
+            with pytest.raises(ValueError, match="newest must be an int from 0 to 1000"):
+                hub.subscribe("t", newest=bad)  # type: ignore[arg-type]
+
+    run(body)
+
+
+def test_the_live_marker_ends_every_replay_and_only_a_replay() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        first = await hub.publish("t", "0")
+        await hub.publish("t", "1")
+        cases: list[tuple[dict[str, object], int]] = [
+            ({"newest": 1}, 1),
+            ({"last_event_id": first}, 1),
+            ({"last_event_id": "earliest"}, 2),
+        ]
+        for asked, replayed in cases:
+            async with hub.subscribe("t", **asked) as sub:  # type: ignore[arg-type]
+                frames = sub.frames()
+                got = await asyncio.wait_for(anext(frames), 5)
+                assert got.endswith(b'event: ssehub-live\ndata: {"replayed": %d}\n\n' % replayed)
+                assert got.count(b"ssehub-live") == 1
+                assert sub.live
+                await hub.publish("other", "live")
+        async with hub.subscribe("t") as plain:
+            assert plain.live  # no replay: live at once, no marker
+            await hub.publish("t", "2")
+            assert b"ssehub-live" not in await asyncio.wait_for(anext(plain.frames()), 5)
+
+    run(body)
+
+
+def test_live_turns_true_once_the_replay_is_taken_and_the_marker_is_not_yielded() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        for i in range(5):
+            await hub.publish("t", str(i))
+        async with hub.subscribe("t", last_event_id="earliest") as sub:
+            waiting = asyncio.ensure_future(sub.wait_live())
+            seen = []
+            for _ in range(4):
+                seen.append(((await take(sub, 1))[0].data, sub.live))
+            await settle()
+            assert not waiting.done()
+            seen.append(((await take(sub, 1))[0].data, sub.live))
+            assert seen == [("0", False), ("1", False), ("2", False), ("3", False), ("4", True)]
+            assert await asyncio.wait_for(waiting, 5) is True
+            await hub.publish("t", "live")
+            assert [e.event for e in await take(sub, 1)] == ["message"]
+        async with hub.subscribe("empty", newest=3) as sub:
+            assert await asyncio.wait_for(sub.wait_live(), 5)  # nothing to replay
+
+    run(body, replay_page=2)
+
+
+class Written(asyncio.WriteTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = bytearray()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.data += data
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+def test_a_stream_gets_the_live_marker_between_replay_and_live() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        await hub.publish("t", "old")
+        transport = Written()
+        sub = hub.subscribe_stream(transport, "t", newest=1)
+        await sub.open(lambda resume: b":head\n\n")
+        await hub.publish("t", "new")
+        await settle()
+        text = bytes(transport.data).decode()
+        assert text.index("data: old") < text.index("event: ssehub-live") < text.index("data: new")
+        assert 'data: {"replayed": 1}' in text
+        sub.close()
+        transport = Written()
+        plain = hub.subscribe_stream(transport, "t")
+        await plain.open()
+        await hub.publish("t", "x")
+        await settle()
+        assert b"ssehub-live" not in transport.data
+        plain.close()
+
+    run(body)
+
+
+def test_subscribers_counts_exact_star_and_template_subscriptions() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        assert hub.subscribers("item/1") == 0
+        async with hub.subscribe("item/1"), hub.subscribe(["item/1", "x"]):
+            assert hub.subscribers("item/1") == 2
+            async with hub.subscribe("*"), hub.subscribe("item/{id}"):
+                assert hub.subscribers("item/1") == 4
+                assert hub.subscribers("item/2") == 2
+                assert hub.subscribers("x") == 2
+            assert hub.subscribers("item/1") == 2
+        assert hub.subscribers("item/1") == 0
+
+    run(body)
+
+
+def test_the_watch_callback_tells_first_and_last_subscriber() -> None:
+    async def main() -> None:
+        calls: list[tuple[str, bool]] = []
+
+        def broken(topic: str, watching: bool) -> None:
+            raise RuntimeError("the app's bug")
+
+        async with Hub(on_watch=lambda t, w: calls.append((t, w))) as hub:
+            hub.on_watch(broken)  # logged, never raised into the hub
+            one = hub.subscribe("score")
+            await one.open()
+            two = hub.subscribe(["score", "status"])
+            await two.open()
+            assert calls == []  # soon, not inside the subscribe
+            await settle()
+            assert calls == [("score", True), ("status", True)]
+            async with hub.subscribe("*"), hub.subscribe("item/{id}"):
+                await settle()
+                assert len(calls) == 2  # patterns name no topic
+            one.close()
+            await settle()
+            assert len(calls) == 2  # "score" still has a subscriber
+            two.close()
+            await settle()
+            assert calls[2:] == [("score", False), ("status", False)]
+            assert hub.subscribers("score") == 0
+            remove = hub.on_watch(lambda t, w: calls.append(("again", w)))
+            remove()
+            async with hub.subscribe("score"):
+                await settle()
+            await settle()
+            assert calls[4:] == [("score", True), ("score", False)]
+
+    asyncio.run(main())

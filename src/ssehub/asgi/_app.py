@@ -111,6 +111,7 @@ class HubApp:
             sub = self.hub.subscribe(
                 decision.topics,
                 last_event_id=decision.last_event_id,
+                newest=decision.newest,
                 private_topics=decision.private_topics,
             )
         except ValueError as error:

@@ -82,6 +82,12 @@ class History:
     the next page. None when the read reached the end of history."""
 
 
+def check_newest(n: int) -> None:
+    """Raise `ValueError` for a count of newest records no backend accepts."""
+    if type(n) is not int or n < 1:
+        raise ValueError(f"newest: n must be an int >= 1, not {n!r}")
+
+
 def check_page(after: str | None, limit: int | None, after_position: int | None) -> None:
     """Raise `ValueError` for paging arguments no backend accepts."""
     if limit is not None and (type(limit) is not int or limit < 1):
@@ -129,6 +135,13 @@ class Backend(Protocol):
         None) reads the next page; records that aged out meanwhile are
         skipped, and `found` is True. A page costs about `limit` records of
         work, whatever the size of history."""
+
+    async def newest(self, topics: Collection[str] | None, n: int) -> History:
+        """The newest `n` records of each of `topics` (None: the newest `n`
+        of all history), oldest first, each once even when it has several
+        of the topics; within the history bounds. `found` is True;
+        `position` as for `history()`. It costs about `n` records of work
+        per topic, whatever the size of history."""
 
     async def last_id(self) -> str | None:
         """The id of the newest record in history, or None when empty."""

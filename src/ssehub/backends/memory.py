@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 
-from ._base import DuplicateEventIdError, History, HistoryLimits, Record, check_page
+from ._base import DuplicateEventIdError, History, HistoryLimits, Record, check_newest, check_page
 
 __all__ = ("MemoryBackend",)
 
@@ -134,6 +134,30 @@ class MemoryBackend:
                 records.append(slot.record)
                 last = slot.seq
         return History(records, found, cursor=cursor)
+
+    async def newest(self, topics: Collection[str] | None, n: int) -> History:
+        check_newest(n)
+        cutoff = self._sweep()
+        slots: list[_Slot] = []
+        if topics is None:
+            log = self._log
+            for i in range(len(log) - 1, -1, -1):  # released slots are at most half
+                slot = log[i]
+                if slot.record.time < cutoff or len(slots) == n:
+                    break
+                if slot.refs:
+                    slots.append(slot)
+            slots.reverse()
+        else:
+            taken: dict[int, _Slot] = {}
+            for topic in dict.fromkeys(topics):
+                queue = self._topics.get(topic)
+                if queue is None or not self._prune(queue, cutoff):
+                    continue
+                for i in range(max(0, len(queue) - n), len(queue)):
+                    taken[queue[i].seq] = queue[i]
+            slots = sorted(taken.values(), key=_seq)
+        return History([slot.record for slot in slots], True)
 
     async def last_id(self) -> str | None:
         newest = self._newest

@@ -36,7 +36,14 @@ from typing import Any
 
 from ssehub.protocol import Event, encode_event
 
-from ._base import DuplicateEventIdError, History, HistoryLimits, Record, check_page
+from ._base import (
+    DuplicateEventIdError,
+    History,
+    HistoryLimits,
+    Record,
+    check_newest,
+    check_page,
+)
 from ._redis_url import RedisURL, parse_redis_url, redact
 
 __all__ = ("RedisBackend", "RedisStatistics", "ReplicaWaitError")
@@ -309,6 +316,26 @@ class RedisBackend:
             # the first `limit` of each read, merged, are the first `limit` of all
             cursor = _position(last)
         return History(records, found, _position(newest[0][0]) if newest else 0, cursor)
+
+    async def newest(self, topics: Collection[str] | None, n: int) -> History:
+        """`XREVRANGE ... COUNT n` on each topic stream (or on the log)."""
+        check_newest(n)
+        cutoff = self._clock() - self._limits.max_age
+        pipe = self._redis.pipeline(transaction=True)  # one snapshot, as in history()
+        pipe.xrevrange(self._key("log"), "+", "-", count=1)
+        if topics is None:
+            pipe.xrevrange(self._key("log"), "+", "-", count=n)
+        else:
+            for topic in dict.fromkeys(topics):
+                pipe.xrevrange(self._topic(topic), "+", "-", count=n)
+        newest, *reads = await pipe.execute()
+        entries = {e[0]: e[1] for found_entries in reads for e in found_entries}  # each once
+        records = [
+            _record(fields)
+            for _, fields in sorted(entries.items(), key=lambda entry: _position(entry[0]))
+            if float(fields["time"]) >= cutoff
+        ]
+        return History(records, True, _position(newest[0][0]) if newest else 0)
 
     async def newest_position(self) -> int:
         """The position of the newest record (0 when there is none)."""

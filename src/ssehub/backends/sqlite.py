@@ -28,7 +28,7 @@ from typing import Literal, TypeVar
 
 from ssehub.protocol import Event, encode_event
 
-from ._base import DuplicateEventIdError, History, HistoryLimits, Record, check_page
+from ._base import DuplicateEventIdError, History, HistoryLimits, Record, check_newest, check_page
 
 __all__ = ("SQLiteBackend",)
 
@@ -139,6 +139,11 @@ class SQLiteBackend:
         check_page(after, limit, after_position)
         topic_list = None if topics is None else list(topics)
         return await self._read(lambda: self._history(topic_list, after, limit, after_position))
+
+    async def newest(self, topics: Collection[str] | None, n: int) -> History:
+        check_newest(n)
+        topic_list = None if topics is None else list(dict.fromkeys(topics))
+        return await self._read(lambda: self._newest(topic_list, n))
 
     async def last_id(self) -> str | None:
         return await self._read(self._last_id)
@@ -389,6 +394,44 @@ class SQLiteBackend:
             record = cache.get(row[0])
             records.append(_record(row) if record is None else record)
         return History(records, found, cursor=cursor)
+
+    def _newest(self, topics: list[str] | None, n: int) -> History:
+        """On the reader thread: the (topic, seq) key read backwards, `n`
+        rows per topic."""
+        db = self._reading()
+        cutoff = self._clock() - self._limits.max_age
+        if topics is None:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM events e ORDER BY e.seq DESC LIMIT ?", (n,)
+            ).fetchall()
+            rows.reverse()
+            rows = [row for row in rows if row[2] >= cutoff]
+        else:
+            seqs: set[int] = set()
+            for topic in topics:
+                seqs.update(
+                    seq
+                    for (seq,) in db.execute(
+                        "SELECT seq FROM event_topics WHERE topic = ? ORDER BY seq DESC LIMIT ?",
+                        (topic, n),
+                    )
+                )
+            page = sorted(seqs)
+            rows = []
+            for i in range(0, len(page), 500):  # bounded statements
+                chunk = page[i : i + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows += db.execute(
+                    f"SELECT {_COLUMNS} FROM events e WHERE e.seq IN ({marks})"
+                    " AND e.time >= ? ORDER BY e.seq",
+                    (*chunk, cutoff),
+                ).fetchall()
+        cache = self._cache  # filled by the writer; only read here
+        records = []
+        for row in rows:
+            record = cache.get(row[0])
+            records.append(_record(row) if record is None else record)
+        return History(records, True)
 
     def _last_id(self) -> str | None:
         # The newest row by seq, then its age: one step down the primary key

@@ -13,14 +13,16 @@ except ImportError as error:  # pragma: no cover - depends on the install
 
 from ._async import AsyncEventSource
 from ._errors import SSEClientError, SSEConnectionError, SSEResponseError
-from ._policy import GAP_EVENT, Gap, Reconnecting, RetryPolicy
+from ._policy import GAP_EVENT, LIVE_EVENT, Gap, Live, Reconnecting, RetryPolicy
 from ._sync import EventSource
 
 __all__ = (
     "GAP_EVENT",
+    "LIVE_EVENT",
     "AsyncEventSource",
     "EventSource",
     "Gap",
+    "Live",
     "Reconnecting",
     "RetryPolicy",
     "SSEClientError",

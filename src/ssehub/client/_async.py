@@ -72,7 +72,7 @@ class AsyncEventSource(BaseEventSource):
                             raise _IdleTimeoutError(f"no data for {idle} s") from None
                         for event in parser.feed(chunk):
                             reconnect.last_event_id = event.id or ""
-                            if not self._is_gap(event):
+                            if not self._is_notice(event):
                                 yield event
                         reconnect.progressed(parser)
                     for event in parser.close():

@@ -10,7 +10,7 @@ import httpx
 
 from ssehub.protocol import Event
 
-from ._policy import GAP_EVENT, Gap, Reconnect, Reconnecting, RetryPolicy, _log
+from ._policy import GAP_EVENT, LIVE_EVENT, Gap, Live, Reconnect, Reconnecting, RetryPolicy, _log
 
 __all__ = ("BaseEventSource",)
 
@@ -36,6 +36,7 @@ class BaseEventSource:
         data: Mapping[str, Any] | None = None,
         json: Any = None,
         last_event_id: str | None = None,
+        newest: int = 0,
         retry: float = 3.0,
         max_retries: int = 10,
         retry_forever: bool = False,
@@ -45,7 +46,12 @@ class BaseEventSource:
         max_line_bytes: int | None = DEFAULT_MAX_LINE_BYTES,
         on_reconnect: Callable[[Reconnecting], object] | None = None,
         on_gap: Callable[[Gap], object] | None = None,
+        on_live: Callable[[Live], object] | None = None,
     ) -> None:
+        if type(newest) is not int or newest < 0:
+            raise ValueError(f"newest must be an int >= 0, not {newest!r}")
+        if newest:  # for good: a reconnection's Last-Event-ID wins at the hub
+            url = httpx.URL(url).copy_merge_params({"newest": str(newest)})
         self.url = url
         self.method = method
         self.policy = RetryPolicy(
@@ -68,6 +74,8 @@ class BaseEventSource:
         self._timeout = timeout
         self._on_reconnect = on_reconnect
         self._on_gap = on_gap
+        self._on_live = on_live
+        self._live = False
         # the last request of a redirected stream: reconnections go there
         self._redirected: httpx.Request | None = None
         self._closed = False
@@ -85,6 +93,14 @@ class BaseEventSource:
     def last_event_id(self) -> str:
         """The last event ID seen; sent as `Last-Event-ID` on reconnection."""
         return self._reconnect.last_event_id
+
+    @property
+    def live(self) -> bool:
+        """True once the hub's live marker arrived on this connection: the
+        replay asked for (a resume, `newest`) is over. False again on each
+        reconnection until the next marker; stays False with a server that
+        sends none (any server but an ssehub hub, or no replay asked)."""
+        return self._live
 
     @property
     def retry_ms(self) -> int | None:
@@ -129,14 +145,17 @@ class BaseEventSource:
 
     def _opened(self, response: httpx.Response) -> None:
         """A 200 event stream: if redirects led here, reconnect here."""
+        self._live = False
         if response.history:
             self._redirected = response.request
 
-    def _is_gap(self, event: Event) -> bool:
+    def _is_notice(self, event: Event) -> bool:
         """Report a hub's gap notice to `on_gap` (or the `ssehub.client`
-        logger); True if `event` was one and is not to be yielded."""
-        if event.event != GAP_EVENT:  # the per-event cost: one comparison
-            return False
+        logger) and its live marker to `live` / `on_live`; True if `event`
+        was one and is not to be yielded."""
+        kind = event.event
+        if kind != GAP_EVENT:  # the per-event cost: one comparison (two for others)
+            return kind == LIVE_EVENT and self._is_live(event)
         gap = self._reconnect.gap(event, self.current_url)
         if gap is None:
             return False
@@ -144,6 +163,15 @@ class BaseEventSource:
             _log.warning("%s", gap)
         else:
             self._on_gap(gap)
+        return True
+
+    def _is_live(self, event: Event) -> bool:
+        live = self._reconnect.live(event, self.current_url)
+        if live is None:
+            return False
+        self._live = True
+        if self._on_live is not None:
+            self._on_live(live)
         return True
 
     def _next_delay(self, error: BaseException | None) -> float:

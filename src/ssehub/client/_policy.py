@@ -14,12 +14,26 @@ from ssehub.protocol import Event, EventStreamParser
 
 from ._errors import SSEConnectionError, SSEResponseError
 
-__all__ = ("GAP_EVENT", "Gap", "Reconnect", "Reconnecting", "RetryPolicy", "last_event_id_header")
+__all__ = (
+    "GAP_EVENT",
+    "LIVE_EVENT",
+    "Gap",
+    "Live",
+    "Reconnect",
+    "Reconnecting",
+    "RetryPolicy",
+    "last_event_id_header",
+)
 
 GAP_EVENT = "ssehub-gap"
 """The type of an ssehub hub's gap notice (`ssehub.hub.GAP_EVENT`): the id a
 client resumed from is no longer in history. The twins report it as a
 `Gap`, never as an event."""
+
+LIVE_EVENT = "ssehub-live"
+"""The type of an ssehub hub's live marker (`ssehub.hub.LIVE_EVENT`): the
+replay the client asked for (a resume, `newest=N`) is over, what follows is
+live. The twins report it as `Live`, never as an event."""
 
 _log = logging.getLogger("ssehub.client")
 # what an HTTP/1.1 field value cannot hold (RFC 9110 section 5.5; h11 refuses them)
@@ -77,6 +91,19 @@ class Gap:
             f"gap: {self.url} no longer holds the events after {self.last_event_id!r};"
             " some events were missed"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """The hub has sent the `replayed` events of history this connection
+    asked for (a resume, `newest=N`); the events that follow are live.
+    Passed to an event source's `on_live` hook."""
+
+    replayed: int
+    url: str
+
+    def __str__(self) -> str:
+        return f"live: {self.url} replayed {self.replayed} events; live events follow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +224,20 @@ class Reconnect:
         if isinstance(notice, dict) and isinstance(notice.get("lastEventID"), str):
             asked = notice["lastEventID"]
         return Gap(asked, url)
+
+    def live(self, event: Event, url: str) -> Live | None:
+        """A `Live` if `event` is a hub's live marker (data
+        `{"replayed": N}`), else None."""
+        if event.event != LIVE_EVENT:
+            return None
+        try:
+            notice = json.loads(event.data)
+        except ValueError:
+            return None
+        replayed = notice.get("replayed") if isinstance(notice, dict) else None
+        if type(replayed) is not int:
+            return None
+        return Live(replayed, url)
 
     def delay(self, error: BaseException | None) -> float:
         """Seconds to wait before reconnecting after a stream ended (`error`

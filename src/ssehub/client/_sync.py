@@ -66,7 +66,7 @@ class EventSource(BaseEventSource):
                     for chunk in response.iter_bytes():
                         for event in parser.feed(chunk):
                             reconnect.last_event_id = event.id or ""
-                            if not self._is_gap(event):
+                            if not self._is_notice(event):
                                 yield event
                         reconnect.progressed(parser)
                     yield from parser.close()

@@ -3,7 +3,7 @@ clean shutdown, on asyncio."""
 
 from ._clock import Clock, SystemClock, Timer
 from ._config import HubConfig
-from ._hub import GAP_EVENT, Hub, HubClosedError
+from ._hub import GAP_EVENT, LIVE_EVENT, Hub, HubClosedError, WatchCallback
 from ._ids import IdGenerator
 from ._selectors import (
     MAX_TEMPLATE_EXPRESSIONS,
@@ -29,6 +29,7 @@ from ._subscription import (
 
 __all__ = (
     "GAP_EVENT",
+    "LIVE_EVENT",
     "MAX_TEMPLATE_EXPRESSIONS",
     "MAX_TEMPLATE_LENGTH",
     "MAX_URLPATTERN_LENGTH",
@@ -50,6 +51,7 @@ __all__ = (
     "Subscription",
     "SystemClock",
     "Timer",
+    "WatchCallback",
     "selector_matcher",
     "selectors_match",
     "validate_selector",

@@ -11,6 +11,7 @@ Selectors are compiled once, when a group is made.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterator
 
 from ssehub.backends import Record
@@ -22,6 +23,7 @@ from ._subscription import CloseReason, Subscription
 __all__ = ("FanOut", "Group")
 
 GroupKey = tuple[frozenset[str], frozenset[str]]
+log = logging.getLogger("ssehub.hub")
 
 
 class Group:
@@ -51,8 +53,10 @@ class FanOut:
         "_flush_handle",
         "_groups",
         "_loop",
+        "_named",
         "_now",
         "_patterns",
+        "watchers",
     )
 
     def __init__(self, counters: Counters, now: Callable[[], float]) -> None:
@@ -65,6 +69,10 @@ class FanOut:
         self._dirty: list[Group] = []
         self._flush_handle: asyncio.Handle | None = None
         self._doomed: list[tuple[Subscription, CloseReason]] = []
+        # subscriptions that name each topic exactly, and who wants to know
+        # when one gains its first or loses its last
+        self._named: dict[str, int] = {}
+        self.watchers: list[Callable[[str, bool], object]] = []
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -90,6 +98,14 @@ class FanOut:
                 for topic in group.selectors.selectors:
                     self._by_topic.setdefault(topic, []).append(group)
         group.subscribers[sub] = None
+        named = self._named
+        exact = group.selectors.exact
+        for topic in sub.topics:  # in the subscription's order: callbacks are too
+            if topic not in exact:
+                continue
+            count = named[topic] = named.get(topic, 0) + 1
+            if count == 1:
+                self._watch(topic, True)
         return group
 
     def detach(self, sub: Subscription) -> None:
@@ -97,6 +113,17 @@ class FanOut:
         if group is None or sub not in group.subscribers:
             return
         del group.subscribers[sub]
+        named = self._named
+        exact = group.selectors.exact
+        for topic in sub.topics:
+            if topic not in exact:
+                continue
+            count = named[topic] - 1
+            if count:
+                named[topic] = count
+            else:
+                del named[topic]
+                self._watch(topic, False)
         if group.subscribers:
             return
         del self._groups[sub.group_key]
@@ -108,6 +135,25 @@ class FanOut:
                 groups.remove(group)
                 if not groups:
                     del self._by_topic[topic]
+
+    def count(self, topic: str) -> int:
+        """Subscriptions whose selectors match `topic`."""
+        total = sum(len(group.subscribers) for group in self._by_topic.get(topic, ()))
+        if self._patterns:
+            total += sum(len(group.subscribers) for group in self._patterns.matching((topic,)))
+        return total
+
+    def _watch(self, topic: str, watching: bool) -> None:
+        if self.watchers:
+            assert self._loop is not None
+            self._loop.call_soon(self._tell, topic, watching)
+
+    def _tell(self, topic: str, watching: bool) -> None:
+        for callback in tuple(self.watchers):
+            try:
+                callback(topic, watching)
+            except Exception:  # the app's bug must not stop the hub
+                log.exception("watch callback %r failed for %r", callback, topic)
 
     # -- the hot path -------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import logging
 import math
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -35,14 +36,25 @@ from ._subscription import (
 )
 from ._waiters import Waiters
 
-__all__ = ("GAP_EVENT", "Hub", "HubClosedError")
+__all__ = ("GAP_EVENT", "LIVE_EVENT", "Hub", "HubClosedError", "WatchCallback")
 
 GAP_EVENT = "ssehub-gap"
 """Type of the event a subscriber gets first when it asked to resume from an
 id no longer in history. Its data is JSON: `{"lastEventID": "<asked id>"}`.
 It has no id, so it does not move the client's last event ID."""
 
+LIVE_EVENT = "ssehub-live"
+"""Type of the event a subscriber gets once a replay it asked for is over
+(`last_event_id` or `newest`), before the first live event. Its data is
+JSON: `{"replayed": <events replayed>}`. It has no id, so it does not move
+the client's last event ID. Not sent when no replay was asked."""
+
+WatchCallback = Callable[[str, bool], object]
+"""`callback(topic, watching)`: `topic` gained its first subscriber (True)
+or lost its last (False)."""
+
 _HEARTBEAT = encode_comment()
+log = logging.getLogger("ssehub.hub")
 
 
 class HubClosedError(RuntimeError):
@@ -69,15 +81,23 @@ def _selectors(selectors: str | Iterable[str]) -> tuple[str, ...]:
 class _Pages:
     """One subscription's replay, read from the backend a page at a time."""
 
-    __slots__ = ("_cursor", "_first", "_group", "_hub", "_last", "_topics")
+    __slots__ = ("_cursor", "_first", "_group", "_hub", "_last", "_newest", "_sub", "_topics")
 
     def __init__(
-        self, hub: Hub, group: Group, topics: tuple[str, ...] | None, first: History | None
+        self,
+        hub: Hub,
+        sub: Subscription,
+        group: Group,
+        topics: tuple[str, ...] | None,
+        first: History | None,
+        newest: int = 0,
     ) -> None:
         self._hub = hub
+        self._sub = sub
         self._group = group
         self._topics = topics  # None: every topic, filtered here
         self._first = first
+        self._newest = newest  # the first page is the newest N: the only page
         self._cursor: int | None = None
         self._last = first is None  # no replay asked
 
@@ -97,7 +117,7 @@ class _Pages:
             )
         self._first = None
         self._cursor = page.cursor
-        self._last = page.cursor is None
+        self._last = page.cursor is None or self._newest > 0
         # A publish stored before this read may not be fanned out yet: wait
         # until it is, so its live copy is in the held list by the time the
         # page is delivered, and the page's copy cancels it. The same for
@@ -113,6 +133,13 @@ class _Pages:
             if (exact or group.selectors.matches(r.topics))
             and (not r.private or group.rights.matches(r.topics))
         ]
+        if self._newest and not exact and len(records) > self._newest:
+            # the newest N matching ones, and any that are held as live too:
+            # dropping those would lose them, sending them later reorder them
+            start = len(records) - self._newest
+            holds = self._sub.holds
+            start = next((i for i in range(start) if holds(records[i].id)), start)
+            records = records[start:]
         hub._counters.replayed += len(records)
         return records
 
@@ -134,9 +161,13 @@ class _Owner:
         return self._hub._tick
 
     async def begin(
-        self, sub: Subscription, last_event_id: str | None
+        self, sub: Subscription, last_event_id: str | None, newest: int
     ) -> tuple[Resume, Record | None, _Pages]:
-        return await self._hub._begin(sub, last_event_id)
+        return await self._hub._begin(sub, last_event_id, newest)
+
+    def live_record(self, replayed: int) -> Record:
+        ev = Event(json.dumps({"replayed": replayed}), LIVE_EVENT)
+        return Record((), ev, self._hub._clock.time(), encode_event(ev))
 
     def release(self, sub: Subscription) -> None:
         self._hub._fanout.detach(sub)
@@ -160,6 +191,7 @@ class Hub:
         backend: Backend | None = None,
         clock: Clock | None = None,
         ids: Callable[[], str] | None = None,
+        on_watch: WatchCallback | None = None,
     ) -> None:
         self.config = config or HubConfig()
         self.backend: Backend = backend if backend is not None else MemoryBackend()
@@ -171,6 +203,8 @@ class Hub:
         self._tick = 0
         self._counters = Counters()
         self._fanout = FanOut(self._counters, self._clock.time)
+        if on_watch is not None:
+            self._fanout.watchers.append(on_watch)
         self._owner = _Owner(self)
         # With a backend shared by several hub processes: the feed of what
         # the others publish.
@@ -360,6 +394,7 @@ class Hub:
         topics: str | Iterable[str],
         *,
         last_event_id: str | None = None,
+        newest: int = 0,
         private_topics: Iterable[str] = (),
     ) -> EventSubscription:
         """An async iterator of the events of `topics` (`"*"`: all topics).
@@ -368,6 +403,13 @@ class Hub:
         event (`"earliest"`: all history), a page at a time as it is
         consumed; if that id is not in history, the first event is a
         `GAP_EVENT` notice and all retained history follows.
+        With `newest=N` (and no `last_event_id`, which wins), it first gets
+        the newest N events of each topic named exactly, oldest first, each
+        once: the current state. For `"*"` and URI templates, the newest N
+        matching events among the hub's newest `max(N, replay_page)`.
+        After a replay (either kind), `sub.live` turns True once every
+        replayed event was taken (`await sub.wait_live()`); `frames()` carries
+        a `LIVE_EVENT` marker there.
         Private updates reach it only for topics matched by `private_topics`
         (a JWT's `mercure.subscribe` claim; `"*"`: all).
         Use it as `async with hub.subscribe(...) as events: async for ...`.
@@ -377,6 +419,7 @@ class Hub:
             _selectors(topics),
             self._checked_id(last_event_id),
             frozenset(private_topics),
+            self._checked_newest(newest),
         )
 
     def subscribe_stream(
@@ -385,6 +428,7 @@ class Hub:
         topics: str | Iterable[str],
         *,
         last_event_id: str | None = None,
+        newest: int = 0,
         private_topics: Iterable[str] = (),
     ) -> StreamSubscription:
         """A subscription that writes the encoded events of `topics` straight
@@ -392,13 +436,15 @@ class Hub:
         forward the protocol's `pause_writing`, `resume_writing` and
         `connection_lost` to it. The replay is written a page at a time,
         each once the transport has room: a subscriber that does not read
-        costs about one page, not its whole history."""
+        costs about one page, not its whole history. `newest` as in
+        `subscribe()`; after a replay a `LIVE_EVENT` marker is written."""
         return StreamSubscription(
             self._owner,
             _selectors(topics),
             self._checked_id(last_event_id),
             transport,
             frozenset(private_topics),
+            self._checked_newest(newest),
         )
 
     def _checked_id(self, last_event_id: str | None) -> str | None:
@@ -407,8 +453,16 @@ class Hub:
             raise ValueError(f"Last-Event-ID is longer than {limit} characters")
         return last_event_id
 
+    def _checked_newest(self, newest: int) -> int:
+        bound = self.backend.limits.max_events
+        if type(newest) is not int or not 0 <= newest <= bound:
+            raise ValueError(
+                f"newest must be an int from 0 to {bound} (the history bound), not {newest!r}"
+            )
+        return newest
+
     async def _begin(
-        self, sub: Subscription, last_event_id: str | None
+        self, sub: Subscription, last_event_id: str | None, newest: int = 0
     ) -> tuple[Resume, Record | None, _Pages]:
         if self._state != "running":
             raise HubClosedError(f"cannot subscribe: the hub is {self._state}")
@@ -421,17 +475,21 @@ class Hub:
                 after = None if last_event_id == "earliest" else last_event_id
                 first = await self.backend.history(topics, after, limit=self.config.replay_page)
                 gap = not first.found
-            newest = await self.backend.last_id()
+            elif newest:
+                count = newest if topics is not None else max(newest, self.config.replay_page)
+                first = await self.backend.newest(topics, count)
+            last_id = await self.backend.last_id()
         except BaseException:
             sub.close()
             raise
         gap_record = None
-        if last_event_id is not None and not sub.closed:
+        if (last_event_id is not None or newest) and not sub.closed:
             self._counters.replays += 1
             if gap:
                 self._counters.gaps += 1
                 gap_record = self._gap_record(last_event_id)
-        return Resume(newest or "earliest", gap, 0), gap_record, _Pages(self, group, topics, first)
+        pages = _Pages(self, sub, group, topics, first, 0 if last_event_id is not None else newest)
+        return Resume(last_id or "earliest", gap, 0), gap_record, pages
 
     async def _settled(self) -> None:
         """Wait until every publish started so far has been fanned out (or
@@ -457,6 +515,30 @@ class Hub:
                 for sub in group.subscribers:
                     sub._heartbeat(_HEARTBEAT, tick)
             fanout.reap()
+
+    # -- who is watching ------------------------------------------------------
+
+    def subscribers(self, topic: str) -> int:
+        """How many subscriptions get the events of `topic` now: those that
+        name it, and those whose `*` or URI template matches it."""
+        return self._fanout.count(topic)
+
+    def on_watch(self, callback: WatchCallback) -> Callable[[], None]:
+        """Call `callback(topic, watching)` when a topic that subscriptions
+        name exactly gains its first (`True`) or loses its last (`False`),
+        so the app can start and stop producing it. `*` and URI templates
+        count in `subscribers()` but do not fire it (they name no topic).
+        It runs on the hub's loop, soon after the change (never inside the
+        fan-out); an exception it raises is logged. Returns a function that
+        removes it. (Also `Hub(on_watch=callback)`.)"""
+        watchers = self._fanout.watchers
+        watchers.append(callback)
+
+        def remove() -> None:
+            if callback in watchers:
+                watchers.remove(callback)
+
+        return remove
 
     # -- introspection -----------------------------------------------------------
 

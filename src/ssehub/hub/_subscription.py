@@ -88,11 +88,15 @@ class Owner(Protocol):
         """Heartbeats so far."""
 
     async def begin(
-        self, sub: Subscription, last_event_id: str | None
+        self, sub: Subscription, last_event_id: str | None, newest: int
     ) -> tuple[Resume, Record | None, Pages]:
         """Register `sub` (live events are held for it from now on) and
-        start its replay: how it resumes, the gap notice, the pages. Raises
-        `HubClosedError` when the hub is not running."""
+        start its replay (after `last_event_id`, or else the `newest` N):
+        how it resumes, the gap notice, the pages. Raises `HubClosedError`
+        when the hub is not running."""
+
+    def live_record(self, replayed: int) -> Record:
+        """The marker written after a replay, before live events."""
 
     def release(self, sub: Subscription) -> None:
         """`sub` is closed: forget it."""
@@ -121,6 +125,7 @@ class Subscription:
         "_asked",
         "_held",
         "_hub",
+        "_newest",
         "_opened",
         "_pending_bytes",
         "_pending_events",
@@ -139,10 +144,12 @@ class Subscription:
         topics: tuple[str, ...],
         last_event_id: str | None,
         private_topics: frozenset[str] = frozenset(),
+        newest: int = 0,
     ) -> None:
         self._hub = hub
         self.topics = topics
         self._asked = last_event_id
+        self._newest = newest
         self._opened = False
         self.key: frozenset[str] = frozenset(("*",)) if "*" in topics else frozenset(topics)
         # selectors of the private updates it may receive (a JWT's claim)
@@ -166,6 +173,11 @@ class Subscription:
         """Whether it is still replaying history (live events are held)."""
         return self._held is not None and self.reason is None
 
+    def holds(self, record_id: str) -> bool:
+        """Whether a live copy of that record is held (during the replay)."""
+        held = self._held
+        return held is not None and record_id in held
+
     @property
     def held_bytes(self) -> int:
         """Bytes the hub holds for this subscriber beyond its socket: live
@@ -188,7 +200,7 @@ class Subscription:
         if self._opened:
             raise RuntimeError("subscription already opened")
         self._opened = True
-        resume, gap, pages = await self._hub.begin(self, self._asked)
+        resume, gap, pages = await self._hub.begin(self, self._asked, self._newest)
         self.resume = resume
         if self.reason is None:
             try:
@@ -241,6 +253,11 @@ class Subscription:
                     self._pending_events -= 1
                     self._pending_bytes -= len(record.frame)
 
+    @property
+    def _replays(self) -> bool:
+        """Whether it asked for a replay (and gets the live marker after)."""
+        return self._asked is not None or self._newest > 0
+
     def _count(self, events: int, nbytes: int) -> None:
         self._pending_events += events
         self._pending_bytes += nbytes
@@ -281,8 +298,9 @@ class StreamSubscription(Subscription):
         last_event_id: str | None,
         transport: asyncio.WriteTransport,
         private_topics: frozenset[str] = frozenset(),
+        newest: int = 0,
     ) -> None:
-        super().__init__(hub, topics, last_event_id, private_topics)
+        super().__init__(hub, topics, last_event_id, private_topics, newest)
         self._lost: asyncio.Future[None] | None = None
         self._room: asyncio.Future[None] | None = None  # a paused replay waits here
         self._transport = transport
@@ -326,6 +344,8 @@ class StreamSubscription(Subscription):
         if self.reason is not None:
             return
         unheld = self._unheld()
+        if self._replays:  # the replay is over: the live marker, then live events
+            unheld.insert(0, self._hub.live_record(self._replayed))
         self._writable = True  # before writing: the write may pause it again
         if unheld:
             self._transport.write(b"".join([r.frame for r in unheld]))
@@ -393,9 +413,15 @@ class EventSubscription(Subscription):
     Iteration ends when the hub shuts down or `close()` is called; if the
     consumer falls behind the bounded buffer, it raises `SlowSubscriberError`
     (subscribe again with its `last_event_id` to resume).
+
+    After a replay (`last_event_id` or `newest`), `live` turns True once
+    every replayed event has been taken; `wait_live()` waits for it. The
+    `LIVE_EVENT` marker is not yielded by iteration (data loops need not
+    skip it); `frames()` includes its bytes, for a server to stream.
     """
 
-    __slots__ = ("_pages", "_queue", "_waiter", "last_event_id")
+    __slots__ = ("_live", "_live_waiter", "_marker", "_pages", "_queue", "_waiter",
+                 "last_event_id")  # fmt: skip
 
     def __init__(
         self,
@@ -403,8 +429,12 @@ class EventSubscription(Subscription):
         topics: tuple[str, ...],
         last_event_id: str | None,
         private_topics: frozenset[str] = frozenset(),
+        newest: int = 0,
     ) -> None:
-        super().__init__(hub, topics, last_event_id, private_topics)
+        super().__init__(hub, topics, last_event_id, private_topics, newest)
+        self._live = not self._replays
+        self._live_waiter: asyncio.Future[None] | None = None
+        self._marker: Record | None = None  # queued where the replay ends
         self._pages: Pages | None = None  # the rest of the replay, read as consumed
         self._queue: list[Record] = []  # bounded; an empty deque would cost ~600 B
         self._waiter: asyncio.Future[None] | None = None
@@ -426,10 +456,44 @@ class EventSubscription(Subscription):
     def __aiter__(self) -> EventSubscription:
         return self
 
+    @property
+    def live(self) -> bool:
+        """Whether every replayed event has been taken (True at once when no
+        replay was asked): what comes next is live."""
+        queue = self._queue
+        return self._live or (bool(queue) and queue[0] is self._marker)
+
+    async def wait_live(self) -> bool:
+        """Open if needed and wait until `live` (iterate meanwhile when the
+        replay is longer than a page). False if it ended before."""
+        if not self._opened:
+            await self.open()
+        while not self.live and self.reason is None:
+            waiter = self._live_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._live_waiter = None
+        return self.live
+
+    def _went_live(self) -> None:
+        waiter = self._live_waiter
+        if waiter is not None and not waiter.done() and (self.live or self.reason is not None):
+            waiter.set_result(None)
+
     async def __anext__(self) -> Event:
-        if not await self._wait():
-            raise StopAsyncIteration
-        record = self._queue.pop(0)
+        while True:
+            if not await self._wait():
+                raise StopAsyncIteration
+            record = self._queue.pop(0)
+            if record is not self._marker:
+                break
+            self._live = True
+        queue = self._queue
+        if queue and queue[0] is self._marker:  # the last replayed one: live now
+            queue.pop(0)
+            self._live = True
+            self._went_live()
         if self._held is None:  # while replaying, the counts are of the held events
             # Replayed events are not counted (history bounds them): clamp at 0.
             self._pending_events = max(0, self._pending_events - 1)
@@ -447,6 +511,9 @@ class EventSubscription(Subscription):
             records, self._queue = self._queue, []
             if self._held is None:  # while replaying, the counts are of the held events
                 self._pending_events = self._pending_bytes = 0
+            if self._marker is not None and not self._live:
+                self._live = any(record is self._marker for record in records)
+                self._went_live()
             for record in reversed(records):
                 if record.event.id is not None:
                     self.last_event_id = record.event.id
@@ -492,9 +559,7 @@ class EventSubscription(Subscription):
         if gap is not None:
             self._queue.append(gap)
         self._pages = pages
-        await self._next_page()
-        if pages.read and self._pages is not None:  # all of history in one page: go live
-            await self._next_page()
+        await self._next_page()  # with all of history in one page, it goes live too
 
     async def _next_page(self) -> None:
         pages = self._pages
@@ -505,15 +570,22 @@ class EventSubscription(Subscription):
         elif page is None:
             self._pages = None
             unheld = self._unheld()
+            if self._replays:  # the replay is over: the live marker, not counted
+                marker = self._marker = self._hub.live_record(self._replayed)
+                self._queue.append(marker)
+                self._went_live()
             self._enqueue(unheld, sum(len(r.frame) for r in unheld))
         else:
             self._replaying(page)
             self._queue.extend(page)  # not counted: the consumer asked for it
+            if pages.read:  # that was the last page: go live (the marker) now
+                await self._next_page()
 
     def _closed(self) -> None:
         if self.reason in ("slow", "stalled"):
             self._queue.clear()
         self._wake()
+        self._went_live()
 
     def _wake(self) -> None:
         waiter = self._waiter

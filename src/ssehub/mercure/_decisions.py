@@ -27,7 +27,9 @@ class Subscribe:
     `last_event_id` (None: live only), receiving the private updates of
     `private_topics`; `payload` is the token's `mercure.payload` (for
     subscription events); the stream must end at `expires` (Unix time, the
-    token's expiry) and after `max_seconds` (None: never)."""
+    token's expiry) and after `max_seconds` (None: never). `newest`: the
+    newest N events of each topic first, when not resuming (0: none; the
+    `newest` query parameter, an ssehub extension)."""
 
     topics: tuple[str, ...]
     last_event_id: str | None
@@ -36,6 +38,7 @@ class Subscribe:
     cors: tuple[tuple[str, str], ...]
     expires: float | None = None
     max_seconds: float | None = None
+    newest: int = 0
 
     def seconds_left(self, now: float) -> float | None:
         """How long the stream may stay open from `now` (Unix time)."""

@@ -98,6 +98,7 @@ class Mercure:
             longest = self.hub.config.max_last_event_id
             if len(last_event_id) > longest:
                 raise HTTPError(400, f"Last-Event-ID is longer than {longest} characters")
+        newest = self._newest(query.get("newest"))
         private: frozenset[str] = frozenset()
         payload: Any = None
         expires: float | None = None
@@ -119,7 +120,25 @@ class Mercure:
             cors,
             expires,
             self.config.max_stream_seconds,
+            newest,
         )
+
+    def _newest(self, values: list[str] | None) -> int:
+        """The `newest=N` query parameter (an ssehub extension): the newest N
+        events of each topic before live ones, 1 <= N <= the history bound;
+        ignored by the hub when the request resumes (`Last-Event-ID` wins)."""
+        if values is None:
+            return 0
+        bound = self.hub.backend.limits.max_events
+        raw = values[0]
+        if len(values) > 1 or not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+            raise HTTPError(400, f"'newest' must be one integer from 1 to {bound}")
+        n = int(raw)
+        if not 1 <= n <= bound:
+            raise HTTPError(
+                400, f"'newest' must be one integer from 1 to {bound} (the history bound)"
+            )
+        return n
 
     async def opened(self, decision: Subscribe, topics: tuple[str, ...]) -> str | None:
         """A stream is open: with subscription events on, announce it and

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ssehub.backends import Backend
-from ssehub.hub import Hub, HubClosedError, HubConfig, HubStatistics
+from ssehub.hub import Hub, HubClosedError, HubConfig, HubStatistics, WatchCallback
 from ssehub.mercure import MercureConfig
 
 from ._config import ServerConfig
@@ -41,6 +41,9 @@ class BackgroundHub:
     dashboard at `/_ssehub/` (None: only when listening on loopback).
     Pass `backend=` to keep history across a
     `stop()` and a new `BackgroundHub` in the same process.
+    `on_watch(topic, watching)` is told when a topic gains its first
+    subscriber or loses its last (`Hub.on_watch`); it runs on the hub's
+    thread, so it must return quickly (set a flag, signal your thread).
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class BackgroundHub:
         anonymous_publish: bool = False,
         dashboard: bool | None = False,
         grace: float = 5.0,
+        on_watch: WatchCallback | None = None,
     ) -> None:
         static = BUILTIN_PAGE if page is True else (Path(page) if page else None)
         self.server_config = ServerConfig(
@@ -66,7 +70,7 @@ class BackgroundHub:
             ),
             dashboard=dashboard,
         )
-        self.hub = Hub(config, backend=backend)
+        self.hub = Hub(config, backend=backend, on_watch=on_watch)
         self.grace = grace
         self._server = HubServer(self.hub, self.server_config)
         self._thread: threading.Thread | None = None
@@ -162,6 +166,18 @@ class BackgroundHub:
             return self.hub.statistics()
 
         return asyncio.run_coroutine_threadsafe(snapshot(), loop).result(10.0)
+
+    def subscribers(self, topic: str) -> int:
+        """How many subscriptions get `topic` now (`Hub.subscribers`, read
+        on the hub's thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or threading.current_thread() is self._thread:
+            return self.hub.subscribers(topic)
+
+        async def count() -> int:
+            return self.hub.subscribers(topic)
+
+        return asyncio.run_coroutine_threadsafe(count(), loop).result(10.0)
 
     def _run(self) -> None:
         loop = self._loop = new_event_loop()

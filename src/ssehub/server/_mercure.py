@@ -69,6 +69,7 @@ class _Subscribing:
                 transport,
                 decision.topics,
                 last_event_id=decision.last_event_id,
+                newest=decision.newest,
                 private_topics=decision.private_topics,
             )
         except ValueError as error:
