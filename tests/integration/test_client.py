@@ -585,3 +585,15 @@ def test_your_own_clients_are_used_and_left_open(server: SSETestServer) -> None:
             assert not client.is_closed
 
     asyncio.run(main())
+
+
+def test_a_retry_policy_object_configures_a_source_instead_of_its_arguments() -> None:
+    from ssehub.client import AsyncEventSource, EventSource, RetryPolicy
+
+    policy = RetryPolicy(retry=0.5, max_delay=2.0, max_retries=None, jitter=0.0)
+    for twin in (EventSource, AsyncEventSource):
+        assert twin("http://127.0.0.1:9/", policy=policy).policy is policy
+        with pytest.raises(TypeError, match="either policy"):
+            twin("http://127.0.0.1:9/", policy=policy, retry=1.0)
+    # the arguments' defaults are the policy's own
+    assert EventSource("http://127.0.0.1:9/").policy == RetryPolicy()

@@ -18,6 +18,7 @@ DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 _BODY_LIMIT = 4096
 # httpx errors that no reconnect can cure
 _FATAL = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL)
+_DEFAULT_POLICY = RetryPolicy()  # the one place the retry defaults are written
 
 
 class BaseEventSource:
@@ -37,11 +38,12 @@ class BaseEventSource:
         json: Any = None,
         last_event_id: str | None = None,
         newest: int = 0,
-        retry: float = 3.0,
-        max_retries: int = 10,
+        retry: float = _DEFAULT_POLICY.retry,
+        max_retries: int | None = _DEFAULT_POLICY.max_retries,
         retry_forever: bool = False,
-        max_delay: float = 60.0,
-        idle_timeout: float | None = 45.0,
+        max_delay: float = _DEFAULT_POLICY.max_delay,
+        idle_timeout: float | None = _DEFAULT_POLICY.idle_timeout,
+        policy: RetryPolicy | None = None,
         timeout: float = 10.0,
         max_line_bytes: int | None = DEFAULT_MAX_LINE_BYTES,
         on_reconnect: Callable[[Reconnecting], object] | None = None,
@@ -54,12 +56,26 @@ class BaseEventSource:
             url = httpx.URL(url).copy_merge_params({"newest": str(newest)})
         self.url = url
         self.method = method
-        self.policy = RetryPolicy(
-            retry=retry,
-            max_delay=max(max_delay, retry),
-            max_retries=None if retry_forever else max_retries,
-            idle_timeout=idle_timeout,
-        )
+        if policy is None:
+            policy = RetryPolicy(
+                retry=retry,
+                max_delay=max(max_delay, retry),
+                max_retries=None if retry_forever else max_retries,
+                idle_timeout=idle_timeout,
+                jitter=_DEFAULT_POLICY.jitter,
+            )
+        elif (retry, max_retries, retry_forever, max_delay, idle_timeout) != (
+            _DEFAULT_POLICY.retry,
+            _DEFAULT_POLICY.max_retries,
+            False,
+            _DEFAULT_POLICY.max_delay,
+            _DEFAULT_POLICY.idle_timeout,
+        ):
+            raise TypeError(
+                "give either policy=RetryPolicy(...) or retry/max_retries/retry_forever/"
+                "max_delay/idle_timeout, not both"
+            )
+        self.policy = policy
         self._reconnect = Reconnect(
             self.policy, last_event_id=last_event_id, max_line_bytes=max_line_bytes
         )
