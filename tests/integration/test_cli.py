@@ -52,7 +52,7 @@ def test_demo_publishes_the_time_every_second_and_serves_the_page() -> None:
     assert code == 0, err
     assert f"http://127.0.0.1:{port}/" in out
     assert f"the dashboard is at http://127.0.0.1:{port}/_ssehub/" in out
-    assert "ssehub demo: publish: off (ssehub serve --jwt-key KEY accepts JWTs" in out
+    assert "ssehub demo: publish: from the pages served here (the dashboard's form)" in out
 
 
 def test_serve_shuts_down_cleanly_on_sigterm() -> None:

@@ -99,3 +99,39 @@ def test_from_environ_reads_the_serve_variables_and_names_a_bad_one() -> None:
         MercureConfig.from_environ({"SSEHUB_ANONYMOUS": "maybe"})
     with pytest.raises(ValueError, match=r"^SSEHUB_MAX_TOPICS: expected an integer"):
         MercureConfig.from_environ({"SSEHUB_MAX_TOPICS": "many"})
+
+
+def test_a_refused_origin_is_due_once_a_minute_in_bounded_memory() -> None:
+    from ssehub.mercure._cors import RefusalLog
+
+    now = [0.0]
+    refusals = RefusalLog(every=60.0, limit=3, clock=lambda: now[0])
+    assert refusals.due("null")
+    assert not refusals.due("null")  # the same origin, within the minute
+    now[0] = 30.0
+    assert refusals.due("https://a.example")
+    now[0] = 59.0
+    assert not refusals.due("null")
+    now[0] = 60.0
+    assert refusals.due("null")  # a minute later: once more
+    assert refusals.due("https://b.example")
+    assert not refusals.due("https://c.example")  # three remembered: quiet, not unbounded
+    assert len(refusals._seen) == 3
+    now[0] = 200.0
+    assert refusals.due("https://c.example")  # the old ones aged out
+    assert len(refusals._seen) == 1
+
+
+def test_self_in_publish_origins_is_the_hub_own_literal_host_only() -> None:
+    from ssehub.mercure._cors import origin_allowed
+
+    mine = ("self",)
+    assert origin_allowed(mine, "http://127.0.0.1:8000", None, "127.0.0.1:8000")
+    assert origin_allowed(mine, "http://localhost:8000", None, "localhost:8000")
+    assert origin_allowed(mine, "http://[::1]:8000", None, "[::1]:8000")
+    assert origin_allowed(mine, None, "http://192.168.1.5:8000/page", "192.168.1.5:8000")
+    assert not origin_allowed(mine, "http://127.0.0.1:9000", None, "127.0.0.1:8000")
+    assert not origin_allowed(mine, "http://evil.example:8000", None, "evil.example:8000")
+    assert not origin_allowed(mine, "null", None, "null")
+    assert not origin_allowed(mine, "http://127.0.0.1:8000", None, None)
+    assert not origin_allowed((), "http://127.0.0.1:8000", None, "127.0.0.1:8000")

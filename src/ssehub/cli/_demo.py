@@ -50,14 +50,24 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--interval must be > 0, not {args.interval}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with BackgroundHub(port=args.port, host=args.host, page=True, dashboard=None) as hub:
+    # The dashboard's publish form publishes with the cookie the hub hands its
+    # own pages (any topic: the demo is a playground, on loopback by default).
+    demo = BackgroundHub(
+        port=args.port, host=args.host, page=True, dashboard=None, page_publishes=("*",)
+    )
+    with demo as hub:
         print(f"ssehub demo: open {hub.url}/ in a browser (Ctrl-C to stop)", flush=True)
         for line in describe(hub.server_config, hub.url, flags="ssehub serve "):
-            if line.startswith("page: "):
-                continue  # said above
+            if line.startswith(("page: ", "publish: ")):
+                continue  # said above, or below
             if line.startswith("dashboard: http"):
                 line = f"the dashboard is at {line.removeprefix('dashboard: ')}"
             print(f"ssehub demo: {line}", flush=True)
+        print(
+            "ssehub demo: publish: from the pages served here (the dashboard's form), "
+            "to any topic, by whoever can open them",
+            flush=True,
+        )
         try:
             while not stop.wait(args.interval):
                 hub.publish("clock", datetime.now().astimezone().isoformat(timespec="seconds"))

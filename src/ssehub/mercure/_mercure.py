@@ -15,7 +15,14 @@ from ssehub.protocol import LocalProtocolError
 
 from ._auth import find_token
 from ._config import MercureConfig
-from ._cors import cors_headers, origin_allowed, preflight_headers
+from ._cors import (
+    RefusalLog,
+    cors_headers,
+    origin_allowed,
+    preflight_headers,
+    refusal_message,
+    same_origin,
+)
 from ._decisions import Listing, Publish, Subscribe
 from ._request import Request, parse_fields
 from ._response import HTTPError, Response
@@ -48,9 +55,18 @@ class Mercure:
         self.config = config
         self.hub = hub
         self.registry = Registry(hub) if config.subscriptions else None
+        self.refusals = RefusalLog()
 
     def decide(self, request: Request) -> Decision:
-        cors = cors_headers(self.config.cors_origins, request.header(b"origin"))
+        origin = request.header(b"origin")
+        cors = cors_headers(self.config.cors_origins, origin)
+        if (
+            origin is not None
+            and not cors
+            and not same_origin(origin, request.header(b"host"))
+            and self.refusals.due(origin)  # once per origin per minute, not per request
+        ):
+            log.info("%s", refusal_message(origin))
         try:
             return self._decide(request, cors)
         except HTTPError as error:
@@ -202,7 +218,10 @@ class Mercure:
             raise HTTPError(401, "publishing requires a JWT with a mercure.publish claim")
         allowed = auth.publisher(found[0]).selectors
         if found[1] == "cookie" and not origin_allowed(
-            self.config.publish_origins, request.header(b"origin"), request.header(b"referer")
+            self.config.publish_origins,
+            request.header(b"origin"),
+            request.header(b"referer"),
+            request.header(b"host"),
         ):
             # a cookie rides along with any page's request: only allowed
             # origins may publish with it (no cross-site request forgery)

@@ -9,6 +9,7 @@ from ._background import BUILTIN_PAGE, BackgroundHub
 from ._config import ServerConfig
 from ._files import ASSETS
 from ._http import HubServer
+from ._threaded import ThreadSubscription
 
 __all__ = (
     "ASSETS",
@@ -19,5 +20,6 @@ __all__ = (
     "JWTAuth",
     "MercureConfig",
     "ServerConfig",
+    "ThreadSubscription",
     "discovery_link",
 )

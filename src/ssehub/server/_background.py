@@ -5,19 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from concurrent.futures import Future
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ssehub.backends import Backend
-from ssehub.hub import Hub, HubClosedError, HubConfig, HubStatistics, WatchCallback
-from ssehub.mercure import MercureConfig
+from ssehub.hub import (
+    Hub,
+    HubClosedError,
+    HubConfig,
+    HubStatistics,
+    WatchCallback,
+    validate_selector,
+)
+from ssehub.mercure import JWTAuth, MercureConfig
+from ssehub.mercure._cors import SELF
 
 from ._config import ServerConfig
 from ._http import HubServer
 from ._platform import new_event_loop
+from ._threaded import ThreadSubscription
 
 __all__ = ("BUILTIN_PAGE", "BackgroundHub")
 
@@ -44,6 +57,20 @@ class BackgroundHub:
     `on_watch(topic, watching)` is told when a topic gains its first
     subscriber or loses its last (`Hub.on_watch`); it runs on the hub's
     thread, so it must return quickly (set a flag, signal your thread).
+
+    `subscribe()` reads events from a plain thread. `page_publishes=("commands",)`
+    lets the pages the hub serves publish to those topics (selectors) and
+    no others: the hub mints a publisher token (signed with a random key made
+    at start, or with `mercure`'s HMAC publisher key) and hands it to its
+    pages as an `HttpOnly; SameSite=Strict` cookie, accepted only from the
+    hub's own origin. Anyone who can load the page can publish so: keep
+    `host="127.0.0.1"` unless you mean it.
+
+    Mercure settings are those of `ssehub serve`: `cors_origins` (pages of
+    other origins that may subscribe; `"null"` for a page opened from disk),
+    `publish_origins` (origins that may publish with the cookie),
+    `anonymous_publish`, or a whole `mercure=MercureConfig(...)` (JWT keys
+    and the rest) instead of those three.
     """
 
     def __init__(
@@ -55,20 +82,34 @@ class BackgroundHub:
         config: HubConfig | None = None,
         backend: Backend | None = None,
         cors_origins: Iterable[str] = (),
+        publish_origins: Iterable[str] = (),
         anonymous_publish: bool = False,
+        mercure: MercureConfig | None = None,
+        page_publishes: Iterable[str] = (),
         dashboard: bool | None = False,
         grace: float = 5.0,
         on_watch: WatchCallback | None = None,
     ) -> None:
         static = BUILTIN_PAGE if page is True else (Path(page) if page else None)
+        cors, origins = tuple(cors_origins), tuple(publish_origins)
+        if mercure is None:
+            mercure = MercureConfig(
+                cors_origins=cors, publish_origins=origins, anonymous_publish=anonymous_publish
+            )
+        elif cors or origins or anonymous_publish:
+            raise ValueError(
+                "BackgroundHub: give cors_origins, publish_origins and anonymous_publish "
+                "inside mercure=MercureConfig(...), not beside it"
+            )
+        self.page_publishes = tuple(page_publishes)
+        mercure, token = _page_token(mercure, self.page_publishes)
         self.server_config = ServerConfig(
             host=host,
             port=port,
             static_dir=static,
-            mercure=MercureConfig(
-                cors_origins=tuple(cors_origins), anonymous_publish=anonymous_publish
-            ),
+            mercure=mercure,
             dashboard=dashboard,
+            page_token=token,
         )
         self.hub = Hub(config, backend=backend, on_watch=on_watch)
         self.grace = grace
@@ -79,6 +120,8 @@ class BackgroundHub:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._port: int | None = None
+        self._pumps: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     @property
     def port(self) -> int:
@@ -111,6 +154,7 @@ class BackgroundHub:
         thread, loop, stop = self._thread, self._loop, self._stop
         if thread is None or loop is None or stop is None:
             return
+        self._stopping = True
         if not loop.is_closed():
             try:
                 loop.call_soon_threadsafe(stop.set)
@@ -155,6 +199,42 @@ class BackgroundHub:
             topics, data, event=event, id=id, retry=retry, private=private
         )
         return future.result(timeout)
+
+    def subscribe(
+        self, topics: str | Iterable[str], *, last_event_id: str | None = None, buffer: int = 64
+    ) -> ThreadSubscription:
+        """The events of `topics` (selectors; `"*"`: all) for a plain thread,
+        from now on (or after `last_event_id`, as `Hub.subscribe`)::
+
+            with hub.subscribe("commands") as commands:
+                for event in commands:
+                    ...
+
+        Iteration blocks until the next event and ends at `close()` or
+        `stop()`; at most `buffer` events wait for the thread, then the
+        hub's slow-subscriber policy applies (`SlowSubscriberError`).
+        Public updates only."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("on the hub's own loop, use `hub.hub.subscribe(...)`")
+        loop = self._loop
+        if loop is None or loop.is_closed() or self._stopping:
+            raise HubClosedError("cannot subscribe: BackgroundHub is not running")
+        subscription = self.hub.subscribe(topics, last_event_id=last_event_id)
+        return ThreadSubscription(loop, subscription, buffer, self._submit)
+
+    def _submit(self, coroutine: Coroutine[Any, Any, None]) -> Future[None]:
+        assert self._loop is not None
+
+        async def owned() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._pumps.add(task)
+            try:
+                await coroutine
+            finally:
+                self._pumps.discard(task)
+
+        return asyncio.run_coroutine_threadsafe(owned(), self._loop)
 
     def statistics(self) -> HubStatistics:
         """A snapshot of the hub's counters (taken on the hub's thread)."""
@@ -202,5 +282,45 @@ class BackgroundHub:
             await self._stop.wait()
         finally:
             await self._server.drain(self.grace)
-            await self.hub.aclose()
+            await self.hub.aclose()  # ends every subscription, so every pump
+            if self._pumps:
+                await asyncio.wait(set(self._pumps), timeout=self.grace)
             await self._server.aclose()
+
+
+def _page_token(
+    mercure: MercureConfig, topics: tuple[str, ...]
+) -> tuple[MercureConfig, str | None]:
+    """With `topics`: the settings that accept the pages' cookie, and the
+    token (publish to `topics` only) to hand them."""
+    if not topics:
+        return mercure, None
+    for topic in topics:
+        validate_selector(topic)
+    auth = mercure.auth
+    if mercure.anonymous_publish:
+        raise ValueError("page_publishes and anonymous_publish: choose one")
+    key = auth.publisher_key
+    if key is None:
+        key = secrets.token_urlsafe(32)
+        auth = JWTAuth(
+            publisher_key=key,
+            subscriber_key=auth.subscriber_key,
+            algorithm="HS256" if auth.subscriber_key is None else auth.algorithm,
+            leeway=auth.leeway,
+        )
+    algorithm = auth.algorithm
+    if not algorithm.startswith("HS"):
+        raise ValueError(
+            f"page_publishes needs an HMAC publisher key to sign the pages' token, "
+            f"not a {algorithm} public key"
+        )
+    try:
+        import jwt
+    except ImportError:
+        raise ImportError("page_publishes needs PyJWT: pip install 'ssehub[jwt]'") from None
+    token = jwt.encode({"mercure": {"publish": list(topics)}}, key, algorithm=algorithm)
+    origins = mercure.publish_origins
+    if SELF not in origins:
+        origins = (*origins, SELF)
+    return replace(mercure, auth=auth, publish_origins=origins), token

@@ -12,6 +12,9 @@ __all__ = ("LOOPBACK_HOSTS", "ServerConfig")
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
+_TOKEN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """How the hub is served over HTTP/1.1 (what Mercure says is in
@@ -25,6 +28,11 @@ class ServerConfig:
       is a loopback name, so no other site can reach it by DNS rebinding);
       `dashboard_token`: then require it (`?token=`, or the `ssehubDashboard`
       cookie), whatever the Host.
+    - `page_token`: a publisher JWT handed to the pages it serves (the static
+      folder and `/_ssehub/`) as the `mercureAuthorization` cookie
+      (`HttpOnly; SameSite=Strict`), so they can publish what it allows;
+      pair it with `"self"` in `mercure.publish_origins`. Anyone who can load
+      a page can then publish so. None: no cookie.
     - `max_head_bytes`, `max_body_bytes`: request size limits (431 / 413).
     - `max_connections`: open connections at most (beyond: 503); None: the
       process's open-files limit less a margin, so the hub answers instead
@@ -48,6 +56,7 @@ class ServerConfig:
     reuse_port: bool = False
     dashboard: bool | None = None
     dashboard_token: str | None = None
+    page_token: str | None = None
     max_head_bytes: int = 16 * 1024
     max_body_bytes: int = 1024 * 1024
     backlog: int = 4096
@@ -73,6 +82,11 @@ class ServerConfig:
             raise ValueError(f"ServerConfig.mercure must be a MercureConfig, not {self.mercure!r}")
         if self.static_dir is not None and not Path(self.static_dir).is_dir():
             raise ValueError(f"ServerConfig.static_dir is not a directory: {self.static_dir}")
+        token = self.page_token
+        if token is not None and (
+            not isinstance(token, str) or not token or not all(c in _TOKEN for c in token)
+        ):
+            raise ValueError("ServerConfig.page_token must be a JWT (base64url and dots)")
         if (self.certfile is None) != (self.keyfile is None):
             raise ValueError("ServerConfig needs both certfile and keyfile for HTTPS, or neither")
         for path in (self.certfile, self.keyfile):

@@ -4,14 +4,16 @@ browser files (`ASSETS`)."""
 from __future__ import annotations
 
 import mimetypes
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 
 from ssehub.mercure import HTTPError, Response
+from ssehub.mercure._auth import COOKIE
 
-from ._handler import Request
+from ._handler import Handler, Request, Streaming
 
-__all__ = ("ASSETS", "Files", "file_response")
+__all__ = ("ASSETS", "Files", "SetsCookie", "file_response")
 
 ASSETS = Path(str(files("ssehub").joinpath("assets"))).resolve()
 _TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".html": "text/html"}
@@ -41,3 +43,19 @@ class Files:
 
     async def __call__(self, request: Request) -> Response:
         return file_response(self.folder, request.path)
+
+
+class SetsCookie:
+    """`handler`, whose successful answers also set the `mercureAuthorization`
+    cookie to `token` (`HttpOnly; SameSite=Strict; Path=/`): the page's
+    publisher token, out of reach of the page's scripts and of other sites."""
+
+    def __init__(self, handler: Handler, token: str) -> None:
+        self._handler = handler
+        self._header = ("Set-Cookie", f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")
+
+    async def __call__(self, request: Request) -> Response | Streaming:
+        answer = await self._handler(request)
+        if isinstance(answer, Response) and answer.status == 200:
+            return replace(answer, headers=(*answer.headers, self._header))
+        return answer

@@ -30,7 +30,7 @@ from ssehub.mercure import MERCURE_PATH, Mercure
 from ._config import ServerConfig
 from ._connection import Connection, Host
 from ._dashboard import ASSETS_PATH, Assets
-from ._files import Files
+from ._files import Files, SetsCookie
 from ._handler import Handler
 from ._mercure import MercureRoute
 from ._metrics import Histogram
@@ -66,15 +66,21 @@ class HubServer:
 
         hub, config = self.hub, self.config
         static = config.static_dir
+        pages: Handler | None = GetOnly(Files(Path(static))) if static is not None else None
+        assets: Handler = GetOnly(Assets(hub, config, count))
+        if config.page_token is not None:
+            if pages is not None:
+                pages = SetsCookie(pages, config.page_token)
+            assets = SetsCookie(assets, config.page_token)
         return Routes(
             [
                 (MERCURE_PATH + "/", MercureRoute(self.mercure, self.publish_seconds)),
                 ("/healthz", GetOnly(Health())),
                 ("/readyz", GetOnly(Readiness(hub))),
                 ("/metrics", GetOnly(Metrics(hub, count, self.publish_seconds))),
-                (ASSETS_PATH, GetOnly(Assets(hub, config, count))),
+                (ASSETS_PATH, assets),
             ],
-            fallback=GetOnly(Files(Path(static))) if static is not None else None,
+            fallback=pages,
         )
 
     @property
