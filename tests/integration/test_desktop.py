@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import httpx
 import jwt
@@ -16,7 +17,8 @@ from ssehub import BackgroundHub
 from ssehub.hub import HubConfig, SlowSubscriberError
 from ssehub.mercure import JWTAuth, MercureConfig
 from ssehub.protocol import Event
-from tests.support.processes import SECRET
+from tests.support.helpers import free_port
+from tests.support.processes import SECRET, spawn, stop
 
 MERCURE = "/.well-known/mercure"
 
@@ -148,3 +150,30 @@ def test_a_refused_origin_is_logged_once_naming_the_option(
         "refused cross-origin request from Origin 'https://other.example' (allow it with "
         "--cors-origin https://other.example / cors_origins=('https://other.example',))",
     ]
+
+
+def test_ssehub_serve_says_which_option_allows_a_refused_page() -> None:
+    port = free_port()
+    proc = spawn("serve", "--port", str(port), "--store", "memory:")
+    try:
+        url = f"http://127.0.0.1:{port}{MERCURE}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "ssehub serve did not start"
+                time.sleep(0.05)
+        for _ in range(3):
+            with httpx.stream("GET", url, params={"topic": "t"}, headers={"Origin": "null"}):
+                pass
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    refusals = [line for line in err.splitlines() if "refused cross-origin" in line]
+    assert len(refusals) == 1, err
+    assert refusals[0].endswith(
+        "INFO ssehub.mercure refused cross-origin request from Origin 'null' "
+        "(allow it with --cors-origin null / cors_origins=('null',))"
+    )
