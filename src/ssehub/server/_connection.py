@@ -18,12 +18,13 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 from ssehub.hub import StreamSubscription
-from ssehub.mercure import HTTPError, Response
+from ssehub.mercure import HTTPError
 
+from ._answer import answer
 from ._config import ServerConfig
 from ._framing import CONTINUE, frame
 from ._handler import Handler, Request
-from ._log import log, loggable, peer, refused, stream_closed
+from ._log import answered, peer, refused, stream_closed
 from ._reader import RequestReader
 
 __all__ = ("Connection", "Host")
@@ -51,7 +52,6 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "_backlogged",
         "_drained",
-        "_eof",
         "_reader",
         "_server",
         "_task",
@@ -72,7 +72,6 @@ class Connection(asyncio.Protocol):
         self.on_lost: Callable[[], None] | None = None  # a stream's cleanup, if it has one
         self.opened_at = 0.0  # when it became a stream (monotonic)
         self._timer: asyncio.TimerHandle | None = None
-        self._eof = False  # the client half-closed: answer what it sent, then close
         self._backlogged = False  # the client does not read its answers
         self._drained: asyncio.Future[None] | None = None  # `_serve` waits on it then
 
@@ -117,15 +116,13 @@ class Connection(asyncio.Protocol):
             return False  # close our side too
         if transport.get_extra_info("sslcontext") is not None:
             return False  # TLS cannot half-close
-        self._eof = True  # a half-close: answer what was asked, then close
+        if reader is not None:
+            reader.eof = True  # a half-close: answer what was asked, then close
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.connections.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._drop_reader()
+        self._stop_reading()
         stream = self.stream
         if stream is not None:
             stream.connection_lost()
@@ -178,12 +175,16 @@ class Connection(asyncio.Protocol):
             return
         if reader.held:
             self._read(reader, reader.resume(self._backlogged))
-        if not reader.held and reader.reading and not self._eof:
+        if not reader.held and reader.reading and not reader.eof:
             assert self.transport is not None
             self.transport.resume_reading()
 
-    def _drop_reader(self) -> None:
-        """Read no more (a stream, a refusal answered, a lost connection)."""
+    def _stop_reading(self) -> None:
+        """Read no more requests: drop the reader and its deadline (a
+        stream, a refusal answered, a lost connection)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.close()
@@ -247,14 +248,14 @@ class Connection(asyncio.Protocol):
         if not transport.can_write_eof():  # TLS
             self._refuse(error)
             return
-        self._drop_reader()
+        self._stop_reading()
         transport.write(frame(error.response(), keep_alive=False))
         transport.write_eof()
         self._arm(_LINGER)
         transport.resume_reading()
 
     def _refuse(self, error: HTTPError) -> None:
-        self._drop_reader()
+        self._stop_reading()
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(frame(error.response(), keep_alive=False))
@@ -267,7 +268,7 @@ class Connection(asyncio.Protocol):
             self._close()
         elif reader.error is not None:
             self._refuse_and_linger(reader.error)
-        elif self._eof:
+        elif reader.eof:
             self._close()
         else:  # the deadline of what it sends next starts now (dropped if it never reads)
             self._arm(self._server.config.idle_timeout if self._backlogged else reader.deadline())
@@ -298,36 +299,11 @@ class Connection(asyncio.Protocol):
                     await self._writable()
                     continue
                 request = requests.pop(0)
-                keep_alive = request.keep_alive
-                response: Response | None
-                try:
-                    answer = await handler(request)
-                    if isinstance(answer, Response):
-                        response = answer
-                    else:
-                        self._become_stream()
-                        keep_alive = False
-                        await answer.run(self)
-                        if self.stream is not None:
-                            return
-                        response = None  # it streamed and ended
-                except HTTPError as error:
-                    response = error.response()
-                except Exception as error:  # a bug or a failing store: answer, do not hang
-                    log.exception(
-                        "request failed: %s %s", loggable(request.method), loggable(request.path)
-                    )
-                    keep_alive = False
-                    response = None
-                    if self.stream is None or not self.stream.resume:
-                        self.stream = None
-                        reason = f"the hub could not answer ({type(error).__name__})"
-                        response = Response.text(503, reason)
+                response, keep_alive = await answer(handler, request, self)
+                if self.stream is not None:
+                    return  # a stream: the hub writes to it from now on
                 if response is not None:
-                    if response.status >= 400:
-                        refused(
-                            transport, response.status, response.body, request.method, request.path
-                        )
+                    answered(transport, request, response)
                     transport.write(frame(response, keep_alive))
                 if not keep_alive:
                     transport.close()
@@ -338,9 +314,6 @@ class Connection(asyncio.Protocol):
             if self.stream is None and not transport.is_closing():
                 self._ready_for_more()
 
-    def _become_stream(self) -> None:
+    def become_stream(self) -> None:
         """Drop everything request-shaped: an idle stream should cost little."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._drop_reader()
+        self._stop_reading()

@@ -9,8 +9,11 @@ import logging
 import time
 
 from ssehub.hub import StreamSubscription
+from ssehub.mercure import Response
 
-__all__ = ("log", "loggable", "peer", "refused", "stream_closed")
+from ._handler import Request
+
+__all__ = ("answered", "log", "loggable", "peer", "refused", "stream_closed")
 
 log = logging.getLogger("ssehub.server")
 
@@ -53,6 +56,12 @@ def refused(
             status,
             loggable(reason),
         )
+
+
+def answered(transport: asyncio.BaseTransport | None, request: Request, response: Response) -> None:
+    """`response` answers `request`: logged if it refuses."""
+    if response.status >= 400:
+        refused(transport, response.status, response.body, request.method, request.path)
 
 
 def stream_closed(

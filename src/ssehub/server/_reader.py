@@ -47,6 +47,7 @@ class RequestReader:
         "_url",
         "continue_due",
         "due",
+        "eof",
         "error",
         "phase",
         "requests",
@@ -60,6 +61,7 @@ class RequestReader:
         self.due: float | None = None  # seconds the phase just begun has, until taken
         self.continue_due = False  # a `100 Continue` is due, unless an answer is on its way
         self.error: HTTPError | None = None  # the refusal: nothing more is read
+        self.eof = False  # the client half-closed: answer what it sent, then close
         self._url: list[bytes] | None = None  # its pieces, while a head is read
         self._headers: dict[bytes, bytes] = {}
         self._body: list[bytes] = []
