@@ -38,6 +38,9 @@ log = logging.getLogger("ssehub.mercure")
 Decision = Subscribe | Publish | Listing | Response
 
 
+_NO_TOPICS: frozenset[str] = frozenset()  # shared: an empty frozenset costs 216 B each
+
+
 class Mercure:
     """The Mercure protocol over one `Hub`, for any front end::
 
@@ -115,7 +118,7 @@ class Mercure:
             if len(last_event_id) > longest:
                 raise HTTPError(400, f"Last-Event-ID is longer than {longest} characters")
         newest = self._newest(query.get("newest"))
-        private: frozenset[str] = frozenset()
+        private = _NO_TOPICS
         payload: Any = None
         expires: float | None = None
         auth = self.config.auth

@@ -131,7 +131,7 @@ class HubServer:
             self._server.close()
         await self.hub.drain(grace)
         connections = self._host.connections
-        tasks = [c._task for c in connections if c._task is not None]
+        tasks = [c.answering for c in connections if c.answering is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=max(grace, 0.1))
         for conn in list(connections):

@@ -11,8 +11,8 @@ from ssehub.hub import HubClosedError, StreamSubscription
 from ssehub.mercure import HTTPError, Listing, Mercure, Publish, Response, Subscribe
 from ssehub.mercure import Request as MercureRequest
 
-from ._connection import log, loggable
 from ._handler import Request, Streaming, StreamTarget
+from ._log import log, loggable
 from ._metrics import Histogram
 
 __all__ = ("MercureRoute",)
