@@ -92,7 +92,12 @@ class HubApp:
                 return
             body = read
         request = Request.from_pairs(
-            scope["method"], path, scope.get("query_string", b""), scope["headers"], body
+            scope["method"],
+            path,
+            scope.get("query_string", b""),
+            scope["headers"],
+            body,
+            "https" if scope.get("scheme") == "https" else "http",
         )
         decision = self.mercure.decide(request)
         if isinstance(decision, Subscribe):
@@ -113,6 +118,7 @@ class HubApp:
                 last_event_id=decision.last_event_id,
                 newest=decision.newest,
                 private_topics=decision.private_topics,
+                matchers=decision.matchers,
             )
         except ValueError as error:
             await _send(send, Response.text(400, str(error), decision.cors))

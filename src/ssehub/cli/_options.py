@@ -171,6 +171,8 @@ CONFIG_FLAGS: dict[type, dict[str, str]] = {
         "subscriptions": "--subscriptions",
         "max_topics": "--max-topics",
         "max_stream_seconds": "--max-stream-seconds",
+        "dialects": "--mercure-dialect",
+        "resource": "--resource",
     },
     JWTAuth: {
         "publisher_key": "--publisher-jwt-key",

@@ -125,6 +125,20 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         default=config_default(JWTAuth, "leeway"),
         help="clock skew allowed on the JWTs' exp, nbf and iat",
     )
+    add_option(
+        serve,
+        "--mercure-dialect",
+        choices=("both", "1.0", "0.x"),
+        default=config_default(MercureConfig, "dialects"),
+        help="the Mercure spoken: both (each request in the dialect it speaks: match= for 1.0, "
+        "topic= for 0.x), 1.0 or 0.x only",
+    )
+    serve.add_argument(
+        "--resource",
+        metavar="URL",
+        help="the hub's resource identifier, its public URL (the base of relative URL patterns; "
+        "default: /.well-known/mercure on the request's Host)",
+    )
     serve.add_argument(
         "--max-stream-seconds",
         type=number,
@@ -282,6 +296,8 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, Hi
                 publish_origins=tuple(args.publish_origin),
                 subscriptions=args.subscriptions,
                 max_stream_seconds=args.max_stream_seconds,
+                dialects=args.mercure_dialect,
+                resource=args.resource,
             ),
             dashboard=args.dashboard,
             dashboard_token=args.dashboard_token,

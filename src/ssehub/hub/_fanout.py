@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterator
 
 from ssehub.backends import Record
 
-from ._selectors import PatternIndex, SelectorSet
+from ._selectors import Matcher, PatternIndex, SelectorSet
 from ._stats import Counters
 from ._subscription import CloseReason, Subscription
 
 __all__ = ("FanOut", "Group")
 
-GroupKey = tuple[frozenset[str], frozenset[str]]
+GroupKey = tuple[frozenset[str | Matcher], frozenset[str | Matcher]]
 log = logging.getLogger("ssehub.hub")
 
 

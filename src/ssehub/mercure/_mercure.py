@@ -10,13 +10,15 @@ from typing import Any
 from urllib.parse import unquote
 
 from ssehub.backends import DuplicateEventIdError
-from ssehub.hub import Hub, HubClosedError, selectors_match, validate_selector
+from ssehub.hub import Hub, HubClosedError, Matcher, selectors_match, validate_selector
 from ssehub.protocol import LocalProtocolError
 
 from ._auth import find_token
 from ._config import MercureConfig
 from ._cors import cors_headers, origin_allowed, preflight_headers
 from ._decisions import Listing, Publish, Subscribe
+from ._dialect import dialect_of, matchers
+from ._dialect import last_event_id as v1_last_event_id
 from ._request import Request, parse_fields
 from ._response import HTTPError, Response
 from ._subscriptions import SUBSCRIPTIONS_PATH, Active, Registry
@@ -78,22 +80,19 @@ class Mercure:
 
     def _subscribe(self, request: Request, cors: tuple[tuple[str, str], ...]) -> Subscribe:
         query = request.params()
-        topics = query.get("topic")
-        if not topics:
-            raise HTTPError(400, "missing 'topic' query parameter")
-        if "" in topics:
-            raise HTTPError(400, "empty 'topic' query parameter")
-        limit = self.config.max_topics
-        if len(topics) > limit:
-            raise HTTPError(400, f"more than {limit} topics in one subscription")
-        for topic in topics:
-            try:
-                validate_selector(topic)
-            except ValueError as error:
-                raise HTTPError(400, str(error)) from None
-        last_event_id = request.header(b"last-event-id")
-        if not last_event_id:
-            last_event_id = query.get("lastEventID", [""])[0] or None
+        dialect = dialect_of(query, self.config.dialects)
+        found_matchers: tuple[Matcher, ...] = ()
+        topics: list[str] = []
+        if dialect == "1.0":
+            found_matchers = matchers(
+                query, base=self._hub_url(request), limit=self.config.max_topics
+            )
+            last_event_id = v1_last_event_id(request.header(b"last-event-id"), query)
+        else:
+            topics = self._topics(query)
+            last_event_id = request.header(b"last-event-id")
+            if not last_event_id:
+                last_event_id = query.get("lastEventID", [""])[0] or None
         if last_event_id is not None:
             longest = self.hub.config.max_last_event_id
             if len(last_event_id) > longest:
@@ -104,7 +103,8 @@ class Mercure:
         expires: float | None = None
         auth = self.config.auth
         if auth.subscriber_key is not None:
-            found = find_token(request, query)
+            # no token in the URL in 1.0 (`authorization` there is a 0.x marker)
+            found = find_token(request, query if dialect == "0.x" else {})
             if found is not None:
                 grant = auth.subscriber(found[0])
                 private, payload, expires = grant.selectors, grant.payload, grant.expires
@@ -121,6 +121,8 @@ class Mercure:
             expires,
             self.config.max_stream_seconds,
             newest,
+            found_matchers,
+            dialect,
         )
 
     def _newest(self, values: list[str] | None) -> int:
@@ -139,6 +141,31 @@ class Mercure:
                 400, f"'newest' must be one integer from 1 to {bound} (the history bound)"
             )
         return n
+
+    def _topics(self, query: dict[str, list[str]]) -> list[str]:
+        topics = query.get("topic")
+        if not topics:
+            raise HTTPError(400, "missing 'topic' query parameter")
+        if "" in topics:
+            raise HTTPError(400, "empty 'topic' query parameter")
+        limit = self.config.max_topics
+        if len(topics) > limit:
+            raise HTTPError(400, f"more than {limit} topics in one subscription")
+        for topic in topics:
+            try:
+                validate_selector(topic)
+            except ValueError as error:
+                raise HTTPError(400, str(error)) from None
+        return topics
+
+    def _hub_url(self, request: Request) -> str:
+        """The hub's URL, the base of relative URL patterns and topics: the
+        resource identifier if configured, else this endpoint on the
+        request's `Host`."""
+        if self.config.resource is not None:
+            return self.config.resource
+        host = request.header(b"host") or "localhost"
+        return f"{request.scheme}://{host}{MERCURE_PATH}"
 
     async def opened(self, decision: Subscribe, topics: tuple[str, ...]) -> str | None:
         """A stream is open: with subscription events on, announce it and
