@@ -4,6 +4,7 @@ uvicorn, real processes configured by the same `SSEHUB_*` variables."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlencode
@@ -22,7 +23,23 @@ ENV = {
     "SSEHUB_ANONYMOUS": "1",
     "SSEHUB_MAX_TOPICS": "3",
     "SSEHUB_RESOURCE": "https://hub.example/.well-known/mercure",
+    "SSEHUB_JWT_ISSUER": "https://issuer.example,https://localhost",
+    "SSEHUB_JWT_LEEWAY": "0",
 }
+DETAIL = "https://mercure.rocks/authorization-detail"
+
+
+def access_token(actions: list[str], topics: list[dict[str, str]], *, seconds: int = 60,
+                 iss: str = "https://issuer.example") -> str:  # fmt: skip
+    claims = {
+        "iss": iss,
+        "aud": ENV["SSEHUB_RESOURCE"],
+        "exp": int(time.time()) + seconds,
+        "authorization_details": [{"type": DETAIL, "actions": actions, "topics": topics}],
+    }
+    return jwt.encode(claims, SECRET, algorithm="HS256", headers={"typ": "at+jwt"})
+
+
 WRITER = jwt.encode({"mercure": {"publish": ["*"]}}, SECRET, algorithm="HS256")
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -34,9 +51,10 @@ def hub(request: pytest.FixtureRequest) -> Iterator[Frontend]:
     frontend.stop()
 
 
-def publish(hub: Frontend, topic: str, data: str) -> str:
-    body = urlencode([("topic", topic), ("data", data)])
-    sent = {**FORM, "Authorization": f"Bearer {WRITER}"}
+def publish(hub: Frontend, topic: str, data: str, *fields: tuple[str, str],
+            auth: str = WRITER) -> str:  # fmt: skip
+    body = urlencode([("topic", topic), ("data", data), *fields])
+    sent = {**FORM, "Authorization": f"Bearer {auth}"}
     r = httpx.post(hub.hub, content=body, headers=sent, timeout=10)
     assert r.status_code == 200, r.text
     return r.text
@@ -143,3 +161,46 @@ def test_a_hub_can_speak_one_dialect_only(
             assert ok.status_code == 200
     finally:
         frontend.stop()
+
+
+def test_private_updates_reach_1_0_access_tokens_by_header_and_cookie(hub: Frontend) -> None:
+    topic = "https://example.com/books/1"
+    pattern = [("match_urlpattern", "https://example.com/books/:id")]
+    reader = access_token(["subscribe"], [{"match": topic}])
+    writer = access_token(
+        ["publish"], [{"match": "https://example.com/*", "match_type": "urlpattern"}]
+    )
+    cookie = {"Cookie": f"__Secure-mercure_access_token={reader}"}
+    with (
+        stream(hub, pattern) as anonymous,
+        stream(hub, pattern, {"Authorization": f"Bearer {reader}"}) as by_header,
+        stream(hub, pattern, cookie) as by_cookie,
+    ):
+        publish(hub, "https://example.com/books/2", "other secret", ("private", "on"), auth=writer)
+        publish(hub, topic, "secret", ("private", "on"), auth=writer)
+        publish(hub, topic, "public", auth=writer)
+        for s in (by_header, by_cookie):
+            assert [e.data for e in s.take(2)] == ["secret", "public"]
+        assert [e.data for e in anonymous.take(1)] == ["public"]
+
+
+def test_1_0_token_refusals_are_rfc_6750_challenges(hub: Frontend) -> None:
+    foreign = access_token(["subscribe"], [{"match": "*"}], iss="https://evil.example")
+    r = httpx.get(hub.hub, params={"match": "a"}, headers={"Authorization": f"Bearer {foreign}"})
+    assert r.status_code == 401
+    assert r.text == "the access token's issuer 'https://evil.example' is not trusted\n"
+    assert r.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+    reader = access_token(["subscribe"], [{"match": "*"}])
+    sent = {**FORM, "Authorization": f"Bearer {reader}"}
+    r = httpx.post(hub.hub, content="topic=a&data=x", headers=sent, timeout=10)
+    assert r.status_code == 403
+    assert r.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')
+
+
+def test_a_1_0_stream_ends_when_its_token_expires(hub: Frontend) -> None:
+    reader = access_token(["subscribe"], [{"match": "*"}], seconds=2)
+    started = time.monotonic()
+    with stream(hub, [("match", "expiring")], {"Authorization": f"Bearer {reader}"}) as s:
+        raw = b"".join(s.chunks)  # ends when the hub closes the stream
+    assert time.monotonic() - started < 8
+    assert raw.endswith(b"retry: 1000\n\n")

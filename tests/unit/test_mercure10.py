@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
 
+import jwt
 import pytest
 
 from ssehub.hub import Hub, Matcher, Resume
-from ssehub.mercure import Mercure, MercureConfig, Request, Response, Subscribe
+from ssehub.mercure import (
+    JWTAuth,
+    Mercure,
+    MercureConfig,
+    Publish,
+    Request,
+    Response,
+    Subscribe,
+)
 
 RESOURCE = "https://hub.example/.well-known/mercure"
 
@@ -101,3 +113,197 @@ def test_hub_subscribe_takes_matchers_beside_or_instead_of_topics() -> None:
                 return [(await asyncio.wait_for(anext(events), 5)).data for _ in range(2)]
 
     assert asyncio.run(main()) == ["a{x}", "https://e.com/b/1"]
+
+
+# -- Mercure 1.0 access tokens (RFC 9068 profile) ----------------------------------
+
+SECRET = "!ChangeThisMercureHubJWTSecretKey!"
+ISSUER = "https://issuer.example"
+DETAIL = "https://mercure.rocks/authorization-detail"
+TOKENS = MercureConfig(
+    auth=JWTAuth(publisher_key=SECRET, subscriber_key=SECRET),
+    issuers=(ISSUER,),
+    resource=RESOURCE,
+    anonymous=True,
+)
+FORM = {b"content-type": b"application/x-www-form-urlencoded"}
+
+
+def access_token(
+    actions: Sequence[object] | None = None,
+    topics: Sequence[object] | None = None,
+    *,
+    key: str = SECRET,
+    headers: Mapping[str, object] | None = None,
+    algorithm: str = "HS256",
+    **claims: object,
+) -> str:
+    detail: dict[str, object] = {"type": DETAIL}
+    detail["actions"] = ["subscribe", "publish"] if actions is None else actions
+    detail["topics"] = topics if topics is not None else [{"match": "*"}]
+    body: dict[str, object] = {
+        "iss": ISSUER,
+        "aud": [RESOURCE, "https://other.example"],
+        "exp": int(time.time()) + 60,
+        "sub": "urn:uuid:s",
+        "authorization_details": [detail],
+    }
+    body.update(claims)
+    body = {k: v for k, v in body.items() if v is not None}
+    sent = {"typ": "at+jwt", **(headers or {})}
+    return jwt.encode(body, key, algorithm=algorithm, headers=sent)
+
+
+def subscribe_with(token: str, query: bytes = b"match=a") -> object:
+    sent = {b"authorization": f"Bearer {token}".encode()}
+    return Mercure(TOKENS, Hub()).decide(Request("GET", "/.well-known/mercure", query, sent))
+
+
+def publish_with(token: str, body: bytes = b"topic=a&data=x") -> object:
+    sent = {**FORM, b"authorization": f"Bearer {token}".encode()}
+    request = Request("POST", "/.well-known/mercure", b"", sent, body)
+    return Mercure(TOKENS, Hub()).decide(request)
+
+
+def refused(decision: object, status: int, reason: str, error: str | None) -> None:
+    assert isinstance(decision, Response), decision
+    assert (decision.status, reason in decision.body.decode()) == (status, True), decision.body
+    challenge = dict(decision.headers).get("WWW-Authenticate")
+    if error == "":  # a refusal that is not about the token
+        assert challenge is None
+    elif error is None:
+        assert challenge == "Bearer"
+    else:
+        assert challenge is not None
+        assert challenge.startswith(f'Bearer error="{error}", error_description="')
+
+
+def test_a_valid_access_token_grants_its_matchers_and_ends_at_exp() -> None:
+    exp = int(time.time()) + 30
+    topics = [{"match": "/books/:id", "match_type": "urlpattern"}, {"match": "a"}]
+    token = access_token(["subscribe", "some-future-action"], topics, exp=exp)
+    decision = subscribe_with(token)
+    assert isinstance(decision, Subscribe)
+    assert decision.private_topics == {
+        Matcher.urlpattern("/books/:id", base=RESOURCE),
+        Matcher.exact("a"),
+    }
+    assert decision.expires == exp + TOKENS.auth.leeway
+    typ = jwt.encode(
+        {"iss": ISSUER, "aud": RESOURCE, "exp": exp}, SECRET, headers={"typ": "application/AT+JWT"}
+    )
+    assert isinstance(subscribe_with(typ), Subscribe)  # the equivalent spelling of typ
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (access_token(headers={"typ": "JWT"}), "typ must be at+jwt"),
+        (access_token(iss="https://evil.example"), "issuer 'https://evil.example' is not trusted"),
+        (access_token(iss=None), "has no 'iss' claim"),
+        (access_token(aud="https://other-hub.example"), f"aud does not contain {RESOURCE}"),
+        (access_token(exp=None), "has no 'exp' claim"),
+        (access_token(exp=int(time.time()) - 60), "has expired"),
+        (access_token(nbf=int(time.time()) + 60), "not valid yet"),
+        (access_token(key="another key, long enough for HS256 !!"), "signature is not valid"),
+        (access_token(algorithm="HS512", key=SECRET * 2), "must be signed with HS256"),
+        (access_token(topics=[{"match": "a", "match_type": "regex"}]), "unsupported match_type"),
+        (access_token(topics=[{"match": "a"}, "b"]), "topic 1: must be an object"),
+        (access_token(topics=[]), "topics must be a non-empty array"),
+        (access_token(actions=[]), "actions must be a non-empty array"),
+        (access_token(actions=["subscribe", 7]), "every action must be a string"),
+        (access_token(topics=[{"match": "x"}] * 65), "more than 64 topics"),
+        (access_token(topics=[{"match": "x" * 2000}]), "match must be 1 to 1024 characters"),
+        (access_token(authorization_details=[{"type": DETAIL}] * 33), "more than 32 Mercure"),
+        (access_token(authorization_details={"type": DETAIL}), "must be an array"),
+        ("x" * 20000, "longer than 16384 bytes"),
+    ],
+)
+def test_bad_access_tokens_are_invalid_tokens_never_partly_accepted(
+    token: str, reason: str
+) -> None:
+    refused(subscribe_with(token), 401, reason, "invalid_token")
+    if "typ" not in reason and "longer" not in reason:  # (not at+jwt: a 0.x publish)
+        refused(publish_with(token), 401, reason, "invalid_token")
+
+
+def test_a_urlpattern_that_does_not_compile_invalidates_the_whole_token() -> None:
+    bad = {"match": "https://e.com/(a", "match_type": "urlpattern"}
+    token = access_token(["subscribe"], [{"match": "*"}, bad])
+    refused(subscribe_with(token), 401, "Mercure authorization detail 0, topic 1", "invalid_token")
+
+
+def test_key_material_in_the_token_header_is_ignored() -> None:
+    attacker = "attacker's own key, long enough for HS256"
+    jwk = {"kty": "oct", "k": "YXR0YWNrZXIncyBvd24ga2V5LCBsb25nIGVub3VnaCBmb3IgSFMyNTY"}
+    for header in ({"jwk": jwk}, {"jku": "https://evil.example/jwks.json"}):
+        token = access_token(key=attacker, headers=header)
+        refused(subscribe_with(token), 401, "signature is not valid", "invalid_token")
+
+
+def test_alg_none_is_refused() -> None:
+    token = access_token(algorithm="none", key="")
+    refused(subscribe_with(token), 401, "must be signed with HS256", "invalid_token")
+
+
+def test_publishing_needs_publish_on_every_topic() -> None:
+    token = access_token(
+        ["publish"], [{"match": "https://e.com/b/:id", "match_type": "urlpattern"}]
+    )
+    ok = publish_with(token, b"topic=https://e.com/b/1&topic=https://e.com/b/2&data=x")
+    assert isinstance(ok, Publish)
+    assert ok.topics == ("https://e.com/b/1", "https://e.com/b/2")
+    both = publish_with(token, b"topic=https://e.com/b/1&topic=https://e.com/c&data=x")
+    refused(both, 403, "does not allow publishing to 'https://e.com/c'", "insufficient_scope")
+    reader = access_token(["subscribe"])
+    refused(publish_with(reader), 403, "does not allow publishing to 'a'", "insufficient_scope")
+    refused(publish_with(access_token(), b"topic=*&data=x"), 400, "the topic '*'", "")
+    refused(publish_with(access_token(), b"topic=a&id=earliest"), 400, "is reserved", "")
+
+
+def test_1_0_refusals_without_a_token_carry_a_bare_bearer_challenge() -> None:
+    closed = dataclasses.replace(TOKENS, anonymous=False)
+    request = Request("GET", "/.well-known/mercure", b"match=a")
+    refused(Mercure(closed, Hub()).decide(request), 401, "requires an access token", None)
+
+
+def test_the_1_0_cookie_and_never_a_token_in_the_url() -> None:
+    token = access_token(["subscribe"], [{"match": "a"}])
+    cookie = {b"cookie": f"__Secure-mercure_access_token={token}".encode()}
+    decision = Mercure(TOKENS, Hub()).decide(
+        Request("GET", "/.well-known/mercure", b"match=a", cookie)
+    )
+    assert isinstance(decision, Subscribe)
+    assert decision.private_topics == {Matcher.exact("a")}
+    in_url = f"match=a&authorization={token}".encode()
+    decision = Mercure(TOKENS, Hub()).decide(Request("GET", "/.well-known/mercure", in_url))
+    assert isinstance(decision, Response)
+    assert decision.status == 400  # a 0.x marker in a 1.0 request
+
+
+def test_0_x_tokens_keep_working_unless_the_hub_speaks_1_0_only() -> None:
+    old = jwt.encode({"mercure": {"publish": ["*"], "subscribe": ["a"]}}, SECRET)
+    assert isinstance(publish_with(old), Publish)
+    sent = {b"authorization": f"Bearer {old}".encode()}
+    request = Request("GET", "/.well-known/mercure", b"topic=a", sent)
+    decision = Mercure(TOKENS, Hub()).decide(request)
+    assert isinstance(decision, Subscribe)
+    assert decision.private_topics == {"a"}
+    only = dataclasses.replace(TOKENS, dialects="1.0")
+    post = Request("POST", "/.well-known/mercure", b"", {**FORM, **sent}, b"topic=a")
+    refused(Mercure(only, Hub()).decide(post), 401, "typ must be at+jwt", "invalid_token")
+    # a 1.0 token on a 0.x request mixes the dialects
+    new = {b"authorization": f"Bearer {access_token()}".encode()}
+    mixed = Mercure(TOKENS, Hub()).decide(Request("GET", "/.well-known/mercure", b"topic=a", new))
+    assert isinstance(mixed, Response)
+    assert mixed.status == 400
+    assert "mixes 0.x query parameters (topic) with a Mercure 1.0 access token" in (
+        mixed.body.decode()
+    )
+
+
+def test_issuers_setting_and_variable() -> None:
+    config = MercureConfig.from_environ({"SSEHUB_JWT_ISSUER": "https://a, https://b"})
+    assert config.issuers == ("https://a", "https://b")
+    with pytest.raises(ValueError, match=r"^MercureConfig.issuers must be a tuple"):
+        MercureConfig(issuers=("",))

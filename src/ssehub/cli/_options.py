@@ -173,6 +173,7 @@ CONFIG_FLAGS: dict[type, dict[str, str]] = {
         "max_stream_seconds": "--max-stream-seconds",
         "dialects": "--mercure-dialect",
         "resource": "--resource",
+        "issuers": "--jwt-issuer",
     },
     JWTAuth: {
         "publisher_key": "--publisher-jwt-key",

@@ -134,10 +134,18 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "topic= for 0.x), 1.0 or 0.x only",
     )
     serve.add_argument(
+        "--jwt-issuer",
+        action="append",
+        default=[],
+        metavar="ISSUER",
+        help="trust Mercure 1.0 access tokens whose iss is ISSUER, signed with the JWT keys; "
+        "repeatable",
+    )
+    serve.add_argument(
         "--resource",
         metavar="URL",
-        help="the hub's resource identifier, its public URL (the base of relative URL patterns; "
-        "default: /.well-known/mercure on the request's Host)",
+        help="the hub's resource identifier, its public URL: the aud of 1.0 access tokens and the "
+        "base of relative URL patterns (default: /.well-known/mercure on the request's Host)",
     )
     serve.add_argument(
         "--max-stream-seconds",
@@ -297,6 +305,7 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, Hi
                 subscriptions=args.subscriptions,
                 max_stream_seconds=args.max_stream_seconds,
                 dialects=args.mercure_dialect,
+                issuers=tuple(args.jwt_issuer),
                 resource=args.resource,
             ),
             dashboard=args.dashboard,

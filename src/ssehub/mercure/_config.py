@@ -45,7 +45,10 @@ class MercureConfig:
     - `dialects`: the Mercure spoken: `"both"` (each request is answered in
       the dialect its shape shows: `match` / `last_event_id` for 1.0,
       `topic` / `lastEventID` for 0.x), `"1.0"` or `"0.x"` only.
-    - `resource`: the hub's resource identifier (its public URL, e.g.
+    - `issuers`: the trusted issuers of Mercure 1.0 access tokens (their
+      `iss`, exactly); their tokens are verified with `auth`'s keys. None:
+      no 1.0 token is accepted.
+    - `resource`: the hub's resource identifier (the `aud` 1.0 tokens need) (its public URL, e.g.
       `https://example.com/.well-known/mercure`), also the base of relative
       URL patterns; None: this endpoint on the request's `Host`.
     """
@@ -59,6 +62,7 @@ class MercureConfig:
     max_topics: int = 64
     max_stream_seconds: float | None = None
     dialects: str = "both"
+    issuers: tuple[str, ...] = ()
     resource: str | None = None
 
     def __post_init__(self) -> None:
@@ -72,6 +76,12 @@ class MercureConfig:
         ):
             raise ValueError(
                 f"MercureConfig.resource must be an absolute URL, not {self.resource!r}"
+            )
+        if not isinstance(self.issuers, tuple) or not all(
+            isinstance(i, str) and i for i in self.issuers
+        ):
+            raise ValueError(
+                f"MercureConfig.issuers must be a tuple of issuer identifiers, not {self.issuers!r}"
             )
         for name in ("cors_origins", "publish_origins"):
             value = getattr(self, name)
@@ -98,7 +108,8 @@ class MercureConfig:
         `SSEHUB_ANONYMOUS_PUBLISH`, `SSEHUB_CORS_ORIGIN=a,b`,
         `SSEHUB_PUBLISH_ORIGIN=a,b`, `SSEHUB_SUBSCRIPTIONS`,
         `SSEHUB_MAX_TOPICS`, `SSEHUB_MAX_STREAM_SECONDS`,
-        `SSEHUB_MERCURE_DIALECT` (`both`, `1.0`, `0.x`), `SSEHUB_RESOURCE`. A bad value raises
+        `SSEHUB_MERCURE_DIALECT` (`both`, `1.0`, `0.x`), `SSEHUB_JWT_ISSUER=a,b`,
+        `SSEHUB_RESOURCE`. A bad value raises
         `ValueError` naming the variable."""
         env = os.environ if environ is None else environ
         read = _Reader(env)
@@ -120,6 +131,7 @@ class MercureConfig:
             max_topics=int(read.number("SSEHUB_MAX_TOPICS", 64, whole=True)),
             max_stream_seconds=stream_seconds or None,
             dialects=read.choice("SSEHUB_MERCURE_DIALECT", DIALECTS),
+            issuers=read.origins("SSEHUB_JWT_ISSUER"),
             resource=env.get("SSEHUB_RESOURCE", "").strip() or None,
         )
 

@@ -35,7 +35,7 @@ class Subscribe:
 
     topics: tuple[str, ...]
     last_event_id: str | None
-    private_topics: frozenset[str]
+    private_topics: frozenset[str | Matcher]
     payload: Any
     cors: tuple[tuple[str, str], ...]
     expires: float | None = None

@@ -10,18 +10,27 @@ from typing import Any
 from urllib.parse import unquote
 
 from ssehub.backends import DuplicateEventIdError
-from ssehub.hub import Hub, HubClosedError, Matcher, selectors_match, validate_selector
+from ssehub.hub import (
+    Hub,
+    HubClosedError,
+    Matcher,
+    SelectorSet,
+    selectors_match,
+    validate_selector,
+)
 from ssehub.protocol import LocalProtocolError
 
 from ._auth import find_token
 from ._config import MercureConfig
 from ._cors import cors_headers, origin_allowed, preflight_headers
 from ._decisions import Listing, Publish, Subscribe
-from ._dialect import dialect_of, matchers
+from ._dialect import Dialect, dialect_of, matchers
 from ._dialect import last_event_id as v1_last_event_id
 from ._request import Request, parse_fields
 from ._response import HTTPError, Response
 from ._subscriptions import SUBSCRIPTIONS_PATH, Active, Registry
+from ._tokens import COOKIE_V1, AccessGrant, bearer_error, is_access_token
+from ._tokens import validate as validate_access_token
 
 __all__ = ("MERCURE_PATH", "Decision", "Mercure", "discovery_link")
 
@@ -98,16 +107,26 @@ class Mercure:
             if len(last_event_id) > longest:
                 raise HTTPError(400, f"Last-Event-ID is longer than {longest} characters")
         newest = self._newest(query.get("newest"))
-        private: frozenset[str] = frozenset()
+        private: frozenset[str | Matcher] = frozenset()
         payload: Any = None
         expires: float | None = None
         auth = self.config.auth
-        if auth.subscriber_key is not None:
+        if auth.subscriber_key is not None and dialect == "1.0":
             # no token in the URL in 1.0 (`authorization` there is a 0.x marker)
-            found = find_token(request, query if dialect == "0.x" else {})
+            found = find_token(request, {}, COOKIE_V1)
             if found is not None:
+                access = self._access(request, found[0], auth.subscriber_key)
+                private, payload, expires = access.subscribe, access.payload, access.expires
+            elif not self.config.anonymous:
+                raise bearer_error(
+                    401, "subscribing requires an access token (no anonymous access)", None
+                )
+        elif auth.subscriber_key is not None:
+            found = find_token(request, query)
+            if found is not None:
+                _refuse_access_token(found[0])
                 grant = auth.subscriber(found[0])
-                private, payload, expires = grant.selectors, grant.payload, grant.expires
+                private, payload, expires = frozenset(grant.selectors), grant.payload, grant.expires
             elif not self.config.anonymous:
                 raise HTTPError(
                     401, "subscribing requires a JWT (this hub has no anonymous access)"
@@ -158,6 +177,20 @@ class Mercure:
                 raise HTTPError(400, str(error)) from None
         return topics
 
+    def _access(self, request: Request, token: str, key: str) -> AccessGrant:
+        """Validate a Mercure 1.0 access token for this hub (401 invalid_token)."""
+        config = self.config
+        hub_url = self._hub_url(request)
+        return validate_access_token(
+            token,
+            key,
+            algorithm=config.auth.algorithm,
+            issuers=config.issuers,
+            audience=config.resource or hub_url,
+            leeway=config.auth.leeway,
+            base=hub_url,
+        )
+
     def _hub_url(self, request: Request) -> str:
         """The hub's URL, the base of relative URL patterns and topics: the
         resource identifier if configured, else this endpoint on the
@@ -201,7 +234,8 @@ class Mercure:
             raise HTTPError(400, "missing 'topic' field")
         if "" in topics:
             raise HTTPError(400, "empty 'topic' field")
-        self._check_publisher(request, topics)
+        if self._check_publisher(request, topics) == "1.0":
+            _check_v1_publish(topics, form.get("id", [""])[0])
         retry: int | None = None
         if "retry" in form:
             raw = form["retry"][0]
@@ -220,14 +254,25 @@ class Mercure:
             cors,
         )
 
-    def _check_publisher(self, request: Request, topics: list[str]) -> None:
+    def _check_publisher(self, request: Request, topics: list[str]) -> Dialect:
+        """Check the publisher's token; the dialect it speaks (its token's)."""
         auth = self.config.auth
+        dialects = self.config.dialects
         if auth.publisher_key is None:
-            return  # anonymous publishing (allowed, or `_publish` refused it)
-        found = find_token(request, {})
+            return "0.x"  # anonymous publishing (allowed, or `_publish` refused it)
+        # the header, else 1.0's cookie, else (unless 1.0 only) 0.x's cookie
+        found = find_token(request, {}, COOKIE_V1)
+        v1 = found is not None and (
+            found[1] == "cookie" or dialects == "1.0" or is_access_token(found[0])
+        )
+        if found is None and dialects != "1.0":
+            found = find_token(request, {})
         if found is None:
+            if dialects == "1.0":
+                raise bearer_error(401, "publishing requires an access token", None)
             raise HTTPError(401, "publishing requires a JWT with a mercure.publish claim")
-        allowed = auth.publisher(found[0]).selectors
+        if v1 and dialects == "0.x":
+            raise HTTPError(400, "this hub speaks Mercure 0.x only: publish with a 0.x JWT")
         if found[1] == "cookie" and not origin_allowed(
             self.config.publish_origins, request.header(b"origin"), request.header(b"referer")
         ):
@@ -236,9 +281,23 @@ class Mercure:
             raise HTTPError(
                 403, "publishing with the cookie needs an allowed Origin (publish_origins)"
             )
+        if v1:
+            granted = SelectorSet(
+                (), matchers=self._access(request, found[0], auth.publisher_key).publish
+            )
+            for topic in topics:
+                if not granted.matches((topic,)):
+                    raise bearer_error(
+                        403,
+                        f"the access token does not allow publishing to {topic!r}",
+                        "insufficient_scope",
+                    )
+            return "1.0"
+        allowed = auth.publisher(found[0]).selectors
         for topic in topics:
             if not selectors_match(allowed, (topic,)):
                 raise HTTPError(403, f"the JWT does not allow publishing to {topic!r}")
+        return "0.x"
 
     async def publish(self, decision: Publish) -> Response:
         """Store the event; 200 with its id, or the refusal."""
@@ -291,6 +350,23 @@ class Mercure:
         """Wait for the subscription events still being published."""
         if self.registry is not None:
             await self.registry.aclose()
+
+
+def _refuse_access_token(token: str) -> None:
+    if is_access_token(token):
+        raise HTTPError(
+            400,
+            "the request mixes 0.x query parameters (topic) with a Mercure 1.0 access token "
+            "(typ at+jwt): subscribe with match=",
+        )
+
+
+def _check_v1_publish(topics: list[str], event_id: str) -> None:
+    """What the 1.0 draft refuses in a publish beyond 0.x (400)."""
+    if "*" in topics:
+        raise HTTPError(400, "the topic '*' is the wildcard: it cannot be published to")
+    if event_id == "earliest" or event_id.startswith("#"):
+        raise HTTPError(400, f"the id {event_id!r} is reserved (earliest, or starting with #)")
 
 
 def discovery_link(hub_url: str, *, self_url: str | None = None) -> str:
