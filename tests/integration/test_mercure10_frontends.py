@@ -204,3 +204,21 @@ def test_a_1_0_stream_ends_when_its_token_expires(hub: Frontend) -> None:
         raw = b"".join(s.chunks)  # ends when the hub closes the stream
     assert time.monotonic() - started < 8
     assert raw.endswith(b"retry: 1000\n\n")
+
+
+def test_protected_resource_metadata_and_the_challenge_that_points_at_it(hub: Frontend) -> None:
+    where = f"{hub.url}/.well-known/oauth-protected-resource/.well-known/mercure"
+    r = httpx.get(where, timeout=10)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/json")
+    document = r.json()
+    assert document["resource"] == ENV["SSEHUB_RESOURCE"]  # the aud tokens need
+    assert document["authorization_details_types_supported"] == [DETAIL]
+    assert document["bearer_methods_supported"] == ["header"]
+    assert document["mercure_cookie"] == "__Secure-mercure_access_token"
+    bad = access_token(["subscribe"], [{"match": "*"}], seconds=-10)
+    r = httpx.get(hub.hub, params={"match": "a"}, headers={"Authorization": f"Bearer {bad}"})
+    assert r.status_code == 401
+    # derived from the resource identifier (RFC 9728 section 3.1)
+    metadata = "https://hub.example/.well-known/oauth-protected-resource/.well-known/mercure"
+    assert r.headers["www-authenticate"].endswith(f', resource_metadata="{metadata}"')

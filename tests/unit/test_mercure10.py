@@ -12,6 +12,7 @@ import pytest
 
 from ssehub.hub import Hub, Matcher, Resume
 from ssehub.mercure import (
+    METADATA_PATH,
     JWTAuth,
     Mercure,
     MercureConfig,
@@ -19,6 +20,7 @@ from ssehub.mercure import (
     Request,
     Response,
     Subscribe,
+    discovery_link,
 )
 
 RESOURCE = "https://hub.example/.well-known/mercure"
@@ -171,8 +173,9 @@ def refused(decision: object, status: int, reason: str, error: str | None) -> No
     challenge = dict(decision.headers).get("WWW-Authenticate")
     if error == "":  # a refusal that is not about the token
         assert challenge is None
-    elif error is None:
-        assert challenge == "Bearer"
+    elif error is None:  # no token: no error code, only where the metadata is
+        where = "https://hub.example/.well-known/oauth-protected-resource/.well-known/mercure"
+        assert challenge == f'Bearer resource_metadata="{where}"'
     else:
         assert challenge is not None
         assert challenge.startswith(f'Bearer error="{error}", error_description="')
@@ -307,3 +310,29 @@ def test_issuers_setting_and_variable() -> None:
     assert config.issuers == ("https://a", "https://b")
     with pytest.raises(ValueError, match=r"^MercureConfig.issuers must be a tuple"):
         MercureConfig(issuers=("",))
+
+
+def test_discovery_link_carries_the_optional_target_attributes() -> None:
+    hub = "https://hub.example/.well-known/mercure"
+    link = discovery_link(
+        hub, self_url="https://app.example/b/1", last_event_id="urn:uuid:1", event_type="book"
+    )
+    assert link == (
+        f'<{hub}>; rel="mercure"; last-event-id="urn:uuid:1"; type="book", '
+        '<https://app.example/b/1>; rel="self"'
+    )
+    assert discovery_link(hub) == f'<{hub}>; rel="mercure"'
+    with pytest.raises(ValueError, match="not a value for the Link attribute type"):
+        discovery_link(hub, event_type='a"b')
+
+
+def test_a_0_x_only_hub_publishes_no_metadata() -> None:
+    request = Request("GET", METADATA_PATH)
+    assert isinstance(Mercure(TOKENS, Hub()).decide(request), Response)
+    document = Mercure(TOKENS, Hub()).decide(request)
+    assert isinstance(document, Response)
+    assert document.status == 200
+    only = dataclasses.replace(TOKENS, dialects="0.x")
+    refused = Mercure(only, Hub()).decide(request)
+    assert isinstance(refused, Response)
+    assert refused.status == 404  # its absence tells clients it is a 0.x hub

@@ -12,6 +12,7 @@ from typing import Any
 from ssehub.hub import EventSubscription, Hub, HubClosedError, SlowSubscriberError
 from ssehub.mercure import (
     MERCURE_PATH,
+    METADATA_PATH,
     Listing,
     Mercure,
     MercureConfig,
@@ -204,6 +205,8 @@ def _mercure_path(scope: Scope) -> str | None:
     encoded = raw.decode("latin-1") if isinstance(raw, bytes) else None
     if path in ("", "/"):
         return MERCURE_PATH
+    if path == METADATA_PATH:  # (when the app routes it here: see the FastAPI example)
+        return path
     if path.startswith(MERCURE_PATH):
         rest = path[len(MERCURE_PATH) :]
     elif path.startswith("/subscriptions"):

@@ -26,13 +26,14 @@ from ._cors import cors_headers, origin_allowed, preflight_headers
 from ._decisions import Listing, Publish, Subscribe
 from ._dialect import Dialect, dialect_of, matchers
 from ._dialect import last_event_id as v1_last_event_id
+from ._discovery import METADATA_PATH, metadata_url, protected_resource_metadata
 from ._request import Request, parse_fields
 from ._response import HTTPError, Response
 from ._subscriptions import SUBSCRIPTIONS_PATH, Active, Registry
 from ._tokens import COOKIE_V1, AccessGrant, bearer_error, is_access_token
 from ._tokens import validate as validate_access_token
 
-__all__ = ("MERCURE_PATH", "Decision", "Mercure", "discovery_link")
+__all__ = ("MERCURE_PATH", "Decision", "Mercure")
 
 MERCURE_PATH = "/.well-known/mercure"
 FORM = "application/x-www-form-urlencoded"
@@ -65,7 +66,17 @@ class Mercure:
         try:
             return self._decide(request, cors)
         except HTTPError as error:
-            return Response.text(error.status, error.reason, (*error.headers, *cors))
+            headers = error.headers
+            if self.config.dialects != "0.x":
+                # RFC 9728: a Bearer challenge points at the metadata
+                where = metadata_url(self._hub_url(request))
+                headers = tuple(
+                    (k, f'{v}{"," if v != "Bearer" else ""} resource_metadata="{where}"')
+                    if k == "WWW-Authenticate" and v.startswith("Bearer")
+                    else (k, v)
+                    for k, v in headers
+                )
+            return Response.text(error.status, error.reason, (*headers, *cors))
 
     def _decide(self, request: Request, cors: tuple[tuple[str, str], ...]) -> Decision:
         path = request.path
@@ -73,6 +84,17 @@ class Mercure:
             rest = path[len(SUBSCRIPTIONS_PATH) :]
             if not rest or rest.startswith("/"):
                 return self._listing(request, rest, cors)
+        if unquote(path) == METADATA_PATH and self.config.dialects != "0.x":
+            if request.method != "GET":
+                raise HTTPError(405, f"method {request.method} not allowed on {METADATA_PATH}")
+            config = self.config
+            document = protected_resource_metadata(
+                config.resource or self._hub_url(request),
+                issuers=config.issuers,
+                subscriptions=config.subscriptions,
+            )
+            body = json.dumps(document).encode()
+            return Response(200, body, "application/json", cors)
         if unquote(path) != MERCURE_PATH:
             raise HTTPError(404, f"not found: {unquote(path)}")
         if request.method == "GET":
@@ -367,20 +389,3 @@ def _check_v1_publish(topics: list[str], event_id: str) -> None:
         raise HTTPError(400, "the topic '*' is the wildcard: it cannot be published to")
     if event_id == "earliest" or event_id.startswith("#"):
         raise HTTPError(400, f"the id {event_id!r} is reserved (earliest, or starting with #)")
-
-
-def discovery_link(hub_url: str, *, self_url: str | None = None) -> str:
-    """The value of a `Link` header that lets Mercure clients discover the
-    hub from any of your app's responses::
-
-        response.headers["Link"] = discovery_link("https://hub.example/.well-known/mercure",
-                                                  self_url="https://app.example/books/1")
-
-    gives `<https://hub.example/.well-known/mercure>; rel="mercure",
-    <https://app.example/books/1>; rel="self"`.
-    """
-    links = [(hub_url, "mercure")] + ([(self_url, "self")] if self_url else [])
-    for url, _ in links:
-        if any(c in url for c in '<>"\r\n ') or not url:
-            raise ValueError(f"not a URL for a Link header: {url!r}")
-    return ", ".join(f'<{url}>; rel="{rel}"' for url, rel in links)
