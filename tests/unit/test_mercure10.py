@@ -117,6 +117,23 @@ def test_hub_subscribe_takes_matchers_beside_or_instead_of_topics() -> None:
     assert asyncio.run(main()) == ["a{x}", "https://e.com/b/1"]
 
 
+def test_exact_matchers_alone_reach_live_events() -> None:
+    async def main() -> list[str]:
+        async with Hub() as hub:
+            matchers = [Matcher.exact("a"), Matcher.exact("b{x}")]
+            async with hub.subscribe((), matchers=matchers) as events:
+                for topic in ("c", "b{x}", "a"):
+                    await hub.publish(topic, topic)
+                got = [(await asyncio.wait_for(anext(events), 5)).data for _ in range(2)]
+            async with hub.subscribe(("c",), matchers=[Matcher.exact("a")]) as events:
+                await hub.publish(("a", "c"), "both")  # one delivery for two matching topics
+                await hub.publish("c", "c")
+                got += [(await asyncio.wait_for(anext(events), 5)).data for _ in range(2)]
+            return got
+
+    assert asyncio.run(main()) == ["b{x}", "a", "both", "c"]
+
+
 # -- Mercure 1.0 access tokens (RFC 9068 profile) ----------------------------------
 
 SECRET = "!ChangeThisMercureHubJWTSecretKey!"
