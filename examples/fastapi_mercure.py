@@ -28,13 +28,14 @@ from starlette.routing import Route
 
 from ssehub import Hub
 from ssehub.asgi import HubApp
-from ssehub.mercure import MERCURE_PATH, MercureConfig
+from ssehub.mercure import MERCURE_PATH, METADATA_PATH, MercureConfig
 
 hub = Hub()
 mercure = HubApp(hub, config=MercureConfig.from_environ())
 app = FastAPI(title="mercure", lifespan=mercure.lifespan)
 app.router.routes.append(Route(MERCURE_PATH, mercure))  # the endpoint itself, no redirect
 app.mount(MERCURE_PATH, mercure)  # and below it: /.well-known/mercure/subscriptions...
+app.router.routes.append(Route(METADATA_PATH, mercure))  # Mercure 1.0: RFC 9728 metadata
 
 PAGE = """<!doctype html>
 <meta charset="utf-8"><title>mercure</title>

@@ -12,6 +12,7 @@ from typing import Any
 from ssehub.hub import EventSubscription, Hub, HubClosedError, SlowSubscriberError
 from ssehub.mercure import (
     MERCURE_PATH,
+    METADATA_PATH,
     Listing,
     Mercure,
     MercureConfig,
@@ -92,7 +93,12 @@ class HubApp:
                 return
             body = read
         request = Request.from_pairs(
-            scope["method"], path, scope.get("query_string", b""), scope["headers"], body
+            scope["method"],
+            path,
+            scope.get("query_string", b""),
+            scope["headers"],
+            body,
+            "https" if scope.get("scheme") == "https" else "http",
         )
         decision = self.mercure.decide(request)
         if isinstance(decision, Subscribe):
@@ -113,6 +119,7 @@ class HubApp:
                 last_event_id=decision.last_event_id,
                 newest=decision.newest,
                 private_topics=decision.private_topics,
+                matchers=decision.matchers,
             )
         except ValueError as error:
             await _send(send, Response.text(400, str(error), decision.cors))
@@ -198,6 +205,8 @@ def _mercure_path(scope: Scope) -> str | None:
     encoded = raw.decode("latin-1") if isinstance(raw, bytes) else None
     if path in ("", "/"):
         return MERCURE_PATH
+    if path == METADATA_PATH:  # (when the app routes it here: see the FastAPI example)
+        return path
     if path.startswith(MERCURE_PATH):
         rest = path[len(MERCURE_PATH) :]
     elif path.startswith("/subscriptions"):

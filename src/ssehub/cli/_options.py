@@ -171,6 +171,9 @@ CONFIG_FLAGS: dict[type, dict[str, str]] = {
         "subscriptions": "--subscriptions",
         "max_topics": "--max-topics",
         "max_stream_seconds": "--max-stream-seconds",
+        "dialects": "--mercure-dialect",
+        "resource": "--resource",
+        "issuers": "--jwt-issuer",
     },
     JWTAuth: {
         "publisher_key": "--publisher-jwt-key",

@@ -125,6 +125,28 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         default=config_default(JWTAuth, "leeway"),
         help="clock skew allowed on the JWTs' exp, nbf and iat",
     )
+    add_option(
+        serve,
+        "--mercure-dialect",
+        choices=("both", "1.0", "0.x"),
+        default=config_default(MercureConfig, "dialects"),
+        help="the Mercure spoken: both (each request in the dialect it speaks: match= for 1.0, "
+        "topic= for 0.x), 1.0 or 0.x only",
+    )
+    serve.add_argument(
+        "--jwt-issuer",
+        action="append",
+        default=[],
+        metavar="ISSUER",
+        help="trust Mercure 1.0 access tokens whose iss is ISSUER, signed with the JWT keys; "
+        "repeatable",
+    )
+    serve.add_argument(
+        "--resource",
+        metavar="URL",
+        help="the hub's resource identifier, its public URL: the aud of 1.0 access tokens and the "
+        "base of relative URL patterns (default: /.well-known/mercure on the request's Host)",
+    )
     serve.add_argument(
         "--max-stream-seconds",
         type=number,
@@ -282,6 +304,9 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, Hi
                 publish_origins=tuple(args.publish_origin),
                 subscriptions=args.subscriptions,
                 max_stream_seconds=args.max_stream_seconds,
+                dialects=args.mercure_dialect,
+                issuers=tuple(args.jwt_issuer),
+                resource=args.resource,
             ),
             dashboard=args.dashboard,
             dashboard_token=args.dashboard_token,

@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterator
 
 from ssehub.backends import Record
 
-from ._selectors import PatternIndex, SelectorSet
+from ._selectors import Matcher, PatternIndex, SelectorSet
 from ._stats import Counters
 from ._subscription import CloseReason, Subscription
 
 __all__ = ("FanOut", "Group")
 
-GroupKey = tuple[frozenset[str], frozenset[str]]
+GroupKey = tuple[frozenset[str | Matcher], frozenset[str | Matcher]]
 log = logging.getLogger("ssehub.hub")
 
 
@@ -94,8 +94,8 @@ class FanOut:
             group = self._groups[sub.group_key] = Group(sub.group_key)
             if group.selectors.has_patterns:
                 self._patterns.add(group, group.selectors)
-            else:
-                for topic in group.selectors.selectors:
+            else:  # (exact topics: the strings and the exact matchers)
+                for topic in group.selectors.exact:
                     self._by_topic.setdefault(topic, []).append(group)
         group.subscribers[sub] = None
         named = self._named
@@ -130,7 +130,7 @@ class FanOut:
         if group.selectors.has_patterns:
             self._patterns.discard(group)
         else:
-            for topic in group.selectors.selectors:
+            for topic in group.selectors.exact:
                 groups = self._by_topic[topic]
                 groups.remove(group)
                 if not groups:

@@ -25,7 +25,7 @@ from ._config import HubConfig
 from ._fanout import FanOut, Group
 from ._feed import Feed
 from ._ids import IdGenerator
-from ._selectors import validate_selector
+from ._selectors import Matcher, validate_selector
 from ._stats import Counters, HubStatistics, State
 from ._subscription import (
     CloseReason,
@@ -71,11 +71,20 @@ def _topic_tuple(topics: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _selectors(selectors: str | Iterable[str]) -> tuple[str, ...]:
-    items = _topic_tuple(selectors)
+def _selectors(
+    selectors: str | Iterable[str], matchers: Iterable[Matcher] = ()
+) -> tuple[str | Matcher, ...]:
+    extra = tuple(dict.fromkeys(matchers))
+    for matcher in extra:
+        if not isinstance(matcher, Matcher):
+            raise ValueError(f"matchers must be Matcher objects, not {matcher!r}")
+    given = selectors if isinstance(selectors, str) else tuple(selectors)
+    if extra and not given:
+        return extra  # matchers only (a Mercure 1.0 subscription)
+    items = _topic_tuple(given)
     for selector in items:
         validate_selector(selector)
-    return items
+    return (*items, *extra)
 
 
 class _Pages:
@@ -395,7 +404,8 @@ class Hub:
         *,
         last_event_id: str | None = None,
         newest: int = 0,
-        private_topics: Iterable[str] = (),
+        private_topics: Iterable[str | Matcher] = (),
+        matchers: Iterable[Matcher] = (),
     ) -> EventSubscription:
         """An async iterator of the events of `topics` (`"*"`: all topics).
 
@@ -411,12 +421,14 @@ class Hub:
         replayed event was taken (`await sub.wait_live()`); `frames()` carries
         a `LIVE_EVENT` marker there.
         Private updates reach it only for topics matched by `private_topics`
-        (a JWT's `mercure.subscribe` claim; `"*"`: all).
+        (a JWT's `mercure.subscribe` claim, or 1.0 `Matcher`s; `"*"`: all).
+        `matchers` adds `Matcher`s (Mercure 1.0) to `topics`, which may then
+        be empty.
         Use it as `async with hub.subscribe(...) as events: async for ...`.
         """
         return EventSubscription(
             self._owner,
-            _selectors(topics),
+            _selectors(topics, matchers),
             self._checked_id(last_event_id),
             frozenset(private_topics),
             self._checked_newest(newest),
@@ -429,7 +441,8 @@ class Hub:
         *,
         last_event_id: str | None = None,
         newest: int = 0,
-        private_topics: Iterable[str] = (),
+        private_topics: Iterable[str | Matcher] = (),
+        matchers: Iterable[Matcher] = (),
     ) -> StreamSubscription:
         """A subscription that writes the encoded events of `topics` straight
         to `transport` (for servers). Open it with `await sub.open(prefix)`;
@@ -440,7 +453,7 @@ class Hub:
         `subscribe()`; after a replay a `LIVE_EVENT` marker is written."""
         return StreamSubscription(
             self._owner,
-            _selectors(topics),
+            _selectors(topics, matchers),
             self._checked_id(last_event_id),
             transport,
             frozenset(private_topics),

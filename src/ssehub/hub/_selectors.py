@@ -273,8 +273,8 @@ class Matcher:
 class SelectorSet:
     """Topic selectors compiled once (when a subscription opens, when a
     token is read) and matched many times: `matches(topics)` tells whether
-    any selector matches any of the topics. `matchers` adds `Matcher`s
-    (the Mercure 1.0 types) to the string selectors.
+    any selector matches any of the topics. `matchers` (and any `Matcher`
+    among `selectors`) adds Mercure 1.0 matchers to the string selectors.
 
     `strict=True` raises `ValueError` naming a malformed selector (a
     subscriber's request); `strict=False` lets a malformed one match nothing
@@ -284,10 +284,15 @@ class SelectorSet:
     __slots__ = ("any", "exact", "matchers", "patterns", "selectors")
 
     def __init__(
-        self, selectors: Iterable[str], *, strict: bool = True, matchers: Iterable[Matcher] = ()
+        self,
+        selectors: Iterable[str | Matcher],
+        *,
+        strict: bool = True,
+        matchers: Iterable[Matcher] = (),
     ) -> None:
-        self.selectors = frozenset(selectors)
-        self.matchers = frozenset(matchers)
+        items = tuple(selectors)  # a `Matcher` among them counts as one of `matchers`
+        self.selectors = frozenset(s for s in items if isinstance(s, str))
+        self.matchers = frozenset((*matchers, *(m for m in items if isinstance(m, Matcher))))
         self.any = "*" in self.selectors or any(m.any for m in self.matchers)
         exact = {s for s in self.selectors if not _is_template(s)}
         patterns: list[_Pattern] = []

@@ -31,6 +31,7 @@ from ssehub.backends import Record
 from ssehub.protocol import Event
 
 from ._config import HubConfig
+from ._selectors import Matcher
 
 __all__ = (
     "CloseReason",
@@ -141,22 +142,27 @@ class Subscription:
     def __init__(
         self,
         hub: Owner,
-        topics: tuple[str, ...],
+        topics: tuple[str | Matcher, ...],
         last_event_id: str | None,
-        private_topics: frozenset[str] = frozenset(),
+        private_topics: frozenset[str | Matcher] = frozenset(),
         newest: int = 0,
     ) -> None:
         self._hub = hub
-        self.topics = topics
+        # what it reads (the selectors, and the values of its matchers)
+        self.topics = tuple(t if isinstance(t, str) else t.value for t in topics)
         self._asked = last_event_id
         self._newest = newest
         self._opened = False
-        self.key: frozenset[str] = frozenset(("*",)) if "*" in topics else frozenset(topics)
+        wildcard = "*" in self.topics
+        self.key: frozenset[str | Matcher] = frozenset(("*",)) if wildcard else frozenset(topics)
         # selectors of the private updates it may receive (a JWT's claim)
         self.private_topics = private_topics
         # The fan-out group: subscribers with the same selectors and the same
         # private rights get the same bytes.
-        self.group_key: tuple[frozenset[str], frozenset[str]] = (self.key, private_topics)
+        self.group_key: tuple[frozenset[str | Matcher], frozenset[str | Matcher]] = (
+            self.key,
+            private_topics,
+        )
         self.reason: CloseReason | None = None
         self.resume: Resume | None = None
         self._held: dict[str, Record] | None = {}  # live events held during replay, by id
@@ -294,10 +300,10 @@ class StreamSubscription(Subscription):
     def __init__(
         self,
         hub: Owner,
-        topics: tuple[str, ...],
+        topics: tuple[str | Matcher, ...],
         last_event_id: str | None,
         transport: asyncio.WriteTransport,
-        private_topics: frozenset[str] = frozenset(),
+        private_topics: frozenset[str | Matcher] = frozenset(),
         newest: int = 0,
     ) -> None:
         super().__init__(hub, topics, last_event_id, private_topics, newest)
@@ -426,9 +432,9 @@ class EventSubscription(Subscription):
     def __init__(
         self,
         hub: Owner,
-        topics: tuple[str, ...],
+        topics: tuple[str | Matcher, ...],
         last_event_id: str | None,
-        private_topics: frozenset[str] = frozenset(),
+        private_topics: frozenset[str | Matcher] = frozenset(),
         newest: int = 0,
     ) -> None:
         super().__init__(hub, topics, last_event_id, private_topics, newest)

@@ -6,7 +6,8 @@ API live here once, for both front ends (`ssehub.server`, `ssehub.asgi`)."""
 from ._auth import Grant, JWTAuth
 from ._config import MercureConfig
 from ._decisions import CACHE_CONTROL, Listing, Publish, Subscribe
-from ._mercure import MERCURE_PATH, Decision, Mercure, discovery_link
+from ._discovery import METADATA_PATH, discovery_link, protected_resource_metadata
+from ._mercure import MERCURE_PATH, Decision, Mercure
 from ._request import Request
 from ._response import HTTPError, Response
 from ._subscriptions import SUBSCRIPTIONS_PATH
@@ -14,6 +15,7 @@ from ._subscriptions import SUBSCRIPTIONS_PATH
 __all__ = (
     "CACHE_CONTROL",
     "MERCURE_PATH",
+    "METADATA_PATH",
     "SUBSCRIPTIONS_PATH",
     "Decision",
     "Grant",
@@ -27,4 +29,5 @@ __all__ = (
     "Response",
     "Subscribe",
     "discovery_link",
+    "protected_resource_metadata",
 )

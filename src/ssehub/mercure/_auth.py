@@ -34,9 +34,11 @@ class Grant:
     expires: float | None = None
 
 
-def find_token(request: Request, query: Mapping[str, list[str]]) -> tuple[str, str] | None:
+def find_token(
+    request: Request, query: Mapping[str, list[str]], cookie: str = COOKIE
+) -> tuple[str, str] | None:
     """The request's JWT and where it was: "header", then "query"
-    (parameter), then "cookie"."""
+    (parameter), then "cookie" (named `cookie`)."""
     value = request.headers.get(b"authorization")
     if b"authorization" in request.repeated or (value is not None and b"," in value):
         # (a server may join repeated fields with ", "; a JWT has no comma)
@@ -48,7 +50,7 @@ def find_token(request: Request, query: Mapping[str, list[str]]) -> tuple[str, s
         return token.strip(), "header"
     if "authorization" in query:
         return query["authorization"][0], "query"
-    from_cookie = request.cookie(COOKIE)
+    from_cookie = request.cookie(cookie)
     return None if from_cookie is None else (from_cookie, "cookie")
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._auth import JWTAuth
+from ._dialect import DIALECTS
 
 __all__ = ("MercureConfig",)
 
@@ -41,6 +42,15 @@ class MercureConfig:
     - `max_stream_seconds`: end every stream after this long (None: never;
       the client reconnects and resumes). Streams opened with a token end
       when it expires in any case.
+    - `dialects`: the Mercure spoken: `"both"` (each request is answered in
+      the dialect its shape shows: `match` / `last_event_id` for 1.0,
+      `topic` / `lastEventID` for 0.x), `"1.0"` or `"0.x"` only.
+    - `issuers`: the trusted issuers of Mercure 1.0 access tokens (their
+      `iss`, exactly); their tokens are verified with `auth`'s keys. None:
+      no 1.0 token is accepted.
+    - `resource`: the hub's resource identifier (the `aud` 1.0 tokens need) (its public URL, e.g.
+      `https://example.com/.well-known/mercure`), also the base of relative
+      URL patterns; None: this endpoint on the request's `Host`.
     """
 
     auth: JWTAuth = field(default_factory=JWTAuth)
@@ -51,8 +61,28 @@ class MercureConfig:
     subscriptions: bool = False
     max_topics: int = 64
     max_stream_seconds: float | None = None
+    dialects: str = "both"
+    issuers: tuple[str, ...] = ()
+    resource: str | None = None
 
     def __post_init__(self) -> None:
+        if self.dialects not in DIALECTS:
+            raise ValueError(
+                f"MercureConfig.dialects must be one of {', '.join(DIALECTS)}, "
+                f"not {self.dialects!r}"
+            )
+        if self.resource is not None and (
+            not isinstance(self.resource, str) or "://" not in self.resource
+        ):
+            raise ValueError(
+                f"MercureConfig.resource must be an absolute URL, not {self.resource!r}"
+            )
+        if not isinstance(self.issuers, tuple) or not all(
+            isinstance(i, str) and i for i in self.issuers
+        ):
+            raise ValueError(
+                f"MercureConfig.issuers must be a tuple of issuer identifiers, not {self.issuers!r}"
+            )
         for name in ("cors_origins", "publish_origins"):
             value = getattr(self, name)
             if not isinstance(value, tuple) or not all(isinstance(o, str) for o in value):
@@ -77,7 +107,9 @@ class MercureConfig:
         `SSEHUB_JWT_ALGORITHM`, `SSEHUB_JWT_LEEWAY`, `SSEHUB_ANONYMOUS`,
         `SSEHUB_ANONYMOUS_PUBLISH`, `SSEHUB_CORS_ORIGIN=a,b`,
         `SSEHUB_PUBLISH_ORIGIN=a,b`, `SSEHUB_SUBSCRIPTIONS`,
-        `SSEHUB_MAX_TOPICS`, `SSEHUB_MAX_STREAM_SECONDS`. A bad value raises
+        `SSEHUB_MAX_TOPICS`, `SSEHUB_MAX_STREAM_SECONDS`,
+        `SSEHUB_MERCURE_DIALECT` (`both`, `1.0`, `0.x`), `SSEHUB_JWT_ISSUER=a,b`,
+        `SSEHUB_RESOURCE`. A bad value raises
         `ValueError` naming the variable."""
         env = os.environ if environ is None else environ
         read = _Reader(env)
@@ -98,6 +130,9 @@ class MercureConfig:
             subscriptions=read.flag("SSEHUB_SUBSCRIPTIONS"),
             max_topics=int(read.number("SSEHUB_MAX_TOPICS", 64, whole=True)),
             max_stream_seconds=stream_seconds or None,
+            dialects=read.choice("SSEHUB_MERCURE_DIALECT", DIALECTS),
+            issuers=read.origins("SSEHUB_JWT_ISSUER"),
+            resource=env.get("SSEHUB_RESOURCE", "").strip() or None,
         )
 
 
@@ -111,6 +146,14 @@ class _Reader:
         if text not in _TRUE and text not in _FALSE:
             raise ValueError(f"{name}: expected true or false, not {raw!r}")
         return text in _TRUE
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return choices[0]
+        if raw not in choices:
+            raise ValueError(f"{name}: expected one of {', '.join(choices)}, not {raw!r}")
+        return raw
 
     def origins(self, name: str) -> tuple[str, ...]:
         return tuple(s.strip() for s in self.env.get(name, "").split(",") if s.strip())

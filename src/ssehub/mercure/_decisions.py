@@ -4,9 +4,9 @@ subscription to open, a publish to make, a subscriptions-API listing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from ssehub.hub import Resume
+from ssehub.hub import Matcher, Resume
 
 __all__ = ("CACHE_CONTROL", "Listing", "Publish", "Subscribe")
 
@@ -29,16 +29,20 @@ class Subscribe:
     subscription events); the stream must end at `expires` (Unix time, the
     token's expiry) and after `max_seconds` (None: never). `newest`: the
     newest N events of each topic first, when not resuming (0: none; the
-    `newest` query parameter, an ssehub extension)."""
+    `newest` query parameter, an ssehub extension). `matchers`: the Mercure
+    1.0 topic matchers (beside or instead of `topics`); `dialect`: the
+    Mercure the request spoke, which its answer speaks too."""
 
     topics: tuple[str, ...]
     last_event_id: str | None
-    private_topics: frozenset[str]
+    private_topics: frozenset[str | Matcher]
     payload: Any
     cors: tuple[tuple[str, str], ...]
     expires: float | None = None
     max_seconds: float | None = None
     newest: int = 0
+    matchers: tuple[Matcher, ...] = ()
+    dialect: Literal["1.0", "0.x"] = "0.x"
 
     def seconds_left(self, now: float) -> float | None:
         """How long the stream may stay open from `now` (Unix time)."""
@@ -49,14 +53,16 @@ class Subscribe:
 
     def headers(self, resume: Resume) -> tuple[tuple[str, str], ...]:
         """The stream's headers beyond its content type: `Cache-Control`,
-        and, only when the request asked to resume, `Last-Event-ID` (the id
-        of the event before the first one sent, or `earliest`: the client
-        named it, or all retained history follows) and `SSEHub-Gap`."""
+        and, only when the request asked to resume, `Last-Event-ID` (0.x) or
+        `Mercure-Last-Event-ID` (1.0): the id of the event before the first
+        one sent, or `earliest` (the client named it, or all retained
+        history follows); and `SSEHub-Gap`."""
         headers = [("Cache-Control", CACHE_CONTROL)]
         asked = self.last_event_id
         if asked is not None:
             value = "earliest" if resume.gap or asked == "earliest" else asked
-            headers.append(("Last-Event-ID", value))
+            name = "Mercure-Last-Event-ID" if self.dialect == "1.0" else "Last-Event-ID"
+            headers.append((name, value))
             if resume.gap:
                 headers.append(("SSEHub-Gap", "1"))
         headers.extend(self.cors)

@@ -10,7 +10,14 @@ from typing import Any
 from urllib.parse import unquote
 
 from ssehub.backends import DuplicateEventIdError
-from ssehub.hub import Hub, HubClosedError, selectors_match, validate_selector
+from ssehub.hub import (
+    Hub,
+    HubClosedError,
+    Matcher,
+    SelectorSet,
+    selectors_match,
+    validate_selector,
+)
 from ssehub.protocol import LocalProtocolError
 
 from ._auth import find_token
@@ -24,11 +31,16 @@ from ._cors import (
     same_origin,
 )
 from ._decisions import Listing, Publish, Subscribe
+from ._dialect import Dialect, dialect_of, matchers
+from ._dialect import last_event_id as v1_last_event_id
+from ._discovery import METADATA_PATH, metadata_url, protected_resource_metadata
 from ._request import Request, parse_fields
 from ._response import HTTPError, Response
 from ._subscriptions import SUBSCRIPTIONS_PATH, Active, Registry
+from ._tokens import COOKIE_V1, AccessGrant, bearer_error, is_access_token
+from ._tokens import validate as validate_access_token
 
-__all__ = ("MERCURE_PATH", "Decision", "Mercure", "discovery_link")
+__all__ = ("MERCURE_PATH", "Decision", "Mercure")
 
 MERCURE_PATH = "/.well-known/mercure"
 FORM = "application/x-www-form-urlencoded"
@@ -38,7 +50,7 @@ log = logging.getLogger("ssehub.mercure")
 Decision = Subscribe | Publish | Listing | Response
 
 
-_NO_TOPICS: frozenset[str] = frozenset()  # shared: an empty frozenset costs 216 B each
+_NO_TOPICS: frozenset[str | Matcher] = frozenset()  # shared: an empty frozenset costs 216 B each
 
 
 class Mercure:
@@ -73,7 +85,17 @@ class Mercure:
         try:
             return self._decide(request, cors)
         except HTTPError as error:
-            return Response.text(error.status, error.reason, (*error.headers, *cors))
+            headers = error.headers
+            if self.config.dialects != "0.x":
+                # RFC 9728: a Bearer challenge points at the metadata
+                where = metadata_url(self._hub_url(request))
+                headers = tuple(
+                    (k, f'{v}{"," if v != "Bearer" else ""} resource_metadata="{where}"')
+                    if k == "WWW-Authenticate" and v.startswith("Bearer")
+                    else (k, v)
+                    for k, v in headers
+                )
+            return Response.text(error.status, error.reason, (*headers, *cors))
 
     def _decide(self, request: Request, cors: tuple[tuple[str, str], ...]) -> Decision:
         path = request.path
@@ -81,6 +103,17 @@ class Mercure:
             rest = path[len(SUBSCRIPTIONS_PATH) :]
             if not rest or rest.startswith("/"):
                 return self._listing(request, rest, cors)
+        if unquote(path) == METADATA_PATH and self.config.dialects != "0.x":
+            if request.method != "GET":
+                raise HTTPError(405, f"method {request.method} not allowed on {METADATA_PATH}")
+            config = self.config
+            document = protected_resource_metadata(
+                config.resource or self._hub_url(request),
+                issuers=config.issuers,
+                subscriptions=config.subscriptions,
+            )
+            body = json.dumps(document).encode()
+            return Response(200, body, "application/json", cors)
         if unquote(path) != MERCURE_PATH:
             raise HTTPError(404, f"not found: {unquote(path)}")
         if request.method == "GET":
@@ -97,36 +130,44 @@ class Mercure:
 
     def _subscribe(self, request: Request, cors: tuple[tuple[str, str], ...]) -> Subscribe:
         query = request.params()
-        topics = query.get("topic")
-        if not topics:
-            raise HTTPError(400, "missing 'topic' query parameter")
-        if "" in topics:
-            raise HTTPError(400, "empty 'topic' query parameter")
-        limit = self.config.max_topics
-        if len(topics) > limit:
-            raise HTTPError(400, f"more than {limit} topics in one subscription")
-        for topic in topics:
-            try:
-                validate_selector(topic)
-            except ValueError as error:
-                raise HTTPError(400, str(error)) from None
-        last_event_id = request.header(b"last-event-id")
-        if not last_event_id:
-            last_event_id = query.get("lastEventID", [""])[0] or None
+        dialect = dialect_of(query, self.config.dialects)
+        found_matchers: tuple[Matcher, ...] = ()
+        topics: list[str] = []
+        if dialect == "1.0":
+            found_matchers = matchers(
+                query, base=self._hub_url(request), limit=self.config.max_topics
+            )
+            last_event_id = v1_last_event_id(request.header(b"last-event-id"), query)
+        else:
+            topics = self._topics(query)
+            last_event_id = request.header(b"last-event-id")
+            if not last_event_id:
+                last_event_id = query.get("lastEventID", [""])[0] or None
         if last_event_id is not None:
             longest = self.hub.config.max_last_event_id
             if len(last_event_id) > longest:
                 raise HTTPError(400, f"Last-Event-ID is longer than {longest} characters")
         newest = self._newest(query.get("newest"))
-        private = _NO_TOPICS
+        private: frozenset[str | Matcher] = _NO_TOPICS
         payload: Any = None
         expires: float | None = None
         auth = self.config.auth
-        if auth.subscriber_key is not None:
+        if auth.subscriber_key is not None and dialect == "1.0":
+            # no token in the URL in 1.0 (`authorization` there is a 0.x marker)
+            found = find_token(request, {}, COOKIE_V1)
+            if found is not None:
+                access = self._access(request, found[0], auth.subscriber_key)
+                private, payload, expires = access.subscribe, access.payload, access.expires
+            elif not self.config.anonymous:
+                raise bearer_error(
+                    401, "subscribing requires an access token (no anonymous access)", None
+                )
+        elif auth.subscriber_key is not None:
             found = find_token(request, query)
             if found is not None:
+                _refuse_access_token(found[0])
                 grant = auth.subscriber(found[0])
-                private, payload, expires = grant.selectors, grant.payload, grant.expires
+                private, payload, expires = frozenset(grant.selectors), grant.payload, grant.expires
             elif not self.config.anonymous:
                 raise HTTPError(
                     401, "subscribing requires a JWT (this hub has no anonymous access)"
@@ -140,6 +181,8 @@ class Mercure:
             expires,
             self.config.max_stream_seconds,
             newest,
+            found_matchers,
+            dialect,
         )
 
     def _newest(self, values: list[str] | None) -> int:
@@ -158,6 +201,45 @@ class Mercure:
                 400, f"'newest' must be one integer from 1 to {bound} (the history bound)"
             )
         return n
+
+    def _topics(self, query: dict[str, list[str]]) -> list[str]:
+        topics = query.get("topic")
+        if not topics:
+            raise HTTPError(400, "missing 'topic' query parameter")
+        if "" in topics:
+            raise HTTPError(400, "empty 'topic' query parameter")
+        limit = self.config.max_topics
+        if len(topics) > limit:
+            raise HTTPError(400, f"more than {limit} topics in one subscription")
+        for topic in topics:
+            try:
+                validate_selector(topic)
+            except ValueError as error:
+                raise HTTPError(400, str(error)) from None
+        return topics
+
+    def _access(self, request: Request, token: str, key: str) -> AccessGrant:
+        """Validate a Mercure 1.0 access token for this hub (401 invalid_token)."""
+        config = self.config
+        hub_url = self._hub_url(request)
+        return validate_access_token(
+            token,
+            key,
+            algorithm=config.auth.algorithm,
+            issuers=config.issuers,
+            audience=config.resource or hub_url,
+            leeway=config.auth.leeway,
+            base=hub_url,
+        )
+
+    def _hub_url(self, request: Request) -> str:
+        """The hub's URL, the base of relative URL patterns and topics: the
+        resource identifier if configured, else this endpoint on the
+        request's `Host`."""
+        if self.config.resource is not None:
+            return self.config.resource
+        host = request.header(b"host") or "localhost"
+        return f"{request.scheme}://{host}{MERCURE_PATH}"
 
     async def opened(self, decision: Subscribe, topics: tuple[str, ...]) -> str | None:
         """A stream is open: with subscription events on, announce it and
@@ -193,7 +275,8 @@ class Mercure:
             raise HTTPError(400, "missing 'topic' field")
         if "" in topics:
             raise HTTPError(400, "empty 'topic' field")
-        self._check_publisher(request, topics)
+        if self._check_publisher(request, topics) == "1.0":
+            _check_v1_publish(topics, form.get("id", [""])[0])
         retry: int | None = None
         if "retry" in form:
             raw = form["retry"][0]
@@ -212,14 +295,25 @@ class Mercure:
             cors,
         )
 
-    def _check_publisher(self, request: Request, topics: list[str]) -> None:
+    def _check_publisher(self, request: Request, topics: list[str]) -> Dialect:
+        """Check the publisher's token; the dialect it speaks (its token's)."""
         auth = self.config.auth
+        dialects = self.config.dialects
         if auth.publisher_key is None:
-            return  # anonymous publishing (allowed, or `_publish` refused it)
-        found = find_token(request, {})
+            return "0.x"  # anonymous publishing (allowed, or `_publish` refused it)
+        # the header, else 1.0's cookie, else (unless 1.0 only) 0.x's cookie
+        found = find_token(request, {}, COOKIE_V1)
+        v1 = found is not None and (
+            found[1] == "cookie" or dialects == "1.0" or is_access_token(found[0])
+        )
+        if found is None and dialects != "1.0":
+            found = find_token(request, {})
         if found is None:
+            if dialects == "1.0":
+                raise bearer_error(401, "publishing requires an access token", None)
             raise HTTPError(401, "publishing requires a JWT with a mercure.publish claim")
-        allowed = auth.publisher(found[0]).selectors
+        if v1 and dialects == "0.x":
+            raise HTTPError(400, "this hub speaks Mercure 0.x only: publish with a 0.x JWT")
         if found[1] == "cookie" and not origin_allowed(
             self.config.publish_origins,
             request.header(b"origin"),
@@ -231,9 +325,23 @@ class Mercure:
             raise HTTPError(
                 403, "publishing with the cookie needs an allowed Origin (publish_origins)"
             )
+        if v1:
+            granted = SelectorSet(
+                (), matchers=self._access(request, found[0], auth.publisher_key).publish
+            )
+            for topic in topics:
+                if not granted.matches((topic,)):
+                    raise bearer_error(
+                        403,
+                        f"the access token does not allow publishing to {topic!r}",
+                        "insufficient_scope",
+                    )
+            return "1.0"
+        allowed = auth.publisher(found[0]).selectors
         for topic in topics:
             if not selectors_match(allowed, (topic,)):
                 raise HTTPError(403, f"the JWT does not allow publishing to {topic!r}")
+        return "0.x"
 
     async def publish(self, decision: Publish) -> Response:
         """Store the event; 200 with its id, or the refusal."""
@@ -288,18 +396,18 @@ class Mercure:
             await self.registry.aclose()
 
 
-def discovery_link(hub_url: str, *, self_url: str | None = None) -> str:
-    """The value of a `Link` header that lets Mercure clients discover the
-    hub from any of your app's responses::
+def _refuse_access_token(token: str) -> None:
+    if is_access_token(token):
+        raise HTTPError(
+            400,
+            "the request mixes 0.x query parameters (topic) with a Mercure 1.0 access token "
+            "(typ at+jwt): subscribe with match=",
+        )
 
-        response.headers["Link"] = discovery_link("https://hub.example/.well-known/mercure",
-                                                  self_url="https://app.example/books/1")
 
-    gives `<https://hub.example/.well-known/mercure>; rel="mercure",
-    <https://app.example/books/1>; rel="self"`.
-    """
-    links = [(hub_url, "mercure")] + ([(self_url, "self")] if self_url else [])
-    for url, _ in links:
-        if any(c in url for c in '<>"\r\n ') or not url:
-            raise ValueError(f"not a URL for a Link header: {url!r}")
-    return ", ".join(f'<{url}>; rel="{rel}"' for url, rel in links)
+def _check_v1_publish(topics: list[str], event_id: str) -> None:
+    """What the 1.0 draft refuses in a publish beyond 0.x (400)."""
+    if "*" in topics:
+        raise HTTPError(400, "the topic '*' is the wildcard: it cannot be published to")
+    if event_id == "earliest" or event_id.startswith("#"):
+        raise HTTPError(400, f"the id {event_id!r} is reserved (earliest, or starting with #)")

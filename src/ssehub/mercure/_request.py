@@ -21,7 +21,8 @@ class Request:
       without the query; `query`: the raw query string;
     - `headers`: lower-case names to values (the last one of a name);
       `repeated`: the names sent more than once (see `from_pairs`);
-    - `body`: the whole body (the front end bounds its size).
+    - `body`: the whole body (the front end bounds its size);
+    - `scheme`: `"http"` or `"https"`, as the client reached the hub.
     """
 
     method: str
@@ -30,6 +31,7 @@ class Request:
     headers: Mapping[bytes, bytes] = field(default_factory=dict)
     body: bytes = b""
     repeated: frozenset[bytes] = frozenset()
+    scheme: str = "http"
 
     @classmethod
     def from_pairs(
@@ -39,6 +41,7 @@ class Request:
         query: bytes | str,
         pairs: Iterable[tuple[bytes, bytes]],
         body: bytes = b"",
+        scheme: str = "http",
     ) -> Request:
         """From a list of `(name, value)` header pairs (ASGI's `headers`)."""
         headers: dict[bytes, bytes] = {}
@@ -48,7 +51,7 @@ class Request:
             if key in headers:
                 repeated.add(key)
             headers[key] = value
-        return cls(method, path, query, headers, body, frozenset(repeated))
+        return cls(method, path, query, headers, body, frozenset(repeated), scheme)
 
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)

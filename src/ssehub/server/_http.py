@@ -25,7 +25,7 @@ import ssl
 from pathlib import Path
 
 from ssehub.hub import Hub
-from ssehub.mercure import MERCURE_PATH, Mercure
+from ssehub.mercure import MERCURE_PATH, METADATA_PATH, Mercure
 
 from ._config import ServerConfig
 from ._connection import Connection, Host
@@ -75,6 +75,7 @@ class HubServer:
         return Routes(
             [
                 (MERCURE_PATH + "/", MercureRoute(self.mercure, self.publish_seconds)),
+                (METADATA_PATH, MercureRoute(self.mercure, self.publish_seconds)),
                 ("/healthz", GetOnly(Health())),
                 ("/readyz", GetOnly(Readiness(hub))),
                 ("/metrics", GetOnly(Metrics(hub, count, self.publish_seconds))),

@@ -71,6 +71,7 @@ class _Subscribing:
                 last_event_id=decision.last_event_id,
                 newest=decision.newest,
                 private_topics=decision.private_topics,
+                matchers=decision.matchers,
             )
         except ValueError as error:
             raise HTTPError(400, str(error)) from None

@@ -1,0 +1,194 @@
+"""Mercure 1.0 access tokens (draft 1.0.0-alpha.3, "Token Validation",
+"Authorization Details"): RFC 9068 JWT access tokens (`typ: at+jwt`) whose
+`authorization_details` grant `publish` / `subscribe` on topic matchers.
+
+Every failure is a 401 with `WWW-Authenticate: Bearer error="invalid_token"`
+(the reason is in the body and in `error_description`); a token the hub
+cannot use at all is never partly accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ssehub.hub import MAX_URLPATTERN_LENGTH, Matcher
+
+from ._response import HTTPError
+
+__all__ = (
+    "AUTHORIZATION_DETAIL",
+    "COOKIE_V1",
+    "MAX_DETAILS",
+    "MAX_TOKEN_BYTES",
+    "MAX_TOPICS_PER_DETAIL",
+    "AccessGrant",
+    "bearer_error",
+    "is_access_token",
+    "validate",
+)
+
+AUTHORIZATION_DETAIL = "https://mercure.rocks/authorization-detail"
+COOKIE_V1 = "__Secure-mercure_access_token"
+MAX_TOKEN_BYTES = 16 * 1024  # a token longer than this is refused before it is parsed
+MAX_DETAILS = 32  # Mercure authorization details in one token
+MAX_TOPICS_PER_DETAIL = 64  # topic matchers in one detail's `topics`
+_ACTIONS = ("publish", "subscribe")
+_MATCH_TYPES = ("exact", "urlpattern")
+
+
+def bearer_error(status: int, reason: str, error: str | None = "invalid_token") -> HTTPError:
+    """An RFC 6750 refusal: the reason in the body, the code in the
+    challenge (no code when no token was presented)."""
+    challenge = "Bearer"
+    if error is not None:
+        description = reason.replace("\\", "\\\\").replace('"', '\\"')
+        challenge = f'Bearer error="{error}", error_description="{description}"'
+    return HTTPError(status, reason, (("WWW-Authenticate", challenge),))
+
+
+@dataclass(frozen=True, slots=True)
+class AccessGrant:
+    """What a valid 1.0 access token allows: the matchers of its `publish`
+    and `subscribe` details, the `payload` of its first `subscribe` detail
+    that has one, its `sub`, and its `exp` (Unix time)."""
+
+    publish: frozenset[Matcher]
+    subscribe: frozenset[Matcher]
+    payload: Any
+    subject: str | None
+    expires: float
+
+
+def is_access_token(token: str) -> bool:
+    """Whether the token's header says it is a JWT access token (`typ`
+    `at+jwt` or `application/at+jwt`, case-insensitively): the 1.0 kind."""
+    jwt = _jwt()
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        return False
+    typ = header.get("typ")
+    if not isinstance(typ, str):
+        return False
+    typ = typ.lower()
+    return typ.removeprefix("application/") == "at+jwt"
+
+
+def validate(
+    token: str,
+    key: str,
+    *,
+    algorithm: str,
+    issuers: Sequence[str],
+    audience: str,
+    leeway: float,
+    base: str,
+) -> AccessGrant:
+    """Validate a 1.0 access token against the hub's trusted `issuers` (the
+    key is theirs), its resource identifier `audience` and the one allowed
+    `algorithm`; raises `HTTPError` 401 `invalid_token` naming the problem.
+    Key material in the token's header (`jwk`, `jku`, `x5u`) is never used."""
+    if len(token) > MAX_TOKEN_BYTES:
+        raise bearer_error(401, f"the access token is longer than {MAX_TOKEN_BYTES} bytes")
+    if not is_access_token(token):
+        raise bearer_error(401, "the access token's typ must be at+jwt (RFC 9068)")
+    if not issuers:
+        raise bearer_error(401, "this hub trusts no token issuer (--jwt-issuer, SSEHUB_JWT_ISSUER)")
+    jwt = _jwt()
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=audience,
+            leeway=leeway,
+            options={"require": ["exp", "iss", "aud"], "verify_iss": False},
+        )
+    except jwt.MissingRequiredClaimError as error:
+        raise bearer_error(401, f"the access token has no {error.claim!r} claim") from None
+    except jwt.ExpiredSignatureError:
+        raise bearer_error(401, "the access token has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise bearer_error(401, "the access token is not valid yet (nbf or iat)") from None
+    except jwt.InvalidAudienceError:
+        raise bearer_error(401, f"the access token's aud does not contain {audience}") from None
+    except jwt.InvalidAlgorithmError:
+        raise bearer_error(401, f"the access token must be signed with {algorithm}") from None
+    except jwt.InvalidSignatureError:
+        raise bearer_error(401, "the access token's signature is not valid") from None
+    except jwt.InvalidTokenError as error:
+        raise bearer_error(401, f"the access token is not valid: {error}") from None
+    issuer = claims.get("iss")
+    if not isinstance(issuer, str) or issuer not in issuers:
+        raise bearer_error(401, f"the access token's issuer {str(issuer)[:80]!r} is not trusted")
+    exp = claims["exp"]
+    if not isinstance(exp, int | float):
+        raise bearer_error(401, "the access token's exp must be a number")
+    publish, subscribe, payload = _details(claims.get("authorization_details"), base)
+    sub = claims.get("sub")
+    return AccessGrant(
+        publish, subscribe, payload, sub if isinstance(sub, str) else None, float(exp) + leeway
+    )
+
+
+def _details(details: Any, base: str) -> tuple[frozenset[Matcher], frozenset[Matcher], Any]:
+    """The grants of `authorization_details`, all or nothing."""
+    if details is None:
+        return frozenset(), frozenset(), None
+    if not isinstance(details, list):
+        raise bearer_error(401, "the access token's authorization_details must be an array")
+    mercure = [d for d in details if isinstance(d, dict) and d.get("type") == AUTHORIZATION_DETAIL]
+    if len(details) != len([d for d in details if isinstance(d, dict)]):
+        raise bearer_error(401, "every authorization_details entry must be an object")
+    if len(mercure) > MAX_DETAILS:
+        raise bearer_error(401, f"more than {MAX_DETAILS} Mercure authorization details")
+    granted: dict[str, set[Matcher]] = {action: set() for action in _ACTIONS}
+    payload: Any = None
+    for n, detail in enumerate(mercure):
+        where = f"Mercure authorization detail {n}"
+        actions = detail.get("actions")
+        if not isinstance(actions, list) or not actions:
+            raise bearer_error(401, f"{where}: actions must be a non-empty array")
+        if not all(isinstance(a, str) for a in actions):
+            raise bearer_error(401, f"{where}: every action must be a string")
+        topics = detail.get("topics")
+        if not isinstance(topics, list) or not topics:
+            raise bearer_error(401, f"{where}: topics must be a non-empty array")
+        if len(topics) > MAX_TOPICS_PER_DETAIL:
+            raise bearer_error(401, f"{where}: more than {MAX_TOPICS_PER_DETAIL} topics")
+        matchers = [_matcher(f"{where}, topic {i}", t, base) for i, t in enumerate(topics)]
+        if "payload" in detail and not isinstance(detail["payload"], dict):
+            raise bearer_error(401, f"{where}: payload must be an object")
+        for action in _ACTIONS:  # an action this hub does not know grants nothing
+            if action in actions:
+                granted[action].update(matchers)
+        if payload is None and "subscribe" in actions and "payload" in detail:
+            payload = detail["payload"]
+    return frozenset(granted["publish"]), frozenset(granted["subscribe"]), payload
+
+
+def _matcher(where: str, entry: Any, base: str) -> Matcher:
+    if not isinstance(entry, dict) or not isinstance(entry.get("match"), str):
+        raise bearer_error(401, f"{where}: must be an object with a string 'match'")
+    value: str = entry["match"]
+    kind = entry.get("match_type", "exact")
+    if kind not in _MATCH_TYPES:
+        raise bearer_error(401, f"{where}: unsupported match_type {str(kind)[:40]!r}")
+    if not value or len(value) > MAX_URLPATTERN_LENGTH:
+        raise bearer_error(401, f"{where}: match must be 1 to {MAX_URLPATTERN_LENGTH} characters")
+    if kind == "exact":
+        return Matcher.exact(value)
+    try:
+        return Matcher.urlpattern(value, base=base)
+    except ValueError as error:
+        raise bearer_error(401, f"{where}: {error}") from None
+
+
+def _jwt() -> Any:
+    try:
+        import jwt
+    except ImportError:
+        raise ImportError("JWT keys need PyJWT: pip install 'ssehub[jwt]'") from None
+    return jwt
