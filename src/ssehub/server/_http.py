@@ -72,7 +72,12 @@ class HubServer:
                 (MERCURE_PATH + "/", MercureRoute(self.mercure, self.publish_seconds)),
                 ("/healthz", GetOnly(Health())),
                 ("/readyz", GetOnly(Readiness(hub))),
-                ("/metrics", GetOnly(Metrics(hub, count, self.publish_seconds, self.feeds))),
+                (
+                    "/metrics",
+                    GetOnly(
+                        Metrics(hub, count, self.publish_seconds, self.feeds, self.mercure.registry)
+                    ),
+                ),
                 (ASSETS_PATH, GetOnly(Assets(config, self.feeds))),
             ],
             fallback=GetOnly(Files(Path(static))) if static is not None else None,

@@ -13,6 +13,7 @@ from ssehub.hub import HubStatistics
 
 if TYPE_CHECKING:
     from ssehub.backends.redis import RedisStatistics
+    from ssehub.mercure._subscriptions import RegistryStatistics
 
     from ._dashboard import FeedStatistics
 
@@ -61,6 +62,7 @@ def render(
     *,
     dashboard: FeedStatistics | None = None,
     redis: RedisStatistics | None = None,
+    subscriptions: RegistryStatistics | None = None,
 ) -> str:
     lines = [
         "# HELP ssehub_connections Open HTTP connections.",
@@ -108,6 +110,20 @@ def render(
             "# HELP ssehub_dashboard_dropped_total Feeds closed because they were not read.",
             "# TYPE ssehub_dashboard_dropped_total counter",
             f"ssehub_dashboard_dropped_total {dashboard.dropped}",
+        ]
+    if subscriptions is not None:
+        lines += [
+            "# HELP ssehub_subscription_events_pending Subscription state changes to publish.",
+            "# TYPE ssehub_subscription_events_pending gauge",
+            f"ssehub_subscription_events_pending {subscriptions.pending}",
+            "# HELP ssehub_subscription_events_coalesced_total Subscriptions that ended"
+            " before they were announced (neither event published).",
+            "# TYPE ssehub_subscription_events_coalesced_total counter",
+            f"ssehub_subscription_events_coalesced_total {subscriptions.coalesced}",
+            "# HELP ssehub_subscription_events_dropped_total Subscription state changes"
+            " not published: too many were waiting.",
+            "# TYPE ssehub_subscription_events_dropped_total counter",
+            f"ssehub_subscription_events_dropped_total {subscriptions.dropped}",
         ]
     if redis is not None:
         lines += [

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from ssehub.backends import StoreRefusedError
 from ssehub.hub import Hub
 from ssehub.mercure import Response
+from ssehub.mercure._subscriptions import Registry
 
 from ._dashboard import Feeds
 from ._handler import Request
@@ -58,11 +59,13 @@ class Metrics:
         connections: Callable[[], int],
         publish: Histogram,
         feeds: Feeds | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.hub = hub
         self.connections = connections
         self.publish = publish
         self.feeds = feeds
+        self.registry = registry
 
     async def __call__(self, request: Request) -> Response:
         redis = None
@@ -78,5 +81,6 @@ class Metrics:
             self.publish,
             dashboard=None if self.feeds is None else self.feeds.statistics(),
             redis=redis,
+            subscriptions=None if self.registry is None else self.registry.statistics(),
         )
         return Response(200, body.encode(), CONTENT_TYPE)
