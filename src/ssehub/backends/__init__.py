@@ -9,7 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._base import Backend, DuplicateEventIdError, History, HistoryLimits, Record, SharedBackend
+from ._base import (
+    Backend,
+    DuplicateEventIdError,
+    History,
+    HistoryLimits,
+    Record,
+    SharedBackend,
+    StoreRefusedError,
+)
 from .memory import MemoryBackend
 
 if TYPE_CHECKING:
@@ -28,6 +36,7 @@ __all__ = (
     "ReplicaWaitError",
     "SQLiteBackend",
     "SharedBackend",
+    "StoreRefusedError",
     "backend_from_url",
 )
 

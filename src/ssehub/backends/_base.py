@@ -19,6 +19,7 @@ __all__ = (
     "HistoryLimits",
     "Record",
     "SharedBackend",
+    "StoreRefusedError",
 )
 
 
@@ -102,6 +103,12 @@ class DuplicateEventIdError(ValueError):
     def __init__(self, event_id: str) -> None:
         super().__init__(f"event id already used: {event_id!r}")
         self.event_id = event_id
+
+
+class StoreRefusedError(OSError):
+    """The store is there but refuses writes (a full disk or database, a
+    read-only file): the message says which, for the publish answer, the
+    log and `/readyz`."""
 
 
 class Backend(Protocol):

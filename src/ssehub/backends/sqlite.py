@@ -28,7 +28,15 @@ from typing import Literal, TypeVar
 
 from ssehub.protocol import Event, encode_event
 
-from ._base import DuplicateEventIdError, History, HistoryLimits, Record, check_newest, check_page
+from ._base import (
+    DuplicateEventIdError,
+    History,
+    HistoryLimits,
+    Record,
+    StoreRefusedError,
+    check_newest,
+    check_page,
+)
 
 __all__ = ("SQLiteBackend",)
 
@@ -53,6 +61,7 @@ CREATE INDEX IF NOT EXISTS event_topics_seq ON event_topics (seq);
 """
 _COLUMNS = "e.seq, e.id, e.time, e.topics, e.event, e.data, e.retry, e.private"
 Row = tuple[int, str, float, str, str, str, int | None, int]
+_LOW_DISK = 1 << 20  # free bytes below which `check_writable` calls the disk full
 _CACHE = 20_000  # recent records kept decoded: a resume storm reads them, not rows
 _T = TypeVar("_T")
 
@@ -61,6 +70,21 @@ def _record(row: Row) -> Record:
     _, event_id, stamp, topics, event_type, data, retry, private = row
     ev = Event(data, event_type, event_id, retry)
     return Record(tuple(json.loads(topics)), ev, stamp, encode_event(ev), bool(private))
+
+
+_FULL = "the store is full (disk or database)"
+
+
+def _refusal(error: Exception) -> Exception:
+    """A write's failure, said plainly when the store refuses writes."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None:
+        return error
+    if code & 0xFF == sqlite3.SQLITE_FULL:
+        return StoreRefusedError(_FULL)
+    if code & 0xFF == sqlite3.SQLITE_READONLY:
+        return StoreRefusedError(f"the store is read-only ({error})")
+    return error
 
 
 class SQLiteBackend:
@@ -97,6 +121,7 @@ class SQLiteBackend:
         # on the database thread only:
         self._counts: dict[str, int] = {}  # rows per topic, loaded on first use
         self._cache: dict[int, Record] = {}  # seq -> record, the most recent ones
+        self._full_at: tuple[int, int] | None = None  # `_room()` when a write found it full
 
     @property
     def limits(self) -> HistoryLimits:
@@ -148,6 +173,12 @@ class SQLiteBackend:
     async def last_id(self) -> str | None:
         return await self._read(self._last_id)
 
+    async def check_writable(self) -> None:
+        """A cheap probe for `/readyz`: `StoreRefusedError` when the file is
+        read-only, the database is at its page limit or the disk is (nearly)
+        full."""
+        await self._run(self._check_writable)
+
     # -- on the loop -------------------------------------------------------------
 
     async def _run(self, work: Callable[[], _T]) -> _T:
@@ -168,7 +199,8 @@ class SQLiteBackend:
                 records = [record for record, _ in batch]
                 try:
                     outcomes = await self._run(functools.partial(self._write, records))
-                except Exception as failure:  # the database failed: tell each publisher
+                except Exception as error:  # the database failed: tell each publisher
+                    failure = _refusal(error)
                     for _, done in batch:
                         if not done.done():
                             done.set_exception(failure)
@@ -248,14 +280,49 @@ class SQLiteBackend:
                 errors.append(None)
             self._prune_count(db, touched)
             db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
+            self._full_at = None
+        except BaseException as error:
+            if db.in_transaction:  # SQLite already rolled back after SQLITE_FULL
+                db.execute("ROLLBACK")
+            if getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
+                self._full_at = self._room(db)
             self._counts.clear()  # reloaded from the database when next needed
             for seq in added:
                 self._cache.pop(seq, None)
             raise
-        self._prune_age(db)
+        try:
+            self._prune_age(db)
+        except sqlite3.Error:  # committed all the same: the sweep is tried again later
+            if db.in_transaction:
+                db.execute("ROLLBACK")
         return errors
+
+    def _check_writable(self) -> None:
+        db = self._conn()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+        except sqlite3.Error as error:
+            raise _refusal(error) from None
+        room = self._room(db)
+        if room[0] <= 0 or room[1] < _LOW_DISK:
+            raise StoreRefusedError(_FULL)
+        # the last write found it full: until a write succeeds, it still is,
+        # unless there is more room than then (space freed, a higher limit)
+        full_at = self._full_at
+        if full_at is not None and room[0] <= full_at[0] and room[1] <= full_at[1]:
+            raise StoreRefusedError(_FULL)
+
+    def _room(self, db: sqlite3.Connection) -> tuple[int, int]:
+        """Pages the database may still grow by, and free bytes on its disk."""
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        (most,) = db.execute("PRAGMA max_page_count").fetchone()
+        (free,) = db.execute("PRAGMA freelist_count").fetchone()
+        disk = 1 << 62
+        if self.path != ":memory:" and hasattr(os, "statvfs"):
+            stat = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+            disk = stat.f_bavail * stat.f_frsize
+        return int(most) - int(pages) + int(free), disk
 
     def _count(self, db: sqlite3.Connection, topic: str, *, fresh: bool = False) -> int:
         """Rows of `topic` (before the row just inserted, when `fresh`)."""

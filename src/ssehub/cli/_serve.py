@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ssehub.backends import HistoryLimits, backend_from_url
+from ssehub.backends._redis_url import redact
 from ssehub.hub import Hub, HubConfig
 from ssehub.mercure import JWTAuth, MercureConfig
 from ssehub.server import BUILTIN_PAGE, BackgroundHub, HubServer, ServerConfig
@@ -383,7 +384,9 @@ def run(args: argparse.Namespace) -> int:
             server = HubServer(hub, server_config)
             await _listen(server, server_config)
             url = base_url(server_config, server.port)
-            print(f"ssehub: hub on {url}/.well-known/mercure (history: {store})", flush=True)
+            print(
+                f"ssehub: hub on {url}/.well-known/mercure (history: {redact(store)})", flush=True
+            )
             for line in describe(server_config, url):
                 print(f"ssehub: {line}", flush=True)
             await stop.wait()
@@ -424,7 +427,7 @@ async def _open(hub: Hub, store: str) -> None:
         if not isinstance(error, failures):
             raise
         await hub.aclose()
-        raise UsageError(f"--store {store}: cannot open it: {error}") from None
+        raise UsageError(f"--store {redact(store)}: cannot open it: {error}") from None
 
 
 def _raise_open_files_limit() -> None:
@@ -455,7 +458,7 @@ def _workers(args: argparse.Namespace) -> int:
     if not str(args.store).startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
         raise UsageError(
             "--workers > 1 needs a shared store (--store redis://host:port/db): with "
-            f"{args.store} each process would keep a history of its own"
+            f"{redact(args.store)} each process would keep a history of its own"
         )
     if args.port == 0:
         raise UsageError("--workers > 1 needs a fixed --port (0 would give each its own)")
@@ -463,7 +466,10 @@ def _workers(args: argparse.Namespace) -> int:
     argv = _argv_without_workers(sys.argv[1:])
     command = [sys.executable, "-m", "ssehub", *argv, "--workers", "1", "--reuse-port"]
     children = [subprocess.Popen(command) for _ in range(args.workers)]
-    print(f"ssehub: {args.workers} workers on port {args.port} (store {args.store})", flush=True)
+    print(
+        f"ssehub: {args.workers} workers on port {args.port} (store {redact(args.store)})",
+        flush=True,
+    )
 
     def forward(signum: int, _: object) -> None:
         for child in children:

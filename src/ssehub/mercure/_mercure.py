@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 from urllib.parse import unquote
 
-from ssehub.backends import DuplicateEventIdError
+from ssehub.backends import DuplicateEventIdError, StoreRefusedError
 from ssehub.hub import (
     Hub,
     HubClosedError,
@@ -361,8 +362,8 @@ class Mercure:
         except HubClosedError:
             return Response.text(503, "the hub is shutting down", decision.cors)
         except Exception as error:  # the store failed: nothing was acknowledged
-            log.warning("publish failed: the store did not take it: %r", error)
-            reason = f"the store is unavailable ({type(error).__name__})"
+            reason = _store_failure(error)
+            log.warning("publish failed: %s", reason)
             return Response.text(503, reason, decision.cors)
         return Response(200, event_id.encode(), headers=decision.cors)
 
@@ -403,6 +404,17 @@ def _refuse_access_token(token: str) -> None:
             "the request mixes 0.x query parameters (topic) with a Mercure 1.0 access token "
             "(typ at+jwt): subscribe with match=",
         )
+
+
+def _store_failure(error: Exception) -> str:
+    """The 503's reason when the store did not take a publish: the store's
+    own words where they help the operator (full, read-only, replicas)."""
+    if isinstance(error, StoreRefusedError):
+        return str(error)
+    redis = sys.modules.get("ssehub.backends.redis")  # loaded if the store is Redis
+    if redis is not None and isinstance(error, redis.ReplicaWaitError):
+        return f"the store did not confirm it (ReplicaWaitError: {error})"
+    return f"the store is unavailable ({type(error).__name__})"
 
 
 def _check_v1_publish(topics: list[str], event_id: str) -> None:

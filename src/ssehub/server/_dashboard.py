@@ -5,10 +5,12 @@ a second), guarded by `ServerConfig.dashboard` and `dashboard_token`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from ssehub.hub import Hub
@@ -20,7 +22,7 @@ from ._config import LOOPBACK_HOSTS, ServerConfig
 from ._files import ASSETS, file_response
 from ._handler import Request, Streaming, StreamTarget
 
-__all__ = ("ASSETS_PATH", "Assets")
+__all__ = ("ASSETS_PATH", "Assets", "FeedStatistics", "Feeds")
 
 ASSETS_PATH = "/_ssehub/"
 _PUBLIC = ("ssehub.js", "ssehub.mjs")  # the rest is the dashboard's
@@ -31,17 +33,16 @@ _HEAD = (
 
 
 class Assets:
-    def __init__(self, hub: Hub, config: ServerConfig, connections: Callable[[], int]) -> None:
-        self.hub = hub
+    def __init__(self, config: ServerConfig, feeds: Feeds) -> None:
         self.config = config
-        self.connections = connections
+        self.feeds = feeds
 
     async def __call__(self, request: Request) -> Response | Streaming:
         name = request.path[len(ASSETS_PATH) :]
         if name not in _PUBLIC:
             self._check(request)
             if name == "stats":
-                return _Stats(self.hub, self.connections)
+                return _Stats(self.feeds)
         return file_response(ASSETS, name)
 
     def _check(self, request: Request) -> None:
@@ -74,21 +75,100 @@ def _loopback_host(host: str | None) -> bool:
     return name in LOOPBACK_HOSTS
 
 
-class _Stats:
-    """The dashboard's feed, until the client leaves (the connection's own
-    task runs it)."""
+@dataclass(frozen=True, slots=True)
+class FeedStatistics:
+    """`Feeds.statistics()`: the dashboard's feeds, as `/metrics` shows them."""
 
-    def __init__(self, hub: Hub, connections: Callable[[], int]) -> None:
+    feeds: int
+    """Open `/_ssehub/stats` feeds."""
+    snapshots: int
+    """Snapshots built (one a second while any feed is open, however many)."""
+    dropped: int
+    """Feeds closed because their client stopped reading."""
+
+
+class Feeds:
+    """Every open `/_ssehub/stats` feed, and the one owned task that builds
+    a snapshot a second, encodes it once and writes the same bytes to each
+    feed. The task starts with the first feed and ends with the last.
+
+    A feed is dropped like a slow subscriber: when it holds more than the
+    hub's `max_buffer_bytes` unsent, or has not emptied its write buffer for
+    `stall` seconds (its client does not read)."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        connections: Callable[[], int],
+        *,
+        interval: float = 1.0,
+        stall: float = 3.0,
+    ) -> None:
         self.hub = hub
         self.connections = connections
+        self.interval = interval
+        self.stall = stall
+        self._feeds: dict[asyncio.Transport, _Feed] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._snapshots = 0
+        self._dropped = 0
 
-    async def run(self, conn: StreamTarget) -> None:
-        transport = conn.transport
-        assert transport is not None
+    def statistics(self) -> FeedStatistics:
+        return FeedStatistics(len(self._feeds), self._snapshots, self._dropped)
+
+    async def aclose(self) -> None:
+        """End every feed and the task (the server's `aclose`)."""
+        task = self._task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def serve(self, transport: asyncio.Transport) -> None:
+        """Feed `transport` until it closes (or is dropped)."""
         transport.write(_HEAD)
-        while not transport.is_closing() and self.hub.state == "running":
-            transport.write(encode_event(Event(json.dumps(self._snapshot()), "stats")))
-            await asyncio.sleep(1.0)
+        feed = _Feed(asyncio.get_running_loop().create_future(), time.monotonic())
+        self._feeds[transport] = feed
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._tick())
+        try:
+            await feed.done
+        finally:
+            self._feeds.pop(transport, None)
+
+    async def _tick(self) -> None:
+        try:
+            while self._feeds and self.hub.state == "running":
+                self._send(encode_event(Event(json.dumps(self._snapshot()), "stats")))
+                await asyncio.sleep(self.interval)
+        finally:
+            self._task = None
+            for feed in self._feeds.values():
+                if not feed.done.done():
+                    feed.done.set_result(None)
+
+    def _send(self, data: bytes) -> None:
+        self._snapshots += 1
+        now = time.monotonic()
+        limit = self.hub.config.max_buffer_bytes
+        for transport, feed in list(self._feeds.items()):
+            if transport.is_closing():
+                self._end(transport, feed)
+                continue
+            pending = transport.get_write_buffer_size()
+            if pending == 0:
+                feed.emptied = now
+            elif pending > limit or now - feed.emptied >= self.stall:
+                self._dropped += 1
+                transport.abort()
+                self._end(transport, feed)
+                continue
+            transport.write(data)
+
+    def _end(self, transport: asyncio.Transport, feed: _Feed) -> None:
+        self._feeds.pop(transport, None)
+        if not feed.done.done():
+            feed.done.set_result(None)
 
     def _snapshot(self) -> dict[str, object]:
         stats = self.hub.statistics()
@@ -110,3 +190,22 @@ class _Stats:
                 for t, r, ts in stats.recent_disconnects
             ],
         }
+
+
+@dataclass(slots=True)
+class _Feed:
+    done: asyncio.Future[None]
+    emptied: float  # when its write buffer was last seen empty (monotonic)
+
+
+class _Stats:
+    """One request for the feed: the connection's own task waits in
+    `Feeds.serve` until the client leaves."""
+
+    def __init__(self, feeds: Feeds) -> None:
+        self.feeds = feeds
+
+    async def run(self, conn: StreamTarget) -> None:
+        transport = conn.transport
+        assert transport is not None
+        await self.feeds.serve(transport)

@@ -29,7 +29,7 @@ from ssehub.mercure import MERCURE_PATH, METADATA_PATH, Mercure
 
 from ._config import ServerConfig
 from ._connection import Connection, Host
-from ._dashboard import ASSETS_PATH, Assets
+from ._dashboard import ASSETS_PATH, Assets, Feeds
 from ._files import Files, SetsCookie
 from ._handler import Handler
 from ._mercure import MercureRoute
@@ -57,6 +57,7 @@ class HubServer:
             (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
         )
         self._server: asyncio.Server | None = None
+        self.feeds = Feeds(hub, lambda: len(self._host.connections))
         max_connections = config.max_connections or _open_files_limit() - 64
         self._host = Host(config, self._routes(), max_connections)
 
@@ -67,7 +68,7 @@ class HubServer:
         hub, config = self.hub, self.config
         static = config.static_dir
         pages: Handler | None = GetOnly(Files(Path(static))) if static is not None else None
-        assets: Handler = GetOnly(Assets(hub, config, count))
+        assets: Handler = GetOnly(Assets(config, self.feeds))
         if config.page_token is not None:
             if pages is not None:
                 pages = SetsCookie(pages, config.page_token)
@@ -78,7 +79,12 @@ class HubServer:
                 (METADATA_PATH, MercureRoute(self.mercure, self.publish_seconds)),
                 ("/healthz", GetOnly(Health())),
                 ("/readyz", GetOnly(Readiness(hub))),
-                ("/metrics", GetOnly(Metrics(hub, count, self.publish_seconds))),
+                (
+                    "/metrics",
+                    GetOnly(
+                        Metrics(hub, count, self.publish_seconds, self.feeds, self.mercure.registry)
+                    ),
+                ),
                 (ASSETS_PATH, assets),
             ],
             fallback=pages,
@@ -141,6 +147,7 @@ class HubServer:
 
     async def aclose(self) -> None:
         await self.drain(0)
+        await self.feeds.aclose()
         await self.mercure.aclose()
         for conn in list(self._host.connections):
             if conn.transport is not None:

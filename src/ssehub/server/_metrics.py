@@ -7,8 +7,15 @@ in a client library with a process-wide registry.
 from __future__ import annotations
 
 import bisect
+from typing import TYPE_CHECKING
 
 from ssehub.hub import HubStatistics
+
+if TYPE_CHECKING:
+    from ssehub.backends.redis import RedisStatistics
+    from ssehub.mercure._subscriptions import RegistryStatistics
+
+    from ._dashboard import FeedStatistics
 
 __all__ = ("Histogram", "render")
 
@@ -48,7 +55,15 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render(stats: HubStatistics, connections: int, publish_seconds: Histogram) -> str:
+def render(
+    stats: HubStatistics,
+    connections: int,
+    publish_seconds: Histogram,
+    *,
+    dashboard: FeedStatistics | None = None,
+    redis: RedisStatistics | None = None,
+    subscriptions: RegistryStatistics | None = None,
+) -> str:
     lines = [
         "# HELP ssehub_connections Open HTTP connections.",
         "# TYPE ssehub_connections gauge",
@@ -84,4 +99,39 @@ def render(stats: HubStatistics, connections: int, publish_seconds: Histogram) -
         "# TYPE ssehub_publish_seconds histogram",
         *publish_seconds.lines("ssehub_publish_seconds"),
     ]
+    if dashboard is not None:
+        lines += [
+            "# HELP ssehub_dashboard_feeds Open dashboard feeds (/_ssehub/stats).",
+            "# TYPE ssehub_dashboard_feeds gauge",
+            f"ssehub_dashboard_feeds {dashboard.feeds}",
+            "# HELP ssehub_dashboard_snapshots_total Snapshots built, shared by every feed.",
+            "# TYPE ssehub_dashboard_snapshots_total counter",
+            f"ssehub_dashboard_snapshots_total {dashboard.snapshots}",
+            "# HELP ssehub_dashboard_dropped_total Feeds closed because they were not read.",
+            "# TYPE ssehub_dashboard_dropped_total counter",
+            f"ssehub_dashboard_dropped_total {dashboard.dropped}",
+        ]
+    if subscriptions is not None:
+        lines += [
+            "# HELP ssehub_subscription_events_pending Subscription state changes to publish.",
+            "# TYPE ssehub_subscription_events_pending gauge",
+            f"ssehub_subscription_events_pending {subscriptions.pending}",
+            "# HELP ssehub_subscription_events_coalesced_total Subscriptions that ended"
+            " before they were announced (neither event published).",
+            "# TYPE ssehub_subscription_events_coalesced_total counter",
+            f"ssehub_subscription_events_coalesced_total {subscriptions.coalesced}",
+            "# HELP ssehub_subscription_events_dropped_total Subscription state changes"
+            " not published: too many were waiting.",
+            "# TYPE ssehub_subscription_events_dropped_total counter",
+            f"ssehub_subscription_events_dropped_total {subscriptions.dropped}",
+        ]
+    if redis is not None:
+        lines += [
+            "# HELP ssehub_redis_failovers_total Times Sentinel named a different primary.",
+            "# TYPE ssehub_redis_failovers_total counter",
+            f"ssehub_redis_failovers_total {redis.failovers}",
+            "# HELP ssehub_redis_wait_timeouts_total Appends refused: too few replicas confirmed.",
+            "# TYPE ssehub_redis_wait_timeouts_total counter",
+            f"ssehub_redis_wait_timeouts_total {redis.wait_timeouts}",
+        ]
     return "\n".join(lines) + "\n"

@@ -4,11 +4,15 @@ store answers), `/metrics` (Prometheus)."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 
+from ssehub.backends import StoreRefusedError
 from ssehub.hub import Hub
 from ssehub.mercure import Response
+from ssehub.mercure._subscriptions import Registry
 
+from ._dashboard import Feeds
 from ._handler import Request
 from ._metrics import CONTENT_TYPE, Histogram, render
 
@@ -25,24 +29,58 @@ class Readiness:
         self.hub = hub
 
     async def __call__(self, request: Request) -> Response:
-        if self.hub.state == "running" and await self._store_answers():
-            return Response.text(200, "ready")
-        return Response.text(503, f"not ready: {self.hub.state}")
+        if self.hub.state != "running":
+            return Response.text(503, f"not ready: {self.hub.state}")
+        problem = await self._store_problem()
+        if problem is not None:
+            return Response.text(503, f"not ready: {problem}")
+        return Response.text(200, "ready")
 
-    async def _store_answers(self) -> bool:
+    async def _store_problem(self) -> str | None:
+        """Why the store cannot take events now, or None: it must answer a
+        read, and take writes (when it has a cheap probe for that)."""
+        backend = self.hub.backend
         try:
-            await asyncio.wait_for(self.hub.backend.last_id(), 2.0)
-        except Exception:
-            return False
-        return True
+            await asyncio.wait_for(backend.last_id(), 2.0)
+            check = getattr(backend, "check_writable", None)
+            if check is not None:
+                await asyncio.wait_for(check(), 2.0)
+        except StoreRefusedError as error:
+            return str(error)
+        except Exception as error:
+            return f"the store does not answer ({type(error).__name__})"
+        return None
 
 
 class Metrics:
-    def __init__(self, hub: Hub, connections: Callable[[], int], publish: Histogram) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        connections: Callable[[], int],
+        publish: Histogram,
+        feeds: Feeds | None = None,
+        registry: Registry | None = None,
+    ) -> None:
         self.hub = hub
         self.connections = connections
         self.publish = publish
+        self.feeds = feeds
+        self.registry = registry
 
     async def __call__(self, request: Request) -> Response:
-        body = render(self.hub.statistics(), self.connections(), self.publish)
+        redis = None
+        backend_statistics = getattr(self.hub.backend, "statistics", None)
+        if backend_statistics is not None and "ssehub.backends.redis" in sys.modules:
+            from ssehub.backends.redis import RedisStatistics
+
+            found = backend_statistics()
+            redis = found if isinstance(found, RedisStatistics) else None
+        body = render(
+            self.hub.statistics(),
+            self.connections(),
+            self.publish,
+            dashboard=None if self.feeds is None else self.feeds.statistics(),
+            redis=redis,
+            subscriptions=None if self.registry is None else self.registry.statistics(),
+        )
         return Response(200, body.encode(), CONTENT_TYPE)
