@@ -7,7 +7,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 
 import pytest
 
@@ -368,10 +368,11 @@ class AckLatencyBackend(MemoryBackend):
     """A memory backend whose acknowledgement takes a while after the event is
     stored, like a durable backend waiting on a commit."""
 
-    async def append(self, record: Record) -> None:
-        await super().append(record)
+    async def append(self, record: Record) -> bool:
+        stored = await super().append(record)
         for _ in range(5):
             await asyncio.sleep(0)
+        return stored
 
 
 def test_no_duplicate_when_a_stored_publish_is_fanned_out_after_the_replay() -> None:
@@ -770,5 +771,152 @@ def test_the_watch_callback_tells_first_and_last_subscriber() -> None:
                 await settle()
             await settle()
             assert calls[4:] == [("score", True), ("score", False)]
+
+    asyncio.run(main())
+
+
+def test_a_retried_publish_answers_its_id_and_is_delivered_once() -> None:
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        async with hub.subscribe("a") as sub:
+            assert await hub.publish(["a", "b"], "x", id="k1", retry=5) == "k1"
+            await clock.advance(1)
+            assert await hub.publish(["a", "b"], "x", id="k1", retry=5) == "k1"  # a retry
+            with pytest.raises(DuplicateEventIdError, match="'k1'"):
+                await hub.publish(["a", "b"], "y", id="k1", retry=5)  # another event
+            after = await hub.publish("a", "after")
+            events = await take(sub, 2)
+            assert [e.id for e in events] == ["k1", after]  # k1 once
+        stats = hub.statistics()
+        assert (stats.events_published, stats.publishes_replayed) == (2, 1)
+        assert stats.events_by_topic == {"a": 2, "b": 1}
+
+    run(body)
+
+
+class CommitGateBackend(MemoryBackend):
+    """A memory backend that sees an append at once but holds its
+    acknowledgement until the test opens the gate (a store waiting for its
+    commit), and can fail the next one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.fail_next = False
+
+    async def append(self, record: Record) -> bool:
+        if self.fail_next:
+            self.fail_next = False
+            await self.gate.wait()
+            raise ConnectionError("the store failed")
+        stored = await super().append(record)
+        if stored:
+            await self.gate.wait()
+        return stored
+
+
+def test_a_retry_racing_its_original_is_answered_once_the_original_is_stored() -> None:
+    async def main() -> None:
+        backend = CommitGateBackend()
+        async with Hub(backend=backend) as hub, hub.subscribe("t") as sub:
+            original = asyncio.ensure_future(hub.publish("t", "x", id="k1"))
+            await settle()  # the original is in the store, not yet acknowledged
+            retry = asyncio.ensure_future(hub.publish("t", "x", id="k1"))
+            await settle()
+            assert not retry.done()  # not answered before the original is stored
+            backend.gate.set()
+            assert await original == await retry == "k1"
+            [event] = await take(sub, 1)
+            assert event.id == "k1"
+            assert hub.statistics().publishes_replayed == 1
+
+            # the original fails: its racing retry is then the first publish
+            backend.gate.clear()
+            backend.fail_next = True
+            failing = asyncio.ensure_future(hub.publish("t", "z", id="k2"))
+            await settle()
+            retry = asyncio.ensure_future(hub.publish("t", "z", id="k2"))
+            await settle()
+            assert not retry.done()
+            backend.gate.set()
+            with pytest.raises(ConnectionError):
+                await failing
+            assert await retry == "k2"
+            [event] = await take(sub, 1)
+            assert (event.id, event.data) == ("k2", "z")
+            assert hub.statistics().publishes_replayed == 1
+
+    asyncio.run(main())
+
+
+class PeerBackend(MemoryBackend):
+    """A shared backend on which a peer hub publishes: `follow` brings every
+    stored record; `peer_append(record, held=True)` holds the peer's back
+    until `release()`, or (`during`) until this hub's retry of it is in the
+    store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.feed: asyncio.Queue[tuple[int, Record]] = asyncio.Queue()
+        self.position = 0
+        self.held: Record | None = None
+        self.during = False
+
+    async def newest_position(self) -> int:
+        return self.position
+
+    async def follow(self, after: int) -> AsyncIterator[tuple[int, Record]]:
+        while True:
+            yield await self.feed.get()
+
+    def release(self) -> None:
+        assert self.held is not None
+        self.feed.put_nowait((self.position, self.held))
+        self.held = None
+
+    async def peer_append(self, record: Record, *, held: bool) -> None:
+        assert await MemoryBackend.append(self, record)
+        self.position += 1
+        if held:
+            self.held = record
+        else:
+            self.feed.put_nowait((self.position, record))
+
+    async def append(self, record: Record) -> bool:
+        stored = await super().append(record)
+        if stored:
+            self.position += 1
+            self.feed.put_nowait((self.position, record))  # our own echo
+        elif self.during:
+            self.release()  # the peer's event comes through the feed now
+            for _ in range(5):
+                await asyncio.sleep(0)  # and the feed takes it meanwhile
+        return stored
+
+
+@pytest.mark.parametrize("echo", ["before", "during", "after"])
+def test_a_retry_of_a_peer_hubs_event_is_delivered_here_once(echo: str) -> None:
+    """Hub B retries what hub A stored: B's subscribers get it once, from
+    the feed, whether the feed brings it before, during or after the retry."""
+
+    async def main() -> None:
+        backend = PeerBackend()
+        async with Hub(backend=backend) as hub, hub.subscribe("t") as sub:
+            ev = Event("x", id="k1")
+            peer = Record(("t",), ev, time.time(), encode_event(ev))
+            await backend.peer_append(peer, held=echo != "before")
+            backend.during = echo == "during"
+            if echo == "before":
+                [event] = await take(sub, 1)
+                assert event.id == "k1"
+            assert await hub.publish("t", "x", id="k1") == "k1"
+            if echo == "after":
+                backend.release()
+            if echo != "before":
+                [event] = await take(sub, 1)
+                assert event.id == "k1"
+            own = await hub.publish("t", "own")
+            [event] = await take(sub, 1)
+            assert event.id == own  # k1 came once, and our own events still once
+            assert hub.statistics().publishes_replayed == 1
 
     asyncio.run(main())

@@ -135,3 +135,41 @@ def test_self_in_publish_origins_is_the_hub_own_literal_host_only() -> None:
     assert not origin_allowed(mine, "null", None, "null")
     assert not origin_allowed(mine, "http://127.0.0.1:8000", None, None)
     assert not origin_allowed((), "http://127.0.0.1:8000", None, "127.0.0.1:8000")
+
+
+def test_idempotency_key_gives_the_event_id() -> None:
+    config = MercureConfig(anonymous_publish=True)
+
+    def publish(body: bytes, key: bytes | None, *more: tuple[bytes, bytes]) -> object:
+        pairs = [*FORM.items(), *more] + ([(b"idempotency-key", key)] if key is not None else [])
+        request = Request.from_pairs("POST", "/.well-known/mercure", b"", pairs, body)
+        return decide(config, request)
+
+    for key, want in [(b'"8e03978e-40d5"', "8e03978e-40d5"), (b"bare-key", "bare-key"),
+                      (b'"say \\"hi\\""', 'say "hi"')]:  # fmt: skip
+        decision = publish(b"topic=a&data=x", key)
+        assert isinstance(decision, Publish), key
+        assert decision.id == want
+    same = publish(b"topic=a&id=k1", b'"k1"')
+    assert isinstance(same, Publish)
+    assert same.id == "k1"
+    plain = publish(b"topic=a&id=k1", None)
+    assert isinstance(plain, Publish)
+    assert plain.id == "k1"
+    refusals = [
+        (
+            publish(b"topic=a&id=k1", b'"k2"'),
+            "the 'id' field and the Idempotency-Key header differ",
+        ),
+        (publish(b"topic=a", b'""'), "Idempotency-Key is empty"),
+        (publish(b"topic=a", b'"a\x00b"'), "must not contain CR, LF or NUL"),
+        (publish(b"topic=a", b'"' + b"k" * 1025 + b'"'), "longer than 1024 characters"),
+        (publish(b"topic=a&id=" + b"k" * 1025, None), "'id' is longer than 1024 characters"),
+        (publish(b"topic=a", b'"open'), "not closed"),
+        (publish(b"topic=a", b'"a" b'), "text after the quoted string"),
+        (publish(b"topic=a", b"k1", (b"idempotency-key", b"k2")), "more than once"),
+    ]
+    for decision, reason in refusals:
+        assert isinstance(decision, Response), reason
+        assert decision.status == 400, reason
+        assert reason in decision.body.decode(), decision.body

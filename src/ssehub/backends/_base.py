@@ -6,6 +6,8 @@ knows nothing of subscribers, buffers or HTTP; the hub owns those.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -63,6 +65,22 @@ class Record:
         assert self.event.id is not None
         return self.event.id
 
+    def digest(self) -> str:
+        """What makes this event the same event, whatever its id and time:
+        its canonical (first) topic, the set of its topics (the order of the
+        others does not matter), type, data, retry and private flag. A
+        publish retried with the same id and digest is the same publish
+        (idempotent); the same id with another digest is a conflict."""
+        return payload_digest(self.topics, self.event, self.private)
+
+
+def payload_digest(topics: tuple[str, ...], event: Event, private: bool) -> str:
+    """`Record.digest()` of an event on `topics` (a backend that stores the
+    fields apart recomputes it from them)."""
+    canonical = [topics[0] if topics else "", sorted(set(topics))]
+    fields = [canonical, event.event, event.data, event.retry, private]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+
 
 @dataclass(frozen=True, slots=True)
 class History:
@@ -98,7 +116,8 @@ def check_page(after: str | None, limit: int | None, after_position: int | None)
 
 
 class DuplicateEventIdError(ValueError):
-    """A publish asked for an event id that history already holds."""
+    """A publish asked for an event id that history already holds, for
+    another event (another `Record.digest()`)."""
 
     def __init__(self, event_id: str) -> None:
         super().__init__(f"event id already used: {event_id!r}")
@@ -121,9 +140,13 @@ class Backend(Protocol):
     async def start(self) -> None:
         """Open connections and files; called once by the hub's start."""
 
-    async def append(self, record: Record) -> None:
-        """Store `record`; return once it is stored (for a durable backend,
-        committed). Raise `DuplicateEventIdError` if its id is in history."""
+    async def append(self, record: Record) -> bool:
+        """Store `record`; return True once it is stored (for a durable
+        backend, committed). If its id is in history already: return False
+        when that record has the same `digest()` (an idempotent retry:
+        nothing is stored, and the original is stored and acknowledged),
+        else raise `DuplicateEventIdError`. The check and the store are one
+        atomic step, even between processes sharing the backend."""
 
     async def history(
         self,

@@ -71,8 +71,11 @@ class MemoryBackend:
     async def aclose(self) -> None:
         return None
 
-    async def append(self, record: Record) -> None:
-        if record.id in self._index:
+    async def append(self, record: Record) -> bool:
+        held = self._index.get(record.id)
+        if held is not None:
+            if held.record.digest() == record.digest():
+                return False  # the same event again: an idempotent retry
             raise DuplicateEventIdError(record.id)
         self._seq += 1
         slot = _Slot(record, self._seq)
@@ -90,6 +93,7 @@ class MemoryBackend:
             slots.append(slot)
             if len(slots) > max_events:
                 self._release(slots.popleft())
+        return True
 
     async def history(
         self,

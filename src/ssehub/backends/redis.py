@@ -6,13 +6,15 @@ Layout, under a key prefix (default `ssehub:`):
 - `{prefix}topic:{topic}`: the records of one topic, bounded by count
   (`MAXLEN`) — each entry carries the whole record, under the same stream
   id as in the log, so merging topics is ordering by id;
-- `{prefix}id:{event id}`: its stream id, expiring after `max_age`, for
-  resuming (`Last-Event-ID` is one lookup, then an `XRANGE` per topic).
+- `{prefix}id:{event id}`: its stream id and `Record.digest()`, expiring
+  after `max_age`, for resuming (`Last-Event-ID` is one lookup, then an
+  `XRANGE` per topic) and for telling a retried publish from a conflict.
 The log is trimmed to about `LOG_BOUND` events, topic streams to
 `max_events`, both (approximately, `MINID ~`) to `max_age`; id keys expire:
 Redis memory stays bounded. Reads apply both bounds exactly. An append is one
-Lua script, so it is atomic: the log entry, the duplicate-id check, the
-topic entries.
+Lua script, so it is atomic: the duplicate-id check (a retry of the same
+event is acknowledged, another event under a used id refused), the log
+entry, the topic entries.
 
 Where Redis is: `redis://host:port/db` (one server), or
 `redis+sentinel://host1:26379,host2:26379,host3:26379/SERVICE/db` (the
@@ -51,18 +53,27 @@ __all__ = ("RedisBackend", "RedisStatistics", "ReplicaWaitError")
 _APPEND = """
 -- KEYS[1] log, KEYS[2] the id's index key, KEYS[3..] topic streams
 -- ARGV[1] max_events, ARGV[2] max_age (s), ARGV[3] log bound,
--- ARGV[4] oldest stream id to keep (age), ARGV[5..] fields
-local pos = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 5))
-if not redis.call('SET', KEYS[2], pos, 'NX', 'EX', ARGV[2]) then
-  redis.call('XDEL', KEYS[1], pos)
-  return redis.error_reply('DUPLICATE')
+-- ARGV[4] oldest stream id to keep (age), ARGV[5] the record's digest,
+-- ARGV[6..] fields
+local held = redis.call('GET', KEYS[2])
+if held then
+  local digest = string.match(held, ' (%x+)$')
+  if digest ~= ARGV[5] then
+    return redis.error_reply('DUPLICATE')
+  end
+  -- the same event again: store nothing; rewrite the key as it is, so a
+  -- following WAIT covers the original append too
+  redis.call('SET', KEYS[2], held, 'KEEPTTL')
+  return 0
 end
+local pos = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 6))
+redis.call('SET', KEYS[2], pos .. ' ' .. ARGV[5], 'EX', ARGV[2])
 redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[4])
 for k = 3, #KEYS do
-  redis.call('XADD', KEYS[k], 'MAXLEN', ARGV[1], pos, unpack(ARGV, 5))
+  redis.call('XADD', KEYS[k], 'MAXLEN', ARGV[1], pos, unpack(ARGV, 6))
   redis.call('XTRIM', KEYS[k], 'MINID', '~', ARGV[4])
 end
-return pos
+return 1
 """
 LOG_BOUND = 100_000
 """Events the shared log keeps (approximately) for the feed, `*` replays and
@@ -236,7 +247,7 @@ class RedisBackend:
             wait_timeouts=self._wait_timeouts,
         )
 
-    async def append(self, record: Record) -> None:
+    async def append(self, record: Record) -> bool:
         from redis.exceptions import ResponseError
 
         ev = record.event
@@ -249,18 +260,17 @@ class RedisBackend:
         keys = [self._key("log"), self._id_key(record.id), *(self._topic(t) for t in record.topics)]
         ttl = max(1, int(self._limits.max_age) + 1)
         oldest = max(0, int((record.time - self._limits.max_age) * 1000))  # ms, as stream ids
-        args = [self._limits.max_events, ttl, LOG_BOUND, f"{oldest}-0", *fields]
+        args = [self._limits.max_events, ttl, LOG_BOUND, f"{oldest}-0", record.digest(), *fields]
         try:
             if not self.wait:
-                await self._append(keys=keys, args=args)
-                return
+                return bool(await self._append(keys=keys, args=args))
             # WAIT counts the replicas that have this connection's writes: it
             # goes right after the script, on the same connection (a pipeline)
             timeout_ms = self._target.wait_timeout_ms
             pipe = self._redis.pipeline(transaction=False)
             await self._append(keys=keys, args=args, client=pipe)
             pipe.wait(self.wait, timeout_ms)
-            _, confirmed = await pipe.execute()
+            stored, confirmed = await pipe.execute()
         except ResponseError as error:
             if "DUPLICATE" in str(error):
                 raise DuplicateEventIdError(record.id) from None
@@ -268,6 +278,7 @@ class RedisBackend:
         if confirmed < self.wait:
             self._wait_timeouts += 1
             raise ReplicaWaitError(confirmed, self.wait, timeout_ms)
+        return bool(stored)
 
     async def history(
         self,
@@ -284,9 +295,10 @@ class RedisBackend:
         if after_position is not None:
             start = "(" + _stream_id(after_position)
         elif after is not None:
-            position = await redis.get(self._id_key(after))
+            held = await redis.get(self._id_key(after))
+            position = None if held is None else held.partition(" ")[0]  # "pos digest"
             found = position is not None and await self._still_held(position, cutoff)
-            if found:
+            if found and position is not None:
                 start = "(" + position
         pipe = redis.pipeline(transaction=True)  # one snapshot: reads and the newest position
         pipe.xrevrange(self._key("log"), "+", "-", count=1)

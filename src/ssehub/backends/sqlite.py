@@ -36,6 +36,7 @@ from ._base import (
     StoreRefusedError,
     check_newest,
     check_page,
+    payload_digest,
 )
 
 __all__ = ("SQLiteBackend",)
@@ -115,7 +116,7 @@ class SQLiteBackend:
         # reads: their own thread and connection (WAL: they never hold the writer)
         self._reader: ThreadPoolExecutor | None = None
         self._rdb: sqlite3.Connection | None = None
-        self._pending: list[tuple[Record, asyncio.Future[None]]] = []
+        self._pending: list[tuple[Record, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._swept = 0.0
         # on the database thread only:
@@ -145,13 +146,13 @@ class SQLiteBackend:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    async def append(self, record: Record) -> None:
+    async def append(self, record: Record) -> bool:
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[bool] = loop.create_future()
         self._pending.append((record, done))
         if self._writer is None:
             self._writer = loop.create_task(self._write_pending(), name="ssehub-sqlite-writer")
-        await done
+        return await done
 
     async def history(
         self,
@@ -205,13 +206,13 @@ class SQLiteBackend:
                         if not done.done():
                             done.set_exception(failure)
                     continue
-                for (_, done), duplicate in zip(batch, outcomes, strict=True):
+                for (_, done), outcome in zip(batch, outcomes, strict=True):
                     if done.done():
                         continue
-                    if duplicate is None:
-                        done.set_result(None)
+                    if isinstance(outcome, bool):
+                        done.set_result(outcome)
                     else:
-                        done.set_exception(duplicate)
+                        done.set_exception(outcome)
         finally:
             self._writer = None
 
@@ -247,9 +248,11 @@ class SQLiteBackend:
             raise RuntimeError("SQLiteBackend is closed")
         return self._db
 
-    def _write(self, records: Sequence[Record]) -> list[DuplicateEventIdError | None]:
+    def _write(self, records: Sequence[Record]) -> list[DuplicateEventIdError | bool]:
+        """One transaction: each record stored (True), an idempotent retry
+        of a stored one (False), or refused (the error)."""
         db = self._conn()
-        errors: list[DuplicateEventIdError | None] = []
+        errors: list[DuplicateEventIdError | bool] = []
         touched: set[str] = set()
         added: list[int] = []
         db.execute("BEGIN IMMEDIATE")
@@ -264,7 +267,7 @@ class SQLiteBackend:
                          ev.retry, int(record.private)),
                     )  # fmt: skip
                 except sqlite3.IntegrityError:
-                    errors.append(DuplicateEventIdError(record.id))
+                    errors.append(self._same(db, record))
                     continue
                 seq = cursor.lastrowid
                 assert seq is not None
@@ -277,7 +280,7 @@ class SQLiteBackend:
                 touched.update(record.topics)
                 self._remember(seq, record)
                 added.append(seq)
-                errors.append(None)
+                errors.append(True)
             self._prune_count(db, touched)
             db.execute("COMMIT")
             self._full_at = None
@@ -323,6 +326,21 @@ class SQLiteBackend:
             stat = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
             disk = stat.f_bavail * stat.f_frsize
         return int(most) - int(pages) + int(free), disk
+
+    @staticmethod
+    def _same(db: sqlite3.Connection, record: Record) -> DuplicateEventIdError | bool:
+        """`record`'s id is taken (in this transaction, so the stored row
+        is committed or in this very batch): False if it is the same event,
+        else the refusal."""
+        row = db.execute(
+            "SELECT topics, event, data, retry, private FROM events WHERE id = ?", (record.id,)
+        ).fetchone()
+        if row is not None:
+            topics, event_type, data, retry, private = row
+            stored = Event(data, event_type, record.id, retry)
+            if payload_digest(tuple(json.loads(topics)), stored, bool(private)) == record.digest():
+                return False
+        return DuplicateEventIdError(record.id)
 
     def _count(self, db: sqlite3.Connection, topic: str, *, fresh: bool = False) -> int:
         """Rows of `topic` (before the row just inserted, when `fresh`)."""

@@ -31,7 +31,7 @@ class Feed:
         self._task: asyncio.Task[None] | None = None
         self.position = 0
         self.remote = 0
-        self._own: set[str] = set()
+        self._own: dict[str, int] = {}  # id -> echoes of own appends still to come
         self._own_order: deque[str] = deque()
         self._waiters = Waiters()
 
@@ -52,15 +52,32 @@ class Feed:
 
     def own(self, event_id: str) -> None:
         """This process is appending `event_id`: skip it when it comes back."""
-        self._own.add(event_id)
+        self._own[event_id] = self._own.get(event_id, 0) + 1
         self._own_order.append(event_id)
         if len(self._own_order) > _OWN_BOUND:  # bounded, even if some never come back
-            self._own.discard(self._own_order.popleft())
+            self._unown(self._own_order.popleft())
 
     def disown(self, event_id: str) -> None:
         """The append failed: if it was stored all the same, fan it out when
         it comes."""
-        self._own.discard(event_id)
+        self._unown(event_id)
+
+    def replayed(self, record: Record) -> None:
+        """The append of `record` stored nothing: the same event was stored
+        already (an idempotent retry), perhaps by another process. Its one
+        echo is not ours to skip; if the feed skipped it meanwhile, taking
+        it for ours, fan it out now — the subscribers here get it once."""
+        if not self._unown(record.id):
+            self.remote += 1
+            self._fanout(record)
+
+    def _unown(self, event_id: str) -> bool:
+        left = self._own.get(event_id, 0)
+        if left > 1:
+            self._own[event_id] = left - 1
+        elif left == 1:
+            del self._own[event_id]
+        return left > 0
 
     async def reached(self, position: int) -> None:
         """Wait until the feed has passed `position` (what a replay read), so
@@ -72,8 +89,8 @@ class Feed:
     async def _follow(self) -> None:
         async for position, record in self._backend.follow(self.position):
             self.position = position
-            if record.id in self._own:
-                self._own.discard(record.id)  # published here: fanned out already
+            if self._unown(record.id):
+                pass  # published here: fanned out already
             else:
                 self.remote += 1
                 self._fanout(record)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import logging
 import math
@@ -228,6 +229,9 @@ class Hub:
         self._inflight: set[int] = set()
         self._settle_waiters = Waiters()
         self._publishing: set[asyncio.Task[None]] = set()
+        # Publishes with a caller's id, by id: a retry racing its original
+        # waits for it, then the backend tells a retry from a conflict.
+        self._custom: dict[str, asyncio.Task[None]] = {}
 
     # -- life cycle ----------------------------------------------------------
 
@@ -321,7 +325,13 @@ class Hub:
 
         `topics`: one topic or several (the first is canonical; a subscriber
         of several of them gets the event once). `id`: a custom id (default:
-        a new time-ordered UUID); it must not be in history yet. `private`:
+        a new time-ordered UUID). If history holds it already, the publish is
+        a retry when the event is the same (same first topic, same set of
+        topics, data, type, retry and private flag): it returns the id and
+        stores and delivers nothing again (idempotent; counted in
+        `statistics().publishes_replayed`); another event under that id
+        raises `DuplicateEventIdError`. A retry that races its original
+        waits for the original to be stored, then answers. `private`:
         only subscribers allowed one of its topics (`private_topics`) get it.
         Returns the event's id once it is stored. Once called, the store and
         the fan-out complete even if the caller is cancelled meanwhile (a
@@ -335,16 +345,25 @@ class Hub:
         if self._state != "running":
             raise HubClosedError(f"cannot publish: the hub is {self._state}")
         topic_tuple = _topic_tuple(topics)
+        custom = id is not None
         if id is None:
             id = self._ids()
         elif id == "earliest":
             raise ValueError("event id 'earliest' is reserved (it asks for all history)")
         ev = Event(data, event, id, retry)
         record = Record(topic_tuple, ev, self._clock.time(), encode_event(ev), private)
+        if custom:
+            while (earlier := self._custom.get(id)) is not None:
+                await asyncio.wait((earlier,))  # its outcome decides ours: wait for it
+            if self._state != "running":
+                raise HubClosedError(f"cannot publish: the hub is {self._state}")
         assert self._loop is not None
         task = self._loop.create_task(self._store(record))
         self._publishing.add(task)
         task.add_done_callback(self._stored)
+        if custom:
+            self._custom[id] = task
+            task.add_done_callback(functools.partial(self._forget, id))
         await asyncio.shield(task)
         return id
 
@@ -375,13 +394,18 @@ class Hub:
         self._inflight.add(ticket)
         try:
             try:
-                await self.backend.append(record)
+                stored = await self.backend.append(record)
             except BaseException:
                 # not acknowledged; if it was stored all the same, the feed
                 # must bring it here too
                 if feed is not None:
                     feed.disown(record.id)
                 raise
+            if stored is False:  # the same event was stored already: a retry
+                self._counters.publishes_replayed += 1
+                if feed is not None:
+                    feed.replayed(record)
+                return
             self._counters.count_published(record.topics)
             self._fanout.fanout(record)
         finally:
@@ -390,6 +414,10 @@ class Hub:
                 # every publish up to just before the oldest in flight is done
                 oldest = min(self._inflight, default=None)
                 self._settle_waiters.release(math.inf if oldest is None else oldest - 1)
+
+    def _forget(self, event_id: str, task: asyncio.Task[None]) -> None:
+        if self._custom.get(event_id) is task:
+            del self._custom[event_id]
 
     def _stored(self, task: asyncio.Task[None]) -> None:
         self._publishing.discard(task)
@@ -580,6 +608,7 @@ class Hub:
             disconnects_slow=c.slow,
             disconnects_stalled=c.stalled,
             events_from_peers=0 if self._feed is None else self._feed.remote,
+            publishes_replayed=c.publishes_replayed,
             events_by_topic=dict(c.by_topic),
             recent_disconnects=tuple(c.recent_drops),
             groups=len(self._fanout),

@@ -30,6 +30,10 @@ class HubStatistics:
     disconnects_stalled: int = 0
     events_from_peers: int = 0
     """Events other hub processes published, fanned out here (shared backend)."""
+    publishes_replayed: int = 0
+    """Publishes answered from history: retries of an event stored already
+    under the same id with the same payload (idempotent), stored and fanned
+    out only the first time."""
     events_by_topic: dict[str, int] = field(default_factory=dict)
     recent_disconnects: tuple[tuple[float, str, tuple[str, ...]], ...] = ()
     """The last slow or stalled disconnects: (Unix time, reason, topics)."""
@@ -53,6 +57,7 @@ class Counters:
         "delivered_bytes",
         "gaps",
         "published",
+        "publishes_replayed",
         "recent_drops",
         "remote",
         "replayed",
@@ -63,6 +68,7 @@ class Counters:
 
     def __init__(self) -> None:
         self.published = 0
+        self.publishes_replayed = 0
         self.delivered = 0
         self.delivered_bytes = 0
         self.replays = 0

@@ -35,6 +35,7 @@ from ._decisions import Listing, Publish, Subscribe
 from ._dialect import Dialect, dialect_of, matchers
 from ._dialect import last_event_id as v1_last_event_id
 from ._discovery import METADATA_PATH, metadata_url, protected_resource_metadata
+from ._idempotency import publish_id
 from ._request import Request, parse_fields
 from ._response import HTTPError, Response
 from ._subscriptions import SUBSCRIPTIONS_PATH, Active, Registry
@@ -286,11 +287,15 @@ class Mercure:
             if len(raw) > _MAX_RETRY_DIGITS:
                 raise HTTPError(400, f"'retry' has more than {_MAX_RETRY_DIGITS} digits")
             retry = int(raw)
+        # an empty id is no id: the hub assigns one (or Idempotency-Key gives it)
+        event_id = publish_id(
+            request, form.get("id", [""])[0] or None, self.hub.config.max_last_event_id
+        )
         return Publish(
             tuple(topics),
             form.get("data", [""])[0],
             form.get("type", [""])[0] or "message",
-            form.get("id", [""])[0] or None,  # an empty id is no id: the hub assigns one
+            event_id,
             retry,
             "private" in form,
             cors,

@@ -83,6 +83,7 @@ def render(
         ("replays", "Subscriptions that resumed from history.", stats.replays),
         ("events_replayed", "Events sent from history.", stats.events_replayed),
         ("gaps", "Resumes from an id no longer in history.", stats.gaps),
+        ("publish_replayed", "Idempotent retries answered from history.", stats.publishes_replayed),
     ]
     for name, help_text, value in counters:
         lines += [

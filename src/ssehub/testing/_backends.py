@@ -150,6 +150,79 @@ class BackendContract:
 
         self.run(body)
 
+    # -- idempotent retries -------------------------------------------------------
+
+    def test_the_same_event_again_is_acknowledged_and_stored_once(self) -> None:
+        """Same id, same first topic, same set of topics (other topics in
+        any order), data, type, retry and private flag: `append` returns
+        False and stores nothing."""
+
+        def event(topics: tuple[str, ...], at: float) -> Record:
+            ev = Event("line 1\nline 2", "order", "k1", 3000)
+            return Record(topics, ev, at, encode_event(ev), private=True)
+
+        async def body(b: Backend, clock: FakeClock) -> None:
+            first = clock.time()
+            expect(await b.append(event(("a", "b", "c"), first)), True, "the first append")
+            await clock.advance(5)
+            expect(await b.append(event(("a", "b", "c"), clock.time())), False, "the same again")
+            expect(await b.append(event(("a", "c", "b"), clock.time())), False, "topics reordered")
+            await b.append(record(("b",), "next", clock.time()))
+            for topics in (None, ["a"], ["b", "c"]):
+                got = [(r.id, r.time) for r in (await b.history(topics, None)).records]
+                expect(got[0], ("k1", first), f"the stored event of {topics}, once and first")
+            expect(ids((await b.history(["b"], None)).records), ["k1", "next"], "b")
+            expect(ids((await b.history(["a"], "k1")).records), [], "after k1 on a")
+            expect(await b.last_id(), "next", "last_id() after the retries")
+
+        self.run(body)
+
+    def test_another_event_under_a_used_id_is_still_refused(self) -> None:
+        original = Event("x", "message", "k1", None)
+        changes: list[tuple[str, tuple[str, ...], Event, bool]] = [
+            ("other data", ("a", "b"), Event("y", "message", "k1", None), False),
+            ("another type", ("a", "b"), Event("x", "other", "k1", None), False),
+            ("a retry", ("a", "b"), Event("x", "message", "k1", 0), False),
+            ("private", ("a", "b"), original, True),
+            ("another first topic", ("b", "a"), original, False),
+            ("a topic less", ("a",), original, False),
+            ("a topic more", ("a", "b", "c"), original, False),
+        ]
+
+        async def body(b: Backend, clock: FakeClock) -> None:
+            stored = Record(("a", "b"), original, clock.time(), encode_event(original))
+            await b.append(stored)
+            expect(await b.append(stored), False, "the same event again")
+            for what, topics, ev, private in changes:
+                with raises(DuplicateEventIdError, "'k1'"):
+                    await b.append(Record(topics, ev, clock.time(), encode_event(ev), private))
+                    raise AssertionError(f"{what}: taken as the same event")
+            records = (await b.history(None, None)).records
+            expect([(r.topics, r.event) for r in records], [(("a", "b"), original)], "history")
+
+        self.run(body)
+
+    def test_a_retry_appended_with_its_original_waits_for_it(self) -> None:
+        """Appends under way together (one group commit, for a backend that
+        batches): the original is stored, its retry acknowledged, a
+        conflicting one refused."""
+
+        async def body(b: Backend, clock: FakeClock) -> None:
+            now = clock.time()
+            outcomes = await asyncio.gather(
+                b.append(record(("a",), "k1", now, "first")),
+                b.append(record(("a",), "k1", now, "first")),
+                b.append(record(("a",), "k1", now, "second")),
+                return_exceptions=True,
+            )
+            expect(outcomes[:2], [True, False], "the original, then its retry")
+            if not isinstance(outcomes[2], DuplicateEventIdError):
+                raise AssertionError(f"the conflicting append: {outcomes[2]!r}")
+            records = (await b.history(["a"], None)).records
+            expect([r.event.data for r in records], ["first"], "history")
+
+        self.run(body)
+
     def test_history_reads_in_pages(self) -> None:
         async def body(b: Backend, clock: FakeClock) -> None:
             layout = [("a",), ("b",), ("a", "b"), ("c",), ("a",), ("b", "c"), ("a",)]
