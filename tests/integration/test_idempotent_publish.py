@@ -6,15 +6,28 @@ Redis; another event under a used id is still 409 (issue 16 item 4)."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
+from ssehub.backends import RedisBackend, ReplicaWaitError
+from ssehub.backends._base import Record
+from ssehub.protocol import Event, encode_event
 from tests.support.helpers import Response, form, free_port, request, subscribe
 from tests.support.processes import connect, spawn, stop
-from tests.support.redis import REDIS_URL, drop_keys, redis_or_skip
+from tests.support.redis import (
+    REDIS_URL,
+    RedisProcess,
+    drop_keys,
+    redis_or_skip,
+    redis_server_or_skip,
+)
 
 PATH = "/.well-known/mercure"
 
@@ -126,3 +139,61 @@ def test_a_retry_on_another_hub_sharing_redis_is_answered_and_delivered_once() -
             asyncio.run(body())
     finally:
         drop_keys(prefix)
+
+
+def test_a_retry_with_replica_wait_is_acknowledged_only_once_replicas_have_the_event(
+    tmp_path: Path,
+) -> None:
+    """`wait=1`, the replica stopped: the original is not acknowledged
+    (ReplicaWaitError), and neither is its retry on another hub — its WAIT
+    covers the original append, though the retry stores nothing. Once the
+    replica is back, the retry is acknowledged."""
+    redis_server_or_skip()
+    primary = RedisProcess(tmp_path / "primary")
+    primary.start()
+    replica = RedisProcess(tmp_path / "replica")
+    replica.start("--replicaof", "127.0.0.1", str(primary.port))
+    url = f"redis://{primary.address}/0?wait=1&wait_timeout_ms=300"
+    ev = Event("x", id="k1")
+
+    def record() -> Record:
+        return Record(("t",), ev, time.time(), encode_event(ev))
+
+    async def main() -> None:
+        a, b = RedisBackend(url), RedisBackend(url)
+        await a.start()
+        await b.start()
+        try:
+            deadline = time.monotonic() + 10
+            for i in range(1000):  # until the replica is in sync
+                try:
+                    warm = Event("warm", id=f"w{i}")
+                    assert await a.append(Record(("w",), warm, time.time(), b""))
+                    break
+                except ReplicaWaitError:
+                    assert time.monotonic() < deadline, "the replica did not sync"
+            replica.signal(signal.SIGSTOP)
+            await asyncio.sleep(1.5)  # its last acknowledgement is behind what follows
+            with pytest.raises(ReplicaWaitError):
+                await a.append(record())  # stored on the primary, not acknowledged
+            with pytest.raises(ReplicaWaitError):
+                await b.append(record())  # the retry: not acknowledged either
+            replica.signal(signal.SIGCONT)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    assert await b.append(record()) is False  # the same event: a retry
+                    break
+                except ReplicaWaitError:
+                    assert time.monotonic() < deadline, "the replica did not catch up"
+            [stored] = [r for r in (await b.history(["t"], None)).records if r.id == "k1"]
+            assert stored.event == ev  # once
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        replica.stop()
+        primary.stop()
