@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ssehub.backends import RedisBackend, ReplicaWaitError
-from ssehub.backends._base import Record
+from ssehub.backends import Record, RedisBackend, ReplicaWaitError
 from ssehub.protocol import Event, encode_event
 from tests.support.helpers import Response, form, free_port, request, subscribe
 from tests.support.processes import connect, spawn, stop
