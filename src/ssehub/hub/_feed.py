@@ -89,9 +89,7 @@ class Feed:
     async def _follow(self) -> None:
         async for position, record in self._backend.follow(self.position):
             self.position = position
-            if self._unown(record.id):
-                pass  # published here: fanned out already
-            else:
+            if not self._unown(record.id):  # else published here: fanned out already
                 self.remote += 1
                 self._fanout(record)
             if self._waiters:
