@@ -15,8 +15,9 @@ import functools
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
+from typing import Any
 
 from ssehub.backends import Backend, History, MemoryBackend, Record, SharedBackend
 from ssehub.protocol import Event, encode_comment, encode_event
@@ -86,6 +87,30 @@ def _selectors(
     for selector in items:
         validate_selector(selector)
     return (*items, *extra)
+
+
+async def _finish(coro: Coroutine[Any, Any, None], step: Any) -> None:
+    """Drive `coro`, which has already run up to its first suspension
+    (`step`: the future it waits for, or None for a bare yield), to its end:
+    what a task would do had it started it (`Hub.publish` starts the store
+    inline and hands the rest here)."""
+    while True:
+        try:
+            if step is None:
+                await asyncio.sleep(0)
+            else:
+                step._asyncio_future_blocking = False
+                await asyncio.wait((step,))
+        except BaseException as error:  # cancelled: let the coroutine see it
+            try:
+                step = coro.throw(error)
+            except StopIteration:
+                return
+            continue
+        try:
+            step = coro.send(None)  # it reads the future's result itself
+        except StopIteration:
+            return
 
 
 class _Pages:
@@ -358,7 +383,16 @@ class Hub:
             if self._state != "running":
                 raise HubClosedError(f"cannot publish: the hub is {self._state}")
         assert self._loop is not None
-        task = self._loop.create_task(self._store(record))
+        # Run the store inline up to its first suspension: with a backend
+        # that answers at once (memory) the publish is done here, in this
+        # loop iteration, and publishes of one iteration share one flush.
+        # Only a store that suspends is handed to a task of the hub's.
+        store = self._store(record)
+        try:
+            step = store.send(None)
+        except StopIteration:
+            return id
+        task = self._loop.create_task(_finish(store, step))
         self._publishing.add(task)
         task.add_done_callback(self._stored)
         if custom:
