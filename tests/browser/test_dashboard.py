@@ -72,6 +72,14 @@ def test_dashboard_shows_a_publish_within_a_second(browser: Any, artifacts: Path
             page.wait_for_function(
                 "() => document.querySelector('[data-topic=\"orders\"]') !== null"
             )
+            # the page's own tail selector `*` is no topic: no card for it
+            assert page.query_selector('[data-topic="*"]') is None
+            with hub.subscribe("orders"):  # one subscriber: said in the singular
+                page.wait_for_function(
+                    "() => document.querySelector('[data-topic=\"orders\"] .nums')"
+                    ".textContent.includes('· 1 subscriber ·')",
+                    timeout=5000,
+                )
             # the publish form
             page.fill("#pub-topic", "from-the-form")
             page.fill("#pub-data", "typed by hand")

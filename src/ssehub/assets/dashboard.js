@@ -35,7 +35,13 @@ function showStats(s) {
   const seconds = previous ? Math.max(0.001, s.time - previous.time) : 1;
   const rate = previous ? (s.events_published - previous.events_published) / seconds : 0;
   $("rate").textContent = number(Math.round(rate));
-  const topics = new Set([...Object.keys(s.events_by_topic), ...Object.keys(s.subscribers_by_topic)]);
+  // topics, not selectors: `*` (this page's own tail) and templates name no
+  // topic of their own, so they get no card
+  const named = (t) => t !== "*" && !t.includes("{");
+  const topics = new Set([
+    ...Object.keys(s.events_by_topic),
+    ...Object.keys(s.subscribers_by_topic).filter(named),
+  ]);
   for (const topic of topics) {
     const before = previous ? previous.events_by_topic[topic] || 0 : s.events_by_topic[topic] || 0;
     const series = history.get(topic) || new Array(60).fill(0);
@@ -56,7 +62,8 @@ function showStats(s) {
     const canvas = document.createElement("canvas");
     const nums = document.createElement("div");
     nums.className = "nums";
-    nums.textContent = `${series[series.length - 1].toFixed(1)} events/s · ${s.subscribers_by_topic[topic] || 0} subscribers · ${number(s.events_by_topic[topic] || 0)} in all`;
+    const watching = s.subscribers_by_topic[topic] || 0;
+    nums.textContent = `${series[series.length - 1].toFixed(1)} events/s · ${watching} ${watching === 1 ? "subscriber" : "subscribers"} · ${number(s.events_by_topic[topic] || 0)} in all`;
     box.append(name, canvas, nums);
     list.append(box);
     sparkline(canvas, series);
