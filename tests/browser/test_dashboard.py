@@ -4,6 +4,7 @@ it shows in real Chromium (screenshots saved in test-artifacts/)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import json
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,8 @@ def test_dashboard_shows_a_publish_within_a_second(browser: Any, artifacts: Path
             page.wait_for_function(
                 "() => document.querySelector('[data-topic=\"orders\"]') !== null"
             )
+            # which process answered (each of --workers N has its own numbers)
+            assert page.text_content("#worker") == f"process {os.getpid()}"
             # the page's own tail selector `*` is no topic: no card for it
             assert page.query_selector('[data-topic="*"]') is None
             with hub.subscribe("orders"):  # one subscriber: said in the singular

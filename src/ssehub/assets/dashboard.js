@@ -27,6 +27,7 @@ function sparkline(canvas, values) {
 }
 
 function showStats(s) {
+  $("worker").textContent = `process ${s.pid}`;
   $("connections").textContent = number(s.connections);
   $("subscribers").textContent = number(s.subscribers);
   $("published").textContent = number(s.events_published);

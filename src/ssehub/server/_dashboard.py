@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -175,6 +176,7 @@ class Feeds:
         return {
             "time": time.time(),
             "state": stats.state,
+            "pid": os.getpid(),  # with --workers N, whose numbers these are
             "connections": self.connections(),
             "subscribers": stats.subscribers,
             "subscribers_by_topic": stats.subscribers_by_topic,
