@@ -4,8 +4,8 @@ it shows in real Chromium (screenshots saved in test-artifacts/)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import json
+import os
 from pathlib import Path
 from typing import Any
 
