@@ -109,3 +109,21 @@ def test_dashboard_shows_a_publish_within_a_second(browser: Any, artifacts: Path
             assert width <= 390  # nothing sticks out sideways on a phone
         finally:
             page.close()
+
+
+@pytest.mark.browser
+def test_dashboard_tail_says_why_a_jwt_hub_refused_it(browser: Any) -> None:
+    from ssehub.mercure import JWTAuth, MercureConfig
+
+    auth = JWTAuth(subscriber_key="a-subscriber-secret-of-32-bytes-at-least!")
+    with BackgroundHub(port=0, dashboard=True, mercure=MercureConfig(auth=auth)) as hub:
+        page = browser.new_page()
+        try:
+            page.goto(f"{hub.url}/_ssehub/")
+            page.wait_for_function(
+                "() => document.querySelector('#tail').textContent.includes('401')",
+                timeout=10_000,
+            )
+            assert "subscriber JWT" in page.text_content("#tail")
+        finally:
+            page.close()

@@ -109,9 +109,18 @@ function watch() {
   const url = new URL("/.well-known/mercure", location.origin);
   url.searchParams.append("topic", $("selector").value || "*");
   if ($("sub-token").value) url.searchParams.append("authorization", $("sub-token").value);
-  tail = new EventSource(url);
-  tail.onmessage = addTail;
-  tail.addEventListener("ssehub-gap", addTail);
+  const source = tail = new EventSource(url);
+  source.onmessage = addTail;
+  source.addEventListener("ssehub-gap", addTail);
+  source.onerror = async () => {
+    if (source.readyState !== EventSource.CLOSED) return;  // it retries by itself
+    // refused for good: ask once more to say why (a JWT hub answers 401)
+    const answer = await fetch(url, { headers: { Accept: "text/event-stream" } }).catch(() => null);
+    if (!answer || answer.ok) return;
+    const reason = (await answer.text()).trim();
+    const hint = answer.status === 401 ? " — paste a subscriber JWT above" : "";
+    addTail({ type: "refused", data: `${answer.status}: ${reason}${hint}`, lastEventId: "" });
+  };
 }
 $("tail-form").addEventListener("submit", (e) => { e.preventDefault(); watch(); });
 $("pause").addEventListener("change", () => {
