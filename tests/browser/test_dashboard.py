@@ -127,3 +127,22 @@ def test_dashboard_tail_says_why_a_jwt_hub_refused_it(browser: Any) -> None:
             assert "subscriber JWT" in page.text_content("#tail")
         finally:
             page.close()
+
+
+@pytest.mark.browser
+def test_dashboard_charts_open_with_the_rate_so_far_not_zero(browser: Any) -> None:
+    """A page opened on a hub that has been publishing shows the topic's rate
+    at once: its chart is seeded from the hub's counters."""
+    with BackgroundHub(port=0, dashboard=True) as hub:
+        for i in range(50):
+            hub.publish("busy", f"event {i}")
+        page = browser.new_page()
+        try:
+            page.goto(f"{hub.url}/_ssehub/")
+            page.wait_for_function(
+                "() => document.querySelector('[data-topic=\"busy\"] .nums') !== null"
+            )
+            text = page.text_content('[data-topic="busy"] .nums')
+            assert not text.startswith("0.0 events/s"), text
+        finally:
+            page.close()

@@ -45,8 +45,11 @@ function showStats(s) {
   ]);
   for (const topic of topics) {
     const before = previous ? previous.events_by_topic[topic] || 0 : s.events_by_topic[topic] || 0;
-    const series = history.get(topic) || new Array(60).fill(0);
-    series.push(((s.events_by_topic[topic] || 0) - before) / seconds);
+    // a topic seen for the first time: seed its chart with its average rate
+    // since the hub started (not zero: it may have been publishing for hours)
+    const average = (s.events_by_topic[topic] || 0) / Math.max(1, s.time - (s.since || s.time));
+    const series = history.get(topic) || new Array(60).fill(previous ? 0 : average);
+    series.push(previous ? ((s.events_by_topic[topic] || 0) - before) / seconds : average);
     series.splice(0, series.length - 60);
     history.set(topic, series);
   }

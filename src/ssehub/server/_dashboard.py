@@ -106,6 +106,7 @@ class Feeds:
         stall: float = 3.0,
     ) -> None:
         self.hub = hub
+        self.since = time.time()  # the counters count from about here
         self.connections = connections
         self.interval = interval
         self.stall = stall
@@ -177,6 +178,7 @@ class Feeds:
             "time": time.time(),
             "state": stats.state,
             "pid": os.getpid(),  # with --workers N, whose numbers these are
+            "since": self.since,
             "connections": self.connections(),
             "subscribers": stats.subscribers,
             "subscribers_by_topic": stats.subscribers_by_topic,
