@@ -24,7 +24,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ssehub.protocol import Event, encode_event
 
@@ -464,21 +464,14 @@ class SQLiteBackend:
             if limit is not None and len(page) >= limit:
                 page = page[:limit]
                 cursor = page[-1]
-            rows = []
-            for i in range(0, len(page), 500):  # bounded statements
-                chunk = page[i : i + 500]
-                marks = ", ".join("?" * len(chunk))
-                rows += db.execute(
-                    f"SELECT {_COLUMNS} FROM events e WHERE e.seq IN ({marks})"
-                    " AND e.time >= ? ORDER BY e.seq",
-                    (*chunk, cutoff),
-                ).fetchall()
-        cache = self._cache  # filled by the writer; only read here
-        records = []
-        for row in rows:
-            record = cache.get(row[0])
-            records.append(_record(row) if record is None else record)
+            rows = _rows_of(db, page, cutoff)
+        records = self._records(rows)
         return History(records, found, cursor=cursor)
+
+    def _records(self, rows: list[Any]) -> list[Record]:
+        """The rows as records: the writer's decoded copy where it has one."""
+        cache = self._cache  # filled by the writer; only read here
+        return [cache.get(row[0]) or _record(row) for row in rows]
 
     def _newest(self, topics: list[str] | None, n: int) -> History:
         """On the reader thread: the (topic, seq) key read backwards, `n`
@@ -502,20 +495,8 @@ class SQLiteBackend:
                     )
                 )
             page = sorted(seqs)
-            rows = []
-            for i in range(0, len(page), 500):  # bounded statements
-                chunk = page[i : i + 500]
-                marks = ", ".join("?" * len(chunk))
-                rows += db.execute(
-                    f"SELECT {_COLUMNS} FROM events e WHERE e.seq IN ({marks})"
-                    " AND e.time >= ? ORDER BY e.seq",
-                    (*chunk, cutoff),
-                ).fetchall()
-        cache = self._cache  # filled by the writer; only read here
-        records = []
-        for row in rows:
-            record = cache.get(row[0])
-            records.append(_record(row) if record is None else record)
+            rows = _rows_of(db, page, cutoff)
+        records = self._records(rows)
         return History(records, True)
 
     def _last_id(self) -> str | None:
@@ -528,3 +509,18 @@ class SQLiteBackend:
             .fetchone()
         )
         return None if row is None or row[1] < cutoff else str(row[0])
+
+
+def _rows_of(db: sqlite3.Connection, seqs: list[int], cutoff: float) -> list[Any]:
+    """The rows of `seqs` (sorted) not older than `cutoff`, in order, read
+    in statements of at most 500 parameters."""
+    rows: list[Any] = []
+    for i in range(0, len(seqs), 500):
+        chunk = seqs[i : i + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows += db.execute(
+            f"SELECT {_COLUMNS} FROM events e WHERE e.seq IN ({marks})"
+            " AND e.time >= ? ORDER BY e.seq",
+            (*chunk, cutoff),
+        ).fetchall()
+    return rows
