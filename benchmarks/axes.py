@@ -59,6 +59,7 @@ from benchmarks.fanout import (
     rss_kb,
     server,
     ssehub_serve,
+    stop,
     targets,
     wait_port,
 )
@@ -154,12 +155,7 @@ def profiled(run: Run, label: str, proc: subprocess.Popen[bytes]) -> Iterator[No
     try:
         yield
     finally:
-        recorder.send_signal(signal.SIGINT)
-        try:
-            recorder.wait(30)
-        except subprocess.TimeoutExpired:
-            recorder.kill()
-            recorder.wait()
+        stop(recorder, signal.SIGINT, 30)
         print(f"  profile of {label}: {svg.relative_to(ROOT)}", flush=True)
 
 
@@ -191,13 +187,7 @@ def last_json(path: Path) -> dict[str, Any]:
 def finish(load: subprocess.Popen[bytes]) -> None:
     """End a load process (sseload, ssepub or loadgen.py): SIGTERM stops
     its measurement and it still writes its results."""
-    if load.poll() is None:
-        load.send_signal(signal.SIGTERM)
-    try:
-        load.wait(15)
-    except subprocess.TimeoutExpired:
-        load.kill()
-        load.wait()
+    stop(load, signal.SIGTERM)
 
 
 def mercure_or_queue(target: Target, topic: str) -> tuple[str, str, str | None]:
@@ -446,13 +436,7 @@ def workers_supported(store: str) -> tuple[bool, str]:
             lines = [line for line in err.strip().splitlines() if line.strip()]
             return False, lines[-1] if lines else "no port opened"
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop(proc, signal.SIGINT)
 
 
 def saturate(run: Run, target: Target, port: int, subs: int) -> dict[str, Any]:

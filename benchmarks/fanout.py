@@ -157,12 +157,18 @@ def _running(command: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]
         wait_port(port)
         yield proc
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, signal.SIGINT)
+
+
+def stop(proc: subprocess.Popen[Any], sig: int, timeout: float = 15) -> None:
+    """Send `sig` (if it still runs), wait `timeout` seconds, then kill."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class Tools:
