@@ -31,7 +31,8 @@ class Subscribe:
     newest N events of each topic first, when not resuming (0: none; the
     `newest` query parameter, an ssehub extension). `matchers`: the Mercure
     1.0 topic matchers (beside or instead of `topics`); `dialect`: the
-    Mercure the request spoke, which its answer speaks too."""
+    Mercure the request spoke, which its answer speaks too; `payloads`: in
+    1.0, each matcher's payload (draft, "Payloads"), in `matchers` order."""
 
     topics: tuple[str, ...]
     last_event_id: str | None
@@ -43,6 +44,7 @@ class Subscribe:
     newest: int = 0
     matchers: tuple[Matcher, ...] = ()
     dialect: Literal["1.0", "0.x"] = "0.x"
+    payloads: tuple[Any, ...] = ()
 
     def seconds_left(self, now: float) -> float | None:
         """How long the stream may stay open from `now` (Unix time)."""
@@ -93,7 +95,15 @@ class Publish:
 @dataclass(frozen=True, slots=True)
 class Listing:
     """Answer a subscriptions-API request for `rest` (the path after
-    `/subscriptions`, still percent-encoded)."""
+    `/subscriptions`, still percent-encoded), in `dialect`. In 1.0 the
+    request was parsed already: `selection` is `(match_type, match,
+    subscriber)` (decoded; None: not given), at most `limit` documents after
+    the cursor `after`; `hub_url` goes in the `Link` header."""
 
     rest: str
     cors: tuple[tuple[str, str], ...]
+    dialect: Literal["1.0", "0.x"] = "0.x"
+    selection: tuple[str | None, str | None, str | None] = (None, None, None)
+    limit: int = 0
+    after: tuple[int, int] | None = None
+    hub_url: str = ""

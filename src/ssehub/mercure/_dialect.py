@@ -22,6 +22,7 @@ from ._response import HTTPError
 __all__ = (
     "DIALECTS",
     "MATCH_PARAMETERS",
+    "MATCH_TYPES",
     "Dialect",
     "dialect_of",
     "last_event_id",
@@ -32,6 +33,7 @@ Dialect = Literal["1.0", "0.x"]
 DIALECTS = ("both", "1.0", "0.x")
 # the subscribe parameter of each matcher type this hub supports
 MATCH_PARAMETERS = {"match": "exact", "match_exact": "exact", "match_urlpattern": "urlpattern"}
+MATCH_TYPES = ("exact", "urlpattern")  # their canonical names
 _V0_PARAMETERS = ("topic", "lastEventID", "authorization")
 
 

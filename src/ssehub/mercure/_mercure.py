@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote, unquote_to_bytes
 
 from ssehub.backends import DuplicateEventIdError, StoreRefusedError
 from ssehub.hub import (
@@ -31,14 +31,14 @@ from ._cors import (
     refusal_message,
     same_origin,
 )
-from ._decisions import Listing, Publish, Subscribe
-from ._dialect import Dialect, dialect_of, matchers
+from ._decisions import CACHE_CONTROL, Listing, Publish, Subscribe
+from ._dialect import MATCH_TYPES, Dialect, dialect_of, matchers
 from ._dialect import last_event_id as v1_last_event_id
-from ._discovery import METADATA_PATH, metadata_url, protected_resource_metadata
+from ._discovery import METADATA_PATH, discovery_link, metadata_url, protected_resource_metadata
 from ._idempotency import publish_id
 from ._request import Request, parse_fields
 from ._response import HTTPError, Response
-from ._subscriptions import SUBSCRIPTIONS_PATH, Active, Registry
+from ._subscriptions import LISTING_PAGE, SUBSCRIPTIONS_PATH, Active, Entry, Registry, v1_resource
 from ._tokens import COOKIE_V1, AccessGrant, bearer_error, is_access_token
 from ._tokens import validate as validate_access_token
 
@@ -152,6 +152,7 @@ class Mercure:
         newest = self._newest(query.get("newest"))
         private: frozenset[str | Matcher] = _NO_TOPICS
         payload: Any = None
+        payloads: tuple[Any, ...] = ()
         expires: float | None = None
         auth = self.config.auth
         if auth.subscriber_key is not None and dialect == "1.0":
@@ -159,7 +160,8 @@ class Mercure:
             found = find_token(request, {}, COOKIE_V1)
             if found is not None:
                 access = self._access(request, found[0], auth.subscriber_key)
-                private, payload, expires = access.subscribe, access.payload, access.expires
+                private, expires = access.subscribe, access.expires
+                payloads = tuple(access.payload_for(m) for m in found_matchers)
             elif not self.config.anonymous:
                 raise bearer_error(
                     401, "subscribing requires an access token (no anonymous access)", None
@@ -185,6 +187,7 @@ class Mercure:
             newest,
             found_matchers,
             dialect,
+            payloads,
         )
 
     def _newest(self, values: list[str] | None) -> int:
@@ -249,7 +252,14 @@ class Mercure:
         if self.registry is None:
             return None
         subscriber = self.registry.new_id()
-        await self.registry.opened(Active(subscriber, topics, decision.payload))
+        if decision.dialect == "1.0":
+            payloads = decision.payloads or (None,) * len(decision.matchers)
+            entries = tuple(
+                Entry(m.value, m.kind, p) for m, p in zip(decision.matchers, payloads, strict=True)
+            )
+        else:
+            entries = tuple(Entry(topic, None, decision.payload) for topic in topics)
+        await self.registry.opened(Active(subscriber, entries))
         return subscriber
 
     def closed(self, subscriber: str | None) -> None:
@@ -380,26 +390,137 @@ class Mercure:
         auth = self.config.auth
         if auth.subscriber_key is None:
             raise HTTPError(403, "the subscriptions API needs a subscriber JWT key")
-        found = find_token(request, request.params())
+        dialects = self.config.dialects
+        query = request.params()
+        # the dialect of the token: a 1.0 access token (header or 1.0
+        # cookie, never the URL), else a 0.x JWT (also from the URL)
+        found = None if dialects == "0.x" else find_token(request, {}, COOKIE_V1)
+        v1 = found is not None and (
+            found[1] == "cookie" or dialects == "1.0" or is_access_token(found[0])
+        )
+        if not v1 and dialects != "1.0":
+            found = find_token(request, query)
         if found is None:
-            raise HTTPError(401, "the subscriptions API requires a JWT")
-        allowed = auth.subscriber(found[0]).selectors
-        if not selectors_match(allowed, (request.path,)):
-            raise HTTPError(403, f"the JWT does not allow reading {request.path}")
-        return Listing(rest, cors)
+            if dialects == "0.x":
+                raise HTTPError(401, "the subscriptions API requires a JWT")
+            raise bearer_error(401, "the subscriptions API requires an access token", None)
+        if not v1:
+            allowed = auth.subscriber(found[0]).selectors
+            if not selectors_match(allowed, (request.path,)):
+                raise HTTPError(403, f"the JWT does not allow reading {request.path}")
+            return Listing(rest, cors)
+        if len(request.path) > _MAX_API_PATH:
+            raise HTTPError(414, f"the subscriptions API path is longer than {_MAX_API_PATH} bytes")
+        selection = _v1_selection(rest)
+        # authorized on the canonical path: the topic of the same
+        # subscriptions' events (a matcher grants both, never one alone)
+        canonical = _v1_path(*selection)
+        access = self._access(request, found[0], auth.subscriber_key)
+        if not SelectorSet((), matchers=access.subscribe).matches((canonical,)):
+            raise bearer_error(
+                403,
+                f"the access token does not allow subscribe on {canonical[:200]}",
+                "insufficient_scope",
+            )
+        limit, after = _page(query) if selection[2] is None else (LISTING_PAGE, None)
+        return Listing(rest, cors, "1.0", selection, limit, after, self._hub_url(request))
 
     async def listing(self, decision: Listing) -> Response:
         assert self.registry is not None
+        if decision.dialect == "1.0":
+            return await self._v1_listing(decision)
         status, answer = await self.registry.listing(decision.rest)
         if isinstance(answer, str):
             return Response.text(status, answer, decision.cors)
         body = json.dumps(answer).encode()
         return Response(status, body, "application/ld+json", decision.cors)
 
+    async def _v1_listing(self, decision: Listing) -> Response:
+        assert self.registry is not None
+        match_type, match, subscriber = decision.selection
+        page = await self.registry.v1_listing(
+            match_type, match, subscriber, limit=decision.limit, after=decision.after
+        )
+        # the reconciliation cursor, as in discovery (draft, "Subscription API")
+        link = discovery_link(
+            decision.hub_url,
+            last_event_id=page.last_event_id,
+            event_type="mercure",
+            content_type="application/json",
+        )
+        if page.next is not None:
+            seq, index = page.next
+            target = f"{v1_resource(match_type, match)}?after={seq}.{index}&limit={decision.limit}"
+            link += f', <{target}>; rel="next"'
+        headers = [("Link", link), ("Cache-Control", CACHE_CONTROL)]
+        if decision.cors:
+            headers += [*decision.cors, ("Access-Control-Expose-Headers", "Link")]
+        if isinstance(page.answer, str):
+            return Response.text(page.status, page.answer, tuple(headers))
+        body = json.dumps(page.answer).encode()
+        return Response(page.status, body, "application/json", tuple(headers))
+
     async def aclose(self) -> None:
         """Wait for the subscription events still being published."""
         if self.registry is not None:
             await self.registry.aclose()
+
+
+_MAX_API_PATH = 8192  # a subscriptions-API path longer than this is refused (414)
+
+
+def _v1_selection(rest: str) -> tuple[str | None, str | None, str | None]:
+    """`(match_type, match, subscriber)` of a 1.0 API path after
+    `/subscriptions` (each segment percent-decoded once, strict UTF-8):
+    all None (the collection), the first two (one matcher's collection) or
+    all three (one subscription); 404 for another shape or matcher type."""
+    if not rest:
+        return None, None, None
+    parts = rest[1:].split("/")
+    if len(parts) not in (2, 3) or "" in parts:
+        raise HTTPError(
+            404,
+            "not found: use /subscriptions[/{match_type}/{match}[/{subscriber}]], "
+            "each variable percent-encoded",
+        )
+    decoded: list[str] = []
+    for name, part in zip(("match_type", "match", "subscriber"), parts, strict=False):
+        try:
+            decoded.append(unquote_to_bytes(part).decode("utf-8"))
+        except UnicodeDecodeError:
+            raise HTTPError(400, f"the {name} in the path is not valid UTF-8") from None
+    if decoded[0] not in MATCH_TYPES:
+        raise HTTPError(
+            404, f"no matcher type {decoded[0][:40]!r} (this hub has {', '.join(MATCH_TYPES)})"
+        )
+    return decoded[0], decoded[1], decoded[2] if len(decoded) == 3 else None
+
+
+def _v1_path(match_type: str | None, match: str | None, subscriber: str | None) -> str:
+    path = v1_resource(match_type, match)
+    return path if subscriber is None else f"{path}/{quote(subscriber, safe='')}"
+
+
+def _page(query: dict[str, list[str]]) -> tuple[int, tuple[int, int] | None]:
+    """The `limit` (1 to `LISTING_PAGE`, default the most) and `after` (a
+    `next` link's cursor) query parameters of a 1.0 collection (400)."""
+    limit = LISTING_PAGE
+    raw = query.get("limit", [None])[-1]
+    if raw is not None:
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not (
+            1 <= int(raw) <= LISTING_PAGE
+        ):
+            raise HTTPError(400, f"'limit' must be one integer from 1 to {LISTING_PAGE}")
+        limit = int(raw)
+    raw = query.get("after", [None])[-1]
+    if raw is None:
+        return limit, None
+    seq, dot, index = raw.partition(".")
+    if not (dot and seq.isascii() and seq.isdigit() and index.isascii() and index.isdigit()) or (
+        len(raw) > 40
+    ):
+        raise HTTPError(400, "'after' must be the cursor of a 'next' link")
+    return limit, (int(seq), int(index))
 
 
 def _refuse_access_token(token: str) -> None:

@@ -52,13 +52,25 @@ def bearer_error(status: int, reason: str, error: str | None = "invalid_token") 
 class AccessGrant:
     """What a valid 1.0 access token allows: the matchers of its `publish`
     and `subscribe` details, the `payload` of its first `subscribe` detail
-    that has one, its `sub`, and its `exp` (Unix time)."""
+    that has one, its `sub`, its `exp` (Unix time), and each `subscribe`
+    detail's matchers and payload, in the token's order (`payload_for`)."""
 
     publish: frozenset[Matcher]
     subscribe: frozenset[Matcher]
     payload: Any
     subject: str | None
     expires: float
+    subscribe_details: tuple[tuple[frozenset[Matcher], Any], ...] = ()
+
+    def payload_for(self, matcher: Matcher) -> Any:
+        """The payload of a subscription made with `matcher` (draft,
+        "Payloads"): that of the first `subscribe` detail whose topics match
+        the matcher's own string as if it were a topic (None: that detail
+        has none, or no detail matches)."""
+        for topics, payload in self.subscribe_details:
+            if any(m.matches(matcher.value) for m in topics):
+                return payload
+        return None
 
 
 def is_access_token(token: str) -> bool:
@@ -126,17 +138,22 @@ def validate(
     exp = claims["exp"]
     if not isinstance(exp, int | float):
         raise bearer_error(401, "the access token's exp must be a number")
-    publish, subscribe, payload = _details(claims.get("authorization_details"), base)
+    publish, subscribe, payload, details = _details(claims.get("authorization_details"), base)
     sub = claims.get("sub")
-    return AccessGrant(
-        publish, subscribe, payload, sub if isinstance(sub, str) else None, float(exp) + leeway
-    )
+    subject = sub if isinstance(sub, str) else None
+    return AccessGrant(publish, subscribe, payload, subject, float(exp) + leeway, details)
 
 
-def _details(details: Any, base: str) -> tuple[frozenset[Matcher], frozenset[Matcher], Any]:
-    """The grants of `authorization_details`, all or nothing."""
+_Details = tuple[tuple[frozenset[Matcher], Any], ...]
+
+
+def _details(
+    details: Any, base: str
+) -> tuple[frozenset[Matcher], frozenset[Matcher], Any, _Details]:
+    """The grants of `authorization_details`, all or nothing; last, each
+    `subscribe` detail's matchers and payload, in order."""
     if details is None:
-        return frozenset(), frozenset(), None
+        return frozenset(), frozenset(), None, ()
     if not isinstance(details, list):
         raise bearer_error(401, "the access token's authorization_details must be an array")
     mercure = [d for d in details if isinstance(d, dict) and d.get("type") == AUTHORIZATION_DETAIL]
@@ -146,6 +163,7 @@ def _details(details: Any, base: str) -> tuple[frozenset[Matcher], frozenset[Mat
         raise bearer_error(401, f"more than {MAX_DETAILS} Mercure authorization details")
     granted: dict[str, set[Matcher]] = {action: set() for action in _ACTIONS}
     payload: Any = None
+    subscribe_details: list[tuple[frozenset[Matcher], Any]] = []
     for n, detail in enumerate(mercure):
         where = f"Mercure authorization detail {n}"
         actions = detail.get("actions")
@@ -164,9 +182,16 @@ def _details(details: Any, base: str) -> tuple[frozenset[Matcher], frozenset[Mat
         for action in _ACTIONS:  # an action this hub does not know grants nothing
             if action in actions:
                 granted[action].update(matchers)
+        if "subscribe" in actions:
+            subscribe_details.append((frozenset(matchers), detail.get("payload")))
         if payload is None and "subscribe" in actions and "payload" in detail:
             payload = detail["payload"]
-    return frozenset(granted["publish"]), frozenset(granted["subscribe"]), payload
+    return (
+        frozenset(granted["publish"]),
+        frozenset(granted["subscribe"]),
+        payload,
+        tuple(subscribe_details),
+    )
 
 
 def _matcher(where: str, entry: Any, base: str) -> Matcher:
