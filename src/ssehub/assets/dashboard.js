@@ -36,9 +36,9 @@ function showStats(s) {
   const seconds = previous ? Math.max(0.001, s.time - previous.time) : 1;
   const rate = previous ? (s.events_published - previous.events_published) / seconds : 0;
   $("rate").textContent = number(Math.round(rate));
-  // topics, not selectors: `*` (this page's own tail) and templates name no
-  // topic of their own, so they get no card
-  const named = (t) => t !== "*" && !t.includes("{");
+  // topics, not selectors: `*` (this page's own tail), templates and URL
+  // patterns (`/:id`, `*`, `(...)`) name no topic of their own: no card
+  const named = (t) => t !== "*" && !t.includes("{") && !/\/:[A-Za-z_$]|[*(]/.test(t);
   const topics = new Set([
     ...Object.keys(s.events_by_topic),
     ...Object.keys(s.subscribers_by_topic).filter(named),

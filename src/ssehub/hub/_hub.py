@@ -595,7 +595,8 @@ class Hub:
 
     def subscribers(self, topic: str) -> int:
         """How many subscriptions get the events of `topic` now: those that
-        name it, and those whose `*` or URI template matches it."""
+        name it (a topic, an exact `Matcher`), and those whose `*`, URI
+        template or URL pattern matches it."""
         return self._fanout.count(topic)
 
     def on_watch(self, callback: WatchCallback) -> Callable[[], None]:
@@ -623,7 +624,10 @@ class Hub:
         for group in self._fanout.groups():
             n = len(group.subscribers)
             total += n
-            for topic in group.selectors.selectors:
+            # its selectors: 0.x topics and templates, and 1.0 matchers by
+            # their value (an exact matcher under its topic)
+            selectors = group.selectors
+            for topic in {*selectors.selectors, *(m.value for m in selectors.matchers)}:
                 by_topic[topic] = by_topic.get(topic, 0) + n
             for sub in group.subscribers:
                 replaying += sub.replaying
