@@ -403,7 +403,9 @@ class Mercure:
         if found is None:
             if dialects == "0.x":
                 raise HTTPError(401, "the subscriptions API requires a JWT")
-            raise bearer_error(401, "the subscriptions API requires an access token", None)
+            raise bearer_error(
+                401, "the subscriptions API requires an access token (or a 0.x JWT)", None
+            )
         if not v1:
             allowed = auth.subscriber(found[0]).selectors
             if not selectors_match(allowed, (request.path,)):
@@ -450,8 +452,8 @@ class Mercure:
         )
         if page.next is not None:
             seq, index = page.next
-            target = f"{v1_resource(match_type, match)}?after={seq}.{index}&limit={decision.limit}"
-            link += f', <{target}>; rel="next"'
+            # a query-only reference: the same path, wherever the hub is mounted
+            link += f', <?after={seq}.{index}&limit={decision.limit}>; rel="next"'
         headers = [("Link", link), ("Cache-Control", CACHE_CONTROL)]
         if decision.cors:
             headers += [*decision.cors, ("Access-Control-Expose-Headers", "Link")]
