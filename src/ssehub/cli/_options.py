@@ -174,6 +174,7 @@ CONFIG_FLAGS: dict[type, dict[str, str]] = {
         "dialects": "--mercure-dialect",
         "resource": "--resource",
         "issuers": "--jwt-issuer",
+        "issuer_keys": "--jwt-issuer-key",
     },
     JWTAuth: {
         "publisher_key": "--publisher-jwt-key",

@@ -107,8 +107,8 @@ def issuer_keys(
         issuer, sep, raw = entry.partition("=")
         issuer = issuer.strip()
         if not sep or not issuer or not raw.strip():
-            shown = issuer[:80] if sep else "(no '=')"
-            raise ValueError(f"{key_name}: expected ISSUER=KEY (or ISSUER=@FILE), not {shown}=...")
+            what = f"no key for {issuer[:80]!r}" if sep and issuer else "no ISSUER= before it"
+            raise ValueError(f"{key_name}: expected ISSUER=KEY (or ISSUER=@FILE): {what}")
         key = read(raw.strip() if raw.strip().startswith("@") else raw)
         wanted = tuple(dict.fromkeys(allowed.get(issuer, [default])))
         fitting = tuple(a for a in wanted if _fits(key, a))
