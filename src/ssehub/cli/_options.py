@@ -274,3 +274,15 @@ def add_token_options(parser: argparse.ArgumentParser) -> None:
         default=config_default(JWTAuth, "algorithm"),
         help="with --jwt-key: the signature algorithm",
     )
+    group.add_argument(
+        "--jwt-issuer",
+        metavar="ISSUER",
+        help="with --jwt-key: mint Mercure 1.0 access tokens (typ at+jwt) whose iss is ISSUER "
+        "(one of the hub's --jwt-issuer or --jwt-issuer-key), not 0.x JWTs",
+    )
+    group.add_argument(
+        "--resource",
+        metavar="URL",
+        help="with --jwt-issuer: the tokens' aud, the hub's --resource (default: the hub's "
+        "/.well-known/mercure URL)",
+    )
