@@ -92,7 +92,7 @@ def test_the_tools_against_a_hub_that_speaks_1_0_only() -> None:
                 "https://example.com/books/2",
                 "--token",
                 reader.stdout.strip(),
-            ],  # fmt: skip
+            ],
         ):
             listen = run_cli("listen", *common, *how)
             assert listen.returncode == 0, listen.stderr
