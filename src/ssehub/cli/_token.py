@@ -83,7 +83,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="the token's aud: the hub's resource identifier (its --resource, else its "
         "/.well-known/mercure URL, e.g. http://127.0.0.1:8000/.well-known/mercure)",
     )
-    v1.add_argument("--subject", metavar="SUB", default="ssehub-cli", help="the token's sub")
+    add_option(v1, "--subject", metavar="SUB", default="ssehub-cli", help="the token's sub")
     for flag, action, kind in _MATCHERS:
         what = "an exact topic ('*': all)" if kind == "exact" else "a URL pattern"
         verb = "publish to" if action == "publish" else "receive the private updates of"
