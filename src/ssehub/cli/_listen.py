@@ -11,7 +11,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from ssehub.protocol import Event, ProtocolError, encode_event
 
 from ._http import hub_url
-from ._jwt import Bearer
+from ._jwt import Match
+from ._jwt import bearer as make_bearer
 from ._options import UsageError, add_option, add_token_options, integer, number
 
 if TYPE_CHECKING:
@@ -27,11 +28,28 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         description="Print the events of an SSE stream as they arrive, reconnecting and "
         "resuming as a browser does. Exit codes: 0 done (--count reached, or the server "
         "answered 204), 1 the stream failed for good, 2 bad arguments, 130 interrupted.",
-        usage="%(prog)s (URL | --hub URL --topic T) [--token JWT | --jwt-key KEY] [OPTION]...",
+        usage="%(prog)s (URL | --hub URL (--topic T | --match T)) [--token JWT | --jwt-key KEY] "
+        "[OPTION]...",
     )
     listen.add_argument("url", nargs="?", help="the stream's URL (or use --hub and --topic)")
     listen.add_argument("--hub", metavar="URL", help="a hub's base URL, e.g. http://127.0.0.1:8000")
-    listen.add_argument("--topic", action="append", default=[], help="with --hub; repeatable")
+    listen.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        help="with --hub: a Mercure 0.x topic selector; repeatable",
+    )
+    listen.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="TOPIC",
+        help="with --hub: a Mercure 1.0 exact topic matcher ('*': all); repeatable",
+    )
+    listen.add_argument(
+        "--match-urlpattern", action="append", default=[], metavar="PATTERN",
+        help="with --hub: a 1.0 URL pattern matcher (relative: to the hub's URL); repeatable",
+    )  # fmt: skip
     add_token_options(listen)
     add_option(
         listen,
@@ -68,18 +86,34 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     return listen
 
 
-def _target(args: argparse.Namespace) -> tuple[str, list[str]]:
-    """The stream's URL, and the topics it asks for (what a minted token
-    may receive)."""
+def _target(args: argparse.Namespace) -> tuple[str, list[str], list[Match]]:
+    """The stream's URL, and what it asks for (what a minted token may
+    receive): 0.x topic selectors, or 1.0 matchers."""
+    v1 = [(m, "exact") for m in args.match] + [(p, "urlpattern") for p in args.match_urlpattern]
     if args.hub:
-        if not args.topic:
-            raise UsageError("--hub needs at least one --topic")
+        if args.topic and v1:
+            raise UsageError("give --topic (Mercure 0.x) or --match/--match-urlpattern (1.0)")
+        if not args.topic and not v1:
+            raise UsageError("--hub needs at least one --topic (0.x) or --match (1.0)")
+        if v1:
+            names = {"exact": "match", "urlpattern": "match_urlpattern"}
+            query = urlencode([(names[kind], value) for value, kind in v1])
+            return hub_url(args.hub) + "?" + query, [], v1
         url = hub_url(args.hub) + "?" + urlencode([("topic", t) for t in args.topic])
-        return url, list(args.topic)
+        return url, list(args.topic), []
+    if args.topic or v1:
+        raise UsageError("--topic, --match and --match-urlpattern go with --hub")
     if args.url:
-        topics = parse_qs(urlsplit(args.url).query).get("topic", [])
-        return args.url, topics or ["*"]
-    raise UsageError("give the stream's URL, or --hub and --topic")
+        params = parse_qs(urlsplit(args.url).query)
+        v1 = [(m, "exact") for name in ("match", "match_exact") for m in params.get(name, [])]
+        v1 += [(p, "urlpattern") for p in params.get("match_urlpattern", [])]
+        if v1:
+            return args.url, [], v1
+        topics = params.get("topic", [])
+        if args.jwt_issuer is not None and not topics:
+            return args.url, [], [("*", "exact")]
+        return args.url, topics or ["*"], []
+    raise UsageError("give the stream's URL, or --hub and --topic or --match")
 
 
 def _headers(args: argparse.Namespace) -> dict[str, str]:
@@ -101,11 +135,18 @@ def run(args: argparse.Namespace) -> int:
         from ssehub.client import EventSource, SSEClientError, SSEResponseError
     except ImportError as error:
         raise UsageError(str(error)) from None
-    url, topics = _target(args)
+    url, topics, matchers = _target(args)
     if args.count is not None and args.count < 1:
         raise UsageError(f"--count must be >= 1, not {args.count}")
     headers = _headers(args)
-    bearer = Bearer(args.token, args.jwt_key, args.jwt_algorithm, subscribe=topics)
+    if args.jwt_key is not None and matchers and args.jwt_issuer is None:
+        raise UsageError(
+            "a Mercure 1.0 subscription (match) takes 1.0 access tokens: give --jwt-issuer ISSUER "
+            "with --jwt-key"
+        )
+    if args.jwt_issuer is not None and topics:
+        raise UsageError("--jwt-issuer mints Mercure 1.0 access tokens: subscribe with --match")
+    bearer = make_bearer(args, url.partition("?")[0], subscribe=topics, matchers=matchers)
 
     def authorize(request: httpx.Request) -> None:  # each attempt: a fresh minted token
         request.headers.update(bearer.headers())

@@ -174,6 +174,7 @@ CONFIG_FLAGS: dict[type, dict[str, str]] = {
         "dialects": "--mercure-dialect",
         "resource": "--resource",
         "issuers": "--jwt-issuer",
+        "issuer_keys": "--jwt-issuer-key",
     },
     JWTAuth: {
         "publisher_key": "--publisher-jwt-key",
@@ -272,4 +273,16 @@ def add_token_options(parser: argparse.ArgumentParser) -> None:
         type=algorithm,
         default=config_default(JWTAuth, "algorithm"),
         help="with --jwt-key: the signature algorithm",
+    )
+    group.add_argument(
+        "--jwt-issuer",
+        metavar="ISSUER",
+        help="with --jwt-key: mint Mercure 1.0 access tokens (typ at+jwt) whose iss is ISSUER "
+        "(one of the hub's --jwt-issuer or --jwt-issuer-key), not 0.x JWTs",
+    )
+    group.add_argument(
+        "--resource",
+        metavar="URL",
+        help="with --jwt-issuer: the tokens' aud, the hub's --resource (default: the hub's "
+        "/.well-known/mercure URL)",
     )

@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 
 from ssehub.server import BackgroundHub, ServerConfig
 
-from ._http import Publisher, PublishError
-from ._jwt import Bearer
+from ._http import Publisher, PublishError, hub_url
+from ._jwt import bearer as make_bearer
 from ._options import UsageError, add_option, add_token_options, config_default, integer, number
 
 __all__ = ("add_parser", "feed_url", "lines", "run")
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             "--exit-at-eof goes with --serve (with --hub, pipe always stops at end of input)"
         )
-    bearer = Bearer(args.token, args.jwt_key, args.jwt_algorithm, publish=[args.topic])
+    bearer = make_bearer(args, hub_url(args.hub), publish=[args.topic])
     try:
         with Publisher(args.hub, bearer) as publisher:
             for line in lines(sys.stdin):

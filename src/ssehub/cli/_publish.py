@@ -8,8 +8,8 @@ from typing import Any
 
 from ssehub.server import ServerConfig
 
-from ._http import Publisher, PublishError
-from ._jwt import Bearer
+from ._http import Publisher, PublishError, hub_url
+from ._jwt import bearer as make_bearer
 from ._options import add_option, add_token_options, config_default, integer
 
 __all__ = ("add_parser", "one_line_end_stripped", "run")
@@ -56,7 +56,7 @@ def one_line_end_stripped(text: str) -> str:
 def run(args: argparse.Namespace) -> int:
     data = one_line_end_stripped(sys.stdin.read()) if args.data == "-" else args.data
     topics = [args.topic, *args.more_topics]
-    bearer = Bearer(args.token, args.jwt_key, args.jwt_algorithm, publish=topics)
+    bearer = make_bearer(args, hub_url(args.hub), publish=topics)
     try:
         with Publisher(args.hub, bearer) as publisher:
             event_id = publisher.publish(

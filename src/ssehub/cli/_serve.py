@@ -18,6 +18,7 @@ from ssehub.backends import HistoryLimits, backend_from_url
 from ssehub.backends._redis_url import redact
 from ssehub.hub import Hub, HubConfig
 from ssehub.mercure import JWTAuth, MercureConfig
+from ssehub.mercure._issuers import issuer_keys
 from ssehub.server import BUILTIN_PAGE, BackgroundHub, HubServer, ServerConfig
 from ssehub.server._platform import add_stop_signals, check_reuse_port
 from ssehub.server._platform import run as run_loop
@@ -141,6 +142,22 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         metavar="ISSUER",
         help="trust Mercure 1.0 access tokens whose iss is ISSUER, signed with the JWT keys; "
         "repeatable",
+    )
+    serve.add_argument(
+        "--jwt-issuer-key",
+        action="append",
+        default=[],
+        metavar="ISSUER=KEY",
+        help="trust Mercure 1.0 access tokens whose iss is ISSUER, verified with this key of its "
+        "own only (HMAC secret or PEM public key; ISSUER=@FILE reads it from FILE); repeatable, "
+        "also for one issuer's rotated keys",
+    )
+    serve.add_argument(
+        "--jwt-issuer-algorithm",
+        action="append",
+        default=[],
+        metavar="ISSUER=ALG",
+        help="an algorithm ISSUER's keys may sign with (default: --jwt-algorithm); repeatable",
     )
     serve.add_argument(
         "--resource",
@@ -308,6 +325,12 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, Hi
                 dialects=args.mercure_dialect,
                 issuers=tuple(args.jwt_issuer),
                 resource=args.resource,
+                issuer_keys=issuer_keys(
+                    args.jwt_issuer_key,
+                    args.jwt_issuer_algorithm,
+                    args.jwt_algorithm,
+                    read=lambda raw: read_key(raw, "--jwt-issuer-key") or raw,
+                ),
             ),
             dashboard=args.dashboard,
             dashboard_token=args.dashboard_token,
@@ -329,17 +352,28 @@ def describe(config: ServerConfig, url: str, *, flags: str = "") -> list[str]:
     auth = mercure.auth
     if auth.publisher_key is not None:
         publish = "with a JWT whose mercure.publish claim covers the topics"
+    elif mercure.issuer_keys:
+        publish = "with a Mercure 1.0 access token that allows the topics"
     elif mercure.anonymous_publish:
         publish = f"anyone who can reach the hub ({flags}--jwt-key KEY requires a JWT)"
     else:
         publish = f"off ({flags}--jwt-key KEY accepts JWTs, {flags}--anonymous-publish lets anyone)"
-    if auth.subscriber_key is None:
+    if auth.subscriber_key is None and mercure.issuer_keys:
+        subscribe = "with a 1.0 access token" + (
+            " or none, public updates" if mercure.anonymous else " only"
+        )
+    elif auth.subscriber_key is None:
         subscribe = f"anyone, public updates only ({flags}--jwt-key KEY for private updates)"
     elif mercure.anonymous:
         subscribe = "anyone; private updates with a JWT"
     else:
         subscribe = f"with a JWT only ({flags}--anonymous lets anyone in for public updates)"
     lines = [f"publish: {publish}", f"subscribe: {subscribe}"]
+    own = {k.issuer: k.algorithms for k in mercure.issuer_keys}
+    trusted = [f"{i} ({', '.join(a)}, its own key)" for i, a in own.items()]
+    trusted += [f"{i} (the JWT keys)" for i in mercure.issuers if i not in own]
+    if trusted:
+        lines.append(f"Mercure 1.0 access tokens from: {'; '.join(trusted)}")
     origins = ", ".join(mercure.cors_origins) or f"none ({flags}--cors-origin ORIGIN lets them in)"
     lines.append(f"pages of other origins: {origins}")
     if config.dashboard_enabled:

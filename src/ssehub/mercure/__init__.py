@@ -7,6 +7,7 @@ from ._auth import Grant, JWTAuth
 from ._config import MercureConfig
 from ._decisions import CACHE_CONTROL, Listing, Publish, Subscribe
 from ._discovery import METADATA_PATH, discovery_link, protected_resource_metadata
+from ._issuers import IssuerKey
 from ._mercure import MERCURE_PATH, Decision, Mercure
 from ._request import Request
 from ._response import HTTPError, Response
@@ -20,6 +21,7 @@ __all__ = (
     "Decision",
     "Grant",
     "HTTPError",
+    "IssuerKey",
     "JWTAuth",
     "Listing",
     "Mercure",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ._auth import JWTAuth
 from ._dialect import DIALECTS
+from ._issuers import IssuerKey, issuer_keys
 
 __all__ = ("MercureConfig",)
 
@@ -46,8 +47,11 @@ class MercureConfig:
       the dialect its shape shows: `match` / `last_event_id` for 1.0,
       `topic` / `lastEventID` for 0.x), `"1.0"` or `"0.x"` only.
     - `issuers`: the trusted issuers of Mercure 1.0 access tokens (their
-      `iss`, exactly); their tokens are verified with `auth`'s keys. None:
-      no 1.0 token is accepted.
+      `iss`, exactly) that share `auth`'s keys and algorithm.
+    - `issuer_keys`: issuers with keys of their own (`IssuerKey`: issuer,
+      key, algorithms): their tokens are verified with those keys only,
+      never with `auth`'s or another issuer's (also when the issuer is in
+      `issuers`). With neither, no 1.0 token is accepted.
     - `resource`: the hub's resource identifier (the `aud` 1.0 tokens need) (its public URL, e.g.
       `https://example.com/.well-known/mercure`), also the base of relative
       URL patterns; None: this endpoint on the request's `Host`.
@@ -64,6 +68,7 @@ class MercureConfig:
     dialects: str = "both"
     issuers: tuple[str, ...] = ()
     resource: str | None = None
+    issuer_keys: tuple[IssuerKey, ...] = ()
 
     def __post_init__(self) -> None:
         if self.dialects not in DIALECTS:
@@ -82,6 +87,12 @@ class MercureConfig:
         ):
             raise ValueError(
                 f"MercureConfig.issuers must be a tuple of issuer identifiers, not {self.issuers!r}"
+            )
+        if not isinstance(self.issuer_keys, tuple) or not all(
+            isinstance(k, IssuerKey) for k in self.issuer_keys
+        ):
+            raise ValueError(
+                f"MercureConfig.issuer_keys must be a tuple of IssuerKey, not {self.issuer_keys!r}"
             )
         for name in ("cors_origins", "publish_origins"):
             value = getattr(self, name)
@@ -109,16 +120,25 @@ class MercureConfig:
         `SSEHUB_PUBLISH_ORIGIN=a,b`, `SSEHUB_SUBSCRIPTIONS`,
         `SSEHUB_MAX_TOPICS`, `SSEHUB_MAX_STREAM_SECONDS`,
         `SSEHUB_MERCURE_DIALECT` (`both`, `1.0`, `0.x`), `SSEHUB_JWT_ISSUER=a,b`,
-        `SSEHUB_RESOURCE`. A bad value raises
+        `SSEHUB_JWT_ISSUER_KEY=ISSUER=KEY,...` (KEY may be `@FILE`),
+        `SSEHUB_JWT_ISSUER_ALGORITHM=ISSUER=ALG,...`, `SSEHUB_RESOURCE`. A bad value raises
         `ValueError` naming the variable."""
         env = os.environ if environ is None else environ
         read = _Reader(env)
         jwt_key = read.key("SSEHUB_JWT_KEY")
+        algorithm = env.get("SSEHUB_JWT_ALGORITHM", "HS256").strip() or "HS256"
         auth = JWTAuth(
             publisher_key=read.key("SSEHUB_PUBLISHER_JWT_KEY") or jwt_key,
             subscriber_key=read.key("SSEHUB_SUBSCRIBER_JWT_KEY") or jwt_key,
-            algorithm=env.get("SSEHUB_JWT_ALGORITHM", "HS256").strip() or "HS256",
+            algorithm=algorithm,
             leeway=read.number("SSEHUB_JWT_LEEWAY", 1.0),
+        )
+        own = issuer_keys(
+            read.origins("SSEHUB_JWT_ISSUER_KEY"),
+            read.origins("SSEHUB_JWT_ISSUER_ALGORITHM"),
+            algorithm,
+            read=lambda raw: read.key("SSEHUB_JWT_ISSUER_KEY", raw) or raw,
+            names=("SSEHUB_JWT_ISSUER_KEY", "SSEHUB_JWT_ISSUER_ALGORITHM"),
         )
         stream_seconds = read.number("SSEHUB_MAX_STREAM_SECONDS", 0.0)
         return cls(
@@ -133,6 +153,7 @@ class MercureConfig:
             dialects=read.choice("SSEHUB_MERCURE_DIALECT", DIALECTS),
             issuers=read.origins("SSEHUB_JWT_ISSUER"),
             resource=env.get("SSEHUB_RESOURCE", "").strip() or None,
+            issuer_keys=own,
         )
 
 
@@ -169,8 +190,8 @@ class _Reader:
             kind = "an integer" if whole else "a number"
             raise ValueError(f"{name}: expected {kind}, not {raw!r}") from None
 
-    def key(self, name: str) -> str | None:
-        raw = self.env.get(name)
+    def key(self, name: str, value: str | None = None) -> str | None:
+        raw = self.env.get(name) if value is None else value
         if not raw:
             return None
         if not raw.startswith("@"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping
 from typing import Literal
+from urllib.parse import urljoin, urlsplit
 
 from ssehub.hub import Matcher
 
@@ -24,7 +25,9 @@ __all__ = (
     "MATCH_PARAMETERS",
     "MATCH_TYPES",
     "Dialect",
+    "check_field",
     "dialect_of",
+    "in_hub_namespace",
     "last_event_id",
     "matchers",
 )
@@ -65,11 +68,71 @@ def dialect_of(query: Mapping[str, list[str]], allowed: str) -> Dialect:
 def _check_value(name: str, value: str) -> None:
     if not value:
         raise HTTPError(400, f"empty {name!r} query parameter")
+    check_field(name, value)
+
+
+def check_field(name: str, value: str) -> None:
+    """Refuse (400) a value with a C0 or C1 control, DEL or a format (`Cf`)
+    character: what 1.0 forbids in matchers, topics, ids and types."""
     for char in value:
         if unicodedata.category(char) in ("Cc", "Cf"):
             raise HTTPError(
                 400, f"{name!r} contains the control or format character U+{ord(char):04X}"
             )
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))
+_SPECIAL = ("http", "https", "ws", "wss", "ftp", "file")
+
+
+def in_hub_namespace(topic: str, hub_url: str) -> bool:
+    """Whether `topic`, resolved against `hub_url`, addresses the hub's
+    reserved namespace (1.0 draft, "Publication"): its path, with
+    percent-encoded unreserved characters decoded and dot segments removed,
+    is the hub URL's path or below it, whatever its scheme or authority.
+    A topic that is no URL reference names no hub path."""
+    hub_path = _normal_path(urlsplit(hub_url).path)
+    text = topic.strip(_C0_AND_SPACE)
+    text = text.replace("\t", "").replace("\n", "").replace("\r", "")  # as the URL parser does
+    try:
+        scheme = urlsplit(text).scheme.lower() or urlsplit(hub_url).scheme.lower()
+        if scheme in _SPECIAL:
+            text = text.replace("\\", "/")  # a backslash is a slash in special URLs
+        path = urlsplit(urljoin(hub_url, text)).path
+    except ValueError:
+        return False
+    path = _normal_path(path)
+    return path == hub_path or path.startswith(hub_path + "/")
+
+
+def _normal_path(path: str) -> str:
+    """RFC 3986: percent-encoded unreserved characters decoded (6.2.2.2),
+    then dot segments removed (5.2.4)."""
+    pieces = path.split("%")
+    decoded = [pieces[0]]
+    for piece in pieces[1:]:
+        char = chr(int(piece[:2], 16)) if _is_hex(piece[:2]) else ""
+        decoded.append(char + piece[2:] if char in _UNRESERVED and char else "%" + piece)
+    segments: list[str] = []
+    parts = "".join(decoded).split("/")
+    for n, segment in enumerate(parts):
+        last = n == len(parts) - 1
+        if segment == ".":
+            if last:
+                segments.append("")
+        elif segment == "..":
+            if len(segments) > 1:
+                segments.pop()
+            if last:
+                segments.append("")
+        else:
+            segments.append(segment)
+    return "/".join(segments)
+
+
+def _is_hex(text: str) -> bool:
+    return len(text) == 2 and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def matchers(

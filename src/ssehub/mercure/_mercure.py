@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 from typing import Any
-from urllib.parse import quote, unquote, unquote_to_bytes
+from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit
 
 from ssehub.backends import DuplicateEventIdError, StoreRefusedError
 from ssehub.hub import (
@@ -32,10 +32,11 @@ from ._cors import (
     same_origin,
 )
 from ._decisions import CACHE_CONTROL, Listing, Publish, Subscribe
-from ._dialect import MATCH_TYPES, Dialect, dialect_of, matchers
+from ._dialect import MATCH_TYPES, Dialect, check_field, dialect_of, in_hub_namespace, matchers
 from ._dialect import last_event_id as v1_last_event_id
 from ._discovery import METADATA_PATH, discovery_link, metadata_url, protected_resource_metadata
 from ._idempotency import publish_id
+from ._issuers import trust
 from ._request import Request, parse_fields
 from ._response import HTTPError, Response
 from ._subscriptions import LISTING_PAGE, SUBSCRIPTIONS_PATH, Active, Entry, Registry, v1_resource
@@ -73,6 +74,16 @@ class Mercure:
         self.hub = hub
         self.registry = Registry(hub) if config.subscriptions else None
         self.refusals = RefusalLog()
+        auth = config.auth
+        # whom 1.0 tokens may come from, with which keys, for each action
+        self._trust = {
+            "publish": trust(
+                config.issuers, auth.publisher_key, auth.algorithm, config.issuer_keys
+            ),
+            "subscribe": trust(
+                config.issuers, auth.subscriber_key, auth.algorithm, config.issuer_keys
+            ),
+        }
 
     def decide(self, request: Request) -> Decision:
         origin = request.header(b"origin")
@@ -111,7 +122,7 @@ class Mercure:
             config = self.config
             document = protected_resource_metadata(
                 config.resource or self._hub_url(request),
-                issuers=config.issuers,
+                issuers=(*config.issuers, *(k.issuer for k in config.issuer_keys)),
                 subscriptions=config.subscriptions,
             )
             body = json.dumps(document).encode()
@@ -155,11 +166,12 @@ class Mercure:
         payloads: tuple[Any, ...] = ()
         expires: float | None = None
         auth = self.config.auth
-        if auth.subscriber_key is not None and dialect == "1.0":
+        own_keys = bool(self.config.issuer_keys)
+        if dialect == "1.0" and (auth.subscriber_key is not None or own_keys):
             # no token in the URL in 1.0 (`authorization` there is a 0.x marker)
             found = find_token(request, {}, COOKIE_V1)
             if found is not None:
-                access = self._access(request, found[0], auth.subscriber_key)
+                access = self._access(request, found[0], "subscribe")
                 private, expires = access.subscribe, access.expires
                 payloads = tuple(access.payload_for(m) for m in found_matchers)
             elif not self.config.anonymous:
@@ -176,6 +188,13 @@ class Mercure:
                 raise HTTPError(
                     401, "subscribing requires a JWT (this hub has no anonymous access)"
                 )
+        elif own_keys and not self.config.anonymous:
+            # 1.0 issuers only: a 0.x JWT cannot be verified, so no 0.x access
+            raise HTTPError(
+                401,
+                "subscribing requires a Mercure 1.0 access token (subscribe with match=): "
+                "this hub has no key for 0.x JWTs",
+            )
         return Subscribe(
             tuple(topics),
             last_event_id,
@@ -223,15 +242,14 @@ class Mercure:
                 raise HTTPError(400, str(error)) from None
         return topics
 
-    def _access(self, request: Request, token: str, key: str) -> AccessGrant:
-        """Validate a Mercure 1.0 access token for this hub (401 invalid_token)."""
+    def _access(self, request: Request, token: str, action: str) -> AccessGrant:
+        """Validate a Mercure 1.0 access token for this hub and `action`'s
+        keys (401 invalid_token)."""
         config = self.config
         hub_url = self._hub_url(request)
         return validate_access_token(
             token,
-            key,
-            algorithm=config.auth.algorithm,
-            issuers=config.issuers,
+            self._trust[action],
             audience=config.resource or hub_url,
             leeway=config.auth.leeway,
             base=hub_url,
@@ -271,7 +289,11 @@ class Mercure:
 
     def _publish(self, request: Request, cors: tuple[tuple[str, str], ...]) -> Publish:
         config = self.config
-        if config.auth.publisher_key is None and not config.anonymous_publish:
+        if (
+            config.auth.publisher_key is None
+            and not config.issuer_keys
+            and not config.anonymous_publish
+        ):
             raise HTTPError(
                 403,
                 "publishing over HTTP is disabled: give the hub a publisher JWT key "
@@ -288,7 +310,9 @@ class Mercure:
         if "" in topics:
             raise HTTPError(400, "empty 'topic' field")
         if self._check_publisher(request, topics) == "1.0":
-            _check_v1_publish(topics, form.get("id", [""])[0])
+            _check_v1_publish(
+                topics, form.get("id", [""])[0], form.get("type", [""])[0], self._hub_url(request)
+            )
         retry: int | None = None
         if "retry" in form:
             raw = form["retry"][0]
@@ -315,7 +339,7 @@ class Mercure:
         """Check the publisher's token; the dialect it speaks (its token's)."""
         auth = self.config.auth
         dialects = self.config.dialects
-        if auth.publisher_key is None:
+        if auth.publisher_key is None and not self.config.issuer_keys:
             return "0.x"  # anonymous publishing (allowed, or `_publish` refused it)
         # the header, else 1.0's cookie, else (unless 1.0 only) 0.x's cookie
         found = find_token(request, {}, COOKIE_V1)
@@ -324,6 +348,8 @@ class Mercure:
         )
         if found is None and dialects != "1.0":
             found = find_token(request, {})
+        if found is None and self.config.anonymous_publish and auth.publisher_key is None:
+            return "0.x"  # anonymous publishing beside 1.0 issuers with keys of their own
         if found is None:
             if dialects == "1.0":
                 raise bearer_error(401, "publishing requires an access token", None)
@@ -342,9 +368,7 @@ class Mercure:
                 403, "publishing with the cookie needs an allowed Origin (publish_origins)"
             )
         if v1:
-            granted = SelectorSet(
-                (), matchers=self._access(request, found[0], auth.publisher_key).publish
-            )
+            granted = SelectorSet((), matchers=self._access(request, found[0], "publish").publish)
             for topic in topics:
                 if not granted.matches((topic,)):
                     raise bearer_error(
@@ -353,6 +377,10 @@ class Mercure:
                         "insufficient_scope",
                     )
             return "1.0"
+        if auth.publisher_key is None:
+            raise HTTPError(
+                401, "this hub has no key for 0.x JWTs: publish with a Mercure 1.0 access token"
+            )
         allowed = auth.publisher(found[0]).selectors
         for topic in topics:
             if not selectors_match(allowed, (topic,)):
@@ -388,7 +416,7 @@ class Mercure:
         if request.method != "GET":
             raise HTTPError(405, f"method {request.method} not allowed on {SUBSCRIPTIONS_PATH}")
         auth = self.config.auth
-        if auth.subscriber_key is None:
+        if auth.subscriber_key is None and not self.config.issuer_keys:
             raise HTTPError(403, "the subscriptions API needs a subscriber JWT key")
         dialects = self.config.dialects
         query = request.params()
@@ -407,6 +435,8 @@ class Mercure:
                 401, "the subscriptions API requires an access token (or a 0.x JWT)", None
             )
         if not v1:
+            if auth.subscriber_key is None:
+                raise HTTPError(401, "this hub has no key for 0.x JWTs")
             allowed = auth.subscriber(found[0]).selectors
             if not selectors_match(allowed, (request.path,)):
                 raise HTTPError(403, f"the JWT does not allow reading {request.path}")
@@ -417,7 +447,7 @@ class Mercure:
         # authorized on the canonical path: the topic of the same
         # subscriptions' events (a matcher grants both, never one alone)
         canonical = _v1_path(*selection)
-        access = self._access(request, found[0], auth.subscriber_key)
+        access = self._access(request, found[0], "subscribe")
         if not SelectorSet((), matchers=access.subscribe).matches((canonical,)):
             raise bearer_error(
                 403,
@@ -545,9 +575,21 @@ def _store_failure(error: Exception) -> str:
     return f"the store is unavailable ({type(error).__name__})"
 
 
-def _check_v1_publish(topics: list[str], event_id: str) -> None:
-    """What the 1.0 draft refuses in a publish beyond 0.x (400)."""
-    if "*" in topics:
-        raise HTTPError(400, "the topic '*' is the wildcard: it cannot be published to")
+def _check_v1_publish(topics: list[str], event_id: str, kind: str, hub_url: str) -> None:
+    """What the 1.0 draft refuses in a publish beyond 0.x (400, "Publication"
+    and "Reserved Hub Namespace"), whatever the token allows."""
+    for topic in topics:
+        if topic == "*":
+            raise HTTPError(400, "the topic '*' is the wildcard: it cannot be published to")
+        if in_hub_namespace(topic, hub_url):
+            raise HTTPError(
+                400,
+                f"the topic {topic[:80]!r} is in the hub's reserved namespace "
+                f"({urlsplit(hub_url).path} and below): only the hub publishes there",
+            )
     if event_id == "earliest" or event_id.startswith("#"):
         raise HTTPError(400, f"the id {event_id!r} is reserved (earliest, or starting with #)")
+    check_field("id", event_id)
+    check_field("type", kind)
+    if kind == "mercure":
+        raise HTTPError(400, "the type 'mercure' is reserved for the events the hub generates")

@@ -9,12 +9,12 @@ cannot use at all is never partly accepted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ssehub.hub import MAX_URLPATTERN_LENGTH, Matcher
 
+from ._issuers import Trust
 from ._response import HTTPError
 
 __all__ = (
@@ -90,51 +90,67 @@ def is_access_token(token: str) -> bool:
 
 def validate(
     token: str,
-    key: str,
+    trusted: Trust,
     *,
-    algorithm: str,
-    issuers: Sequence[str],
     audience: str,
     leeway: float,
     base: str,
 ) -> AccessGrant:
-    """Validate a 1.0 access token against the hub's trusted `issuers` (the
-    key is theirs), its resource identifier `audience` and the one allowed
-    `algorithm`; raises `HTTPError` 401 `invalid_token` naming the problem.
-    Key material in the token's header (`jwk`, `jku`, `x5u`) is never used."""
+    """Validate a 1.0 access token against the hub's trusted issuers (each
+    with its own keys and algorithms, `trusted`), its resource identifier
+    `audience`; raises `HTTPError` 401 `invalid_token` naming the problem.
+    The token is verified with the keys of its own `iss` only, so a token
+    signed by one issuer cannot pass as another's. Key material in the
+    token's header (`jwk`, `jku`, `x5u`) is never used."""
     if len(token) > MAX_TOKEN_BYTES:
         raise bearer_error(401, f"the access token is longer than {MAX_TOKEN_BYTES} bytes")
     if not is_access_token(token):
         raise bearer_error(401, "the access token's typ must be at+jwt (RFC 9068)")
-    if not issuers:
-        raise bearer_error(401, "this hub trusts no token issuer (--jwt-issuer, SSEHUB_JWT_ISSUER)")
+    if not trusted:
+        raise bearer_error(401, "this hub trusts no token issuer (--jwt-issuer, --jwt-issuer-key)")
     jwt = _jwt()
-    try:
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=[algorithm],
-            audience=audience,
-            leeway=leeway,
-            options={"require": ["exp", "iss", "aud"], "verify_iss": False},
-        )
-    except jwt.MissingRequiredClaimError as error:
-        raise bearer_error(401, f"the access token has no {error.claim!r} claim") from None
-    except jwt.ExpiredSignatureError:
-        raise bearer_error(401, "the access token has expired") from None
-    except jwt.ImmatureSignatureError:
-        raise bearer_error(401, "the access token is not valid yet (nbf or iat)") from None
-    except jwt.InvalidAudienceError:
-        raise bearer_error(401, f"the access token's aud does not contain {audience}") from None
-    except jwt.InvalidAlgorithmError:
-        raise bearer_error(401, f"the access token must be signed with {algorithm}") from None
-    except jwt.InvalidSignatureError:
-        raise bearer_error(401, "the access token's signature is not valid") from None
+    try:  # (the issuer names the keys to verify it with: read it first)
+        unverified = jwt.decode(token, options={"verify_signature": False})
+        algorithm = jwt.get_unverified_header(token).get("alg")
     except jwt.InvalidTokenError as error:
         raise bearer_error(401, f"the access token is not valid: {error}") from None
-    issuer = claims.get("iss")
-    if not isinstance(issuer, str) or issuer not in issuers:
+    issuer = unverified.get("iss")
+    if issuer is None:
+        raise bearer_error(401, "the access token has no 'iss' claim")
+    keys = trusted.get(issuer) if isinstance(issuer, str) else None
+    if keys is None:
         raise bearer_error(401, f"the access token's issuer {str(issuer)[:80]!r} is not trusted")
+    allowed = tuple(dict.fromkeys(a for _, algorithms in keys for a in algorithms))
+    if algorithm not in allowed:
+        raise bearer_error(401, f"the access token must be signed with {' or '.join(allowed)}")
+    for key in (key for key, algorithms in keys if algorithm in algorithms):
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=audience,
+                issuer=issuer,
+                leeway=leeway,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+            break
+        except jwt.InvalidSignatureError:
+            continue  # another of the issuer's keys (rotation) may fit
+        except jwt.MissingRequiredClaimError as error:
+            raise bearer_error(401, f"the access token has no {error.claim!r} claim") from None
+        except jwt.ExpiredSignatureError:
+            raise bearer_error(401, "the access token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise bearer_error(401, "the access token is not valid yet (nbf or iat)") from None
+        except jwt.InvalidAudienceError:
+            raise bearer_error(401, f"the access token's aud does not contain {audience}") from None
+        except jwt.InvalidTokenError as error:
+            raise bearer_error(401, f"the access token is not valid: {error}") from None
+    else:
+        raise bearer_error(
+            401, f"the access token's signature is not valid for its issuer {issuer[:80]!r}"
+        )
     exp = claims["exp"]
     if not isinstance(exp, int | float):
         raise bearer_error(401, "the access token's exp must be a number")
