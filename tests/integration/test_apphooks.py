@@ -98,7 +98,7 @@ def hub(kind: str, env: dict[str, str]) -> Iterator[Frontend]:
 
 def subscribe(url: str, *topics: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
     """Open a subscription and close it at once: the status, and the body of a refusal."""
-    params = [("topic", t) for t in topics]
+    params = {"topic": list(topics)}
     with httpx.stream("GET", url, params=params, headers=headers, timeout=20) as response:
         if response.status_code == 200:
             return 200, ""
@@ -143,7 +143,8 @@ def test_the_app_allows_denies_with_its_reason_and_narrows(kind: str) -> None:
         status, body = subscribe(front.hub, "no")
         assert status == 403
         assert body.startswith("not authorized: no way: xxx")
-        assert body.count("\n") == 1 and len(body) < 260  # one line, bounded
+        assert body.count("\n") == 1
+        assert len(body) < 260
 
         # allowed, but "other" is not in the app's "subscribe" list
         status, body = subscribe(front.hub, "ok", "other")
@@ -224,7 +225,8 @@ def test_no_answer_in_time_or_a_bad_one_fails_closed_with_503(kind: str) -> None
                 "authorization unavailable: the authorization endpoint answered 500\n",
             )
             status, body = subscribe(front.hub, "huge")
-            assert status == 503 and "larger than 65536 bytes" in body
+            assert status == 503
+            assert "larger than 65536 bytes" in body
             # failures are not cached: the app is asked again
             asked = len(callback.requests)
             assert subscribe(front.hub, "broken")[0] == 503
@@ -258,20 +260,23 @@ def test_answers_are_cached_per_credentials_and_question_for_their_ttl() -> None
 @pytest.mark.parametrize("kind", FRONTENDS)
 def test_only_the_named_headers_are_forwarded(kind: str) -> None:
     env = {"SSEHUB_AUTHORIZE_FORWARD": "Cookie,X-Tenant"}
-    with app(lambda q: allow()) as callback:
-        with hub(kind, {"SSEHUB_AUTHORIZE_URL": callback.url, **env}) as front:
-            sent = {
-                "Cookie": "session=s3cr3t",
-                "X-Tenant": "acme",
-                "X-Other": "private",
-                "Referer": "https://example.com/",
-            }
-            assert subscribe(front.hub, "t", headers=sent)[0] == 200
-            ((_, headers, _),) = callback.requests
-            assert headers["cookie"] == "session=s3cr3t"
-            assert headers["x-tenant"] == "acme"
-            assert "x-other" not in headers and "referer" not in headers
-            assert headers["content-type"] == "application/json"
+    with (
+        app(lambda q: allow()) as callback,
+        hub(kind, {"SSEHUB_AUTHORIZE_URL": callback.url, **env}) as front,
+    ):
+        sent = {
+            "Cookie": "session=s3cr3t",
+            "X-Tenant": "acme",
+            "X-Other": "private",
+            "Referer": "https://example.com/",
+        }
+        assert subscribe(front.hub, "t", headers=sent)[0] == 200
+        ((_, headers, _),) = callback.requests
+        assert headers["cookie"] == "session=s3cr3t"
+        assert headers["x-tenant"] == "acme"
+        assert "x-other" not in headers
+        assert "referer" not in headers
+        assert headers["content-type"] == "application/json"
 
 
 # -- webhooks --------------------------------------------------------------------------
@@ -321,19 +326,21 @@ def test_a_receiver_down_then_up_gets_the_notice_retried() -> None:
         "SSEHUB_WEBHOOK_ATTEMPTS": "30",
         "SSEHUB_WEBHOOK_TIMEOUT": "2",
     }
-    with hub("serve", env) as front:
-        with httpx.stream("GET", front.hub, params={"topic": "t"}, timeout=20) as stream:
-            assert stream.status_code == 200
-            wait_for(lambda: metric(front.url, "ssehub_webhook_attempts_failed_total") >= 2)
-            assert metric(front.url, "ssehub_webhooks_sent_total") == 0
-            with app(lambda n: (200, b"ok", 0.0), port) as receiver:
-                wait_for(lambda: len(receiver.requests) >= 2)
-                kinds = [n["type"] for n in receiver.bodies()]
-                assert set(kinds[:2]) == {"subscription.opened", "topic.watched"}
-                ids = [h["ssehub-delivery"] for _, h, _ in receiver.requests]
-                assert len(set(ids)) == len(ids)  # each delivered once
-                wait_for(lambda: metric(front.url, "ssehub_webhooks_sent_total") >= 2)
-                assert metric(front.url, "ssehub_webhooks_dropped_total") == 0
+    with (
+        hub("serve", env) as front,
+        httpx.stream("GET", front.hub, params={"topic": "t"}, timeout=20) as stream,
+    ):
+        assert stream.status_code == 200
+        wait_for(lambda: metric(front.url, "ssehub_webhook_attempts_failed_total") >= 2)
+        assert metric(front.url, "ssehub_webhooks_sent_total") == 0
+        with app(lambda n: (200, b"ok", 0.0), port) as receiver:
+            wait_for(lambda: len(receiver.requests) >= 2)
+            kinds = [n["type"] for n in receiver.bodies()]
+            assert set(kinds[:2]) == {"subscription.opened", "topic.watched"}
+            ids = [h["ssehub-delivery"] for _, h, _ in receiver.requests]
+            assert len(set(ids)) == len(ids)  # each delivered once
+            wait_for(lambda: metric(front.url, "ssehub_webhooks_sent_total") >= 2)
+            assert metric(front.url, "ssehub_webhooks_dropped_total") == 0
 
 
 def test_a_full_queue_drops_notices_and_counts_them() -> None:
