@@ -22,6 +22,7 @@ import pytest
 
 from tests.support.frontends import FRONTENDS, Frontend
 from tests.support.helpers import free_port
+from tests.support.processes import run_cli
 
 Answer = Callable[[dict[str, Any]], tuple[int, bytes, float]]
 """The app's answer to a JSON request: status, body, seconds to wait first."""
@@ -354,3 +355,30 @@ def test_a_full_queue_drops_notices_and_counts_them() -> None:
                 assert stream.status_code == 200
             wait_for(lambda: metric(front.url, "ssehub_webhooks_dropped_total") >= 4)
             assert metric(front.url, "ssehub_webhooks_pending") <= 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--authorize-url", "ftp://app"),
+            "--authorize-url must be an http:// or https:// URL, not 'ftp://app'",
+        ),
+        (
+            ("--authorize-url", "http://app/", "--authorize-forward", "Cookie,Host"),
+            "--authorize-forward cannot name host",
+        ),
+        (("--authorize-forward", "Cookie"), "--authorize-forward needs --authorize-url"),
+        (("--webhook-secret", "s"), "--webhook-secret needs --webhook-url"),
+        (
+            ("--webhook-url", "http://app/", "--webhook-attempts", "0"),
+            "--webhook-attempts must be an int >= 1, not 0",
+        ),
+    ],
+)
+def test_hook_option_mistakes_are_one_line_naming_the_flag(
+    args: tuple[str, ...], message: str
+) -> None:
+    done = run_cli("serve", "--port", "0", "--store", "memory:", *args)
+    assert done.returncode == 2
+    assert done.stderr == f"ssehub serve: {message}\n"

@@ -347,7 +347,8 @@ class Mercure:
         pending = decision.pending
         cors = pending.cors
         if verdict.failed:
-            log.warning("authorization callback failed: %s", verdict.reason)
+            if self.refusals.due(verdict.reason):  # each reason once a minute, not per request
+                log.warning("authorization callback failed: %s", verdict.reason)
             return Response.text(
                 503, f"authorization unavailable: {verdict.reason}", (("Retry-After", "1"), *cors)
             )
