@@ -6,6 +6,7 @@ test, on free ports of 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -382,3 +383,29 @@ def test_hook_option_mistakes_are_one_line_naming_the_flag(
     done = run_cli("serve", "--port", "0", "--store", "memory:", *args)
     assert done.returncode == 2
     assert done.stderr == f"ssehub serve: {message}\n"
+
+
+def test_retries_back_off_doubling_with_jitter_and_stop_after_the_attempts() -> None:
+    from ssehub.hooks import WebhookConfig, Webhooks
+
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    async def body() -> None:
+        config = WebhookConfig(
+            (f"http://127.0.0.1:{free_port()}/down",), attempts=5, backoff=1.0, max_backoff=3.0
+        )
+        hooks = Webhooks(config, sleep=sleep, jitter=lambda: 0.25)  # a factor of 0.75
+        assert hooks.send_nowait("topic.watched", {"topic": "t"})
+        for _ in range(500):
+            if hooks.statistics().abandoned:
+                break
+            await asyncio.sleep(0.01)
+        stats = hooks.statistics()
+        await hooks.aclose()
+        assert (stats.sent, stats.failed, stats.abandoned, stats.pending) == (0, 5, 1, 0)
+
+    asyncio.run(body())
+    assert delays == [0.75, 1.5, 2.25, 2.25]  # 1, 2, then capped at 3; times 0.75
