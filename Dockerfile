@@ -7,7 +7,7 @@ FROM python:3.12-slim
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE* ./
 COPY src ./src
-RUN pip install --no-cache-dir '.[jwt,redis]' && rm -rf /src
+RUN pip install --no-cache-dir '.[jwt,redis,hooks]' && rm -rf /src
 
 # Not root; history (SQLite) in a volume the user owns.
 RUN useradd --system --uid 10001 --home-dir /data --create-home ssehub

@@ -15,6 +15,7 @@ PUBLIC = [
     "ssehub.backends",
     "ssehub.hub",
     "ssehub.mercure",
+    "ssehub.hooks",
     "ssehub.server",
     "ssehub.testing",
     "ssehub.cli",

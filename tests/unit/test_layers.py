@@ -5,7 +5,7 @@ absolute and relative, at the top, inside functions and under
 follow, so it counts for circles too).
 
     cli ──► server ──┐
-            asgi ────┴──► mercure ──► hub ──► backends ──► protocol
+            asgi ────┴──► (hooks ──►) mercure ──► hub ──► backends ──► protocol
       └──► client ─────────────────────────────────────► protocol
     testing ──► hub, backends, protocol    (library code never imports testing)
 """
@@ -31,10 +31,11 @@ ALLOWED: dict[str, set[str]] = {
     "backends": {"protocol"},
     "hub": {"backends", "protocol"},
     "mercure": {"hub", "backends", "protocol"},
-    "server": BELOW_MERCURE,
-    "asgi": BELOW_MERCURE,
+    "hooks": BELOW_MERCURE,  # outbound HTTP to the app (auth callback, webhooks)
+    "server": {"hooks", *BELOW_MERCURE},
+    "asgi": {"hooks", *BELOW_MERCURE},
     "client": {"protocol"},
-    "cli": {"server", "client", *BELOW_MERCURE, PACKAGE},  # PACKAGE: `__version__`
+    "cli": {"server", "client", "hooks", *BELOW_MERCURE, PACKAGE},  # PACKAGE: `__version__`
     "testing": {"hub", "backends", "protocol"},
     PACKAGE: {"server", "asgi", "client", *BELOW_MERCURE},  # the top-level names
     "__main__": {"cli"},

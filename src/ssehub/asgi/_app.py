@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+from ssehub.hooks import Authorizer, WebhookConfig, Webhooks, decide
 from ssehub.hub import EventSubscription, Hub, HubClosedError, SlowSubscriberError
 from ssehub.mercure import (
     MERCURE_PATH,
@@ -44,7 +46,10 @@ class HubApp:
     JWT keys and private updates, anonymous access, CORS, publish origins,
     the topic limit, the subscriptions API. Mounted at any path `P`, it
     answers `P`, `P/`, `P/.well-known/mercure` and `P/subscriptions...`.
-    `max_body_bytes` bounds a publish body (413). Used as the top-level
+    `max_body_bytes` bounds a publish body (413). With `config.authorize`
+    it asks the app's endpoint before each subscription and publish;
+    `webhooks` posts subscription and watch notices (`WebhookConfig`), as
+    `ssehub serve --authorize-url / --webhook-url` do. Used as the top-level
     app, it also answers the ASGI lifespan (starting the hub, and
     `drain(grace)` then `aclose()` at shutdown).
     """
@@ -58,6 +63,7 @@ class HubApp:
         send_timeout: float | None = 30.0,
         cors_origins: Iterable[str] = (),
         max_body_bytes: int = 1024 * 1024,
+        webhooks: WebhookConfig | None = None,
     ) -> None:
         origins = tuple(cors_origins)
         if config is None:
@@ -67,6 +73,9 @@ class HubApp:
         self.hub = hub
         self.config = config
         self.mercure = Mercure(config, hub)
+        self.authorizer = None if config.authorize is None else Authorizer(config.authorize)
+        self.webhooks = None if webhooks is None else Webhooks(webhooks)
+        self._unwatch = None if self.webhooks is None else hub.on_watch(self.webhooks.watch)
         self.grace = grace
         self.send_timeout = send_timeout
         self.max_body_bytes = max_body_bytes
@@ -100,7 +109,7 @@ class HubApp:
             body,
             "https" if scope.get("scheme") == "https" else "http",
         )
-        decision = self.mercure.decide(request)
+        decision = await decide(self.mercure, request, self.authorizer)
         if isinstance(decision, Subscribe):
             await self._stream(decision, scope, receive, send)
         elif isinstance(decision, Publish):
@@ -124,7 +133,7 @@ class HubApp:
         except ValueError as error:
             await _send(send, Response.text(400, str(error), decision.cors))
             return
-        subscriber = None
+        subscriber = hooked = None
         timer = None
         try:
             try:
@@ -133,6 +142,9 @@ class HubApp:
                 await _send(send, Response.text(503, "the hub is shutting down", decision.cors))
                 return
             subscriber = await self.mercure.opened(decision, sub.topics)
+            if self.webhooks is not None:
+                hooked = subscriber or f"urn:uuid:{uuid.uuid4()}"
+                self.webhooks.opened(hooked, sub.topics, decision.payload)
             seconds = decision.seconds_left(time.time())
             if seconds is not None:
                 timer = asyncio.get_running_loop().call_later(seconds, sub.close)
@@ -153,6 +165,8 @@ class HubApp:
                 timer.cancel()
             sub.close()
             self.mercure.closed(subscriber)
+            if self.webhooks is not None and hooked is not None:
+                self.webhooks.closed(hooked, sub.topics)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object = None) -> AsyncIterator[dict[str, Streams]]:
@@ -171,6 +185,12 @@ class HubApp:
     async def _shutdown(self) -> None:
         await self.hub.drain(self.grace)
         await self.mercure.aclose()
+        if self._unwatch is not None:
+            self._unwatch()
+        if self.webhooks is not None:
+            await self.webhooks.aclose(grace=self.webhooks.config.timeout)
+        if self.authorizer is not None:
+            await self.authorizer.aclose()
         await self.hub.aclose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

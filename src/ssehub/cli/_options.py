@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ssehub.backends import HistoryLimits
+from ssehub.hooks import WebhookConfig
 from ssehub.hub import HubConfig
-from ssehub.mercure import JWTAuth, MercureConfig
+from ssehub.mercure import AuthorizeConfig, JWTAuth, MercureConfig
 from ssehub.server import ServerConfig
 
 __all__ = (
@@ -181,6 +182,22 @@ CONFIG_FLAGS: dict[type, dict[str, str]] = {
         "subscriber_key": "--subscriber-jwt-key",
         "algorithm": "--jwt-algorithm",
         "leeway": "--jwt-leeway",
+    },
+    # the app's hooks (auth callback, webhooks)
+    AuthorizeConfig: {
+        "url": "--authorize-url",
+        "forward": "--authorize-forward",
+        "timeout": "--authorize-timeout",
+        "cache_seconds": "--authorize-cache-seconds",
+        "cache_size": "--authorize-cache-size",
+    },
+    WebhookConfig: {
+        "urls": "--webhook-url",
+        "secret": "--webhook-secret",
+        "max_pending": "--webhook-queue",
+        "attempts": "--webhook-attempts",
+        "backoff": "--webhook-backoff",
+        "timeout": "--webhook-timeout",
     },
     HubConfig: {"heartbeat": "--heartbeat"},
     HistoryLimits: {"max_events": "--history-events", "max_age": "--history-age"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import inspect
 import logging
 import signal
@@ -16,8 +17,9 @@ from typing import Any
 
 from ssehub.backends import HistoryLimits, backend_from_url
 from ssehub.backends._redis_url import redact
+from ssehub.hooks import WebhookConfig
 from ssehub.hub import Hub, HubConfig
-from ssehub.mercure import JWTAuth, MercureConfig
+from ssehub.mercure import AuthorizeConfig, JWTAuth, MercureConfig
 from ssehub.mercure._issuers import issuer_keys
 from ssehub.server import BUILTIN_PAGE, BackgroundHub, HubServer, ServerConfig
 from ssehub.server._platform import add_stop_signals, check_reuse_port
@@ -177,6 +179,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="with a subscriber key: also let subscribers without a JWT in (public updates only)",
     )
+    _add_hook_options(serve)
     add_option(
         serve,
         "--store",
@@ -287,6 +290,115 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     return serve
 
 
+def _add_hook_options(serve: argparse.ArgumentParser) -> None:
+    """The app's hooks: the authorization callback and webhooks (one block)."""
+    group = serve.add_argument_group("the app's hooks (docs/run-a-hub.md)")
+
+    def authorize(flag: str, field: str, help: str, **kwargs: Any) -> None:
+        default = config_default(AuthorizeConfig, field)
+        add_option(group, flag, default=default, help=help, **kwargs)
+
+    def webhook(flag: str, field: str, help: str, **kwargs: Any) -> None:
+        add_option(group, flag, default=config_default(WebhookConfig, field), help=help, **kwargs)
+
+    group.add_argument(
+        "--authorize-url",
+        metavar="URL",
+        help="before each subscription and publish, POST the question (action, topics) to URL "
+        'and go on only if it answers {"allow": true}; beside JWTs, both must allow',
+    )
+    group.add_argument(
+        "--authorize-forward",
+        action="append",
+        default=[],
+        metavar="NAMES",
+        help="request headers passed on to --authorize-url, e.g. Cookie,Authorization "
+        "(default: none); repeatable",
+    )
+    authorize(
+        "--authorize-timeout",
+        "timeout",
+        "seconds the app may take to answer; beyond, or a bad answer: 503",
+        type=number,
+        metavar="SECONDS",
+    )
+    authorize(
+        "--authorize-cache-seconds",
+        "cache_seconds",
+        "seconds an answer is reused for the same question and headers (its ttl wins)",
+        type=number,
+        metavar="SECONDS",
+    )
+    authorize(
+        "--authorize-cache-size", "cache_size", "answers cached at most", type=integer, metavar="N"
+    )
+    group.add_argument(
+        "--webhook-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="POST subscription opened/closed and topic watched/unwatched notices to URL; "
+        "repeatable",
+    )
+    group.add_argument(
+        "--webhook-secret",
+        metavar="KEY",
+        type=key,
+        help="sign the notices: SSEHub-Signature: t=TIME,v1=HMAC-SHA256(KEY, 'TIME.' + body) "
+        "(@FILE reads it from FILE)",
+    )
+    webhook(
+        "--webhook-queue",
+        "max_pending",
+        "notices waiting at most (beyond: dropped, counted in /metrics)",
+        type=integer,
+        metavar="N",
+    )
+    webhook("--webhook-attempts", "attempts", "tries per notice and URL", type=integer, metavar="N")
+    webhook(
+        "--webhook-backoff",
+        "backoff",
+        "seconds before the first retry, doubled each time, jittered",
+        type=number,
+        metavar="SECONDS",
+    )
+    webhook(
+        "--webhook-timeout", "timeout", "seconds one try may take", type=number, metavar="SECONDS"
+    )
+
+
+def _hook_configs(args: argparse.Namespace) -> tuple[AuthorizeConfig | None, WebhookConfig | None]:
+    """The hooks' configs (inside `flag_names()`), or None each when off."""
+    authorize = webhooks = None
+    if args.authorize_url:
+        names = tuple(n.strip() for v in args.authorize_forward for n in v.split(",") if n.strip())
+        authorize = AuthorizeConfig(
+            args.authorize_url,
+            forward=names,
+            timeout=args.authorize_timeout,
+            cache_seconds=args.authorize_cache_seconds,
+            cache_size=args.authorize_cache_size,
+        )
+    elif args.authorize_forward:
+        raise UsageError("--authorize-forward needs --authorize-url")
+    if args.webhook_url:
+        webhooks = WebhookConfig(
+            tuple(u.strip() for v in args.webhook_url for u in v.split(",") if u.strip()),
+            secret=read_key(args.webhook_secret, "--webhook-secret"),
+            max_pending=args.webhook_queue,
+            attempts=args.webhook_attempts,
+            backoff=args.webhook_backoff,
+            timeout=args.webhook_timeout,
+        )
+    elif args.webhook_secret:
+        raise UsageError("--webhook-secret needs --webhook-url")
+    if (authorize or webhooks) and importlib.util.find_spec("httpx") is None:
+        raise UsageError(
+            "--authorize-url and --webhook-url need httpx: pip install 'ssehub[hooks]'"
+        )
+    return authorize, webhooks
+
+
 def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, HistoryLimits, str]:
     """The configs `serve`'s options make (errors in flag names), and the store URL."""
     page = None
@@ -295,6 +407,7 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, Hi
     elif args.page:
         page = Path(args.page)
     with flag_names():
+        authorize, webhooks = _hook_configs(args)
         auth = JWTAuth(
             publisher_key=_key(args.publisher_jwt_key, "--publisher-jwt-key", args.jwt_key),
             subscriber_key=_key(args.subscriber_jwt_key, "--subscriber-jwt-key", args.jwt_key),
@@ -331,7 +444,9 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, Hi
                     args.jwt_algorithm,
                     read=lambda raw: read_key(raw, "--jwt-issuer-key") or raw,
                 ),
+                authorize=authorize,
             ),
+            webhooks=webhooks,
             dashboard=args.dashboard,
             dashboard_token=args.dashboard_token,
             reuse_port=args.reuse_port,
@@ -383,6 +498,12 @@ def describe(config: ServerConfig, url: str, *, flags: str = "") -> list[str]:
         lines.append(f"dashboard: off ({flags}--dashboard serves it at /_ssehub/)")
     if config.static_dir is not None:
         lines.append(f"page: {url}/")
+    if mercure.authorize is not None:
+        lines.append(
+            f"authorization callback: {redact(mercure.authorize.url)} (both it and JWTs allow)"
+        )
+    if config.webhooks is not None:
+        lines.append(f"webhooks: {', '.join(redact(u) for u in config.webhooks.urls)}")
     return lines
 
 

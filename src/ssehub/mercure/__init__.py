@@ -4,8 +4,9 @@ response out. Auth (JWT), CORS, resume headers, limits and the subscriptions
 API live here once, for both front ends (`ssehub.server`, `ssehub.asgi`)."""
 
 from ._auth import Grant, JWTAuth
+from ._authorize import AuthorizeConfig, Question, Verdict, parse_answer
 from ._config import MercureConfig
-from ._decisions import CACHE_CONTROL, Listing, Publish, Subscribe
+from ._decisions import CACHE_CONTROL, Authorize, Listing, Publish, Subscribe
 from ._discovery import METADATA_PATH, discovery_link, protected_resource_metadata
 from ._issuers import IssuerKey
 from ._mercure import MERCURE_PATH, Decision, Mercure
@@ -18,6 +19,8 @@ __all__ = (
     "MERCURE_PATH",
     "METADATA_PATH",
     "SUBSCRIPTIONS_PATH",
+    "Authorize",
+    "AuthorizeConfig",
     "Decision",
     "Grant",
     "HTTPError",
@@ -27,9 +30,12 @@ __all__ = (
     "Mercure",
     "MercureConfig",
     "Publish",
+    "Question",
     "Request",
     "Response",
     "Subscribe",
+    "Verdict",
     "discovery_link",
+    "parse_answer",
     "protected_resource_metadata",
 )

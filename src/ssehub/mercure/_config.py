@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._auth import JWTAuth
+from ._authorize import AuthorizeConfig
 from ._dialect import DIALECTS
 from ._issuers import IssuerKey, issuer_keys
 
@@ -55,6 +56,9 @@ class MercureConfig:
     - `resource`: the hub's resource identifier (the `aud` 1.0 tokens need) (its public URL, e.g.
       `https://example.com/.well-known/mercure`), also the base of relative
       URL patterns; None: this endpoint on the request's `Host`.
+    - `authorize`: ask the app's endpoint before each subscription and
+      publish (`AuthorizeConfig`); beside JWTs, both must allow. None: no
+      callback.
     """
 
     auth: JWTAuth = field(default_factory=JWTAuth)
@@ -69,6 +73,7 @@ class MercureConfig:
     issuers: tuple[str, ...] = ()
     resource: str | None = None
     issuer_keys: tuple[IssuerKey, ...] = ()
+    authorize: AuthorizeConfig | None = None
 
     def __post_init__(self) -> None:
         if self.dialects not in DIALECTS:
@@ -102,6 +107,11 @@ class MercureConfig:
             raise ValueError(
                 f"MercureConfig.max_topics must be an int >= 1, not {self.max_topics!r}"
             )
+        if self.authorize is not None and not isinstance(self.authorize, AuthorizeConfig):
+            raise ValueError(
+                "MercureConfig.authorize must be an AuthorizeConfig or None, "
+                f"not {self.authorize!r}"
+            )
         seconds = self.max_stream_seconds
         if seconds is not None and not (
             isinstance(seconds, int | float) and 0 < seconds < math.inf
@@ -121,7 +131,9 @@ class MercureConfig:
         `SSEHUB_MAX_TOPICS`, `SSEHUB_MAX_STREAM_SECONDS`,
         `SSEHUB_MERCURE_DIALECT` (`both`, `1.0`, `0.x`), `SSEHUB_JWT_ISSUER=a,b`,
         `SSEHUB_JWT_ISSUER_KEY=ISSUER=KEY,...` (KEY may be `@FILE`),
-        `SSEHUB_JWT_ISSUER_ALGORITHM=ISSUER=ALG,...`, `SSEHUB_RESOURCE`. A bad value raises
+        `SSEHUB_JWT_ISSUER_ALGORITHM=ISSUER=ALG,...`, `SSEHUB_RESOURCE`,
+        `SSEHUB_AUTHORIZE_URL`, `SSEHUB_AUTHORIZE_FORWARD=a,b`, `SSEHUB_AUTHORIZE_TIMEOUT`,
+        `SSEHUB_AUTHORIZE_CACHE_SECONDS`. A bad value raises
         `ValueError` naming the variable."""
         env = os.environ if environ is None else environ
         read = _Reader(env)
@@ -141,6 +153,18 @@ class MercureConfig:
             names=("SSEHUB_JWT_ISSUER_KEY", "SSEHUB_JWT_ISSUER_ALGORITHM"),
         )
         stream_seconds = read.number("SSEHUB_MAX_STREAM_SECONDS", 0.0)
+        authorize = None
+        url = env.get("SSEHUB_AUTHORIZE_URL", "").strip()
+        if url:
+            try:
+                authorize = AuthorizeConfig(
+                    url,
+                    forward=read.origins("SSEHUB_AUTHORIZE_FORWARD"),
+                    timeout=read.number("SSEHUB_AUTHORIZE_TIMEOUT", 2.0),
+                    cache_seconds=read.number("SSEHUB_AUTHORIZE_CACHE_SECONDS", 5.0),
+                )
+            except ValueError as error:
+                raise ValueError(f"SSEHUB_AUTHORIZE_*: {error}") from None
         return cls(
             auth=auth,
             anonymous=read.flag("SSEHUB_ANONYMOUS"),
@@ -154,6 +178,7 @@ class MercureConfig:
             issuers=read.origins("SSEHUB_JWT_ISSUER"),
             resource=env.get("SSEHUB_RESOURCE", "").strip() or None,
             issuer_keys=own,
+            authorize=authorize,
         )
 
 

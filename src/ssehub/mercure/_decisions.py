@@ -8,7 +8,9 @@ from typing import Any, Literal
 
 from ssehub.hub import Matcher, Resume
 
-__all__ = ("CACHE_CONTROL", "Listing", "Publish", "Subscribe")
+from ._authorize import Question
+
+__all__ = ("CACHE_CONTROL", "Authorize", "Listing", "Publish", "Subscribe")
 
 CACHE_CONTROL = "private, no-cache, no-store, must-revalidate, max-age=0"
 _HEAD = (
@@ -107,3 +109,17 @@ class Listing:
     limit: int = 0
     after: tuple[int, int] | None = None
     hub_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Authorize:
+    """Ask the app first (`MercureConfig.authorize`): send `question` to its
+    endpoint (`ssehub.hooks.Authorizer`), then hand the answer to
+    `Mercure.resume(decision, verdict)`, which gives `pending` (perhaps
+    narrowed: the private updates the app allows) or a refusal. `grant`:
+    the private selectors the JWT gave (None: no JWT), which the app's
+    answer may only narrow."""
+
+    question: Question
+    pending: Subscribe | Publish
+    grant: frozenset[str | Matcher] | None = None

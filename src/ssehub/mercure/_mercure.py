@@ -4,6 +4,7 @@ standalone server and the ASGI app) call it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -22,6 +23,7 @@ from ssehub.hub import (
 from ssehub.protocol import LocalProtocolError
 
 from ._auth import find_token
+from ._authorize import Question, Verdict, covered
 from ._config import MercureConfig
 from ._cors import (
     RefusalLog,
@@ -31,7 +33,7 @@ from ._cors import (
     refusal_message,
     same_origin,
 )
-from ._decisions import CACHE_CONTROL, Listing, Publish, Subscribe
+from ._decisions import CACHE_CONTROL, Authorize, Listing, Publish, Subscribe
 from ._dialect import MATCH_TYPES, Dialect, check_field, dialect_of, in_hub_namespace, matchers
 from ._dialect import last_event_id as v1_last_event_id
 from ._discovery import METADATA_PATH, discovery_link, metadata_url, protected_resource_metadata
@@ -50,7 +52,7 @@ FORM = "application/x-www-form-urlencoded"
 _MAX_RETRY_DIGITS = 10  # ~115 days in milliseconds: anything longer is a mistake
 log = logging.getLogger("ssehub.mercure")
 
-Decision = Subscribe | Publish | Listing | Response
+Decision = Subscribe | Publish | Listing | Authorize | Response
 
 
 _NO_TOPICS: frozenset[str | Matcher] = frozenset()  # shared: an empty frozenset costs 216 B each
@@ -64,6 +66,8 @@ class Mercure:
         # Response: send it; Subscribe: open hub.subscribe[_stream](...) and
         # send decision.headers(resume); Publish: await mercure.publish(d);
         # Listing: await mercure.listing(d)
+        # Authorize: ask the app d.question (ssehub.hooks.Authorizer), then
+        # decision = mercure.resume(d, verdict) and carry that out
 
     `decide` never raises for a bad request: refusals are a `Response`
     (status, one-line reason, CORS headers).
@@ -141,7 +145,9 @@ class Mercure:
 
     # -- subscribing -------------------------------------------------------------
 
-    def _subscribe(self, request: Request, cors: tuple[tuple[str, str], ...]) -> Subscribe:
+    def _subscribe(
+        self, request: Request, cors: tuple[tuple[str, str], ...]
+    ) -> Subscribe | Authorize:
         query = request.params()
         dialect = dialect_of(query, self.config.dialects)
         found_matchers: tuple[Matcher, ...] = ()
@@ -167,13 +173,18 @@ class Mercure:
         expires: float | None = None
         auth = self.config.auth
         own_keys = bool(self.config.issuer_keys)
-        if dialect == "1.0" and (auth.subscriber_key is not None or own_keys):
+        # the token's private selectors, which the app's answer may only narrow
+        # (None: no key, the app alone decides)
+        has_key = auth.subscriber_key is not None or own_keys
+        grant: frozenset[str | Matcher] | None = _NO_TOPICS if has_key else None
+        if dialect == "1.0" and has_key:
             # no token in the URL in 1.0 (`authorization` there is a 0.x marker)
             found = find_token(request, {}, COOKIE_V1)
             if found is not None:
                 access = self._access(request, found[0], "subscribe")
                 private, expires = access.subscribe, access.expires
                 payloads = tuple(access.payload_for(m) for m in found_matchers)
+                grant = private
             elif not self.config.anonymous:
                 raise bearer_error(
                     401, "subscribing requires an access token (no anonymous access)", None
@@ -182,8 +193,9 @@ class Mercure:
             found = find_token(request, query)
             if found is not None:
                 _refuse_access_token(found[0])
-                grant = auth.subscriber(found[0])
-                private, payload, expires = frozenset(grant.selectors), grant.payload, grant.expires
+                jwt = auth.subscriber(found[0])
+                private, payload, expires = frozenset(jwt.selectors), jwt.payload, jwt.expires
+                grant = private
             elif not self.config.anonymous:
                 raise HTTPError(
                     401, "subscribing requires a JWT (this hub has no anonymous access)"
@@ -195,7 +207,7 @@ class Mercure:
                 "subscribing requires a Mercure 1.0 access token (subscribe with match=): "
                 "this hub has no key for 0.x JWTs",
             )
-        return Subscribe(
+        decision = Subscribe(
             tuple(topics),
             last_event_id,
             private,
@@ -207,6 +219,12 @@ class Mercure:
             found_matchers,
             dialect,
             payloads,
+        )
+        if self.config.authorize is None:
+            return decision
+        selectors = (*topics, *(m.value for m in found_matchers))
+        return Authorize(
+            Question("subscribe", selectors, self._forwarded(request)), decision, grant
         )
 
     def _newest(self, values: list[str] | None) -> int:
@@ -287,12 +305,13 @@ class Mercure:
 
     # -- publishing ----------------------------------------------------------------
 
-    def _publish(self, request: Request, cors: tuple[tuple[str, str], ...]) -> Publish:
+    def _publish(self, request: Request, cors: tuple[tuple[str, str], ...]) -> Publish | Authorize:
         config = self.config
         if (
             config.auth.publisher_key is None
             and not config.issuer_keys
             and not config.anonymous_publish
+            and config.authorize is None
         ):
             raise HTTPError(
                 403,
@@ -325,7 +344,7 @@ class Mercure:
         event_id = publish_id(
             request, form.get("id", [""])[0] or None, self.hub.config.max_last_event_id
         )
-        return Publish(
+        decision = Publish(
             tuple(topics),
             form.get("data", [""])[0],
             form.get("type", [""])[0] or "message",
@@ -333,6 +352,56 @@ class Mercure:
             retry,
             "private" in form,
             cors,
+        )
+        if config.authorize is None:
+            return decision
+        question = Question(
+            "publish", decision.topics, self._forwarded(request), private=decision.private
+        )
+        return Authorize(question, decision)
+
+    # -- the app's authorization callback ------------------------------------------
+
+    def _forwarded(self, request: Request) -> tuple[tuple[str, str], ...]:
+        """The request headers the app is told (`AuthorizeConfig.forward`)."""
+        assert self.config.authorize is not None
+        return tuple(
+            (name.decode(), value.decode("latin-1"))
+            for name in self.config.authorize.forwarded
+            if (value := request.headers.get(name)) is not None
+        )
+
+    def resume(self, decision: Authorize, verdict: Verdict) -> Subscribe | Publish | Response:
+        """The app answered `decision.question`: the pending decision, its
+        private updates narrowed to what both the JWT and the app allow; or
+        403 with the app's reason; or 503 when the app could not say
+        (fail closed: a timeout, an error, an answer that makes no sense)."""
+        pending = decision.pending
+        cors = pending.cors
+        if verdict.failed:
+            if self.refusals.due(verdict.reason):  # each reason once a minute, not per request
+                log.warning("authorization callback failed: %s", verdict.reason)
+            return Response.text(
+                503, f"authorization unavailable: {verdict.reason}", (("Retry-After", "1"), *cors)
+            )
+        if not verdict.allow:
+            return Response.text(
+                403, f"not authorized: {verdict.reason or 'denied by the app'}", cors
+            )
+        if isinstance(pending, Publish):
+            allowed = verdict.publish
+            action = "publishing"
+        else:
+            allowed = verdict.subscribe
+            action = "subscribing"
+        if allowed is not None:
+            for topic in decision.question.topics:
+                if not covered(allowed, topic):
+                    return Response.text(403, f"the app does not allow {action} to {topic!r}", cors)
+        if isinstance(pending, Publish):
+            return pending
+        return dataclasses.replace(
+            pending, private_topics=_both_allow(decision.grant, verdict.private)
         )
 
     def _check_publisher(self, request: Request, topics: list[str]) -> Dialect:
@@ -553,6 +622,25 @@ def _page(query: dict[str, list[str]]) -> tuple[int, tuple[int, int] | None]:
     ):
         raise HTTPError(400, "'after' must be the cursor of a 'next' link")
     return limit, (int(seq), int(index))
+
+
+def _both_allow(
+    grant: frozenset[str | Matcher] | None, app: frozenset[str] | None
+) -> frozenset[str | Matcher]:
+    """The private selectors both the JWT (`grant`; None: no JWT key) and the
+    app (`app`; None: it said nothing) allow: each side's selectors that the
+    other side covers (is, is `*`, or has a template or pattern matching)."""
+    if grant is None:
+        return _NO_TOPICS if app is None else frozenset(app)
+    if app is None:
+        return grant
+    texts = frozenset(s for s in grant if isinstance(s, str))
+    patterns = [m for m in grant if isinstance(m, Matcher)]
+    both: set[str | Matcher] = {
+        s for s in app if covered(texts, s) or any(m.matches(s) for m in patterns)
+    }
+    both.update(s for s in grant if covered(app, s if isinstance(s, str) else s.value))
+    return frozenset(both)
 
 
 def _refuse_access_token(token: str) -> None:

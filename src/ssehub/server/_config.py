@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ssehub.hooks import WebhookConfig
 from ssehub.mercure import MercureConfig
 
 __all__ = ("LOOPBACK_HOSTS", "ServerConfig")
@@ -45,6 +46,8 @@ class ServerConfig:
     - `body_timeout`: seconds a request body may take after its head (408).
     - `max_header_fields`: header fields in one request head (431 beyond).
     - `certfile`, `keyfile`: serve HTTPS with this certificate chain and key.
+    - `webhooks`: post subscription and watch notices to the app's URLs
+      (`ssehub.hooks.WebhookConfig`); None: no webhooks.
     - `reuse_port`: bind with SO_REUSEPORT, so several processes share the
       port (what `ssehub serve --workers N` does).
     """
@@ -67,6 +70,7 @@ class ServerConfig:
     max_header_fields: int = 100
     certfile: Path | None = None
     keyfile: Path | None = None
+    webhooks: WebhookConfig | None = None
 
     @property
     def dashboard_enabled(self) -> bool:
@@ -87,6 +91,10 @@ class ServerConfig:
             not isinstance(token, str) or not token or not all(c in _TOKEN for c in token)
         ):
             raise ValueError("ServerConfig.page_token must be a JWT (base64url and dots)")
+        if self.webhooks is not None and not isinstance(self.webhooks, WebhookConfig):
+            raise ValueError(
+                f"ServerConfig.webhooks must be a WebhookConfig or None, not {self.webhooks!r}"
+            )
         if (self.certfile is None) != (self.keyfile is None):
             raise ValueError("ServerConfig needs both certfile and keyfile for HTTPS, or neither")
         for path in (self.certfile, self.keyfile):

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 
+from ssehub.hooks import Authorizer, Webhooks, decide
 from ssehub.hub import HubClosedError, StreamSubscription
 from ssehub.mercure import HTTPError, Listing, Mercure, Publish, Response, Subscribe
 from ssehub.mercure import Request as MercureRequest
@@ -25,19 +27,29 @@ class MercureRoute:
     """`/.well-known/mercure` and below: subscribe, publish, preflight, the
     subscriptions API."""
 
-    def __init__(self, mercure: Mercure, publish_seconds: Histogram) -> None:
+    def __init__(
+        self,
+        mercure: Mercure,
+        publish_seconds: Histogram,
+        authorizer: Authorizer | None = None,
+        webhooks: Webhooks | None = None,
+    ) -> None:
         self.mercure = mercure
         self.publish_seconds = publish_seconds
+        self.authorizer = authorizer
+        self.webhooks = webhooks
 
     async def __call__(self, request: Request) -> Response | Streaming:
         mercure = self.mercure
-        decision = mercure.decide(
+        decision = await decide(
+            mercure,
             MercureRequest(
                 request.method, request.raw_path, request.query, request.headers, request.body
-            )
+            ),
+            self.authorizer,
         )
         if isinstance(decision, Subscribe):
-            return _Subscribing(mercure, decision)
+            return _Subscribing(mercure, decision, self.webhooks)
         if isinstance(decision, Publish):
             started = time.perf_counter()
             response = await mercure.publish(decision)
@@ -53,11 +65,12 @@ class _Subscribing:
     """Opens the hub stream on the connection's transport: from then on the
     hub writes to it and the connection is a bare transport."""
 
-    __slots__ = ("decision", "mercure")
+    __slots__ = ("decision", "mercure", "webhooks")
 
-    def __init__(self, mercure: Mercure, decision: Subscribe) -> None:
+    def __init__(self, mercure: Mercure, decision: Subscribe, webhooks: Webhooks | None) -> None:
         self.mercure = mercure
         self.decision = decision
+        self.webhooks = webhooks
 
     async def run(self, conn: StreamTarget) -> None:
         transport = conn.transport
@@ -84,16 +97,24 @@ class _Subscribing:
         if sub.closed:
             return  # gone already: connection_lost cleans up
         subscriber = await mercure.opened(decision, sub.topics)
+        webhooks = self.webhooks
+        hooked = None
+        if webhooks is not None:
+            hooked = subscriber or f"urn:uuid:{uuid.uuid4()}"
+            webhooks.opened(hooked, sub.topics, decision.payload)
         seconds = decision.seconds_left(time.time())
         timer = None
         if seconds is not None:
             timer = asyncio.get_running_loop().call_later(seconds, _expire, sub, transport)
-        if subscriber is not None or timer is not None:
+        if subscriber is not None or timer is not None or hooked is not None:
+            topics = sub.topics
 
             def lost() -> None:
                 if timer is not None:
                     timer.cancel()
                 mercure.closed(subscriber)
+                if webhooks is not None and hooked is not None:
+                    webhooks.closed(hooked, topics)
 
             conn.on_lost = lost
         conn.opened_at = time.monotonic()

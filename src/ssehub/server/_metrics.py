@@ -13,6 +13,7 @@ from ssehub.hub import HubStatistics
 
 if TYPE_CHECKING:
     from ssehub.backends.redis import RedisStatistics
+    from ssehub.hooks import AuthorizerStatistics, WebhookStatistics
     from ssehub.mercure._subscriptions import RegistryStatistics
 
     from ._dashboard import FeedStatistics
@@ -63,6 +64,8 @@ def render(
     dashboard: FeedStatistics | None = None,
     redis: RedisStatistics | None = None,
     subscriptions: RegistryStatistics | None = None,
+    authorize: AuthorizerStatistics | None = None,
+    webhooks: WebhookStatistics | None = None,
 ) -> str:
     lines = [
         "# HELP ssehub_connections Open HTTP connections.",
@@ -125,6 +128,40 @@ def render(
             " not published: too many were waiting.",
             "# TYPE ssehub_subscription_events_dropped_total counter",
             f"ssehub_subscription_events_dropped_total {subscriptions.dropped}",
+        ]
+    if authorize is not None:
+        lines += [
+            "# HELP ssehub_authorize_requests_total Questions to the app's authorization"
+            " endpoint, by outcome (answered, failed: refused with 503).",
+            "# TYPE ssehub_authorize_requests_total counter",
+            f'ssehub_authorize_requests_total{{outcome="answered"}}'
+            f" {authorize.asked - authorize.failed}",
+            f'ssehub_authorize_requests_total{{outcome="failed"}} {authorize.failed}',
+            "# HELP ssehub_authorize_cache_hits_total Questions answered from the cache.",
+            "# TYPE ssehub_authorize_cache_hits_total counter",
+            f"ssehub_authorize_cache_hits_total {authorize.cached}",
+            "# HELP ssehub_authorize_cache_entries Answers in the cache.",
+            "# TYPE ssehub_authorize_cache_entries gauge",
+            f"ssehub_authorize_cache_entries {authorize.entries}",
+        ]
+    if webhooks is not None:
+        lines += [
+            "# HELP ssehub_webhooks_pending Webhook notices waiting to be sent.",
+            "# TYPE ssehub_webhooks_pending gauge",
+            f"ssehub_webhooks_pending {webhooks.pending}",
+            "# HELP ssehub_webhooks_sent_total Webhook deliveries acknowledged (2xx).",
+            "# TYPE ssehub_webhooks_sent_total counter",
+            f"ssehub_webhooks_sent_total {webhooks.sent}",
+            "# HELP ssehub_webhook_attempts_failed_total Webhook tries that failed (retried"
+            " up to the attempts bound).",
+            "# TYPE ssehub_webhook_attempts_failed_total counter",
+            f"ssehub_webhook_attempts_failed_total {webhooks.failed}",
+            "# HELP ssehub_webhooks_abandoned_total Webhook deliveries given up after every try.",
+            "# TYPE ssehub_webhooks_abandoned_total counter",
+            f"ssehub_webhooks_abandoned_total {webhooks.abandoned}",
+            "# HELP ssehub_webhooks_dropped_total Webhook notices dropped: the queue was full.",
+            "# TYPE ssehub_webhooks_dropped_total counter",
+            f"ssehub_webhooks_dropped_total {webhooks.dropped}",
         ]
     if redis is not None:
         lines += [

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 
 from ssehub.backends import StoreRefusedError
+from ssehub.hooks import Authorizer, Webhooks
 from ssehub.hub import Hub
 from ssehub.mercure import Response
 from ssehub.mercure._subscriptions import Registry
@@ -60,12 +61,16 @@ class Metrics:
         publish: Histogram,
         feeds: Feeds | None = None,
         registry: Registry | None = None,
+        authorizer: Authorizer | None = None,
+        webhooks: Webhooks | None = None,
     ) -> None:
         self.hub = hub
         self.connections = connections
         self.publish = publish
         self.feeds = feeds
         self.registry = registry
+        self.authorizer = authorizer
+        self.webhooks = webhooks
 
     async def __call__(self, request: Request) -> Response:
         redis = None
@@ -82,5 +87,7 @@ class Metrics:
             dashboard=None if self.feeds is None else self.feeds.statistics(),
             redis=redis,
             subscriptions=None if self.registry is None else self.registry.statistics(),
+            authorize=None if self.authorizer is None else self.authorizer.statistics(),
+            webhooks=None if self.webhooks is None else self.webhooks.statistics(),
         )
         return Response(200, body.encode(), CONTENT_TYPE)
