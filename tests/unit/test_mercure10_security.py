@@ -335,3 +335,16 @@ def test_url_patterns_resolve_relatives_against_the_hub_keep_case_and_skip_unpar
     anything = Matcher.urlpattern("*://*/*", base=RESOURCE)
     for unparsable in ("http://[::1", "https://e.com:99999/x", "https://exa mple.com/x"):
         assert not anything.matches(unparsable)
+
+
+# -- Error Responses: a malformed presentation of the token ------------------------------
+
+
+def test_a_malformed_token_presentation_is_a_bearer_challenge() -> None:
+    request = Request(
+        "GET", "/.well-known/mercure", b"match=a", {b"authorization": b"Bearer a, Bearer b"}
+    )
+    refused(Mercure(TOKENS, Hub()).decide(request), 400, "more than one", "invalid_request")
+    for value in (b"Basic YTpi", b"Bearer ", b"Bearer"):
+        request = Request("GET", "/.well-known/mercure", b"match=a", {b"authorization": value})
+        refused(Mercure(TOKENS, Hub()).decide(request), 401, "must be 'Bearer <JWT>'", None)

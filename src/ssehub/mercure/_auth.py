@@ -57,11 +57,13 @@ def _find_token(
     value = request.headers.get(b"authorization")
     if b"authorization" in request.repeated or (value is not None and b"," in value):
         # (a server may join repeated fields with ", "; a JWT has no comma)
-        raise HTTPError(400, "more than one Authorization header")
+        # a malformed presentation: RFC 6750's invalid_request
+        raise bearer_error(400, "more than one Authorization header", "invalid_request")
     if value is not None:
         scheme, _, token = value.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise HTTPError(401, "the Authorization header must be 'Bearer <JWT>'")
+            # no bearer token was presented: a bare challenge (RFC 9110: every 401 has one)
+            raise bearer_error(401, "the Authorization header must be 'Bearer <JWT>'", None)
         return token.strip(), "header"
     if "authorization" in query:
         return query["authorization"][0], "query"
