@@ -348,3 +348,65 @@ def test_a_malformed_token_presentation_is_a_bearer_challenge() -> None:
     for value in (b"Basic YTpi", b"Bearer ", b"Bearer"):
         request = Request("GET", "/.well-known/mercure", b"match=a", {b"authorization": value})
         refused(Mercure(TOKENS, Hub()).decide(request), 401, "must be 'Bearer <JWT>'", None)
+
+
+def test_the_header_token_wins_over_the_cookie_and_the_scheme_is_case_insensitive() -> None:
+    header = access_token(["subscribe"], [{"match": "from-header"}])
+    cookie = access_token(["subscribe"], [{"match": "from-cookie"}])
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        sent = {
+            b"authorization": f"{scheme} {header}".encode(),
+            b"cookie": f"__Secure-mercure_access_token={cookie}".encode(),
+        }
+        decision = Mercure(TOKENS, Hub()).decide(
+            Request("GET", "/.well-known/mercure", b"match=a", sent)
+        )
+        assert isinstance(decision, Subscribe)
+        assert decision.private_topics == {Matcher.exact("from-header")}
+
+
+# -- Publication and Subscribers ------------------------------------------------------
+
+
+def test_a_1_0_publish_private_by_presence_unknown_fields_ignored_answered_in_plain_text() -> None:
+    async def main() -> list[tuple[bool, int, str]]:
+        answers = []
+        mercure = Mercure(TOKENS, Hub())
+        async with mercure.hub:
+            for body in (b"topic=a&private", b"topic=a&private=", b"topic=a&private=off",
+                         b"topic=a&future-field=1"):  # fmt: skip
+                sent = {**FORM, b"authorization": f"Bearer {access_token()}".encode()}
+                request = Request("POST", "/.well-known/mercure", b"", sent, body)
+                decision = mercure.decide(request)
+                assert isinstance(decision, Publish)
+                response = await mercure.publish(decision)
+                assert response.body.decode().startswith("urn:uuid:")
+                answers.append((decision.private, response.status, response.content_type))
+        return answers
+
+    text = "text/plain; charset=utf-8"
+    assert asyncio.run(main()) == [(True, 200, text)] * 3 + [(False, 200, text)]
+    closed = dataclasses.replace(TOKENS, dialects="1.0")
+    request = Request("POST", "/.well-known/mercure", b"", FORM, b"topic=a")
+    refused(Mercure(closed, Hub()).decide(request), 401, "requires an access token", None)
+
+
+def test_a_private_update_reaches_a_subscriber_granted_only_its_alternate_topic() -> None:
+    # the draft's example: routing by books/:id, reading granted on users/42/*
+    books = Matcher.urlpattern("https://example.com/books/:id")
+    own = Matcher.urlpattern("https://example.com/users/42/*")
+
+    async def main() -> list[str]:
+        async with (
+            Hub() as hub,
+            hub.subscribe((), matchers=[books], private_topics=[own]) as events,
+        ):
+            await hub.publish("https://example.com/books/1", "not granted", private=True)
+            await hub.publish(
+                ("https://example.com/books/1", "https://example.com/users/42/books/1"),
+                "granted by the alternate topic",
+                private=True,
+            )
+            return [(await asyncio.wait_for(anext(events), 5)).data]
+
+    assert asyncio.run(main()) == ["granted by the alternate topic"]
