@@ -21,7 +21,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ssehub.hub import Hub, Matcher
-from ssehub.mercure import JWTAuth, Mercure, MercureConfig, Publish, Request, Subscribe
+from ssehub.mercure import (
+    METADATA_PATH,
+    JWTAuth,
+    Mercure,
+    MercureConfig,
+    Publish,
+    Request,
+    Response,
+    Subscribe,
+)
 from tests.unit.test_mercure10 import (
     DETAIL,
     FORM,
@@ -410,3 +419,12 @@ def test_a_private_update_reaches_a_subscriber_granted_only_its_alternate_topic(
             return [(await asyncio.wait_for(anext(events), 5)).data]
 
     assert asyncio.run(main()) == ["granted by the alternate topic"]
+
+
+def test_the_metadata_advertises_the_matcher_types_and_the_cookie() -> None:
+    response = Mercure(TOKENS, Hub()).decide(Request("GET", METADATA_PATH))
+    assert isinstance(response, Response)
+    document = json.loads(response.body)
+    assert document["mercure_matcher_types_supported"] == ["exact", "urlpattern"]
+    assert document["mercure_cookie"] == "__Secure-mercure_access_token"
+    assert document["resource"] == RESOURCE
