@@ -2,6 +2,7 @@
 
     python benchmarks/fanout.py                 # everything (takes ~3 minutes)
     python benchmarks/fanout.py --subs 1000 --servers ssehub
+    python benchmarks/fanout.py --servers ssehub --subscribe topic,match  # 0.x beside 1.0
 
 What it measures, for each server (server pinned to core 0, load to core 1):
 - delivered events/s at saturation with 1,000 and 10,000 subscribers
@@ -9,6 +10,11 @@ What it measures, for each server (server pinned to core 0, load to core 1):
   4 keep-alive connections);
 - publish-to-receive latency p50/p99 with 10,000 subscribers at 10 events/s;
 - RSS per idle subscriber with 10,000 idle subscribers.
+
+Mercure subscribers ask for `?topic=t1` (0.x); `--subscribe match` makes
+them ask for `?match=t1` (1.0), and `--subscribe topic,match` measures both,
+interleaved (each subscriber count with one, then the other), so a 1.0
+subscriber's cost is read beside a 0.x one's in the same run.
 
 Load: an optional compiled load generator, the C tools `sseload`/`ssepub`
 (not part of this repository), when found: in the folder $SSELOAD_DIR names,
@@ -259,6 +265,15 @@ class Tools:
         return subprocess.Popen(pinned(1, cmd), stdout=stdout)
 
 
+def subscribing_with(target: Target, param: str) -> Target:
+    """The Mercure target with subscribers asking by `param` (`topic`, 0.x,
+    or `match`, 1.0); other hubs have no such parameter."""
+    if param == "topic" or target.form_topic is None:
+        return target
+    path = target.sub_path.replace("?topic=", f"?{param}=")
+    return Target(target.name, target.command, path, target.pub_path, target.form_topic)
+
+
 def load_run(
     tools: Tools,
     target: Target,
@@ -317,22 +332,33 @@ def main() -> None:
     parser.add_argument("--tools", choices=("auto", "c", "python"), default="auto")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument(
+        "--subscribe",
+        default="topic",
+        help="Mercure subscribe parameter(s), comma-separated: topic (0.x), match (1.0);"
+        " with both, each subscriber count runs with each, interleaved",
+    )
     args = parser.parse_args()
+    params = args.subscribe.split(",")
+    if not params or any(p not in ("topic", "match") for p in params):
+        parser.error("--subscribe takes topic, match or topic,match")
     tools = Tools(args.tools)
     names = args.servers.split(",")
     counts = [int(n) for n in args.subs.split(",")]
     results: dict[str, dict[str, Any]] = {}
     print(f"load tool: {tools.name}; cores: {os.cpu_count()}", flush=True)
     for name in names:
-        res: dict[str, Any] = results.setdefault(name, {})
+        labels = {p: name if len(params) == 1 else f"{name} {p}=" for p in params}
+        res: dict[str, Any] = results.setdefault(labels[params[0]], {})
         for subs in counts:
-            port = free_port()
-            target = targets(port)[name]
-            with server(target, port):
-                r = load_run(tools, target, port, subs, args.duration, 10_000_000, 0)
-            res[f"saturation_{subs}"] = r
-            print(f"{name}: {subs} subs, delivered {r['events_per_s_active']:,.0f} events/s",
-                  flush=True)  # fmt: skip
+            for param in params:
+                port = free_port()
+                target = subscribing_with(targets(port)[name], param)
+                with server(target, port):
+                    r = load_run(tools, target, port, subs, args.duration, 10_000_000, 0)
+                results.setdefault(labels[param], {})[f"saturation_{subs}"] = r
+                print(f"{labels[param]}: {subs} subs, delivered "
+                      f"{r['events_per_s_active']:,.0f} events/s", flush=True)  # fmt: skip
         if not args.skip_latency:
             port = free_port()
             target = targets(port)[name]
@@ -361,11 +387,11 @@ def main() -> None:
     print("|" + "---|" * len(header))
     for name, res in results.items():
         row = [name] + [f"{res[f'saturation_{n}']['events_per_s_active']:,.0f}" for n in counts]
-        if "latency_10000x10" in res:
-            lat = res["latency_10000x10"]
-            row.append(f"{lat['lat_ms_p50']:.1f} / {lat['lat_ms_p99']:.1f}")
-        if "idle_kb_per_sub" in res:
-            row.append(f"{res['idle_kb_per_sub']:.2f}")
+        if not args.skip_latency:  # (measured with the first --subscribe parameter only)
+            lat = res.get("latency_10000x10")
+            row.append(f"{lat['lat_ms_p50']:.1f} / {lat['lat_ms_p99']:.1f}" if lat else "—")
+        if not args.skip_rss:
+            row.append(f"{res['idle_kb_per_sub']:.2f}" if "idle_kb_per_sub" in res else "—")
         print("| " + " | ".join(row) + " |")
 
 

@@ -15,9 +15,9 @@ import httpx
 import jwt
 import pytest
 
-from tests.integration.test_mercure10_frontends import ENV, SECRET, publish, stream
 from tests.support.frontends import FRONTENDS, Frontend
 from tests.support.helpers import free_port
+from tests.support.mercure10 import ENV, SECRET, publish, stream
 
 DETAIL = "https://mercure.rocks/authorization-detail"
 SUBS = "/.well-known/mercure/subscriptions"

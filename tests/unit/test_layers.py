@@ -247,3 +247,21 @@ def test_asgi_imports_no_framework(module: str) -> None:
         return  # the one adapter, for FastAPI's isinstance(Response) check
     frameworks = {"starlette", "fastapi", "uvicorn", "hypercorn", "granian", "anyio"}
     assert not {i.target for i in EDGES[module]} & frameworks
+
+
+def test_no_test_module_imports_another() -> None:
+    """What tests share lives in `tests/support`: a test module importing
+    another drags in its fixtures and its collection."""
+    tests = SRC.parent / "tests"
+    offenders = []
+    for path in sorted(tests.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] if node.level == 0 else [f".{node.module}"]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                if name.rsplit(".", 1)[-1].startswith("test_"):
+                    offenders.append(f"{path.relative_to(tests)} imports {name}")
+    assert offenders == []

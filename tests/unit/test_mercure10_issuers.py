@@ -185,6 +185,8 @@ def test_issuer_key_settings_and_their_variables(tmp_path: Path) -> None:
         (b"topic=t&type=a%C2%85b", "'type' contains the control or format character U+0085"),
         (b"topic=t&id=a%E2%80%8Bb", "'id' contains the control or format character U+200B"),
         (b"topic=t&id=a%7Fb", "'id' contains the control or format character U+007F"),
+        (b"topic=a%E2%80%AEb", "'topic' contains the control or format character U+202E"),
+        (b"topic=t&topic=a%01b", "'topic' contains the control or format character U+0001"),
     ],
 )
 def test_a_1_0_publish_is_refused_what_the_hub_reserves(body: bytes, why: str) -> None:

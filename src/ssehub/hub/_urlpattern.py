@@ -32,7 +32,7 @@ with no base) matches no pattern.
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from . import _linear
 
@@ -315,6 +315,10 @@ class URLPattern:
         return f"URLPattern({self.text!r})"
 
 
+# the URL standard's forbidden domain code points (after percent-decoding)
+_FORBIDDEN_HOST = frozenset(" #%/:<>?@[\\]^|\x7f" + "".join(map(chr, range(0x20))))
+
+
 def _components(topic: str, base: str | None) -> tuple[str, ...] | None:
     try:
         parts = urlsplit(urljoin(base, topic) if base else topic)
@@ -324,6 +328,12 @@ def _components(topic: str, base: str | None) -> tuple[str, ...] | None:
     if not parts.scheme:
         return None
     special = parts.scheme in _SPECIAL
+    if (
+        special
+        and "[" not in parts.netloc
+        and not _FORBIDDEN_HOST.isdisjoint(unquote(parts.hostname or ""))
+    ):
+        return None  # the URL standard's host parser fails on these
     return (
         parts.scheme,
         parts.username or "",

@@ -15,11 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._request import Request
-from ._response import HTTPError
+from ._response import HTTPError, bearer_error
 
-__all__ = ("COOKIE", "Grant", "JWTAuth", "find_token")
+__all__ = ("COOKIE", "MAX_TOKEN_BYTES", "Grant", "JWTAuth", "find_token")
 
 COOKIE = "mercureAuthorization"
+# a token longer than this is refused before it is parsed, whatever the
+# dialect and wherever it came from (below the front ends' 16 KiB request
+# head, so the refusal is this one, not a 431)
+MAX_TOKEN_BYTES = 8 * 1024
+_KEY_KINDS = {"HS": "an HMAC secret", "RS": "an RSA PEM public key", "ES": "an EC PEM public key"}
 ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
 
 
@@ -38,15 +43,27 @@ def find_token(
     request: Request, query: Mapping[str, list[str]], cookie: str = COOKIE
 ) -> tuple[str, str] | None:
     """The request's JWT and where it was: "header", then "query"
-    (parameter), then "cookie" (named `cookie`)."""
+    (parameter), then "cookie" (named `cookie`); a token longer than
+    `MAX_TOKEN_BYTES` is a 401 `invalid_token`."""
+    found = _find_token(request, query, cookie)
+    if found is not None and len(found[0]) > MAX_TOKEN_BYTES:
+        raise bearer_error(401, f"the token is longer than {MAX_TOKEN_BYTES} bytes")
+    return found
+
+
+def _find_token(
+    request: Request, query: Mapping[str, list[str]], cookie: str
+) -> tuple[str, str] | None:
     value = request.headers.get(b"authorization")
     if b"authorization" in request.repeated or (value is not None and b"," in value):
         # (a server may join repeated fields with ", "; a JWT has no comma)
-        raise HTTPError(400, "more than one Authorization header")
+        # a malformed presentation: RFC 6750's invalid_request
+        raise bearer_error(400, "more than one Authorization header", "invalid_request")
     if value is not None:
         scheme, _, token = value.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise HTTPError(401, "the Authorization header must be 'Bearer <JWT>'")
+            # no bearer token was presented: a bare challenge (RFC 9110: every 401 has one)
+            raise bearer_error(401, "the Authorization header must be 'Bearer <JWT>'", None)
         return token.strip(), "header"
     if "authorization" in query:
         return query["authorization"][0], "query"
@@ -81,8 +98,10 @@ class JWTAuth:
         try:
             jwt.get_algorithm_by_name(self.algorithm).prepare_key(key)
         except Exception as error:
-            kind = "an HMAC secret" if self.algorithm.startswith("HS") else "a PEM public key"
+            kind = _KEY_KINDS[self.algorithm[:2]]
             detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+            if "got: " in detail:  # PyJWT's key type mismatch names a generator object
+                detail = "got an " + detail.split("got: ")[1].split(".")[0]
             raise ValueError(
                 f"the {who} JWT key does not fit {self.algorithm}, which needs {kind} ({detail})"
             ) from None

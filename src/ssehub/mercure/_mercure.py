@@ -669,6 +669,7 @@ def _check_v1_publish(topics: list[str], event_id: str, kind: str, hub_url: str)
     for topic in topics:
         if topic == "*":
             raise HTTPError(400, "the topic '*' is the wildcard: it cannot be published to")
+        check_field("topic", topic)
         if in_hub_namespace(topic, hub_url):
             raise HTTPError(
                 400,

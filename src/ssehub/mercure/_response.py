@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ("HTTPError", "Response")
+__all__ = ("HTTPError", "Response", "bearer_error")
 
 PLAIN = "text/plain; charset=utf-8"
 
@@ -38,3 +38,13 @@ class HTTPError(Exception):
 
     def response(self) -> Response:
         return Response.text(self.status, self.reason, self.headers)
+
+
+def bearer_error(status: int, reason: str, error: str | None = "invalid_token") -> HTTPError:
+    """An RFC 6750 refusal: the reason in the body, the code in the
+    challenge (no code when no token was presented)."""
+    challenge = "Bearer"
+    if error is not None:
+        description = reason.replace("\\", "\\\\").replace('"', '\\"')
+        challenge = f'Bearer error="{error}", error_description="{description}"'
+    return HTTPError(status, reason, (("WWW-Authenticate", challenge),))

@@ -14,8 +14,9 @@ from typing import Any
 
 from ssehub.hub import MAX_URLPATTERN_LENGTH, Matcher
 
+from ._auth import MAX_TOKEN_BYTES
 from ._issuers import Trust
-from ._response import HTTPError
+from ._response import bearer_error
 
 __all__ = (
     "AUTHORIZATION_DETAIL",
@@ -31,21 +32,10 @@ __all__ = (
 
 AUTHORIZATION_DETAIL = "https://mercure.rocks/authorization-detail"
 COOKIE_V1 = "__Secure-mercure_access_token"
-MAX_TOKEN_BYTES = 16 * 1024  # a token longer than this is refused before it is parsed
 MAX_DETAILS = 32  # Mercure authorization details in one token
 MAX_TOPICS_PER_DETAIL = 64  # topic matchers in one detail's `topics`
 _ACTIONS = ("publish", "subscribe")
 _MATCH_TYPES = ("exact", "urlpattern")
-
-
-def bearer_error(status: int, reason: str, error: str | None = "invalid_token") -> HTTPError:
-    """An RFC 6750 refusal: the reason in the body, the code in the
-    challenge (no code when no token was presented)."""
-    challenge = "Bearer"
-    if error is not None:
-        description = reason.replace("\\", "\\\\").replace('"', '\\"')
-        challenge = f'Bearer error="{error}", error_description="{description}"'
-    return HTTPError(status, reason, (("WWW-Authenticate", challenge),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +92,17 @@ def validate(
     The token is verified with the keys of its own `iss` only, so a token
     signed by one issuer cannot pass as another's. Key material in the
     token's header (`jwk`, `jku`, `x5u`) is never used."""
-    if len(token) > MAX_TOKEN_BYTES:
+    if len(token) > MAX_TOKEN_BYTES:  # (`find_token` refuses these first)
         raise bearer_error(401, f"the access token is longer than {MAX_TOKEN_BYTES} bytes")
+    jwt = _jwt()
+    try:
+        jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError as error:  # (an unknown `crit` extension, bad base64...)
+        raise bearer_error(401, f"the access token's header is not valid: {error}") from None
     if not is_access_token(token):
         raise bearer_error(401, "the access token's typ must be at+jwt (RFC 9068)")
     if not trusted:
         raise bearer_error(401, "this hub trusts no token issuer (--jwt-issuer, --jwt-issuer-key)")
-    jwt = _jwt()
     try:  # (the issuer names the keys to verify it with: read it first)
         unverified = jwt.decode(token, options={"verify_signature": False})
         algorithm = jwt.get_unverified_header(token).get("alg")
