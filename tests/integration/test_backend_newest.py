@@ -56,9 +56,7 @@ def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]
         drop_keys(prefix)
 
 
-def run(
-    factory: Factory, body: Callable[[Backend, Clock], Awaitable[None]], **limits: Any
-) -> None:
+def run(factory: Factory, body: Callable[[Backend, Clock], Awaitable[None]], **limits: Any) -> None:
     clock = Clock()
     backend = factory(HistoryLimits(**limits), clock)
 
