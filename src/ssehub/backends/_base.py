@@ -230,7 +230,9 @@ class Backend(Protocol):
         per topic, whatever the size of history."""
 
     async def last_id(self) -> str | None:
-        """The id of the newest record in history, or None when empty."""
+        """The id of the newest record in history, or None when empty.
+        (With per-topic ages: the newest record younger than the longest
+        age, `limits.longest_age`.)"""
 
     async def aclose(self) -> None:
         """Release what `start` opened."""

@@ -182,7 +182,8 @@ class MemoryBackend:
 
     async def last_id(self) -> str | None:
         newest = self._newest
-        if newest is None or newest.refs == 0 or not self._alive(newest.record, self._sweep()):
+        cutoff = self._sweep() - self._limits.longest_age
+        if newest is None or newest.refs == 0 or newest.record.time < cutoff:
             return None
         return newest.record.id
 

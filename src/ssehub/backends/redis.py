@@ -415,7 +415,7 @@ class RedisBackend:
         if not newest:
             return None
         _, fields = newest[0]
-        if not self._alive(fields, self._clock()):
+        if float(fields["time"]) < self._clock() - self._limits.longest_age:
             return None
         return str(fields["id"])
 

@@ -582,16 +582,13 @@ class SQLiteBackend:
     def _last_id(self) -> str | None:
         # The newest row by seq, then its age: one step down the primary key
         # (a `WHERE time >= ?` would let SQLite sort the whole time index).
+        cutoff = self._clock() - self._limits.longest_age
         row = (
             self._reading()
-            .execute("SELECT id, time, topics FROM events ORDER BY seq DESC LIMIT 1")
+            .execute("SELECT id, time FROM events ORDER BY seq DESC LIMIT 1")
             .fetchone()
         )
-        if row is None:
-            return None
-        limits = self._limits
-        age = limits.age_of(json.loads(row[2])) if limits.topics else limits.max_age
-        return None if row[1] < self._clock() - age else str(row[0])
+        return None if row is None or row[1] < cutoff else str(row[0])
 
 
 def _rows_of(db: sqlite3.Connection, seqs: list[int], cutoff: float) -> list[Any]:
