@@ -6,7 +6,6 @@ table's one line."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,7 +99,7 @@ def test_history_ages_per_table(hub: int) -> None:
     async def body() -> None:
         await published(hub, "https://example.com/brief", "soon gone")
         await published(hub, "plain", "kept")
-        time.sleep(2.5)  # past the table's 1 s (not a timing assertion: an age to pass)
+        await asyncio.sleep(2.5)  # past the table's 1 s (not a timing assertion: an age to pass)
         stream = await subscribe(
             hub, "https://example.com/brief", "plain", query_last_event_id="earliest"
         )
