@@ -10,8 +10,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.support.asgi import Served, open_stream
 from tests.support.helpers import free_port, publish, subscribe
 from tests.support.processes import connect, finish, spawn, stop
 from tests.support.redis import REDIS_URL, drop_keys, redis_or_skip
@@ -184,3 +186,19 @@ def test_the_workers_check_the_tables_once_too(tmp_path: Path) -> None:
     assert (
         err == f"ssehub serve: {config}: [[topics]] #1: history_age must be > 0 seconds, not -1\n"
     )
+
+
+def test_the_asgi_hub_app_refuses_past_the_maximum_too() -> None:
+    served = Served("uvicorn")
+    try:
+        path = "/hub/.well-known/mercure?topic=one-viewer"
+        first = open_stream(served.port, path)  # open (its first bytes are sent after)
+        try:
+            second = httpx.get(served.url + path, timeout=10)
+            assert second.status_code == 503
+            assert second.headers["retry-after"] == "10"
+            assert second.text == "topic 'one-viewer' has its maximum of 1 subscribers\n"
+        finally:
+            first.close()
+    finally:
+        served.stop()
