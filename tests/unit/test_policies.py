@@ -220,3 +220,17 @@ def test_topics_that_are_not_tables_are_one_line(
     assert capsys.readouterr().err == (
         f"ssehub serve: {config}: topics: expected [[topics]] tables (an array of tables)\n"
     )
+
+
+def test_background_hub_takes_the_policies_too() -> None:
+    from ssehub import BackgroundHub
+
+    config = HubConfig(topics=(TopicPolicy("status", history=1),))
+    with BackgroundHub(0, config=config) as hub:
+        for data in ("starting", "running"):
+            hub.publish("status", data)
+        sub = hub.subscribe("status", last_event_id="earliest")
+        try:
+            assert next(iter(sub)).data == "running"
+        finally:
+            sub.close()
