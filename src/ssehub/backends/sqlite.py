@@ -407,8 +407,8 @@ class SQLiteBackend:
         if limits.topics is not None:
             # at most _AGE_SWEEP topics a second, taking turns
             topics = list(self._counts)
-            first = self._age_turn % len(topics) if topics else 0
-            turn = topics[first : first + _AGE_SWEEP]
+            first = self._age_turn % len(topics) if len(topics) > _AGE_SWEEP else 0
+            turn = (topics[first:] + topics[:first])[:_AGE_SWEEP]
             self._age_turn = first + len(turn)
             for topic in turn:
                 age = limits.of(topic)[1]
