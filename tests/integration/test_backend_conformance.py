@@ -134,3 +134,77 @@ def test_redis_resume_reads_a_few_entries_not_the_history(monkeypatch: pytest.Mo
     assert resume < 20, f"{resume} stream entries read to resume in {stored}: a scan?"
     assert newest <= 1, f"{newest} stream entries read for last_id(): a scan?"
     assert read_topic >= stored // 4  # the counter does see a read of a whole topic
+
+
+def test_sqlite_frees_a_topic_with_a_shorter_age_than_the_longest(tmp_path: Path) -> None:
+    """Reads apply each topic's age; the sweep also frees its rows (within
+    a second of a write), not only once they pass the longest age."""
+    from ssehub.hub import TopicPolicies, TopicPolicy
+
+    now = [1000.0]
+    policies = TopicPolicies((TopicPolicy("archive", history_age=3600),))
+    path = tmp_path / "history.db"
+
+    async def main() -> None:
+        limits = HistoryLimits(max_age=10, topics=policies)
+        backend = SQLiteBackend(path, limits, clock=lambda: now[0])
+        await backend.start()
+        try:
+            for i in range(300):  # more than a page of the sweep (256)
+                await backend.append(_record(("brief",), f"b{i}", now[0]))
+            await backend.append(_record(("archive",), "kept", now[0]))
+            now[0] += 60
+            await backend.append(_record(("brief",), "fresh", now[0]))  # a write sweeps
+        finally:
+            await backend.aclose()
+
+    asyncio.run(main())
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    rows = dict(db.execute("SELECT topic, COUNT(*) FROM event_topics GROUP BY topic"))
+    (events,) = db.execute("SELECT COUNT(*) FROM events").fetchone()
+    db.close()
+    assert rows == {"brief": 1, "archive": 1}
+    assert events == 2
+
+
+def test_sqlite_sweeps_shorter_ages_a_bounded_number_of_topics_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most `_AGE_SWEEP` topics a sweep, taking turns: every topic is
+    freed in the end, however many there are."""
+    import sqlite3
+
+    from ssehub.backends import sqlite as sqlite_backend
+    from ssehub.hub import TopicPolicies, TopicPolicy
+
+    monkeypatch.setattr(sqlite_backend, "_AGE_SWEEP", 2)
+    now = [1000.0]
+    path = tmp_path / "history.db"
+    policies = TopicPolicies((TopicPolicy("archive", history_age=3600),))
+    freed = []
+
+    async def main() -> None:
+        limits = HistoryLimits(max_age=10, topics=policies)
+        backend = SQLiteBackend(path, limits, clock=lambda: now[0])
+        await backend.start()
+        try:
+            for topic in ("t1", "t2", "t3", "t4", "t5", "archive"):
+                await backend.append(_record((topic,), f"{topic}-old", now[0]))
+            now[0] += 60
+            for i in range(4):  # a write a second: one sweep each
+                await backend.append(_record(("archive",), f"new{i}", now[0]))
+                now[0] += 1.5
+                db = sqlite3.connect(path)
+                (left,) = db.execute(
+                    "SELECT COUNT(*) FROM event_topics WHERE topic LIKE 't%'"
+                ).fetchone()
+                db.close()
+                freed.append(5 - left)
+        finally:
+            await backend.aclose()
+
+    asyncio.run(main())
+    assert freed[0] <= 2  # two topics swept at most by the first
+    assert freed[-1] == 5  # and all of them in turn

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]
         drop_keys(prefix)
 
 
-def run(factory: Factory, body: Callable[[Backend, Clock], Awaitable[None]], **limits: int) -> None:
+def run(factory: Factory, body: Callable[[Backend, Clock], Awaitable[None]], **limits: Any) -> None:
     clock = Clock()
     backend = factory(HistoryLimits(**limits), clock)
 

@@ -15,8 +15,10 @@ from fastapi.responses import HTMLResponse
 from ssehub import Hub, HubConfig
 from ssehub.asgi import HubApp, Streams
 from ssehub.asgi.starlette import EventSourceResponse
+from ssehub.hub import TopicPolicy
 
-hub = Hub(HubConfig(heartbeat=15.0))
+# (the topic "one-viewer" may have one subscriber: test_topic_policies.py)
+hub = Hub(HubConfig(heartbeat=15.0, topics=(TopicPolicy("one-viewer", max_subscribers=1),)))
 events = HubApp(hub)
 streams = Streams()
 stats = {"started": 0, "finished": 0}

@@ -11,7 +11,13 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from ssehub.hooks import Authorizer, WebhookConfig, Webhooks, decide
-from ssehub.hub import EventSubscription, Hub, HubClosedError, SlowSubscriberError
+from ssehub.hub import (
+    EventSubscription,
+    Hub,
+    HubClosedError,
+    SlowSubscriberError,
+    SubscriberLimitError,
+)
 from ssehub.mercure import (
     MERCURE_PATH,
     METADATA_PATH,
@@ -140,6 +146,10 @@ class HubApp:
                 resume = await sub.open()
             except HubClosedError:
                 await _send(send, Response.text(503, "the hub is shutting down", decision.cors))
+                return
+            except SubscriberLimitError as error:
+                retry = (("Retry-After", str(error.retry_after)),)
+                await _send(send, Response.text(503, str(error), decision.cors + retry))
                 return
             subscriber = await self.mercure.opened(decision, sub.topics)
             if self.webhooks is not None:

@@ -17,6 +17,7 @@ from ._base import (
     Record,
     SharedBackend,
     StoreRefusedError,
+    TopicLimits,
 )
 from .memory import MemoryBackend
 
@@ -37,6 +38,7 @@ __all__ = (
     "SQLiteBackend",
     "SharedBackend",
     "StoreRefusedError",
+    "TopicLimits",
     "backend_from_url",
 )
 

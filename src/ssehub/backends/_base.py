@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Collection
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Collection, Iterable
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ssehub.protocol import Event
@@ -22,7 +22,26 @@ __all__ = (
     "Record",
     "SharedBackend",
     "StoreRefusedError",
+    "TopicLimits",
 )
+
+
+class TopicLimits(Protocol):
+    """Per-topic history bounds over a backend's own (the hub's
+    `TopicPolicies` is one): `bounds(topic)` is the topic's count and age,
+    either None where the backend's `HistoryLimits` apply. Called for every
+    topic of every publish and read: it must be cheap (cached) and safe
+    from any thread."""
+
+    @property
+    def longest_age(self) -> float | None:
+        """The longest age any topic is given (None: none is)."""
+
+    @property
+    def most_events(self) -> int | None:
+        """The largest count any topic is given (None: none is)."""
+
+    def bounds(self, topic: str) -> tuple[int | None, float | None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +51,42 @@ class HistoryLimits:
     An event is dropped when its topic holds more than `max_events` newer
     events, or when it is older than `max_age` seconds, whichever comes
     first. Both bounds always apply: history is never unbounded.
+
+    `topics` gives some topics bounds of their own (`TopicLimits`, the
+    hub's `TopicPolicies`); the others keep these. A backend reads a
+    topic's bounds with `of(topic)`.
     """
 
     max_events: int = 1000
     max_age: float = 3600.0
+    topics: TopicLimits | None = field(default=None, compare=False, repr=False)
+
+    def of(self, topic: str) -> tuple[int, float]:
+        """`topic`'s count and age bounds."""
+        if self.topics is None:
+            return self.max_events, self.max_age
+        count, age = self.topics.bounds(topic)
+        return count or self.max_events, age or self.max_age
+
+    def age_of(self, topics: Iterable[str]) -> float:
+        """The longest age bound among `topics` (an event on several is in
+        history while one of them keeps it)."""
+        if self.topics is None:
+            return self.max_age
+        bounds = self.topics.bounds
+        return max((age or self.max_age for _, age in map(bounds, topics)), default=self.max_age)
+
+    @property
+    def longest_age(self) -> float:
+        """The longest age any topic is kept: what sweeps of all history keep."""
+        longest = None if self.topics is None else self.topics.longest_age
+        return max(self.max_age, longest or 0.0)
+
+    @property
+    def most_events(self) -> int:
+        """The largest count any topic keeps (the bound of `newest=N`)."""
+        most = None if self.topics is None else self.topics.most_events
+        return max(self.max_events, most or 0)
 
     def __post_init__(self) -> None:
         if type(self.max_events) is not int or self.max_events < 1:
@@ -137,6 +188,11 @@ class Backend(Protocol):
     @property
     def limits(self) -> HistoryLimits: ...
 
+    def limit_topics(self, topics: TopicLimits | None) -> None:
+        """Give some topics history bounds of their own (`limits` then
+        carries them); called by the hub with its `TopicPolicies` before
+        `start`. None: every topic gets `limits` again."""
+
     async def start(self) -> None:
         """Open connections and files; called once by the hub's start."""
 
@@ -174,7 +230,9 @@ class Backend(Protocol):
         per topic, whatever the size of history."""
 
     async def last_id(self) -> str | None:
-        """The id of the newest record in history, or None when empty."""
+        """The id of the newest record in history, or None when empty.
+        (With per-topic ages: the newest record younger than the longest
+        age, `limits.longest_age`.)"""
 
     async def aclose(self) -> None:
         """Release what `start` opened."""

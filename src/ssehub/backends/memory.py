@@ -8,12 +8,21 @@ process restart. Use the SQLite backend for that.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import heapq
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 
-from ._base import DuplicateEventIdError, History, HistoryLimits, Record, check_newest, check_page
+from ._base import (
+    DuplicateEventIdError,
+    History,
+    HistoryLimits,
+    Record,
+    TopicLimits,
+    check_newest,
+    check_page,
+)
 
 __all__ = ("MemoryBackend",)
 
@@ -61,6 +70,9 @@ class MemoryBackend:
     def limits(self) -> HistoryLimits:
         return self._limits
 
+    def limit_topics(self, topics: TopicLimits | None) -> None:
+        self._limits = dataclasses.replace(self._limits, topics=topics)
+
     def __len__(self) -> int:
         """Records held (an event on several topics counts once)."""
         return len(self._index)
@@ -82,16 +94,17 @@ class MemoryBackend:
         self._index[record.id] = slot
         self._log.append(slot)
         self._newest = slot
-        max_events = self._limits.max_events
-        cutoff = self._sweep()
+        limits = self._limits
+        now = self._sweep()
         for topic in record.topics:
+            max_events, max_age = limits.of(topic)
             slots = self._topics.get(topic)
             if slots is None:
                 slots = self._topics[topic] = deque()
             else:
-                self._prune(slots, cutoff)
+                self._prune(slots, now - max_age)
             slots.append(slot)
-            if len(slots) > max_events:
+            while len(slots) > max_events:
                 self._release(slots.popleft())
         return True
 
@@ -104,7 +117,8 @@ class MemoryBackend:
         after_position: int | None = None,
     ) -> History:
         check_page(after, limit, after_position)
-        cutoff = self._sweep()
+        now = self._sweep()
+        limits = self._limits
         start, found = 0, True
         if after_position is not None:
             start = after_position
@@ -120,12 +134,14 @@ class MemoryBackend:
             merged: Iterable[_Slot] = (
                 slot
                 for i in range(first, len(log))
-                if (slot := log[i]).refs and slot.record.time >= cutoff
+                if (slot := log[i]).refs and self._alive(slot.record, now)
             )
         else:
-            queues = [q for t in topics if (q := self._topics.get(t)) is not None]
-            for slots in queues:
-                self._prune(slots, cutoff)
+            queues = []
+            for topic in topics:
+                slots = self._topics.get(topic)
+                if slots is not None and self._prune(slots, now - limits.of(topic)[1]):
+                    queues.append(slots)
             merged = heapq.merge(*(self._after(q, start) for q in queues), key=_seq)
         records: list[Record] = []
         last = -1
@@ -141,7 +157,8 @@ class MemoryBackend:
 
     async def newest(self, topics: Collection[str] | None, n: int) -> History:
         check_newest(n)
-        cutoff = self._sweep()
+        now = self._sweep()
+        cutoff = now - self._limits.longest_age
         slots: list[_Slot] = []
         if topics is None:
             log = self._log
@@ -149,14 +166,14 @@ class MemoryBackend:
                 slot = log[i]
                 if slot.record.time < cutoff or len(slots) == n:
                     break
-                if slot.refs:
+                if slot.refs and self._alive(slot.record, now):
                     slots.append(slot)
             slots.reverse()
         else:
             taken: dict[int, _Slot] = {}
             for topic in dict.fromkeys(topics):
                 queue = self._topics.get(topic)
-                if queue is None or not self._prune(queue, cutoff):
+                if queue is None or not self._prune(queue, now - self._limits.of(topic)[1]):
                     continue
                 for i in range(max(0, len(queue) - n), len(queue)):
                     taken[queue[i].seq] = queue[i]
@@ -165,9 +182,14 @@ class MemoryBackend:
 
     async def last_id(self) -> str | None:
         newest = self._newest
-        if newest is None or newest.refs == 0 or newest.record.time < self._sweep():
+        cutoff = self._sweep() - self._limits.longest_age
+        if newest is None or newest.refs == 0 or newest.record.time < cutoff:
             return None
         return newest.record.id
+
+    def _alive(self, record: Record, now: float) -> bool:
+        """Young enough for one of its topics."""
+        return record.time >= now - self._limits.age_of(record.topics)
 
     @staticmethod
     def _after(slots: deque[_Slot], seq: int) -> Iterator[_Slot]:
@@ -191,12 +213,14 @@ class MemoryBackend:
         return bool(slots)
 
     def _sweep(self) -> float:
-        """The age cutoff now; at most once a second, also drop aged events
-        of every topic, so quiet topics free their memory too."""
+        """The time now; at most once a second, also drop aged events of
+        every topic, so quiet topics free their memory too."""
         now = self._clock()
-        cutoff = now - self._limits.max_age
         if now - self._swept >= 1.0 or now < self._swept:
             self._swept = now
-            for topic in [t for t, slots in self._topics.items() if not self._prune(slots, cutoff)]:
+            of = self._limits.of
+            topics = self._topics
+            aged = [t for t, slots in topics.items() if not self._prune(slots, now - of(t)[1])]
+            for topic in aged:
                 del self._topics[topic]
-        return cutoff
+        return now

@@ -10,7 +10,8 @@ Layout, under a key prefix (default `ssehub:`):
   after `max_age`, for resuming (`Last-Event-ID` is one lookup, then an
   `XRANGE` per topic) and for telling a retried publish from a conflict.
 The log is trimmed to about `LOG_BOUND` events, topic streams to
-`max_events`, both (approximately, `MINID ~`) to `max_age`; id keys expire:
+their topic's `max_events`, both (approximately, `MINID ~`) to their age
+(the log to the longest age any topic has); id keys expire:
 Redis memory stays bounded. Reads apply both bounds exactly. An append is one
 Lua script, so it is atomic: the duplicate-id check (a retry of the same
 event is acknowledged, another event under a used id refused), the log
@@ -29,6 +30,7 @@ This is the storage half of scale-out: any process can resume any client.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -43,6 +45,7 @@ from ._base import (
     History,
     HistoryLimits,
     Record,
+    TopicLimits,
     check_newest,
     check_page,
 )
@@ -52,13 +55,13 @@ __all__ = ("RedisBackend", "RedisStatistics", "ReplicaWaitError")
 
 _APPEND = """
 -- KEYS[1] log, KEYS[2] the id's index key, KEYS[3..] topic streams
--- ARGV[1] max_events, ARGV[2] max_age (s), ARGV[3] log bound,
--- ARGV[4] oldest stream id to keep (age), ARGV[5] the record's digest,
--- ARGV[6..] fields
+-- ARGV[1] the id key's ttl (s), ARGV[2] log bound, ARGV[3] oldest log id
+-- to keep (age), ARGV[4] the record's digest, then for each topic stream
+-- its max_events and oldest stream id to keep, then the fields
 local held = redis.call('GET', KEYS[2])
 if held then
   local digest = string.match(held, ' (%x+)$')
-  if digest ~= ARGV[5] then
+  if digest ~= ARGV[4] then
     return redis.error_reply('DUPLICATE')
   end
   -- the same event again: store nothing; rewrite the key as it is, so a
@@ -66,12 +69,14 @@ if held then
   redis.call('SET', KEYS[2], held, 'KEEPTTL')
   return 0
 end
-local pos = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 6))
-redis.call('SET', KEYS[2], pos .. ' ' .. ARGV[5], 'EX', ARGV[2])
-redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[4])
+local first = 5 + 2 * (#KEYS - 2)
+local pos = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, first))
+redis.call('SET', KEYS[2], pos .. ' ' .. ARGV[4], 'EX', ARGV[1])
+redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3])
 for k = 3, #KEYS do
-  redis.call('XADD', KEYS[k], 'MAXLEN', ARGV[1], pos, unpack(ARGV, 6))
-  redis.call('XTRIM', KEYS[k], 'MINID', '~', ARGV[4])
+  local at = 5 + 2 * (k - 3)
+  redis.call('XADD', KEYS[k], 'MAXLEN', ARGV[at], pos, unpack(ARGV, first))
+  redis.call('XTRIM', KEYS[k], 'MINID', '~', ARGV[at + 1])
 end
 return 1
 """
@@ -99,6 +104,11 @@ def _position(stream_id: str) -> int:
     """A stream id (`ms-seq`) as one increasing integer."""
     ms, _, seq = stream_id.partition("-")
     return (int(ms) << 20) | int(seq or 0)
+
+
+def _oldest(now: float, age: float) -> str:
+    """The oldest stream id (`ms-0`) an age bound keeps."""
+    return f"{max(0, int((now - age) * 1000))}-0"
 
 
 def _stream_id(position: int) -> str:
@@ -185,6 +195,9 @@ class RedisBackend:
     def limits(self) -> HistoryLimits:
         return self._limits
 
+    def limit_topics(self, topics: TopicLimits | None) -> None:
+        self._limits = dataclasses.replace(self._limits, topics=topics)
+
     async def start(self) -> None:
         try:
             from redis import asyncio as aioredis
@@ -258,9 +271,14 @@ class RedisBackend:
         if ev.retry is not None:
             fields += ["retry", str(ev.retry)]
         keys = [self._key("log"), self._id_key(record.id), *(self._topic(t) for t in record.topics)]
-        ttl = max(1, int(self._limits.max_age) + 1)
-        oldest = max(0, int((record.time - self._limits.max_age) * 1000))  # ms, as stream ids
-        args = [self._limits.max_events, ttl, LOG_BOUND, f"{oldest}-0", record.digest(), *fields]
+        limits = self._limits
+        ttl = max(1, int(limits.age_of(record.topics)) + 1)
+        args: list[object] = [ttl, LOG_BOUND, _oldest(record.time, limits.longest_age)]
+        args.append(record.digest())
+        for topic in record.topics:
+            max_events, max_age = limits.of(topic)
+            args += [max_events, _oldest(record.time, max_age)]
+        args += fields
         try:
             if not self.wait:
                 return bool(await self._append(keys=keys, args=args))
@@ -290,14 +308,15 @@ class RedisBackend:
     ) -> History:
         check_page(after, limit, after_position)
         redis = self._redis
-        cutoff = self._clock() - self._limits.max_age
+        limits = self._limits
+        now = self._clock()
         start, found = "-", True
         if after_position is not None:
             start = "(" + _stream_id(after_position)
         elif after is not None:
             held = await redis.get(self._id_key(after))
             position = None if held is None else held.partition(" ")[0]  # "pos digest"
-            found = position is not None and await self._still_held(position, cutoff)
+            found = position is not None and await self._still_held(position, now)
             if found and position is not None:
                 start = "(" + position
         pipe = redis.pipeline(transaction=True)  # one snapshot: reads and the newest position
@@ -308,21 +327,31 @@ class RedisBackend:
             for topic in topics:
                 pipe.xrange(self._topic(topic), start, "+", count=limit)
         newest, *reads = await pipe.execute()
-        entries = [e for found_entries in reads for e in found_entries]
-        if topics is not None:
+        # each entry with whether it is young enough for the read it came from
+        entries: list[tuple[str, dict[str, str], bool]]
+        if topics is None:
+            entries = [(i, f, self._alive(f, now)) for i, f in reads[0]]
+        else:
+            entries = [
+                (i, f, float(f["time"]) >= now - limits.of(topic)[1])
+                for topic, found_entries in zip(topics, reads, strict=True)
+                for i, f in found_entries
+            ]
             entries.sort(key=lambda entry: _position(entry[0]))
         records: list[Record] = []
         last = None
         taken = 0
         cursor = None
-        for stream_id, fields in entries:
+        for stream_id, fields, alive in entries:
             if stream_id == last:  # an event on several of the topics, once
+                if alive and (not records or records[-1].id != fields["id"]):
+                    records.append(_record(fields))  # aged for the other, not this one
                 continue
             if limit is not None and taken == limit:
                 break
             last = stream_id
             taken += 1
-            if float(fields["time"]) >= cutoff:
+            if alive:
                 records.append(_record(fields))
         if limit is not None and taken == limit and last is not None:
             # the first `limit` of each read, merged, are the first `limit` of all
@@ -332,20 +361,27 @@ class RedisBackend:
     async def newest(self, topics: Collection[str] | None, n: int) -> History:
         """`XREVRANGE ... COUNT n` on each topic stream (or on the log)."""
         check_newest(n)
-        cutoff = self._clock() - self._limits.max_age
+        limits = self._limits
+        now = self._clock()
+        names = None if topics is None else list(dict.fromkeys(topics))
         pipe = self._redis.pipeline(transaction=True)  # one snapshot, as in history()
         pipe.xrevrange(self._key("log"), "+", "-", count=1)
-        if topics is None:
+        if names is None:
             pipe.xrevrange(self._key("log"), "+", "-", count=n)
         else:
-            for topic in dict.fromkeys(topics):
+            for topic in names:
                 pipe.xrevrange(self._topic(topic), "+", "-", count=n)
         newest, *reads = await pipe.execute()
-        entries = {e[0]: e[1] for found_entries in reads for e in found_entries}  # each once
+        entries: dict[str, dict[str, str]] = {}  # each once, if young enough for a read
+        if names is None:
+            entries = {i: f for i, f in reads[0] if self._alive(f, now)}
+        else:
+            for topic, found_entries in zip(names, reads, strict=True):
+                cutoff = now - limits.of(topic)[1]
+                entries.update((i, f) for i, f in found_entries if float(f["time"]) >= cutoff)
         records = [
             _record(fields)
             for _, fields in sorted(entries.items(), key=lambda entry: _position(entry[0]))
-            if float(fields["time"]) >= cutoff
         ]
         return History(records, True, _position(newest[0][0]) if newest else 0)
 
@@ -379,18 +415,26 @@ class RedisBackend:
         if not newest:
             return None
         _, fields = newest[0]
-        if float(fields["time"]) < self._clock() - self._limits.max_age:
+        if float(fields["time"]) < self._clock() - self._limits.longest_age:
             return None
         return str(fields["id"])
 
-    async def _still_held(self, position: str, cutoff: float) -> bool:
+    def _alive(self, fields: dict[str, str], now: float) -> bool:
+        """Young enough for one of its topics."""
+        limits = self._limits
+        if limits.topics is None:
+            return float(fields["time"]) >= now - limits.max_age
+        age = limits.age_of(json.loads(fields["topics"]))
+        return float(fields["time"]) >= now - age
+
+    async def _still_held(self, position: str, now: float) -> bool:
         """Whether the record at `position` is in history yet: young enough
         and kept by at least one of its topics."""
         entry = await self._redis.xrange(self._key("log"), position, position)
         if not entry:
             return False
         fields = entry[0][1]
-        if float(fields["time"]) < cutoff:
+        if not self._alive(fields, now):
             return False
         pipe = self._redis.pipeline(transaction=False)
         for topic in json.loads(fields["topics"]):

@@ -17,6 +17,7 @@ on these topics" is two index lookups, not a scan.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import os
@@ -34,6 +35,7 @@ from ._base import (
     HistoryLimits,
     Record,
     StoreRefusedError,
+    TopicLimits,
     check_newest,
     check_page,
     payload_digest,
@@ -63,6 +65,7 @@ CREATE INDEX IF NOT EXISTS event_topics_seq ON event_topics (seq);
 _COLUMNS = "e.seq, e.id, e.time, e.topics, e.event, e.data, e.retry, e.private"
 Row = tuple[int, str, float, str, str, str, int | None, int]
 _LOW_DISK = 1 << 20  # free bytes below which `check_writable` calls the disk full
+_AGE_SWEEP = 1000  # topics of a shorter age than the longest, swept per second at most
 _CACHE = 20_000  # recent records kept decoded: a resume storm reads them, not rows
 _T = TypeVar("_T")
 
@@ -119,6 +122,7 @@ class SQLiteBackend:
         self._pending: list[tuple[Record, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._swept = 0.0
+        self._age_turn = 0  # where the next sweep of per-topic ages starts
         # on the database thread only:
         self._counts: dict[str, int] = {}  # rows per topic, loaded on first use
         self._cache: dict[int, Record] = {}  # seq -> record, the most recent ones
@@ -127,6 +131,9 @@ class SQLiteBackend:
     @property
     def limits(self) -> HistoryLimits:
         return self._limits
+
+    def limit_topics(self, topics: TopicLimits | None) -> None:
+        self._limits = dataclasses.replace(self._limits, topics=topics)
 
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssehub-sqlite")
@@ -353,11 +360,11 @@ class SQLiteBackend:
         return count
 
     def _prune_count(self, db: sqlite3.Connection, topics: set[str]) -> None:
-        """Drop the oldest rows of each topic past `max_events`: a small
+        """Drop the oldest rows of each topic past its `max_events`: a small
         delete of what is in excess, not a scan."""
-        keep = self._limits.max_events
+        of = self._limits.of
         for topic in topics:
-            excess = self._count(db, topic) - keep
+            excess = self._count(db, topic) - of(topic)[0]
             if excess <= 0:
                 continue
             dropped = [
@@ -387,14 +394,58 @@ class SQLiteBackend:
         )
 
     def _prune_age(self, db: sqlite3.Connection) -> None:
-        """At most once a second: drop what is older than `max_age`, in
-        bounded steps. (Reads apply the cutoff themselves, so this only frees
-        space.)"""
+        """At most once a second: drop what is older than any topic keeps,
+        in bounded steps, then what the topics written since the start keep
+        for less long. (Reads apply each topic's cutoff themselves, so this
+        only frees space.)"""
         now = self._clock()
         if now - self._swept < 1.0 and now >= self._swept:
             return
         self._swept = now
-        cutoff = now - self._limits.max_age
+        limits = self._limits
+        self._prune_all(db, now - limits.longest_age)
+        if limits.topics is not None:
+            # at most _AGE_SWEEP topics a second, taking turns
+            topics = list(self._counts)
+            first = self._age_turn % len(topics) if len(topics) > _AGE_SWEEP else 0
+            turn = (topics[first:] + topics[:first])[:_AGE_SWEEP]
+            self._age_turn = first + len(turn)
+            for topic in turn:
+                age = limits.of(topic)[1]
+                if age < limits.longest_age:
+                    self._prune_topic_age(db, topic, now - age)
+
+    def _prune_topic_age(self, db: sqlite3.Connection, topic: str, cutoff: float) -> None:
+        """Drop `topic`'s oldest rows while they are older than `cutoff`
+        (as the memory backend's `_prune`), a page at a time; a topic with
+        nothing to drop costs one indexed lookup."""
+        page = 1
+        while True:
+            rows = db.execute(
+                "SELECT t.seq, e.time FROM event_topics t JOIN events e ON e.seq = t.seq"
+                " WHERE t.topic = ? ORDER BY t.seq LIMIT ?",
+                (topic, page),
+            ).fetchall()
+            old = []
+            for seq, stamp in rows:
+                if stamp >= cutoff:
+                    break
+                old.append(seq)
+            if not old:
+                return
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "DELETE FROM event_topics WHERE topic = ? AND seq = ?", [(topic, s) for s in old]
+            )
+            self._drop_orphans(db, old)
+            db.execute("COMMIT")
+            if topic in self._counts:
+                self._counts[topic] -= len(old)
+            if len(old) < page:
+                return
+            page = 256
+
+    def _prune_all(self, db: sqlite3.Connection, cutoff: float) -> None:
         while True:
             db.execute("BEGIN IMMEDIATE")
             seqs = [
@@ -426,15 +477,17 @@ class SQLiteBackend:
         """On the reader thread: each statement is its own short read
         transaction, and a page reads about `limit` rows."""
         db = self._reading()
-        cutoff = self._clock() - self._limits.max_age
+        limits = self._limits
+        now = self._clock()
+        cutoff = now - limits.longest_age
         start, found = after_position or 0, True
         if after is not None:
             row = db.execute(
-                "SELECT e.seq FROM events e WHERE e.id = ? AND e.time >= ?"
+                "SELECT e.seq, e.time, e.topics FROM events e WHERE e.id = ? AND e.time >= ?"
                 " AND EXISTS (SELECT 1 FROM event_topics t WHERE t.seq = e.seq)",
                 (after, cutoff),
             ).fetchone()
-            if row is None:
+            if row is None or row[1] < now - limits.age_of(json.loads(row[2])):
                 found = False
             else:
                 start = row[0]
@@ -446,27 +499,49 @@ class SQLiteBackend:
             ).fetchall()
             if limit is not None and len(rows) == limit:
                 cursor = rows[-1][0]
-            rows = [row for row in rows if row[2] >= cutoff]
+            rows = [row for row in rows if self._alive(row, now)]
         else:
             # the first `limit` positions of each topic (the (topic, seq) key
-            # is ordered), merged: a page costs topics x limit, not history
+            # is ordered), merged: a page costs topics x limit, not history;
+            # each kept if young enough for a topic that listed it
             seqs: set[int] = set()
+            alive: set[int] = set()
             for topic in topics:
-                seqs.update(
-                    seq
-                    for (seq,) in db.execute(
-                        "SELECT seq FROM event_topics WHERE topic = ? AND seq > ?"
-                        " ORDER BY seq LIMIT ?",
-                        (topic, start, -1 if limit is None else limit),
+                count = -1 if limit is None else limit
+                if limits.topics is None:  # one age for all: `_rows_of` applies it
+                    seqs.update(
+                        seq
+                        for (seq,) in db.execute(
+                            "SELECT seq FROM event_topics WHERE topic = ? AND seq > ?"
+                            " ORDER BY seq LIMIT ?",
+                            (topic, start, count),
+                        )
                     )
-                )
+                    alive = seqs
+                    continue
+                topic_cutoff = now - limits.of(topic)[1]
+                for seq, stamp in db.execute(
+                    "SELECT t.seq, e.time FROM event_topics t JOIN events e ON e.seq = t.seq"
+                    " WHERE t.topic = ? AND t.seq > ? ORDER BY t.seq LIMIT ?",
+                    (topic, start, count),
+                ):
+                    seqs.add(seq)
+                    if stamp >= topic_cutoff:
+                        alive.add(seq)
             page = sorted(seqs)
             if limit is not None and len(page) >= limit:
                 page = page[:limit]
                 cursor = page[-1]
-            rows = _rows_of(db, page, cutoff)
+            rows = _rows_of(db, [seq for seq in page if seq in alive], cutoff)
         records = self._records(rows)
         return History(records, found, cursor=cursor)
+
+    def _alive(self, row: Row, now: float) -> bool:
+        """Young enough for one of its topics."""
+        limits = self._limits
+        if limits.topics is None:
+            return row[2] >= now - limits.max_age
+        return row[2] >= now - limits.age_of(json.loads(row[3]))
 
     def _records(self, rows: list[Any]) -> list[Record]:
         """The rows as records: the writer's decoded copy where it has one."""
@@ -477,22 +552,27 @@ class SQLiteBackend:
         """On the reader thread: the (topic, seq) key read backwards, `n`
         rows per topic."""
         db = self._reading()
-        cutoff = self._clock() - self._limits.max_age
+        limits = self._limits
+        now = self._clock()
+        cutoff = now - limits.longest_age
         if topics is None:
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM events e ORDER BY e.seq DESC LIMIT ?", (n,)
             ).fetchall()
             rows.reverse()
-            rows = [row for row in rows if row[2] >= cutoff]
+            rows = [row for row in rows if self._alive(row, now)]
         else:
             seqs: set[int] = set()
             for topic in topics:
+                topic_cutoff = now - limits.of(topic)[1]
                 seqs.update(
                     seq
-                    for (seq,) in db.execute(
-                        "SELECT seq FROM event_topics WHERE topic = ? ORDER BY seq DESC LIMIT ?",
+                    for seq, stamp in db.execute(
+                        "SELECT t.seq, e.time FROM event_topics t JOIN events e ON e.seq = t.seq"
+                        " WHERE t.topic = ? ORDER BY t.seq DESC LIMIT ?",
                         (topic, n),
                     )
+                    if stamp >= topic_cutoff
                 )
             page = sorted(seqs)
             rows = _rows_of(db, page, cutoff)
@@ -502,7 +582,7 @@ class SQLiteBackend:
     def _last_id(self) -> str | None:
         # The newest row by seq, then its age: one step down the primary key
         # (a `WHERE time >= ?` would let SQLite sort the whole time index).
-        cutoff = self._clock() - self._limits.max_age
+        cutoff = self._clock() - self._limits.longest_age
         row = (
             self._reading()
             .execute("SELECT id, time FROM events ORDER BY seq DESC LIMIT 1")

@@ -286,6 +286,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         choices=("debug", "info", "warning", "error"),
         help="info: a line per stream opened and closed, and per refusal",
     )
+    # per-topic policies: [[topics]] tables of the --config file (cli/_topics.py)
+    serve.set_defaults(topic_policies=())
     serve.set_defaults(run=run)
     return serve
 
@@ -451,7 +453,7 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, Hi
             dashboard_token=args.dashboard_token,
             reuse_port=args.reuse_port,
         )
-        hub = HubConfig(heartbeat=args.heartbeat)
+        hub = HubConfig(heartbeat=args.heartbeat, topics=args.topic_policies)
         limits = HistoryLimits(max_events=args.history_events, max_age=args.history_age)
     return server, hub, limits, args.store
 

@@ -8,6 +8,7 @@ import tomllib
 from collections.abc import Mapping
 
 from ._options import Parser, UsageError
+from ._topics import topic_policies
 
 __all__ = ("set_defaults",)
 
@@ -31,6 +32,8 @@ def set_defaults(serve: argparse.ArgumentParser, argv: list[str], env: Mapping[s
             raise UsageError(f"{path}: not valid TOML: {error}") from None
         except OSError as error:
             raise UsageError(f"--config: cannot read {path}: {error.strerror}") from None
+        if "topics" in table:  # [[topics]] tables: per-topic policies
+            serve.set_defaults(topic_policies=topic_policies(table.pop("topics"), path))
         values += [(f"{path}: {k}", k.replace("-", "_"), v) for k, v in table.items()]
     values += [
         (f"environment {k}", k[len(PREFIX) :].lower(), v)

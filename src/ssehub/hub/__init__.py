@@ -3,8 +3,16 @@ clean shutdown, on asyncio."""
 
 from ._clock import Clock, SystemClock, Timer
 from ._config import HubConfig
-from ._hub import GAP_EVENT, LIVE_EVENT, Hub, HubClosedError, WatchCallback
+from ._hub import (
+    GAP_EVENT,
+    LIVE_EVENT,
+    SUBSCRIBER_LIMIT_RETRY,
+    Hub,
+    HubClosedError,
+    WatchCallback,
+)
 from ._ids import IdGenerator
+from ._policies import MatchType, SubscriberLimitError, TopicPolicies, TopicPolicy
 from ._selectors import (
     MAX_TEMPLATE_EXPRESSIONS,
     MAX_TEMPLATE_LENGTH,
@@ -34,6 +42,7 @@ __all__ = (
     "MAX_TEMPLATE_LENGTH",
     "MAX_URLPATTERN_LENGTH",
     "MAX_URLPATTERN_PARTS",
+    "SUBSCRIBER_LIMIT_RETRY",
     "Clock",
     "CloseReason",
     "EventSubscription",
@@ -42,15 +51,19 @@ __all__ = (
     "HubConfig",
     "HubStatistics",
     "IdGenerator",
+    "MatchType",
     "Matcher",
     "PatternIndex",
     "Resume",
     "SelectorSet",
     "SlowSubscriberError",
     "StreamSubscription",
+    "SubscriberLimitError",
     "Subscription",
     "SystemClock",
     "Timer",
+    "TopicPolicies",
+    "TopicPolicy",
     "WatchCallback",
     "selector_matcher",
     "selectors_match",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._policies import TopicPolicy
+
 __all__ = ("HubConfig",)
 
 
@@ -27,6 +29,10 @@ class HubConfig:
       drawn between this many milliseconds and twice as many, so clients
       come back soon (to the next instance) but not all at once. None: no
       hint.
+    - `topics`: per-topic policies (`TopicPolicy`: history count and age,
+      newest-N on open, maximum subscribers) for the topics their selectors
+      match; the first that matches a topic wins, a topic none matches gets
+      the defaults. The hub gives the history bounds to its backend.
     """
 
     heartbeat: float = 15.0
@@ -35,6 +41,7 @@ class HubConfig:
     max_last_event_id: int = 1024
     replay_page: int = 256
     shutdown_retry: int | None = 1000
+    topics: tuple[TopicPolicy, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.heartbeat > 0:
@@ -46,3 +53,9 @@ class HubConfig:
         retry = self.shutdown_retry
         if retry is not None and (type(retry) is not int or retry < 0):
             raise ValueError(f"HubConfig.shutdown_retry must be an int >= 0 or None, not {retry!r}")
+        if not isinstance(self.topics, tuple) or not all(
+            isinstance(p, TopicPolicy) for p in self.topics
+        ):
+            raise ValueError(
+                f"HubConfig.topics must be a tuple of TopicPolicy objects, not {self.topics!r}"
+            )

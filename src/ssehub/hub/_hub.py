@@ -27,6 +27,7 @@ from ._config import HubConfig
 from ._fanout import FanOut, Group
 from ._feed import Feed
 from ._ids import IdGenerator
+from ._policies import SubscriberLimitError, TopicPolicies
 from ._selectors import Matcher, validate_selector
 from ._stats import Counters, HubStatistics, State
 from ._subscription import (
@@ -38,7 +39,14 @@ from ._subscription import (
 )
 from ._waiters import Waiters
 
-__all__ = ("GAP_EVENT", "LIVE_EVENT", "Hub", "HubClosedError", "WatchCallback")
+__all__ = (
+    "GAP_EVENT",
+    "LIVE_EVENT",
+    "SUBSCRIBER_LIMIT_RETRY",
+    "Hub",
+    "HubClosedError",
+    "WatchCallback",
+)
 
 GAP_EVENT = "ssehub-gap"
 """Type of the event a subscriber gets first when it asked to resume from an
@@ -54,6 +62,10 @@ the client's last event ID. Not sent when no replay was asked."""
 WatchCallback = Callable[[str, bool], object]
 """`callback(topic, watching)`: `topic` gained its first subscriber (True)
 or lost its last (False)."""
+
+SUBSCRIBER_LIMIT_RETRY = 10
+"""Seconds a subscription refused by a topic's `max_subscribers` is told to
+wait (`SubscriberLimitError.retry_after`, HTTP `Retry-After`)."""
 
 _HEARTBEAT = encode_comment()
 log = logging.getLogger("ssehub.hub")
@@ -230,6 +242,10 @@ class Hub:
     ) -> None:
         self.config = config or HubConfig()
         self.backend: Backend = backend if backend is not None else MemoryBackend()
+        # per-topic policies: history bounds go to the backend's trimming
+        self.policies = TopicPolicies(self.config.topics)
+        if self.policies.bounds_history:
+            self.backend.limit_topics(self.policies)
         self._clock: Clock = clock or SystemClock()
         self._ids = ids or IdGenerator()
         self._state: State = "new"
@@ -486,14 +502,18 @@ class Hub:
         (a JWT's `mercure.subscribe` claim, or 1.0 `Matcher`s; `"*"`: all).
         `matchers` adds `Matcher`s (Mercure 1.0) to `topics`, which may then
         be empty.
+        A topic's `TopicPolicy` (`HubConfig.topics`) may give a subscription
+        that asks for no replay its `newest`, and refuse one past its
+        `max_subscribers` (`open()` raises `SubscriberLimitError`).
         Use it as `async with hub.subscribe(...) as events: async for ...`.
         """
+        selectors = _selectors(topics, matchers)
         return EventSubscription(
             self._owner,
-            _selectors(topics, matchers),
+            selectors,
             self._checked_id(last_event_id),
             frozenset(private_topics),
-            self._checked_newest(newest),
+            self._newest(selectors, last_event_id, newest),
         )
 
     def subscribe_stream(
@@ -512,14 +532,16 @@ class Hub:
         `connection_lost` to it. The replay is written a page at a time,
         each once the transport has room: a subscriber that does not read
         costs about one page, not its whole history. `newest` as in
-        `subscribe()`; after a replay a `LIVE_EVENT` marker is written."""
+        `subscribe()`; after a replay a `LIVE_EVENT` marker is written.
+        Topic policies apply as in `subscribe()`."""
+        selectors = _selectors(topics, matchers)
         return StreamSubscription(
             self._owner,
-            _selectors(topics, matchers),
+            selectors,
             self._checked_id(last_event_id),
             transport,
             frozenset(private_topics),
-            self._checked_newest(newest),
+            self._newest(selectors, last_event_id, newest),
         )
 
     def _checked_id(self, last_event_id: str | None) -> str | None:
@@ -528,12 +550,18 @@ class Hub:
             raise ValueError(f"Last-Event-ID is longer than {limit} characters")
         return last_event_id
 
-    def _checked_newest(self, newest: int) -> int:
-        bound = self.backend.limits.max_events
+    def _newest(
+        self, selectors: tuple[str | Matcher, ...], last_event_id: str | None, newest: int
+    ) -> int:
+        """The newest-N asked, else (no replay asked) what the topics'
+        policies give."""
+        bound = self.backend.limits.most_events
         if type(newest) is not int or not 0 <= newest <= bound:
             raise ValueError(
                 f"newest must be an int from 0 to {bound} (the history bound), not {newest!r}"
             )
+        if newest == 0 and last_event_id is None and self.policies.watched:
+            return self.policies.newest(selectors)
         return newest
 
     async def _begin(
@@ -543,6 +571,8 @@ class Hub:
             raise HubClosedError(f"cannot subscribe: the hub is {self._state}")
         group = self._fanout.attach(sub)  # from now on live events are held for it
         topics = None if group.selectors.has_patterns else sub.topics
+        if topics is not None and self.policies.watched:
+            self._check_limits(sub, topics)
         try:
             first = None
             gap = False
@@ -565,6 +595,16 @@ class Hub:
                 gap_record = self._gap_record(last_event_id)
         pages = _Pages(self, sub, group, topics, first, 0 if last_event_id is not None else newest)
         return Resume(last_id or "earliest", gap, 0), gap_record, pages
+
+    def _check_limits(self, sub: Subscription, topics: tuple[str, ...]) -> None:
+        """Refuse `sub` (attached) if it takes a topic past its policy's
+        `max_subscribers`."""
+        for topic in topics:
+            policy = self.policies.policy(topic)
+            limit = None if policy is None else policy.max_subscribers
+            if limit is not None and self._fanout.count(topic) > limit:
+                sub.close()
+                raise SubscriberLimitError(topic, limit, SUBSCRIBER_LIMIT_RETRY)
 
     async def _settled(self) -> None:
         """Wait until every publish started so far has been fanned out (or

@@ -233,7 +233,7 @@ class Mercure:
         ignored by the hub when the request resumes (`Last-Event-ID` wins)."""
         if values is None:
             return 0
-        bound = self.hub.backend.limits.max_events
+        bound = self.hub.backend.limits.most_events
         raw = values[0]
         if len(values) > 1 or not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
             raise HTTPError(400, f"'newest' must be one integer from 1 to {bound}")

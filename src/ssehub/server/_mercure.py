@@ -9,7 +9,7 @@ import time
 import uuid
 
 from ssehub.hooks import Authorizer, Webhooks, decide
-from ssehub.hub import HubClosedError, StreamSubscription
+from ssehub.hub import HubClosedError, StreamSubscription, SubscriberLimitError
 from ssehub.mercure import HTTPError, Listing, Mercure, Publish, Response, Subscribe
 from ssehub.mercure import Request as MercureRequest
 
@@ -94,6 +94,10 @@ class _Subscribing:
         except HubClosedError:
             conn.stream = None
             raise HTTPError(503, "the hub is shutting down") from None
+        except SubscriberLimitError as error:
+            conn.stream = None
+            retry = (("Retry-After", str(error.retry_after)),)
+            raise HTTPError(503, str(error), decision.cors + retry) from None
         if sub.closed:
             return  # gone already: connection_lost cleans up
         subscriber = await mercure.opened(decision, sub.topics)
