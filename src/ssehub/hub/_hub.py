@@ -468,6 +468,7 @@ class Hub:
         newest: int = 0,
         private_topics: Iterable[str | Matcher] = (),
         matchers: Iterable[Matcher] = (),
+        tagged: bool = False,
     ) -> EventSubscription:
         """An async iterator of the events of `topics` (`"*"`: all topics).
 
@@ -486,6 +487,11 @@ class Hub:
         (a JWT's `mercure.subscribe` claim, or 1.0 `Matcher`s; `"*"`: all).
         `matchers` adds `Matcher`s (Mercure 1.0) to `topics`, which may then
         be empty.
+        `tagged=True`: `frames()` gives each event after one `matched:` line
+        per selector of this subscription that matched it (`topic=<selector>`,
+        `match=<topic>`, `match_urlpattern=<pattern>`; see
+        `ssehub.hub._tags`), for a consumer that multiplexes several over one
+        stream.
         Use it as `async with hub.subscribe(...) as events: async for ...`.
         """
         return EventSubscription(
@@ -494,6 +500,7 @@ class Hub:
             self._checked_id(last_event_id),
             frozenset(private_topics),
             self._checked_newest(newest),
+            tagged,
         )
 
     def subscribe_stream(
@@ -505,6 +512,7 @@ class Hub:
         newest: int = 0,
         private_topics: Iterable[str | Matcher] = (),
         matchers: Iterable[Matcher] = (),
+        tagged: bool = False,
     ) -> StreamSubscription:
         """A subscription that writes the encoded events of `topics` straight
         to `transport` (for servers). Open it with `await sub.open(prefix)`;
@@ -512,7 +520,8 @@ class Hub:
         `connection_lost` to it. The replay is written a page at a time,
         each once the transport has room: a subscriber that does not read
         costs about one page, not its whole history. `newest` as in
-        `subscribe()`; after a replay a `LIVE_EVENT` marker is written."""
+        `subscribe()`; after a replay a `LIVE_EVENT` marker is written.
+        `tagged` as in `subscribe()`."""
         return StreamSubscription(
             self._owner,
             _selectors(topics, matchers),
@@ -520,6 +529,7 @@ class Hub:
             transport,
             frozenset(private_topics),
             self._checked_newest(newest),
+            tagged,
         )
 
     def _checked_id(self, last_event_id: str | None) -> str | None:

@@ -31,7 +31,9 @@ class Subscribe:
     newest N events of each topic first, when not resuming (0: none; the
     `newest` query parameter, an ssehub extension). `matchers`: the Mercure
     1.0 topic matchers (beside or instead of `topics`); `dialect`: the
-    Mercure the request spoke, which its answer speaks too."""
+    Mercure the request spoke, which its answer speaks too. `tagged`: each
+    event after a `matched:` line per selector it matched (the `tagged=1`
+    query parameter, an ssehub extension; `ssehub.hub._tags`)."""
 
     topics: tuple[str, ...]
     last_event_id: str | None
@@ -43,6 +45,7 @@ class Subscribe:
     newest: int = 0
     matchers: tuple[Matcher, ...] = ()
     dialect: Literal["1.0", "0.x"] = "0.x"
+    tagged: bool = False
 
     def seconds_left(self, now: float) -> float | None:
         """How long the stream may stay open from `now` (Unix time)."""

@@ -150,6 +150,7 @@ class Mercure:
             if len(last_event_id) > longest:
                 raise HTTPError(400, f"Last-Event-ID is longer than {longest} characters")
         newest = self._newest(query.get("newest"))
+        tagged = _tagged(query.get("tagged"))
         private: frozenset[str | Matcher] = _NO_TOPICS
         payload: Any = None
         expires: float | None = None
@@ -185,6 +186,7 @@ class Mercure:
             newest,
             found_matchers,
             dialect,
+            tagged,
         )
 
     def _newest(self, values: list[str] | None) -> int:
@@ -428,3 +430,13 @@ def _check_v1_publish(topics: list[str], event_id: str) -> None:
         raise HTTPError(400, "the topic '*' is the wildcard: it cannot be published to")
     if event_id == "earliest" or event_id.startswith("#"):
         raise HTTPError(400, f"the id {event_id!r} is reserved (earliest, or starting with #)")
+
+
+def _tagged(values: list[str] | None) -> bool:
+    """The `tagged=1` query parameter (an ssehub extension): each event
+    carries a `matched:` line per selector of the request that matched it."""
+    if values is None:
+        return False
+    if values != ["1"]:
+        raise HTTPError(400, "'tagged' must be given once, as tagged=1")
+    return True
