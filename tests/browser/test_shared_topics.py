@@ -1,0 +1,164 @@
+"""`SharedEventSource` in real Chromium: tabs with different topic sets share
+one hub connection (the union of their selectors), each tab getting exactly
+its own events — when a tab joins with new topics, and when the leader tab
+closes, with events published all along."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ssehub import BackgroundHub
+from ssehub.mercure import MercureConfig
+
+pytestmark = pytest.mark.browser
+
+PAGE = """<!doctype html>
+<script src="/_ssehub/ssehub.js"></script>
+<script>
+  window.got = [];
+  window.source = new SharedEventSource("/.well-known/mercure" + location.search);
+  source.onmessage = (e) => window.got.push(e.data);
+</script>
+"""
+OPEN = "() => window.source.readyState === 1"
+
+
+@pytest.fixture
+def page_dir(tmp_path: Path) -> Path:
+    (tmp_path / "index.html").write_text(PAGE)
+    return tmp_path
+
+
+def got(page: Any) -> list[str]:
+    return list(page.evaluate("window.got"))
+
+
+def wait_for(page: Any, expected: list[str]) -> None:
+    page.wait_for_function(f"() => window.got.length >= {len(expected)}", timeout=15_000)
+    page.wait_for_timeout(200)  # nothing more comes
+    assert got(page) == expected
+
+
+def wait_one_stream(hub: BackgroundHub, page: Any) -> None:
+    """The leader's previous stream ends a moment after its successor opens."""
+    for _ in range(100):
+        if hub.statistics().subscribers == 1:
+            return
+        page.wait_for_timeout(50)
+    assert hub.statistics().subscribers == 1
+
+
+def test_tabs_with_different_topics_share_one_stream_and_get_their_own(
+    browser: Any, page_dir: Path
+) -> None:
+    with BackgroundHub(port=0, page=page_dir) as hub:
+        context = browser.new_context()
+        try:
+            a = context.new_page()
+            a.goto(f"{hub.url}/?topic=a")
+            a.wait_for_function(OPEN)
+            b = context.new_page()
+            b.goto(f"{hub.url}/?topic=b&topic=books/{{id}}")
+            b.wait_for_function(OPEN)
+            wait_one_stream(hub, a)
+            hub.publish("a", "a1")
+            hub.publish("b", "b1")
+            hub.publish("books/7", "book7")
+            hub.publish("c", "c1")  # nobody's
+            hub.publish(["b", "a"], "ab")  # both
+            wait_for(a, ["a1", "ab"])
+            wait_for(b, ["b1", "book7", "ab"])
+            assert hub.statistics().subscribers == 1  # one stream for both tabs
+
+            # a third tab joins with new topics, while events keep coming
+            sent_a = [hub.publish("a", f"a-before-{i}") for i in range(3)]
+            c = context.new_page()
+            c.goto(f"{hub.url}/?topic=c&topic=a")
+            sent_a += [hub.publish("a", f"a-during-{i}") for i in range(5)]
+            c.wait_for_function(OPEN)
+            wait_one_stream(hub, c)
+            hub.publish("c", "c2")
+            hub.publish("a", "a3")
+            hub.publish("b", "b2")
+            wait_for(a, ["a1", "ab", *[f"a-before-{i}" for i in range(3)],
+                         *[f"a-during-{i}" for i in range(5)], "a3"])  # fmt: skip
+            wait_for(b, ["b1", "book7", "ab", "b2"])
+            # the new tab gets what came after it opened: no history of c
+            c_got = got(c)
+            assert "c1" not in c_got
+            assert c_got[-2:] == ["c2", "a3"]
+            assert len(sent_a) == 8
+            assert hub.statistics().subscribers == 1
+
+            # the leader tab closes; events published meanwhile reach every tab once
+            tabs = [a, b, c]
+            [leader] = [p for p in tabs if p.evaluate("window.source.isLeader")]
+            before = {id(p): got(p) for p in tabs}
+            leader.close()
+            tabs.remove(leader)
+            after = [hub.publish(t, f"{t}-after") for t in ("a", "b", "c")]
+            assert len(after) == 3
+            expect = {"a": "a-after", "b": "b-after", "c": "c-after"}
+            for p in tabs:
+                topics = json.loads(
+                    p.evaluate(
+                        "JSON.stringify(new URLSearchParams(location.search).getAll('topic'))"
+                    )
+                )
+                mine = [expect[t] for t in ("a", "b", "c") if t in topics]
+                wait_for(p, before[id(p)] + mine)
+            assert sum(p.evaluate("window.source.isLeader") for p in tabs) == 1
+            wait_one_stream(hub, tabs[0])
+        finally:
+            context.close()
+
+
+def test_a_tab_leaving_narrows_the_stream(browser: Any, page_dir: Path) -> None:
+    with BackgroundHub(port=0, page=page_dir) as hub:
+        context = browser.new_context()
+        try:
+            a = context.new_page()
+            a.goto(f"{hub.url}/?topic=a")
+            a.wait_for_function(OPEN)
+            b = context.new_page()
+            b.goto(f"{hub.url}/?topic=b")
+            b.wait_for_function(OPEN)
+            wait_one_stream(hub, a)
+            assert hub.statistics().subscribers_by_topic.get("b") == 1
+            b.close()
+            for _ in range(100):
+                if "b" not in hub.statistics().subscribers_by_topic:
+                    break
+                a.wait_for_timeout(50)
+            assert "b" not in hub.statistics().subscribers_by_topic
+            hub.publish("a", "a1")
+            wait_for(a, ["a1"])
+        finally:
+            context.close()
+
+
+def test_mercure_1_0_matchers_share_one_stream_on_a_1_0_only_hub(
+    browser: Any, page_dir: Path
+) -> None:
+    with BackgroundHub(port=0, page=page_dir, mercure=MercureConfig(dialects="1.0")) as hub:
+        context = browser.new_context()
+        try:
+            a = context.new_page()
+            a.goto(f"{hub.url}/?match=https://e.com/a")
+            a.wait_for_function(OPEN)
+            hub.publish("https://e.com/a", "a1")  # the leader resumes after it below
+            wait_for(a, ["a1"])
+            b = context.new_page()
+            b.goto(f"{hub.url}/?match_urlpattern=https://e.com/b/:id")
+            b.wait_for_function(OPEN)  # reconnected with the union, from last_event_id
+            wait_one_stream(hub, a)
+            hub.publish("https://e.com/b/1", "b1")
+            hub.publish("https://e.com/a", "a2")
+            wait_for(a, ["a1", "a2"])
+            wait_for(b, ["b1"])
+        finally:
+            context.close()
