@@ -162,3 +162,35 @@ def test_mercure_1_0_matchers_share_one_stream_on_a_1_0_only_hub(
             wait_for(b, ["b1"])
         finally:
             context.close()
+
+
+VALUE = "() => document.querySelector('#value').textContent"
+
+
+def test_a_page_joining_with_another_topic_opens_with_its_current_state(browser: Any) -> None:
+    """The built-in page asks for `newest=1`; a tab that joins the shared
+    stream with a new topic fetches its own current state, then follows the
+    shared stream without a gap or a duplicate."""
+    with BackgroundHub(port=0, page=True) as hub:
+        context = browser.new_context()
+        try:
+            clock = context.new_page()
+            clock.goto(f"{hub.url}/?topic=clock")
+            clock.wait_for_function("() => window.ssehubSource.readyState === 1")
+            hub.publish("clock", "12:00")
+            hub.publish("score", "1-0")
+            hub.publish("score", "2-0")  # the current score, before the page opens
+            score = context.new_page()
+            score.goto(f"{hub.url}/?topic=score")
+            score.wait_for_function(f"() => ({VALUE})() === '2-0'", timeout=5_000)
+            wait_one_stream(hub, score)
+            hub.publish("score", "2-1")
+            score.wait_for_function(f"() => ({VALUE})() === '2-1'", timeout=5_000)
+            ids = score.evaluate(
+                "() => [...document.querySelectorAll('#log li[data-id]')].map(li => li.textContent)"
+            )
+            assert [text[9:] for text in ids] == ["2-1", "2-0"]  # newest first; 1-0 is history
+            assert clock.evaluate(VALUE) == "12:00"
+            assert hub.statistics().subscribers == 1
+        finally:
+            context.close()

@@ -42,7 +42,8 @@
   const GRACE = 300;  // ms the old stream is still read once its successor is open
   const MAX_LINE = 16 * 1024 * 1024;  // characters: a peer that never ends a line
   const SELECTOR = /^(topic|match|match_exact|match_urlpattern)$/;
-  const RESUME = ["lastEventID", "last_event_id", "tagged"];
+  const RESUME = ["lastEventID", "last_event_id", "tagged", "newest"];
+  const SNAPSHOT_WAIT = 5000;  // ms a joining tab waits for its own `newest` replay
 
   // The hub's URL without selectors, and the selectors as the hub's `matched:` tags name them.
   function scope(href) {
@@ -117,6 +118,10 @@
       this.onunauthorized = (options && options.onunauthorized) || null;
       const { hub, keys } = scope(this.url);
       this._keys = new Set(keys);
+      // `newest=N` (the hub's current state on open): the leader's first stream asks for it;
+      // a tab that joins a stream fetches its own, once (`_snapshot`)
+      this._newest = new URL(this.url).searchParams.get("newest");
+      this._snapshot = null;  // while that runs: the stream's events for this tab, held
       this._failures = 0;  // failed connection attempts in a row
       this._timer = null;
       this._rescoping = null;
@@ -231,13 +236,14 @@
       }, 30);
     }
 
-    _streamUrl(keys) {
+    _streamUrl(keys, newest) {
       const url = new URL(scope(this.url).hub);
       for (const key of keys) {
         const at = key.indexOf("=");
         url.searchParams.append(key.slice(0, at), key.slice(at + 1));
       }
       url.searchParams.set("tagged", "1");
+      if (newest) url.searchParams.set("newest", newest);
       if (this._streamId) {
         const v1 = keys.some((key) => key.startsWith("match"));
         url.searchParams.set(v1 ? "last_event_id" : "lastEventID", this._streamId);
@@ -259,10 +265,12 @@
       } else if (previous && previous !== this._old) {
         previous.controller.abort();  // it was not open yet
       }
-      const replay = Boolean(this._streamId);
+      const resumed = Boolean(this._streamId);
+      // the current state this tab asked for, on its first stream (a resume wins at the hub)
+      const newest = !resumed && !this._covered ? this._newest : null;
       let response;
       try {
-        response = await global.fetch(this._streamUrl(keys), {
+        response = await global.fetch(this._streamUrl(keys, newest), {
           headers: { Accept: "text/event-stream" },
           credentials: this.withCredentials ? "include" : "same-origin",
           cache: "no-store",
@@ -282,7 +290,9 @@
       this._failures = 0;
       const old = this._old;
       if (old) setTimeout(() => { old.controller.abort(); if (this._old === old) this._old = null; }, GRACE);
-      this._state(OPEN, "open", true, undefined, { union: keys, replay });
+      // for the other tabs, any replay is someone else's; this one asked for its newest
+      this._post({ kind: "state", readyState: OPEN, event: "open", union: keys, replay: resumed || Boolean(newest) });
+      this._state(OPEN, "open", false, undefined, { union: keys, replay: resumed });
       stream.parser = new Parser((event) => {
         if (this._stream !== stream && this._old !== stream) return;
         const message = { kind: "event", ...event };
@@ -380,15 +390,69 @@
         if (message.type === "ssehub-live") {  // the replay was for the others
           this._pending = false;
           this._covered = true;
+          if (this._snapshot && this._snapshot.done) this._flushSnapshot();
           return;
         }
         const untagged = !message.matched.length && !message.type.startsWith("ssehub-");
         if (untagged) this._covered = !(this._pending = false);  // not an ssehub hub: no replay marker
       }
-      if (!this._covered) return;
       const matched = message.matched;
       if (matched.length && !matched.some((key) => this._keys.has(key))) return;
-      this._deliver(message);
+      if (this._pending && message.type.startsWith("ssehub-")) return;  // the others' gap
+      if (this._snapshot) this._snapshot.held.push(message);  // even during the others' replay
+      else if (this._covered) this._deliver(message);
+    }
+
+    // A tab that joins an open stream asks the hub for its own `newest=N` (its selectors only),
+    // reads it up to the `ssehub-live` marker, and holds the stream's events meanwhile. Then it
+    // delivers that state, and of what it held what came after its newest event: if that one
+    // is among them, what follows it; if not, it is older than all of them (the held events
+    // start at the shared stream's resume point or at the join, before the fetch).
+    async _takeSnapshot() {
+      const snapshot = this._snapshot = { held: [], events: [], done: false };
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), SNAPSHOT_WAIT);
+      try {
+        const url = new URL(scope(this.url).hub);
+        for (const key of this._keys) {
+          const at = key.indexOf("=");
+          url.searchParams.append(key.slice(0, at), key.slice(at + 1));
+        }
+        url.searchParams.set("newest", this._newest);
+        const response = await global.fetch(url.href, {
+          headers: { Accept: "text/event-stream" },
+          credentials: this.withCredentials ? "include" : "same-origin",
+          cache: "no-store",
+          signal: controller.signal,
+        });
+        if (response.status === 200) {
+          const reader = response.body.getReader();
+          const decoder = new TextDecoder();
+          let live = false;
+          const parser = new Parser((event) => {
+            if (event.type === "ssehub-live") live = true;
+            else if (!live) snapshot.events.push({ kind: "event", ...event });
+          });
+          while (!live) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            parser.feed(decoder.decode(value, { stream: true }));
+          }
+        }
+      } catch (error) { /* no state to add: the stream's events alone */ }
+      clearTimeout(timer);
+      controller.abort();
+      snapshot.done = true;
+      if (!this._closed && !this._pending) this._flushSnapshot();  // else at the others' marker
+    }
+
+    _flushSnapshot() {
+      const { events, held } = this._snapshot;
+      this._snapshot = null;
+      for (const event of events) this._deliver(event);
+      const last = events.length ? events[events.length - 1].id : "";
+      const at = last ? held.findIndex((m) => m.id === last) : -1;
+      for (const message of held.slice(at + 1)) this._deliver(message);
     }
 
     _state(readyState, type, broadcast = true, detail = undefined, stream = undefined) {
@@ -398,6 +462,7 @@
             // joining: the replay (from the others' last id) is not for this tab
             if (stream.replay) this._pending = true;
             else this._covered = true;
+            if (this._newest && !this.isLeader && !this._snapshot) this._takeSnapshot();
           }
         } else {
           this._covered = this._pending = false;  // a stream with this tab's selectors comes next
