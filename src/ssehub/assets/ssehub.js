@@ -501,5 +501,6 @@
   SharedEventSource.CONNECTING = CONNECTING;
   SharedEventSource.OPEN = OPEN;
   SharedEventSource.CLOSED = CLOSED;
+  SharedEventSource.Parser = Parser;  // its event stream parser (keeps `matched:`), for ssehub's pages
   global.SharedEventSource = SharedEventSource;
 })(globalThis);
