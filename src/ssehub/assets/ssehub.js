@@ -366,7 +366,7 @@
         this._tabs.set(message.tab, { keys: message.keys, since: Date.now() });
         if (kind === "join") {
           this._post({ kind: "here", tab: this._tab, keys: [...this._keys] });
-          if (this.isLeader && this.readyState === OPEN && this._stream) {
+          if (this.isLeader && this.readyState === OPEN && this._stream && this._stream.parser) {
             this._post({ kind: "state", readyState: OPEN, event: "open", union: this._stream.keys, replay: false });
           }
         }

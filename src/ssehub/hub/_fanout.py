@@ -199,7 +199,7 @@ class FanOut:
             records, group.pending = group.pending, []
             tags = group.tags
             if tags is not None:
-                data = tags.encode(records)
+                data = tags.encode(records, once=True)
             elif len(records) == 1:
                 data = records[0].frame
             else:

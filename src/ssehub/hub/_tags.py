@@ -12,23 +12,25 @@ parsers ignore the unknown field.
 
 Cost: nothing for untagged subscribers. A tagged group (subscribers with the
 same selectors, rights and tagging) matches each event against its
-selectors once and writes the lines before the event's shared bytes; the
-prefixes of recent events are cached for the group's other subscribers and
-replays.
+selectors once and writes the lines before the event's shared bytes (the
+stream front end writes that one bytes object to each of the group's
+subscribers); the prefixes of the last 64 events are cached for subscribers
+that encode their own batches (`frames()`, the ASGI front end). A group
+costs at most its selector count (`max_topics`) matches per event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ssehub.backends import Record
 
-from ._selectors import Matcher, SelectorSet
+from ._selectors import Matcher, SelectorSet, _is_template
 
 __all__ = ("TAG_FIELD", "Tags", "check_tags", "tag_of")
 
 TAG_FIELD = "matched"
-_CACHE = 1024  # prefixes of recent records kept per group
+_CACHE = 64  # prefixes of recent records kept per group (a few KB at most)
 
 
 def tag_of(selector: str | Matcher) -> str:
@@ -55,25 +57,49 @@ class Tags:
     def __init__(self, selectors: Iterable[str | Matcher]) -> None:
         items = sorted(selectors, key=tag_of)
         check_tags(items)
-        lines = [(f"{TAG_FIELD}: {tag_of(s)}\n".encode(), SelectorSet((s,))) for s in items]
-        self._lines = tuple(lines)
+        self._lines = tuple((f"{TAG_FIELD}: {tag_of(s)}\n".encode(), _test(s)) for s in items)
         self._cache: dict[str, bytes] = {}
 
+    def _prefix(self, topics: tuple[str, ...]) -> bytes:
+        return b"".join([line for line, test in self._lines if test(topics)])
+
     def prefix(self, record: Record) -> bytes:
-        """The lines for `record` (none for the hub's own events)."""
+        """The lines for `record` (none for the hub's own events), cached."""
         topics = record.topics
         if not topics:
             return b""
         cache = self._cache
         found = cache.get(record.id)
         if found is None:
-            found = b"".join([line for line, selectors in self._lines if selectors.matches(topics)])
+            found = self._prefix(topics)
             if len(cache) >= _CACHE:
                 del cache[next(iter(cache))]
             cache[record.id] = found
         return found
 
-    def encode(self, records: list[Record]) -> bytes:
-        """The records' bytes, each after its lines."""
-        prefix = self.prefix
-        return b"".join([part for r in records for part in (prefix(r), r.frame)])
+    def encode(self, records: list[Record], *, once: bool = False) -> bytes:
+        """The records' bytes, each after its lines. `once`: these records
+        are encoded for this group only once (the fan-out): no caching."""
+        if once:
+            lines = self._prefix
+            if len(records) == 1:  # the usual batch
+                record = records[0]
+                return lines(record.topics) + record.frame if record.topics else record.frame
+            parts = [p for r in records for p in ((lines(r.topics) if r.topics else b""), r.frame)]
+        else:
+            prefix = self.prefix
+            parts = [p for r in records for p in (prefix(r), r.frame)]
+        return b"".join(parts)
+
+
+def _test(selector: str | Matcher) -> Callable[[tuple[str, ...]], bool]:
+    """Whether `selector` matches one of an event's topics."""
+    if selector == "*" or (isinstance(selector, Matcher) and selector.any):
+        return _always
+    if isinstance(selector, str) and not _is_template(selector):
+        return lambda topics: selector in topics
+    return SelectorSet((selector,)).matches
+
+
+def _always(topics: tuple[str, ...]) -> bool:
+    return True
