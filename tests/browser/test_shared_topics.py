@@ -194,3 +194,43 @@ def test_a_page_joining_with_another_topic_opens_with_its_current_state(browser:
             assert hub.statistics().subscribers == 1
         finally:
             context.close()
+
+
+STREAMS = [
+    "data: a\n\n",
+    "event: up\r\nid: 1\r\ndata: x\r\ndata:  y\r\n\r\n",
+    "data: cr\rdata: only\r\r: comment\n\ndata\n\n",
+    "id: 7\n\nretry: 5\ndata: after an id-only block\n\n",
+    "matched: topic=a\nmatched: topic=*\nfield-without-colon\ndata: z\n\ndata: cut",
+]
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_the_leaders_parser_reads_streams_as_the_spec_says(browser: Any, stream: str) -> None:
+    """`SharedEventSource.Parser` (what the leader and the dashboard read
+    streams with) against ssehub's own parser, fed whole and a character
+    at a time (a CRLF split across reads)."""
+    from ssehub.protocol import EventStreamParser
+
+    parser = EventStreamParser()
+    expected = [[e.event, e.data, e.id or ""] for e in parser.feed(stream.encode())]
+    with BackgroundHub(port=0) as hub:
+        page = browser.new_page()
+        try:
+            page.goto(f"{hub.url}/_ssehub/ssehub.js")
+            page.add_script_tag(url="/_ssehub/ssehub.js")
+            for pieces in ([stream], list(stream)):
+                got = page.evaluate(
+                    """(pieces) => {
+                      const out = [];
+                      const parser = new SharedEventSource.Parser((e) => out.push(e));
+                      for (const piece of pieces) parser.feed(piece);
+                      return out;
+                    }""",
+                    pieces,
+                )
+                assert [[e["type"], e["data"], e["id"]] for e in got] == expected
+            if "matched:" in stream:
+                assert got[0]["matched"] == ["topic=a", "topic=*"]
+        finally:
+            page.close()
