@@ -234,3 +234,40 @@ def test_the_leaders_parser_reads_streams_as_the_spec_says(browser: Any, stream:
                 assert got[0]["matched"] == ["topic=a", "topic=*"]
         finally:
             page.close()
+
+
+def test_tabs_share_a_stream_on_the_asgi_front_end_too(browser: Any, tmp_path: Path) -> None:
+    """`HubApp` (examples/fastapi_mercure.py under uvicorn) tags events the
+    same way: each tab gets its own, whichever tab leads."""
+    import httpx
+
+    from ssehub.server import ASSETS
+    from tests.support.frontends import Frontend
+    from tests.support.helpers import free_port
+
+    helper = (ASSETS / "ssehub.js").read_text().replace("</", "<\\/")  # inline
+    page_html = PAGE.replace(
+        '<script src="/_ssehub/ssehub.js"></script>', f"<script>{helper}</script>"
+    )
+    (tmp_path / "index.html").write_text(page_html)
+    env = {"SSEHUB_PAGE": str(tmp_path), "SSEHUB_ANONYMOUS_PUBLISH": "1"}
+    frontend = Frontend("asgi", env, free_port())
+    try:
+        context = browser.new_context()
+        try:
+            a = context.new_page()
+            a.goto(f"{frontend.url}/?topic=a")
+            a.wait_for_function(OPEN)
+            b = context.new_page()
+            b.goto(f"{frontend.url}/?topic=b&topic=*")
+            b.wait_for_function(OPEN)
+            a.wait_for_timeout(500)  # the leader's stream with the union is open
+            for topic, data in (("a", "a1"), ("b", "b1"), ("c", "c1")):
+                r = httpx.post(frontend.hub, data={"topic": topic, "data": data}, timeout=10)
+                assert r.status_code == 200, r.text
+            wait_for(a, ["a1"])
+            wait_for(b, ["a1", "b1", "c1"])
+        finally:
+            context.close()
+    finally:
+        frontend.stop()
