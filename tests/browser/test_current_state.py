@@ -1,8 +1,8 @@
 """A page opened after the last publish shows the current state at once
 (issue 13 item 1): the README quickstart page (`newest=1`), in real
 Chromium, against a hub that published once and then nothing. (The built-in
-page opens with `lastEventID=earliest` for its feed, which holds the newest
-event too.)"""
+page opens with `newest=1`, or `newest=200` for its feed:
+`test_live_page_newest.py`.)"""
 
 from __future__ import annotations
 

@@ -50,6 +50,7 @@ def test_access_and_stats_feed() -> None:
             assert events[0].event == "stats"
             assert stats["events_published"] == 1
             assert stats["events_by_topic"] == {"news": 1}
+            assert stats["mercure_dialects"] == "both"  # what the tail speaks
             writer.close()
 
     run(body)
@@ -144,5 +145,80 @@ def test_dashboard_charts_open_with_the_rate_so_far_not_zero(browser: Any) -> No
             )
             text = page.text_content('[data-topic="busy"] .nums')
             assert not text.startswith("0.0 events/s"), text
+        finally:
+            page.close()
+
+
+SECRET = "!ChangeThisMercureHubJWTSecretKey!"
+RESOURCE = "https://hub.example/.well-known/mercure"
+ISSUER = "https://issuer.example"
+DETAIL = "https://mercure.rocks/authorization-detail"
+TAIL = "() => document.querySelector('#tail').textContent"
+
+
+def _token(dialect: str, action: str) -> str:
+    """A token of the dialect: a 0.x `mercure` claim, or a 1.0 access token."""
+    import time
+
+    import jwt
+
+    if dialect == "0.x":
+        return jwt.encode({"mercure": {action: ["*"]}}, SECRET, algorithm="HS256")
+    claims = {
+        "iss": ISSUER,
+        "aud": RESOURCE,
+        "exp": int(time.time()) + 300,
+        "authorization_details": [
+            {"type": DETAIL, "actions": [action], "topics": [{"match": "*"}]}
+        ],
+    }
+    return jwt.encode(claims, SECRET, algorithm="HS256", headers={"typ": "at+jwt"})
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("dialect", ["both", "1.0", "0.x"])
+def test_dashboard_tail_and_publish_form_speak_the_hubs_mercure(browser: Any, dialect: str) -> None:
+    from ssehub.mercure import JWTAuth, MercureConfig
+
+    config = MercureConfig(
+        auth=JWTAuth(publisher_key=SECRET, subscriber_key=SECRET),
+        anonymous=True,
+        dialects=dialect,
+        issuers=(ISSUER,),
+        resource=RESOURCE,
+    )
+    spoken = "0.x" if dialect == "0.x" else "1.0"  # the tokens this test uses
+    kinds = {"both": ["topic", "match", "match_urlpattern"], "1.0": ["match", "match_urlpattern"],
+             "0.x": ["topic"]}[dialect]  # fmt: skip
+    with BackgroundHub(port=0, dashboard=True, mercure=config) as hub:
+        page = browser.new_page()
+        try:
+            page.goto(f"{hub.url}/_ssehub/")
+            page.wait_for_function("() => document.querySelector('#status').textContent === 'live'")
+            options = page.eval_on_selector_all("#sub-kind option", "os => os.map(o => o.value)")
+            assert options == kinds
+            hub.publish("orders", "public order")  # the anonymous `*` tail sees it
+            page.wait_for_function(f"() => ({TAIL})().includes('public order')", timeout=5_000)
+
+            # a private tail with a subscriber token of the dialect, by header
+            if dialect != "0.x":
+                page.select_option("#sub-kind", "match_urlpattern")
+                page.fill("#selector", "https://hub.example/secret/:id")
+            else:
+                page.fill("#selector", "https://hub.example/secret/{id}")
+            page.fill("#sub-token", _token(spoken, "subscribe"))
+            page.click("#tail-form button")
+            page.wait_for_timeout(500)  # the new tail is open
+
+            # the publish form, with a publisher token of the dialect
+            page.fill("#pub-topic", "https://hub.example/secret/1")
+            page.fill("#pub-data", "typed by hand")
+            page.fill("#pub-token", _token(spoken, "publish"))
+            page.check("#pub-private")
+            page.click("#publish-form button")
+            page.wait_for_function("() => document.querySelector('#pub-result').textContent !== ''")
+            assert page.text_content("#pub-result").startswith("200: urn:uuid:")
+            page.wait_for_function(f"() => ({TAIL})().includes('typed by hand')", timeout=5_000)
+            assert "refused" not in page.text_content("#tail")
         finally:
             page.close()

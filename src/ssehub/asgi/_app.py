@@ -135,6 +135,7 @@ class HubApp:
                 newest=decision.newest,
                 private_topics=decision.private_topics,
                 matchers=decision.matchers,
+                tagged=decision.tagged,
             )
         except ValueError as error:
             await _send(send, Response.text(400, str(error), decision.cors))

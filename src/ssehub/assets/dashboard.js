@@ -1,5 +1,6 @@
 // The ssehub dashboard: totals and per-topic rates from /_ssehub/stats (an
-// event a second), a live tail of any topic selector, and a publish form.
+// event a second), a live tail of any topic selector, and a publish form,
+// in the Mercure dialect the hub speaks (its snapshot says which).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -84,13 +85,53 @@ function showStats(s) {
 }
 
 const stats = new EventSource("stats" + (token ? `?token=${encodeURIComponent(token)}` : ""));
-stats.addEventListener("stats", (e) => showStats(JSON.parse(e.data)));
-stats.onopen = () => { $("status").textContent = "live"; $("status").className = "pill live"; };
-stats.onerror = () => { $("status").textContent = "reconnecting…"; $("status").className = "pill wait"; };
+let dialects = null;  // the Mercure the hub speaks ("both", "1.0", "0.x"): from the first snapshot
+let statsOpen = false, tailReady = false;
+stats.addEventListener("stats", (e) => {
+  const snapshot = JSON.parse(e.data);
+  if (dialects === null) {
+    dialects = snapshot.mercure_dialects || "0.x";
+    offerKinds(dialects);
+    watch();
+  }
+  showStats(snapshot);
+});
+function ready() {
+  if (!statsOpen || !tailReady) return;
+  $("status").textContent = "live";
+  $("status").className = "pill live";
+}
+stats.onopen = () => { statsOpen = true; ready(); };
+stats.onerror = () => {
+  statsOpen = false;
+  $("status").textContent = "reconnecting…";
+  $("status").className = "pill wait";
+};
 
 // -- live tail --------------------------------------------------------------
-let tail = null;
+// The tail speaks the hub's Mercure: 0.x `topic=` (a topic, a URI template or
+// `*`), 1.0 `match=` (exact) or `match_urlpattern=`; the subscriber token goes
+// in the Authorization header (1.0 takes none in the URL), so it reads the
+// stream with fetch() and ssehub.js's parser, and resumes from the last id.
+const KINDS = {
+  topic: ["topic", "topic or URI template (Mercure 0.x)", "lastEventID"],
+  match: ["match", "exact topic (Mercure 1.0)", "last_event_id"],
+  match_urlpattern: ["match_urlpattern", "URL pattern (Mercure 1.0)", "last_event_id"],
+};
+let tail = null;  // the running tail's AbortController
 const paused = [];
+
+function offerKinds(spoken) {
+  const names = spoken === "1.0" ? ["match", "match_urlpattern"]
+    : spoken === "0.x" ? ["topic"] : ["topic", "match", "match_urlpattern"];
+  $("sub-kind").replaceChildren(...names.map((name) => {
+    const option = document.createElement("option");
+    option.value = name;
+    option.textContent = KINDS[name][1];
+    return option;
+  }));
+  $("sub-kind").hidden = names.length === 1;
+}
 
 function addTail(e) {
   if ($("pause").checked) { paused.push(e); return; }
@@ -107,29 +148,57 @@ function addTail(e) {
   while (list.children.length > 200) list.lastElementChild.remove();
 }
 
-function watch() {
-  if (tail) tail.close();
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function watch() {
+  if (tail) tail.abort();
+  const controller = tail = new AbortController();
+  const [param, , resume] = KINDS[$("sub-kind").value] || KINDS.topic;
   const url = new URL("/.well-known/mercure", location.origin);
-  url.searchParams.append("topic", $("selector").value || "*");
-  if ($("sub-token").value) url.searchParams.append("authorization", $("sub-token").value);
-  const source = tail = new EventSource(url);
-  source.onmessage = addTail;
-  source.addEventListener("ssehub-gap", addTail);
-  source.onerror = async () => {
-    if (source.readyState !== EventSource.CLOSED) return;  // it retries by itself
-    // refused for good: ask once more to say why (a JWT hub answers 401)
-    const answer = await fetch(url, { headers: { Accept: "text/event-stream" } }).catch(() => null);
-    if (!answer || answer.ok) return;
-    const reason = (await answer.text()).trim();
-    const hint = answer.status === 401 ? " — paste a subscriber JWT above" : "";
-    addTail({ type: "refused", data: `${answer.status}: ${reason}${hint}`, lastEventId: "" });
-  };
+  url.searchParams.append(param, $("selector").value || "*");
+  const headers = { Accept: "text/event-stream" };
+  const bearer = $("sub-token").value.trim();
+  if (bearer) headers.Authorization = "Bearer " + bearer;
+  let lastId = "", failures = 0;
+  while (tail === controller) {
+    if (lastId) url.searchParams.set(resume, lastId);
+    try {
+      const answer = await fetch(url, { headers, cache: "no-store", signal: controller.signal });
+      if (!answer.ok) {  // refused: say why (a JWT hub answers 401), and stop
+        const reason = (await answer.text()).trim();
+        const hint = answer.status === 401 ? " — paste a subscriber JWT above" : "";
+        addTail({ type: "refused", data: `${answer.status}: ${reason}${hint}`, lastEventId: "" });
+        tailReady = true;
+        ready();
+        return;
+      }
+      failures = 0;
+      tailReady = true;
+      ready();
+      const parser = new SharedEventSource.Parser((event) => {
+        if (event.id) lastId = event.id;
+        if (event.type !== "ssehub-live" && tail === controller) {
+          addTail({ type: event.type, data: event.data, lastEventId: event.id });
+        }
+      });
+      const reader = answer.body.getReader();
+      const decoder = new TextDecoder();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        parser.feed(decoder.decode(value, { stream: true }));
+      }
+    } catch (error) {
+      if (controller.signal.aborted) return;
+    }
+    failures += 1;
+    await sleep(Math.min(30000, 500 * 2 ** failures));
+  }
 }
 $("tail-form").addEventListener("submit", (e) => { e.preventDefault(); watch(); });
 $("pause").addEventListener("change", () => {
   if (!$("pause").checked) paused.splice(0).forEach(addTail);
 });
-watch();
 
 // -- publish ----------------------------------------------------------------
 $("publish-form").addEventListener("submit", async (e) => {

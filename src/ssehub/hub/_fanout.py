@@ -19,24 +19,27 @@ from ssehub.backends import Record
 from ._selectors import Matcher, PatternIndex, SelectorSet
 from ._stats import Counters
 from ._subscription import CloseReason, Subscription
+from ._tags import Tags
 
 __all__ = ("FanOut", "Group")
 
-GroupKey = tuple[frozenset[str | Matcher], frozenset[str | Matcher]]
+GroupKey = tuple[frozenset[str | Matcher], frozenset[str | Matcher], bool]
 log = logging.getLogger("ssehub.hub")
 
 
 class Group:
-    """Subscribers with the same selectors and private rights: they get the
-    same bytes. `selectors` and `rights` are compiled once, here."""
+    """Subscribers with the same selectors, private rights and tagging: they
+    get the same bytes. `selectors`, `rights` and `tags` are compiled once,
+    here."""
 
-    __slots__ = ("key", "pending", "rights", "selectors", "subscribers")
+    __slots__ = ("key", "pending", "rights", "selectors", "subscribers", "tags")
 
     def __init__(self, key: GroupKey) -> None:
         self.key = key
         self.selectors = SelectorSet(key[0])
         # a token's claim: a malformed selector there matches nothing
         self.rights = SelectorSet(key[1], strict=False)
+        self.tags = Tags(key[0]) if key[2] else None  # a tagged stream's lines
         self.subscribers: dict[Subscription, None] = {}
         self.pending: list[Record] = []
 
@@ -98,6 +101,7 @@ class FanOut:
                 for topic in group.selectors.exact:
                     self._by_topic.setdefault(topic, []).append(group)
         group.subscribers[sub] = None
+        sub.tags = group.tags
         named = self._named
         exact = group.selectors.exact
         for topic in sub.topics:  # in the subscription's order: callbacks are too
@@ -193,7 +197,13 @@ class FanOut:
         delivered = nbytes = 0
         for group in dirty:
             records, group.pending = group.pending, []
-            data = records[0].frame if len(records) == 1 else b"".join([r.frame for r in records])
+            tags = group.tags
+            if tags is not None:
+                data = tags.encode(records, once=True)
+            elif len(records) == 1:
+                data = records[0].frame
+            else:
+                data = b"".join([r.frame for r in records])
             subscribers = group.subscribers
             for sub in subscribers:
                 sub._deliver(data, records)

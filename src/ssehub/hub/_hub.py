@@ -484,6 +484,7 @@ class Hub:
         newest: int = 0,
         private_topics: Iterable[str | Matcher] = (),
         matchers: Iterable[Matcher] = (),
+        tagged: bool = False,
     ) -> EventSubscription:
         """An async iterator of the events of `topics` (`"*"`: all topics).
 
@@ -505,6 +506,11 @@ class Hub:
         A topic's `TopicPolicy` (`HubConfig.topics`) may give a subscription
         that asks for no replay its `newest`, and refuse one past its
         `max_subscribers` (`open()` raises `SubscriberLimitError`).
+        `tagged=True`: `frames()` gives each event after one `matched:` line
+        per selector of this subscription that matched it (`topic=<selector>`,
+        `match=<topic>`, `match_urlpattern=<pattern>`; see
+        `ssehub.hub._tags`), for a consumer that multiplexes several over one
+        stream.
         Use it as `async with hub.subscribe(...) as events: async for ...`.
         """
         selectors = _selectors(topics, matchers)
@@ -514,6 +520,7 @@ class Hub:
             self._checked_id(last_event_id),
             frozenset(private_topics),
             self._newest(selectors, last_event_id, newest),
+            tagged,
         )
 
     def subscribe_stream(
@@ -525,6 +532,7 @@ class Hub:
         newest: int = 0,
         private_topics: Iterable[str | Matcher] = (),
         matchers: Iterable[Matcher] = (),
+        tagged: bool = False,
     ) -> StreamSubscription:
         """A subscription that writes the encoded events of `topics` straight
         to `transport` (for servers). Open it with `await sub.open(prefix)`;
@@ -533,7 +541,7 @@ class Hub:
         each once the transport has room: a subscriber that does not read
         costs about one page, not its whole history. `newest` as in
         `subscribe()`; after a replay a `LIVE_EVENT` marker is written.
-        Topic policies apply as in `subscribe()`."""
+        Topic policies apply as in `subscribe()`; `tagged` as in `subscribe()`."""
         selectors = _selectors(topics, matchers)
         return StreamSubscription(
             self._owner,
@@ -542,6 +550,7 @@ class Hub:
             transport,
             frozenset(private_topics),
             self._newest(selectors, last_event_id, newest),
+            tagged,
         )
 
     def _checked_id(self, last_event_id: str | None) -> str | None:

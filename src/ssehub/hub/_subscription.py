@@ -32,6 +32,7 @@ from ssehub.protocol import Event
 
 from ._config import HubConfig
 from ._selectors import Matcher
+from ._tags import Tags, check_tags
 
 __all__ = (
     "CloseReason",
@@ -136,6 +137,8 @@ class Subscription:
         "private_topics",
         "reason",
         "resume",
+        "tagged",
+        "tags",
         "topics",
     )
 
@@ -146,6 +149,7 @@ class Subscription:
         last_event_id: str | None,
         private_topics: frozenset[str | Matcher] = frozenset(),
         newest: int = 0,
+        tagged: bool = False,
     ) -> None:
         self._hub = hub
         # what it reads (the selectors, and the values of its matchers)
@@ -153,15 +157,22 @@ class Subscription:
         self._asked = last_event_id
         self._newest = newest
         self._opened = False
-        wildcard = "*" in self.topics
+        if tagged:
+            check_tags(topics)
+        # a tagged stream names its selectors: `*` beside others is not all
+        wildcard = "*" in self.topics and not tagged
         self.key: frozenset[str | Matcher] = frozenset(("*",)) if wildcard else frozenset(topics)
         # selectors of the private updates it may receive (a JWT's claim)
         self.private_topics = private_topics
-        # The fan-out group: subscribers with the same selectors and the same
-        # private rights get the same bytes.
-        self.group_key: tuple[frozenset[str | Matcher], frozenset[str | Matcher]] = (
+        # each event carries the selectors it matched (`ssehub.hub._tags`)
+        self.tagged = tagged
+        self.tags: Tags | None = None  # the group's, set when it joins one
+        # The fan-out group: subscribers with the same selectors, the same
+        # private rights and the same tagging get the same bytes.
+        self.group_key: tuple[frozenset[str | Matcher], frozenset[str | Matcher], bool] = (
             self.key,
             private_topics,
+            tagged,
         )
         self.reason: CloseReason | None = None
         self.resume: Resume | None = None
@@ -228,6 +239,13 @@ class Subscription:
     def _deliver(self, data: bytes, records: list[Record]) -> None:
         """Take a batch of live events (`data` is their encoded bytes)."""
         raise NotImplementedError
+
+    def _encode(self, records: list[Record]) -> bytes:
+        """The bytes of `records` for this subscriber (tagged or not)."""
+        tags = self.tags
+        if tags is not None:
+            return tags.encode(records)
+        return records[0].frame if len(records) == 1 else b"".join([r.frame for r in records])
 
     def _heartbeat(self, frame: bytes, tick: int) -> None:
         """A heartbeat tick."""
@@ -305,8 +323,9 @@ class StreamSubscription(Subscription):
         transport: asyncio.WriteTransport,
         private_topics: frozenset[str | Matcher] = frozenset(),
         newest: int = 0,
+        tagged: bool = False,
     ) -> None:
-        super().__init__(hub, topics, last_event_id, private_topics, newest)
+        super().__init__(hub, topics, last_event_id, private_topics, newest, tagged)
         self._lost: asyncio.Future[None] | None = None
         self._room: asyncio.Future[None] | None = None  # a paused replay waits here
         self._transport = transport
@@ -338,7 +357,7 @@ class StreamSubscription(Subscription):
                 return
             if page:
                 self._replaying(page)
-                self._transport.write(b"".join([r.frame for r in page]))
+                self._transport.write(self._encode(page))
             # the next page only once the transport has room for it: a
             # subscriber that does not read holds about one page here
             while self._paused and self.reason is None:
@@ -354,7 +373,7 @@ class StreamSubscription(Subscription):
             unheld.insert(0, self._hub.live_record(self._replayed))
         self._writable = True  # before writing: the write may pause it again
         if unheld:
-            self._transport.write(b"".join([r.frame for r in unheld]))
+            self._transport.write(self._encode(unheld))
 
     def _make_room(self) -> None:
         room = self._room
@@ -436,8 +455,9 @@ class EventSubscription(Subscription):
         last_event_id: str | None,
         private_topics: frozenset[str | Matcher] = frozenset(),
         newest: int = 0,
+        tagged: bool = False,
     ) -> None:
-        super().__init__(hub, topics, last_event_id, private_topics, newest)
+        super().__init__(hub, topics, last_event_id, private_topics, newest, tagged)
         self._live = not self._replays
         self._live_waiter: asyncio.Future[None] | None = None
         self._marker: Record | None = None  # queued where the replay ends
@@ -524,7 +544,7 @@ class EventSubscription(Subscription):
                 if record.event.id is not None:
                     self.last_event_id = record.event.id
                     break
-            yield b"".join([r.frame for r in records])
+            yield self._encode(records)
 
     async def _wait(self) -> bool:
         """Open if needed, wait until something is queued; False at the end."""

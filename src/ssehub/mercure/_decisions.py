@@ -34,7 +34,9 @@ class Subscribe:
     `newest` query parameter, an ssehub extension). `matchers`: the Mercure
     1.0 topic matchers (beside or instead of `topics`); `dialect`: the
     Mercure the request spoke, which its answer speaks too; `payloads`: in
-    1.0, each matcher's payload (draft, "Payloads"), in `matchers` order."""
+    1.0, each matcher's payload (draft, "Payloads"), in `matchers` order.
+    `tagged`: each event after a `matched:` line per selector it matched
+    (the `tagged=1` query parameter, an ssehub extension; `ssehub.hub._tags`)."""
 
     topics: tuple[str, ...]
     last_event_id: str | None
@@ -47,6 +49,7 @@ class Subscribe:
     matchers: tuple[Matcher, ...] = ()
     dialect: Literal["1.0", "0.x"] = "0.x"
     payloads: tuple[Any, ...] = ()
+    tagged: bool = False
 
     def seconds_left(self, now: float) -> float | None:
         """How long the stream may stay open from `now` (Unix time)."""

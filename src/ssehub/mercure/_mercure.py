@@ -167,6 +167,7 @@ class Mercure:
             if len(last_event_id) > longest:
                 raise HTTPError(400, f"Last-Event-ID is longer than {longest} characters")
         newest = self._newest(query.get("newest"))
+        tagged = _tagged(query.get("tagged"))
         private: frozenset[str | Matcher] = _NO_TOPICS
         payload: Any = None
         payloads: tuple[Any, ...] = ()
@@ -219,6 +220,7 @@ class Mercure:
             found_matchers,
             dialect,
             payloads,
+            tagged,
         )
         if self.config.authorize is None:
             return decision
@@ -682,3 +684,13 @@ def _check_v1_publish(topics: list[str], event_id: str, kind: str, hub_url: str)
     check_field("type", kind)
     if kind == "mercure":
         raise HTTPError(400, "the type 'mercure' is reserved for the events the hub generates")
+
+
+def _tagged(values: list[str] | None) -> bool:
+    """The `tagged=1` query parameter (an ssehub extension): each event
+    carries a `matched:` line per selector of the request that matched it."""
+    if values is None:
+        return False
+    if values != ["1"]:
+        raise HTTPError(400, "'tagged' must be given once, as tagged=1")
+    return True

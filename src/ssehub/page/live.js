@@ -7,15 +7,14 @@
 //   /?topic=T&view=feed   the feed from the start
 //   /?topic=T&view=value  the value view whatever the data
 //
-// The page opens with the topic's recent history (OPEN_WITH), so the current
-// value and the last lines are there at once. The source reconnects by itself
-// and resumes from the last event ID (which then replaces OPEN_WITH), so the
-// hub replays what was published while the page was away.
+// The page opens with the topic's newest events (the hub's `newest=N`): the
+// value view the newest one, the feed the newest MAX_LOG, so the current
+// value and the last lines are there at once, and no more history is read.
+// The source reconnects by itself and resumes from the last event ID (which
+// wins over `newest` at the hub), so the hub replays what was published
+// while the page was away.
 "use strict";
 
-// What the page asks the hub for when it opens: the whole history still kept
-// (bounded per topic by the hub), of which it keeps the last MAX_LOG.
-const OPEN_WITH = { lastEventID: "earliest" };
 const MAX_LOG = 200;  // entries kept and shown
 const MAX_TEXT = 20000;  // characters shown of one event's data
 const LONG = 80;  // longer data (or any line break) switches to the feed
@@ -159,27 +158,41 @@ function onEvent(entry) {
   add(entry);
 }
 
-const query = new URLSearchParams({ topic, ...OPEN_WITH });
+// What the page asks for when it opens: the newest event (the value view) or
+// the newest MAX_LOG (the feed). A hub whose history bound is lower refuses
+// that (400): the page asks again for fewer, down to the newest one.
+const NEWEST = view === "feed" ? [MAX_LOG, 100, 50, 20, 1] : [1];
 // One connection for every open tab of this page (see /_ssehub/ssehub.js);
 // a plain EventSource if the helper did not load.
 const Source = window.SharedEventSource || EventSource;
-const source = new Source(`/.well-known/mercure?${query}`);
-window.ssehubSource = source;
-source.onopen = () => setStatus("live", "live");
-source.onerror = () => {
-  if (source.readyState === EventSource.CLOSED) setStatus("closed", "closed");
-  else setStatus("reconnecting…", "connecting");
-};
-source.onmessage = (event) => {
-  onEvent({ kind: "event", id: event.lastEventId, data: event.data, time: publishedAt(event.lastEventId) });
-};
-source.addEventListener("ssehub-gap", () => add({ kind: "gap" }));
+let source = null;
+
+function subscribe(tries) {
+  const query = new URLSearchParams({ topic, newest: String(tries[0]) });
+  const current = source = new Source(`/.well-known/mercure?${query}`);
+  window.ssehubSource = current;
+  let opened = false;
+  current.onopen = () => { opened = true; setStatus("live", "live"); };
+  current.onerror = (event) => {
+    if (current.readyState !== EventSource.CLOSED) setStatus("reconnecting…", "connecting");
+    else if (!opened && event.status === 400 && tries.length > 1) {
+      current.close();  // (it holds the tabs' lock)
+      subscribe(tries.slice(1));
+    }
+    else setStatus("closed", "closed");
+  };
+  current.onmessage = (event) => {
+    onEvent({ kind: "event", id: event.lastEventId, data: event.data, time: publishedAt(event.lastEventId) });
+  };
+  current.addEventListener("ssehub-gap", () => add({ kind: "gap" }));
+}
+subscribe(NEWEST);
 
 // A tab that joins a connection another tab already holds gets only the
 // events from now on: it asks the open tabs of this topic for what they
 // have, and takes the first answer (older than all it received itself).
 if (window.SharedEventSource && "BroadcastChannel" in window) {
-  const tabs = new BroadcastChannel(`ssehub-page:${source.url || topic}`);
+  const tabs = new BroadcastChannel(`ssehub-page:${topic}:${NEWEST[0]}`);
   let answered = false;
   tabs.onmessage = ({ data: message }) => {
     if (message.kind === "ask" && entries.some((e) => e.kind === "event")) {

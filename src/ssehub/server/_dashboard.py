@@ -104,8 +104,10 @@ class Feeds:
         *,
         interval: float = 1.0,
         stall: float = 3.0,
+        dialects: str = "both",
     ) -> None:
         self.hub = hub
+        self.dialects = dialects  # the Mercure the hub speaks: the dashboard's tail speaks it too
         self.since = time.time()  # the counters count from about here
         self.connections = connections
         self.interval = interval
@@ -178,6 +180,7 @@ class Feeds:
             "time": time.time(),
             "state": stats.state,
             "pid": os.getpid(),  # with --workers N, whose numbers these are
+            "mercure_dialects": self.dialects,
             "since": self.since,
             "connections": self.connections(),
             "subscribers": stats.subscribers,

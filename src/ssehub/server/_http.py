@@ -62,7 +62,9 @@ class HubServer:
             (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
         )
         self._server: asyncio.Server | None = None
-        self.feeds = Feeds(hub, lambda: len(self._host.connections))
+        self.feeds = Feeds(
+            hub, lambda: len(self._host.connections), dialects=config.mercure.dialects
+        )
         max_connections = config.max_connections or _open_files_limit() - 64
         self._host = Host(config, self._routes(), max_connections)
 

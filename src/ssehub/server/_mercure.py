@@ -85,6 +85,7 @@ class _Subscribing:
                 newest=decision.newest,
                 private_topics=decision.private_topics,
                 matchers=decision.matchers,
+                tagged=decision.tagged,
             )
         except ValueError as error:
             raise HTTPError(400, str(error)) from None
