@@ -123,6 +123,9 @@ class SQLiteBackend:
         self._lock = threading.Lock()
         self._pending: list[tuple[Record, asyncio.Future[bool]]] = []
         self._draining = False
+        # history reads queued for the reader thread and not begun, by what
+        # they ask: an identical resume joins one instead of reading again
+        self._queued: dict[tuple[Any, ...], _SharedRead] = {}
         self._swept = 0.0
         # on the database thread only:
         self._counts: dict[str, int] = {}  # rows per topic, loaded on first use
@@ -172,7 +175,33 @@ class SQLiteBackend:
     ) -> History:
         check_page(after, limit, after_position)
         topic_list = None if topics is None else list(topics)
-        return await self._read(lambda: self._history(topic_list, after, limit, after_position))
+        key = (None if topic_list is None else tuple(topic_list), after, limit, after_position)
+        shared = self._queued.get(key)
+        if shared is not None:
+            with self._lock:
+                joined = not shared.started  # a read not begun sees what we would
+            if joined:
+                return await asyncio.shield(shared.answer)
+        if self._reader is None:
+            raise RuntimeError("SQLiteBackend is not started")
+        read = _SharedRead()
+
+        def work() -> History:
+            with self._lock:
+                read.started = True
+            return self._history(topic_list, after, limit, after_position)
+
+        read.answer = answer = asyncio.get_running_loop().run_in_executor(self._reader, work)
+        self._queued[key] = read
+
+        def done(answer: asyncio.Future[History]) -> None:
+            if self._queued.get(key) is read:
+                del self._queued[key]
+            if not answer.cancelled():
+                answer.exception()  # retrieved: whoever awaits it raises it
+
+        answer.add_done_callback(done)
+        return await asyncio.shield(answer)  # a reader that leaves ends no one's read
 
     async def newest(self, topics: Collection[str] | None, n: int) -> History:
         check_newest(n)
@@ -485,7 +514,7 @@ class SQLiteBackend:
             if limit is not None and len(page) >= limit:
                 page = page[:limit]
                 cursor = page[-1]
-            rows = _rows_of(db, page, cutoff)
+            return History(self._records_of(db, page, cutoff), found, cursor=cursor)
         records = self._records(rows)
         return History(records, found, cursor=cursor)
 
@@ -493,6 +522,18 @@ class SQLiteBackend:
         """The rows as records: the writer's decoded copy where it has one."""
         cache = self._cache  # filled by the writer; only read here
         return [cache.get(row[0]) or _record(row) for row in rows]
+
+    def _records_of(self, db: sqlite3.Connection, seqs: list[int], cutoff: float) -> list[Record]:
+        """The records of `seqs` (sorted) not older than `cutoff`: the
+        writer's decoded copies, and rows read only for those it has not
+        (a storm of resumes reads recent events: no row is read at all)."""
+        cache = self._cache  # filled by the writer; only read here
+        found = {seq: cache.get(seq) for seq in seqs}
+        missing = [seq for seq, record in found.items() if record is None]
+        if missing:
+            for row in _rows_of(db, missing, cutoff):
+                found[row[0]] = _record(row)
+        return [r for r in found.values() if r is not None and r.time >= cutoff]
 
     def _newest(self, topics: list[str] | None, n: int) -> History:
         """On the reader thread: the (topic, seq) key read backwards, `n`
@@ -516,7 +557,7 @@ class SQLiteBackend:
                     )
                 )
             page = sorted(seqs)
-            rows = _rows_of(db, page, cutoff)
+            return History(self._records_of(db, page, cutoff), True)
         records = self._records(rows)
         return History(records, True)
 
@@ -540,6 +581,18 @@ def _same(row: Any, record: Record) -> DuplicateEventIdError | bool:
     if payload_digest(tuple(json.loads(topics)), stored, bool(private)) == record.digest():
         return False
     return DuplicateEventIdError(record.id)
+
+
+class _SharedRead:
+    """A history read on the reader thread that identical ones may join
+    until it begins (`started`, under the backend's lock)."""
+
+    __slots__ = ("answer", "started")
+
+    answer: asyncio.Future[History]
+
+    def __init__(self) -> None:
+        self.started = False
 
 
 def _settle(
