@@ -201,3 +201,39 @@ def test_kill_9_under_16_concurrent_publishers_loses_no_acknowledged_publish(
     position = {event_id: i for i, event_id in enumerate(ids)}
     for mine in acknowledged:  # each publisher's events in the order it was answered
         assert [position[event_id] for event_id in mine] == sorted(position[e] for e in mine)
+
+
+def test_a_storm_of_identical_resumes_shares_reads_and_reads_no_cached_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statements: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        db: sqlite3.Connection = connect(*args, **kwargs)
+        db.set_trace_callback(statements.append)
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+
+    async def body() -> None:
+        backend = SQLiteBackend(tmp_path / "hub.db")
+        await backend.start()
+        try:
+            ids = [f"e{i:03}" for i in range(300)]
+            for i in range(0, 300, 50):
+                await asyncio.gather(*(backend.append(_record(e)) for e in ids[i : i + 50]))
+            statements.clear()
+            pages = await asyncio.gather(
+                *(backend.history(["t"], "e000", limit=100) for _ in range(200))
+            )
+            assert all([r.id for r in p.records] == ids[1:101] for p in pages)
+            assert len({p.cursor for p in pages}) == 1
+            page_reads = [s for s in statements if s.startswith("SELECT seq FROM event_topics")]
+            assert 0 < len(page_reads) < 20, f"{len(page_reads)} reads for 200 identical resumes"
+            row_reads = [s for s in statements if "e.data" in s and "IN (" in s]
+            assert row_reads == []  # the writer's decoded records, not rows again
+        finally:
+            await backend.aclose()
+
+    run(body)
