@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,25 +18,8 @@ from ssehub import Hub
 from ssehub.backends import SQLiteBackend, backend_from_url
 from ssehub.client import EventSource
 from tests.support.helpers import free_port
+from tests.support.processes import start_hub
 from tests.support.sqlite import count_sqlite_work
-
-
-def start_hub(port: int, store: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ssehub", "serve", "--port", str(port), "--anonymous-publish",
-         "--store", store],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return proc
-        except httpx.TransportError:
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "hub did not start"
-            time.sleep(0.05)
 
 
 def test_kill_9_loses_nothing_acknowledged(tmp_path: Path) -> None:

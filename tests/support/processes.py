@@ -20,6 +20,8 @@ import tempfile
 import time
 from typing import Literal
 
+import httpx
+
 SIGINT = Literal["default", "ignore"]
 
 # Run `python -m ssehub ARGS` with SIGINT set first (no preexec_fn: it is not
@@ -128,3 +130,23 @@ def run_cli(
 
 
 SECRET = "!ChangeThisMercureHubJWTSecretKey!"
+
+
+def start_hub(port: int, store: str) -> subprocess.Popen[str]:
+    """`ssehub serve --anonymous-publish --store STORE` on `port`, once it
+    answers `/healthz`."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ssehub", "serve", "--port", str(port), "--anonymous-publish",
+         "--store", store],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
+        except httpx.TransportError:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "hub did not start"
+            time.sleep(0.05)

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import json
 import os
 import sqlite3
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
@@ -119,8 +120,15 @@ class SQLiteBackend:
         # reads: their own thread and connection (WAL: they never hold the writer)
         self._reader: ThreadPoolExecutor | None = None
         self._rdb: sqlite3.Connection | None = None
+        # appends waiting for the writer thread, and whether it is draining
+        # them (both under `_lock`): a batch is what arrived during the
+        # previous commit, so it grows with concurrency and is one when idle
+        self._lock = threading.Lock()
         self._pending: list[tuple[Record, asyncio.Future[bool]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._draining = False
+        # history reads queued for the reader thread and not begun, by what
+        # they ask: an identical resume joins one instead of reading again
+        self._queued: dict[tuple[Any, ...], _SharedRead] = {}
         self._swept = 0.0
         self._age_turn = 0  # where the next sweep of per-topic ages starts
         # on the database thread only:
@@ -142,8 +150,6 @@ class SQLiteBackend:
         await self._read(self._open_reader)
 
     async def aclose(self) -> None:
-        if self._writer is not None:
-            await asyncio.shield(self._writer)
         if self._reader is not None:
             await self._read(self._close_reader)
             self._reader.shutdown(wait=True)
@@ -154,11 +160,16 @@ class SQLiteBackend:
             self._executor = None
 
     async def append(self, record: Record) -> bool:
+        executor = self._executor
+        if executor is None:
+            raise RuntimeError("SQLiteBackend is not started")
         loop = asyncio.get_running_loop()
         done: asyncio.Future[bool] = loop.create_future()
-        self._pending.append((record, done))
-        if self._writer is None:
-            self._writer = loop.create_task(self._write_pending(), name="ssehub-sqlite-writer")
+        with self._lock:
+            self._pending.append((record, done))
+            start, self._draining = not self._draining, True
+        if start:  # once the loop has run what is ready: its publishes join this batch
+            loop.call_soon(executor.submit, self._drain, loop)
         return await done
 
     async def history(
@@ -171,7 +182,33 @@ class SQLiteBackend:
     ) -> History:
         check_page(after, limit, after_position)
         topic_list = None if topics is None else list(topics)
-        return await self._read(lambda: self._history(topic_list, after, limit, after_position))
+        key = (None if topic_list is None else tuple(topic_list), after, limit, after_position)
+        shared = self._queued.get(key)
+        if shared is not None:
+            with self._lock:
+                joined = not shared.started  # a read not begun sees what we would
+            if joined:
+                return await asyncio.shield(shared.answer)
+        if self._reader is None:
+            raise RuntimeError("SQLiteBackend is not started")
+        read = _SharedRead()
+
+        def work() -> History:
+            with self._lock:
+                read.started = True
+            return self._history(topic_list, after, limit, after_position)
+
+        read.answer = answer = asyncio.get_running_loop().run_in_executor(self._reader, work)
+        self._queued[key] = read
+
+        def done(answer: asyncio.Future[History]) -> None:
+            if self._queued.get(key) is read:
+                del self._queued[key]
+            if not answer.cancelled():
+                answer.exception()  # retrieved: whoever awaits it raises it
+
+        answer.add_done_callback(done)
+        return await asyncio.shield(answer)  # a reader that leaves ends no one's read
 
     async def newest(self, topics: Collection[str] | None, n: int) -> History:
         check_newest(n)
@@ -199,31 +236,26 @@ class SQLiteBackend:
             raise RuntimeError("SQLiteBackend is not started")
         return await asyncio.get_running_loop().run_in_executor(self._reader, work)
 
-    async def _write_pending(self) -> None:
-        """Commit what is pending, batch after batch (group commit)."""
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                records = [record for record, _ in batch]
-                try:
-                    outcomes = await self._run(functools.partial(self._write, records))
-                except Exception as error:  # the database failed: tell each publisher
-                    failure = _refusal(error)
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_exception(failure)
-                    continue
-                for (_, done), outcome in zip(batch, outcomes, strict=True):
-                    if done.done():
-                        continue
-                    if isinstance(outcome, bool):
-                        done.set_result(outcome)
-                    else:
-                        done.set_exception(outcome)
-        finally:
-            self._writer = None
-
     # -- on the database thread ------------------------------------------------
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Commit what is pending, batch after batch (group commit), and
+        answer each batch's publishers with one wake-up of the loop."""
+        while True:
+            with self._lock:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    self._draining = False
+                    return
+            outcomes: list[DuplicateEventIdError | bool] | Exception
+            try:
+                outcomes = self._write([record for record, _ in batch])
+            except Exception as error:  # the commit failed: so does every publish in it
+                outcomes = _refusal(error)
+            try:
+                loop.call_soon_threadsafe(_settle, batch, outcomes)
+            except RuntimeError:  # the loop is closed: nobody waits for an answer
+                pass
 
     def _open(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -257,38 +289,55 @@ class SQLiteBackend:
 
     def _write(self, records: Sequence[Record]) -> list[DuplicateEventIdError | bool]:
         """One transaction: each record stored (True), an idempotent retry
-        of a stored one (False), or refused (the error)."""
+        of a stored one (False), or refused (the error). Positions follow
+        the batch's order; if the commit fails, nothing of it is stored."""
         db = self._conn()
-        errors: list[DuplicateEventIdError | bool] = []
-        touched: set[str] = set()
-        added: list[int] = []
+        outcomes: list[DuplicateEventIdError | bool] = []
+        events: list[tuple[Any, ...]] = []
+        links: list[tuple[str, int]] = []
+        added: Counter[str] = Counter()
+        fresh: list[tuple[int, Record]] = []
         db.execute("BEGIN IMMEDIATE")
         try:
+            stored = self._stored(db, [record.id for record in records])
+            (last,) = db.execute(
+                "SELECT coalesce(max(seq), 0) FROM"
+                " (SELECT seq FROM sqlite_sequence WHERE name = 'events'"
+                "  UNION ALL SELECT max(seq) FROM events)"
+            ).fetchone()
+            seq = int(last)
+            batch: dict[str, Record] = {}  # id -> the record this batch stores under it
             for record in records:
-                ev = record.event
-                try:
-                    cursor = db.execute(
-                        "INSERT INTO events (id, time, topics, event, data, retry, private)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (record.id, record.time, json.dumps(record.topics), ev.event, ev.data,
-                         ev.retry, int(record.private)),
-                    )  # fmt: skip
-                except sqlite3.IntegrityError:
-                    errors.append(self._same(db, record))
+                earlier = batch.get(record.id)
+                if earlier is not None:  # twice in one batch: a retry or a conflict
+                    same = earlier.digest() == record.digest()
+                    outcomes.append(False if same else DuplicateEventIdError(record.id))
                     continue
-                seq = cursor.lastrowid
-                assert seq is not None
-                db.executemany(
-                    "INSERT INTO event_topics (topic, seq) VALUES (?, ?)",
-                    [(topic, seq) for topic in record.topics],
-                )
-                for topic in record.topics:
-                    self._counts[topic] = self._count(db, topic, fresh=True) + 1
-                touched.update(record.topics)
-                self._remember(seq, record)
-                added.append(seq)
-                errors.append(True)
-            self._prune_count(db, touched)
+                row = stored.get(record.id)
+                if row is not None:
+                    outcomes.append(_same(row, record))
+                    continue
+                seq += 1
+                ev = record.event
+                events.append(
+                    (seq, record.id, record.time, json.dumps(record.topics), ev.event, ev.data,
+                     ev.retry, int(record.private))
+                )  # fmt: skip
+                links += [(topic, seq) for topic in record.topics]
+                added.update(record.topics)
+                batch[record.id] = record
+                fresh.append((seq, record))
+                outcomes.append(True)
+            counts = {topic: self._count(db, topic) for topic in added}
+            db.executemany(
+                "INSERT INTO events (seq, id, time, topics, event, data, retry, private)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                events,
+            )
+            db.executemany("INSERT INTO event_topics (topic, seq) VALUES (?, ?)", links)
+            for topic, n in added.items():
+                self._counts[topic] = counts[topic] + n
+            self._prune_count(db, set(added))
             db.execute("COMMIT")
             self._full_at = None
         except BaseException as error:
@@ -297,15 +346,31 @@ class SQLiteBackend:
             if getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
                 self._full_at = self._room(db)
             self._counts.clear()  # reloaded from the database when next needed
-            for seq in added:
-                self._cache.pop(seq, None)
             raise
+        for seq, record in fresh:
+            self._remember(seq, record)
         try:
             self._prune_age(db)
         except sqlite3.Error:  # committed all the same: the sweep is tried again later
             if db.in_transaction:
                 db.execute("ROLLBACK")
-        return errors
+        return outcomes
+
+    @staticmethod
+    def _stored(db: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
+        """The stored rows of those of `ids` that are taken (usually none):
+        one indexed statement per 500 ids."""
+        found: dict[str, Any] = {}
+        unique = list(dict.fromkeys(ids))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            for row in db.execute(
+                f"SELECT id, topics, event, data, retry, private FROM events WHERE id IN ({marks})",
+                chunk,
+            ):
+                found[row[0]] = row
+        return found
 
     def _check_writable(self) -> None:
         db = self._conn()
@@ -334,29 +399,14 @@ class SQLiteBackend:
             disk = stat.f_bavail * stat.f_frsize
         return int(most) - int(pages) + int(free), disk
 
-    @staticmethod
-    def _same(db: sqlite3.Connection, record: Record) -> DuplicateEventIdError | bool:
-        """`record`'s id is taken (in this transaction, so the stored row
-        is committed or in this very batch): False if it is the same event,
-        else the refusal."""
-        row = db.execute(
-            "SELECT topics, event, data, retry, private FROM events WHERE id = ?", (record.id,)
-        ).fetchone()
-        if row is not None:
-            topics, event_type, data, retry, private = row
-            stored = Event(data, event_type, record.id, retry)
-            if payload_digest(tuple(json.loads(topics)), stored, bool(private)) == record.digest():
-                return False
-        return DuplicateEventIdError(record.id)
-
-    def _count(self, db: sqlite3.Connection, topic: str, *, fresh: bool = False) -> int:
-        """Rows of `topic` (before the row just inserted, when `fresh`)."""
+    def _count(self, db: sqlite3.Connection, topic: str) -> int:
+        """Rows of `topic`."""
         count = self._counts.get(topic)
         if count is None:
             (count,) = db.execute(
                 "SELECT COUNT(*) FROM event_topics WHERE topic = ?", (topic,)
             ).fetchone()
-            count = int(count) - (1 if fresh else 0)
+            count = int(count)
         return count
 
     def _prune_count(self, db: sqlite3.Connection, topics: set[str]) -> None:
@@ -532,7 +582,8 @@ class SQLiteBackend:
             if limit is not None and len(page) >= limit:
                 page = page[:limit]
                 cursor = page[-1]
-            rows = _rows_of(db, [seq for seq in page if seq in alive], cutoff)
+            kept = [seq for seq in page if seq in alive]
+            return History(self._records_of(db, kept, cutoff), found, cursor=cursor)
         records = self._records(rows)
         return History(records, found, cursor=cursor)
 
@@ -547,6 +598,18 @@ class SQLiteBackend:
         """The rows as records: the writer's decoded copy where it has one."""
         cache = self._cache  # filled by the writer; only read here
         return [cache.get(row[0]) or _record(row) for row in rows]
+
+    def _records_of(self, db: sqlite3.Connection, seqs: list[int], cutoff: float) -> list[Record]:
+        """The records of `seqs` (sorted) not older than `cutoff`: the
+        writer's decoded copies, and rows read only for those it has not
+        (a storm of resumes reads recent events: no row is read at all)."""
+        cache = self._cache  # filled by the writer; only read here
+        found = {seq: cache.get(seq) for seq in seqs}
+        missing = [seq for seq, record in found.items() if record is None]
+        if missing:
+            for row in _rows_of(db, missing, cutoff):
+                found[row[0]] = _record(row)
+        return [r for r in found.values() if r is not None and r.time >= cutoff]
 
     def _newest(self, topics: list[str] | None, n: int) -> History:
         """On the reader thread: the (topic, seq) key read backwards, `n`
@@ -575,7 +638,7 @@ class SQLiteBackend:
                     if stamp >= topic_cutoff
                 )
             page = sorted(seqs)
-            rows = _rows_of(db, page, cutoff)
+            return History(self._records_of(db, page, cutoff), True)
         records = self._records(rows)
         return History(records, True)
 
@@ -589,6 +652,47 @@ class SQLiteBackend:
             .fetchone()
         )
         return None if row is None or row[1] < cutoff else str(row[0])
+
+
+def _same(row: Any, record: Record) -> DuplicateEventIdError | bool:
+    """`record`'s id is taken by the stored `row`: False if it is the same
+    event (an idempotent retry), else the refusal."""
+    _, topics, event_type, data, retry, private = row
+    stored = Event(data, event_type, record.id, retry)
+    if payload_digest(tuple(json.loads(topics)), stored, bool(private)) == record.digest():
+        return False
+    return DuplicateEventIdError(record.id)
+
+
+class _SharedRead:
+    """A history read on the reader thread that identical ones may join
+    until it begins (`started`, under the backend's lock)."""
+
+    __slots__ = ("answer", "started")
+
+    answer: asyncio.Future[History]
+
+    def __init__(self) -> None:
+        self.started = False
+
+
+def _settle(
+    batch: list[tuple[Record, asyncio.Future[bool]]],
+    outcomes: list[DuplicateEventIdError | bool] | Exception,
+) -> None:
+    """On the loop: answer each publisher of a committed (or failed) batch."""
+    if isinstance(outcomes, Exception):
+        for _, done in batch:
+            if not done.done():
+                done.set_exception(outcomes)
+        return
+    for (_, done), outcome in zip(batch, outcomes, strict=True):
+        if done.done():
+            continue
+        if isinstance(outcome, bool):
+            done.set_result(outcome)
+        else:
+            done.set_exception(outcome)
 
 
 def _rows_of(db: sqlite3.Connection, seqs: list[int], cutoff: float) -> list[Any]:
