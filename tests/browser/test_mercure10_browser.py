@@ -117,3 +117,54 @@ def test_page_speaks_mercure_1_0(browser: Any, tmp_path: Path, kind: str) -> Non
         page.close()
         hub.stop()
     assert wait_until(lambda: hub.proc.poll() is not None, 5)
+
+
+@pytest.mark.parametrize("kind", FRONTENDS)
+def test_one_hub_serves_0_x_and_1_0_pages_at_once(browser: Any, tmp_path: Path, kind: str) -> None:
+    """The issue's command, one process: a 0.x page (`topic=`, URI
+    templates, a `mercure`-claim JWT in the `mercureAuthorization` cookie)
+    and a 1.0 page (`match=`, an `at+jwt` publisher) side by side, each
+    receiving what the other publishes, private updates included."""
+    (tmp_path / "index.html").write_text(PAGE)
+    env = {
+        "SSEHUB_JWT_KEY": SECRET,
+        "SSEHUB_JWT_ISSUER": ISSUER,
+        "SSEHUB_RESOURCE": RESOURCE,
+        "SSEHUB_ANONYMOUS": "1",
+        "SSEHUB_PAGE": str(tmp_path),
+    }
+    hub = Frontend(kind, env, free_port())
+    old, new = browser.new_page(), browser.new_page()
+    try:
+        old.goto(f"{hub.url}/")
+        new.goto(f"{hub.url}/")
+        reader = jwt.encode({"mercure": {"subscribe": [BOOK]}}, SECRET, algorithm="HS256")
+        cookie = f"mercureAuthorization={reader}; path=/.well-known/mercure"
+        old.evaluate(f"document.cookie = {json.dumps(cookie)}")
+        template = "https://example.com/books/{id}"
+        old.evaluate(f"listen('template', [['topic', {json.dumps(template)}]])")
+        old.evaluate("listen('several', [['topic', 'a'], ['topic', 'b']])")
+        old.wait_for_function("() => window.opened === 2")
+        new.evaluate(f"listen('public', [['match', {json.dumps(BOOK)}]])")
+        new.wait_for_function("() => window.opened === 1")
+        old_writer = jwt.encode({"mercure": {"publish": ["*"]}}, SECRET, algorithm="HS256")
+        new_writer = access_token([{"match": "*"}])
+        for page, token, fields in (
+            (old, old_writer, [["topic", BOOK], ["data", "0.x public"]]),
+            (new, new_writer, [["topic", BOOK], ["data", "1.0 private"], ["private", "on"]]),
+            (new, new_writer, [["topic", BOOK], ["data", "1.0 public"]]),
+            (old, old_writer, [["topic", "b"], ["data", "0.x to b"]]),
+        ):
+            status, event_id = page.evaluate(f"publish('{token}', {json.dumps(fields)})")
+            assert status == 200, event_id
+        old.wait_for_function("() => window.got.template.length === 3")
+        old.wait_for_function("() => window.got.several.length === 1")
+        new.wait_for_function("() => window.got.public.length === 2")
+        assert old.evaluate("window.got.template") == ["0.x public", "1.0 private", "1.0 public"]
+        assert old.evaluate("window.got.several") == ["0.x to b"]
+        assert new.evaluate("window.got.public") == ["0.x public", "1.0 public"]  # no token
+    finally:
+        old.close()
+        new.close()
+        hub.stop()
+    assert wait_until(lambda: hub.proc.poll() is not None, 5)
