@@ -32,7 +32,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +42,13 @@ from ._base import (
     DuplicateEventIdError,
     History,
     HistoryLimits,
+    PresenceSync,
+    PresenceView,
     Record,
     check_newest,
     check_page,
 )
+from ._redis_presence import RedisPresence
 from ._redis_url import RedisURL, parse_redis_url, redact
 
 __all__ = ("RedisBackend", "RedisStatistics", "ReplicaWaitError")
@@ -178,6 +181,7 @@ class RedisBackend:
         self._clock = clock
         self._redis: Any = None
         self._append: Any = None
+        self._presence: RedisPresence | None = None
         self._sentinel: Any = None
         self._wait_timeouts = 0
 
@@ -226,6 +230,7 @@ class RedisBackend:
                 ) from error
             raise
         self._append = self._redis.register_script(_APPEND)
+        self._presence = RedisPresence(self._redis, self.prefix)
 
     async def aclose(self) -> None:
         if self._redis is not None:
@@ -396,6 +401,33 @@ class RedisBackend:
         for topic in json.loads(fields["topics"]):
             pipe.xrange(self._topic(topic), position, position)
         return any(await pipe.execute())
+
+    # -- presence (the `PresenceBackend` capability; see _redis_presence.py) ------
+
+    async def presence_sync(
+        self,
+        hub: str,
+        ttl: float,
+        *,
+        groups: Mapping[str, int],
+        named: Mapping[str, int],
+        documents: Mapping[str, str | None],
+        full: bool = False,
+    ) -> PresenceSync:
+        assert self._presence is not None, "RedisBackend.start() first"
+        return await self._presence.sync(hub, ttl, groups, named, documents, full)
+
+    async def presence_view(self, hub: str, known: int) -> PresenceView | None:
+        assert self._presence is not None, "RedisBackend.start() first"
+        return await self._presence.view(hub, known)
+
+    async def presence_documents(self, hub: str) -> list[str]:
+        assert self._presence is not None, "RedisBackend.start() first"
+        return await self._presence.documents(hub)
+
+    async def presence_leave(self, hub: str) -> tuple[str, ...]:
+        assert self._presence is not None, "RedisBackend.start() first"
+        return await self._presence.leave(hub)
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}{name}"

@@ -27,6 +27,11 @@ class HubConfig:
       drawn between this many milliseconds and twice as many, so clients
       come back soon (to the next instance) but not all at once. None: no
       hint.
+    - `presence_interval`: with a store shared by several hubs that keeps
+      presence (Redis), seconds between refreshes of this hub's entry
+      there; the entry lives three intervals (a hub killed outright
+      vanishes from the others' counts within that). Changes are written
+      as they happen, not only at refreshes.
     """
 
     heartbeat: float = 15.0
@@ -35,10 +40,16 @@ class HubConfig:
     max_last_event_id: int = 1024
     replay_page: int = 256
     shutdown_retry: int | None = 1000
+    presence_interval: float = 5.0
 
     def __post_init__(self) -> None:
         if not self.heartbeat > 0:
             raise ValueError(f"HubConfig.heartbeat must be > 0 seconds, not {self.heartbeat!r}")
+        if not 0.05 <= self.presence_interval <= 3600:
+            raise ValueError(
+                "HubConfig.presence_interval must be from 0.05 to 3600 seconds,"
+                f" not {self.presence_interval!r}"
+            )
         for name in ("max_buffer_events", "max_buffer_bytes", "max_last_event_id", "replay_page"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
