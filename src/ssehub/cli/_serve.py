@@ -227,6 +227,15 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     add_option(
         serve,
+        "--presence-interval",
+        type=number,
+        metavar="SECONDS",
+        default=config_default(HubConfig, "presence_interval"),
+        help="Redis store: seconds between refreshes of this hub's presence entry"
+        " (subscribers seen by every hub); it expires after 3 intervals",
+    )
+    add_option(
+        serve,
         "--history-events",
         type=integer,
         metavar="N",
@@ -313,7 +322,7 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, Hi
             dashboard_token=args.dashboard_token,
             reuse_port=args.reuse_port,
         )
-        hub = HubConfig(heartbeat=args.heartbeat)
+        hub = HubConfig(heartbeat=args.heartbeat, presence_interval=args.presence_interval)
         limits = HistoryLimits(max_events=args.history_events, max_age=args.history_age)
     return server, hub, limits, args.store
 

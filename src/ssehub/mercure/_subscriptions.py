@@ -100,6 +100,7 @@ class Registry:
         """A stream started: listed at once, announced by the worker (this
         never waits, so a client leaving meanwhile cannot cancel it)."""
         self._active[active.subscriber] = active
+        self.hub.share_document(active.subscriber, _shared(active))
         if len(self._pending) >= self.max_pending:
             self._dropped += 1
             self._unannounced.add(active.subscriber)
@@ -111,6 +112,7 @@ class Registry:
         active = self._active.pop(subscriber, None)
         if active is None:
             return
+        self.hub.drop_document(subscriber)
         if self._pending.pop((subscriber, True), None) is not None:
             self._coalesced += 1  # never announced: nothing to take back
             return
@@ -180,9 +182,10 @@ class Registry:
             return 404, "not found: use /subscriptions[/{topic}[/{subscriber}]]"
         topic = parts[0] if parts else None
         subscriber = parts[1] if len(parts) == 2 else None
+        actives = [*self._active.values(), *_unshared(await self.hub.peer_documents())]
         docs = [
             document(t, a)
-            for a in self._active.values()
+            for a in actives
             for t in a.topics
             if (topic is None or t == topic) and (subscriber is None or a.subscriber == subscriber)
         ]
@@ -198,3 +201,19 @@ class Registry:
             "lastEventID": last or "earliest",
             "subscriptions": docs,
         }
+
+
+def _shared(active: Active) -> str:
+    """A subscription as the other hubs read it (`Hub.share_document`)."""
+    return json.dumps([active.subscriber, active.topics, active.payload])
+
+
+def _unshared(shared: list[str]) -> list[Active]:
+    actives = []
+    for text in shared:
+        try:
+            subscriber, topics, payload = json.loads(text)
+            actives.append(Active(str(subscriber), tuple(map(str, topics)), payload))
+        except (ValueError, TypeError):
+            continue  # not one of ours: skip it
+    return actives

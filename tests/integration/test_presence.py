@@ -1,0 +1,259 @@
+"""Presence across hubs on one Redis (the real one on 127.0.0.1): every
+hub's subscribers are counted and listed by every hub, a topic's first and
+last subscriber are told once across all of them, a hub killed with
+`kill -9` vanishes within its TTL and one stopped cleanly at once — with
+real `ssehub serve` processes (and hub processes of tests/support/watch_hub.py
+for `on_watch`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import jwt
+
+from ssehub import Hub
+from ssehub.backends import RedisBackend
+from ssehub.hub import HubConfig
+from tests.support.helpers import free_port, request, subscribe
+from tests.support.processes import connect, spawn, stop
+from tests.support.redis import REDIS_URL, drop_keys, redis_or_skip
+from tests.support.servers import run
+
+SECRET = "!ChangeThisMercureHubJWTSecretKey!"
+WATCH = "/.well-known/mercure/subscriptions{/topic}{/subscriber}"
+
+
+def _bearer() -> dict[str, str]:
+    token = jwt.encode({"mercure": {"subscribe": [WATCH]}}, SECRET, algorithm="HS256")
+    return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def _prefix() -> Iterator[str]:
+    redis_or_skip()
+    prefix = f"ssehub-test:{uuid.uuid4().hex}:"
+    try:
+        yield prefix
+    finally:
+        drop_keys(prefix)
+
+
+def _serve(prefix: str, interval: float) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    proc = spawn("serve", "--port", str(port), "--jwt-key", SECRET, "--anonymous",
+                 "--subscriptions", "--presence-interval", str(interval),
+                 "--store", f"{REDIS_URL}?prefix={prefix}")  # fmt: skip
+    connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").close()
+    return proc, port
+
+
+async def _listed(port: int, topic: str | None = None) -> list[dict[str, object]]:
+    path = "/.well-known/mercure/subscriptions" + ("" if topic is None else f"/{topic}")
+    answer = await request(port, "GET", path, headers=_bearer())
+    assert answer.status == 200, answer.text
+    subscriptions: list[dict[str, object]] = json.loads(answer.body)["subscriptions"]
+    return subscriptions
+
+
+async def _eventually(check: object, what: str, timeout: float = 30.0) -> float:
+    """Poll the coroutine function `check` until it returns True; the
+    seconds it took."""
+    started = time.monotonic()
+    while True:
+        if await check():  # type: ignore[operator]
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"never {what} (waited {timeout} s)")
+        await asyncio.sleep(0.05)
+
+
+def test_the_api_on_one_hub_lists_the_subscribers_of_the_others_and_forgets_a_killed_one() -> None:
+    with _prefix() as prefix:
+        (a, port_a), (b, port_b) = _serve(prefix, 0.5), _serve(prefix, 0.5)
+        try:
+
+            async def body() -> None:
+                on_a = await subscribe(port_a, "https://example.com/books/1")
+                assert on_a.status == 200
+
+                async def b_lists_it() -> bool:
+                    listed = await _listed(port_b, "https%3A%2F%2Fexample.com%2Fbooks%2F1")
+                    return [s["topic"] for s in listed] == ["https://example.com/books/1"]
+
+                await _eventually(b_lists_it, "listed A's subscriber on B")
+                on_b = await subscribe(port_b, "https://example.com/books/1")
+                assert on_b.status == 200
+
+                async def both_on_both() -> bool:
+                    return len(await _listed(port_a)) == 2 and len(await _listed(port_b)) == 2
+
+                await _eventually(both_on_both, "listed both subscribers on both hubs")
+                a.kill()  # kill -9: A cannot take its entry back
+                a.wait(10)
+                killed = time.monotonic()
+
+                async def only_b_left() -> bool:
+                    return len(await _listed(port_b)) == 1
+
+                await _eventually(only_b_left, "dropped the killed hub's subscriber")
+                gone = time.monotonic() - killed
+                print(f"killed hub gone from the listing after {gone:.2f} s (TTL 1.5 s)")
+                on_a.close()
+                on_b.close()
+
+            run(body)
+        finally:
+            for proc in (a, b):
+                stop(proc)
+
+
+def test_a_hub_stopped_cleanly_takes_its_subscribers_with_it_at_once() -> None:
+    with _prefix() as prefix:
+        # a TTL of 3 minutes: what leaves within the test did not expire
+        (a, port_a), (b, port_b) = _serve(prefix, 60), _serve(prefix, 60)
+        try:
+
+            async def body() -> None:
+                on_a = await subscribe(port_a, "t")
+                assert on_a.status == 200
+
+                async def b_lists_it() -> bool:
+                    return len(await _listed(port_b)) == 1
+
+                await _eventually(b_lists_it, "listed A's subscriber on B")
+                code, _, err = stop(a)
+                assert code == 0, err
+                await _eventually(
+                    lambda: _empty(port_b), "dropped the stopped hub's subscriber", 20
+                )
+                on_a.close()
+
+            async def _empty(port: int) -> bool:
+                return await _listed(port) == []
+
+            run(body)
+        finally:
+            for proc in (a, b):
+                stop(proc)
+
+
+class _Watcher:
+    """A watch_hub process and the `on_watch` calls it printed."""
+
+    def __init__(self, store: str, interval: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.watch_hub", store, str(interval)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()
+        assert first.startswith("port "), first + (
+            self.proc.stderr.read() if self.proc.stderr else ""
+        )
+        self.port = int(first.split()[1])
+        self.told: list[tuple[str, bool]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            _, topic, watching = line.split()
+            self.told.append((topic, watching == "1"))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self._reader.join(10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def test_on_watch_is_told_once_across_three_hub_processes() -> None:
+    with _prefix() as prefix:
+        store = f"{REDIS_URL}?prefix={prefix}"
+        hubs = [_Watcher(store, 0.5) for _ in range(3)]
+        a, b, c = hubs
+
+        def everything() -> list[tuple[str, bool]]:
+            return [call for hub in hubs for call in hub.told]
+
+        async def settled(want: list[tuple[str, bool]]) -> None:
+            async def done() -> bool:
+                return sorted(everything()) == sorted(want)
+
+            await _eventually(done, f"told exactly {want}: told {everything()}")
+            await asyncio.sleep(1.5)  # a second telling would come by now
+            assert sorted(everything()) == sorted(want)
+
+        try:
+
+            async def body() -> None:
+                on_a = await subscribe(a.port, "t")
+                await settled([("t", True)])
+                assert a.told == [("t", True)]  # by the hub whose subscriber came first
+                on_b = await subscribe(b.port, "t")
+                await asyncio.sleep(0.5)
+                on_a.close()
+                await asyncio.sleep(1.5)
+                assert everything() == [("t", True)]  # B still watches: nobody is told
+                on_b.close()
+                await settled([("t", True), ("t", False)])
+                assert b.told == [("t", False)]  # by the hub whose subscriber left last
+                # the last subscriber on a hub killed with kill -9: a survivor tells
+                on_c = await subscribe(c.port, "u")
+                await settled([("t", True), ("t", False), ("u", True)])
+                c.stop()
+                await settled([("t", True), ("t", False), ("u", True), ("u", False)])
+                assert ("u", False) in a.told + b.told
+                for stream in (on_a, on_b, on_c):
+                    stream.close()
+
+            run(body)
+        finally:
+            for hub in hubs:
+                hub.stop()
+
+
+def test_subscribers_counts_every_hub_templates_included() -> None:
+    with _prefix() as prefix:
+
+        async def main() -> None:
+            config = HubConfig(presence_interval=0.2)
+            async with (
+                Hub(config, backend=RedisBackend(REDIS_URL, prefix=prefix)) as a,
+                Hub(config, backend=RedisBackend(REDIS_URL, prefix=prefix)) as b,
+            ):
+                async with (
+                    a.subscribe("https://example.com/books/1"),
+                    a.subscribe(["https://example.com/books/{id}", "https://example.com/books/1"]),
+                    b.subscribe("*"),
+                    b.subscribe("https://example.com/authors/1"),
+                ):
+                    deadline = time.monotonic() + 30
+                    while b.subscribers("https://example.com/books/1") != 3:
+                        assert time.monotonic() < deadline, b.subscribers(
+                            "https://example.com/books/1"
+                        )
+                        await asyncio.sleep(0.05)
+                    while a.subscribers("https://example.com/books/1") != 3:
+                        assert time.monotonic() < deadline
+                        await asyncio.sleep(0.05)
+                    assert a.subscribers("https://example.com/authors/1") == 2  # `*` and its own
+                    assert b.subscribers("https://example.com/books/2") == 2  # `*` and A's template
+                deadline = time.monotonic() + 30
+                while a.subscribers("https://example.com/books/1") != 0:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+
+        asyncio.run(main())
