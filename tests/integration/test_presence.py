@@ -16,11 +16,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import jwt
 
 from ssehub import Hub
-from ssehub.backends import RedisBackend
+from ssehub.backends import PresenceSync, RedisBackend
 from ssehub.hub import HubConfig
 from tests.support.helpers import free_port, request, subscribe
 from tests.support.processes import connect, spawn, stop
@@ -255,5 +256,95 @@ def test_subscribers_counts_every_hub_templates_included() -> None:
                 while a.subscribers("https://example.com/books/1") != 0:
                     assert time.monotonic() < deadline
                     await asyncio.sleep(0.05)
+
+        asyncio.run(main())
+
+
+class _Writes:
+    """The presence writes a `RedisBackend` makes (the real ones, counted)."""
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self.calls: list[tuple[int, bool]] = []  # (fields written, full)
+        sync = backend.presence_sync
+
+        async def counted(hub: str, ttl: float, **fields: Any) -> PresenceSync:
+            written = sum(len(fields[k]) for k in ("groups", "named", "documents"))
+            self.calls.append((written, bool(fields.get("full"))))
+            return await sync(hub, ttl, **fields)
+
+        backend.presence_sync = counted  # type: ignore[method-assign]
+
+
+def test_a_burst_of_subscriptions_is_a_few_writes_and_a_refresh_writes_no_field() -> None:
+    with _prefix() as prefix:
+
+        async def main() -> None:
+            backend = RedisBackend(REDIS_URL, prefix=prefix)
+            writes = _Writes(backend)
+            config = HubConfig(presence_interval=1.0)  # 3 s TTL: the burst blocks the loop
+            async with (
+                Hub(config, backend=backend) as a,
+                Hub(config, backend=RedisBackend(REDIS_URL, prefix=prefix)) as b,
+            ):
+                n = 5000
+                subs = [a.subscribe(f"topic/{i}") for i in range(n)]
+                started = time.monotonic()
+                await asyncio.gather(*(sub.__aenter__() for sub in subs))
+                deadline = time.monotonic() + 60
+                while b.subscribers(f"topic/{n - 1}") != 1:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.01)
+                seen = time.monotonic() - started
+                burst = len(writes.calls)
+                print(f"{n} subscriptions: {burst} presence writes, seen on B after {seen:.2f} s")
+                assert burst < 50  # batched: not one write per subscription
+                assert sum(w for w, _ in writes.calls) >= 2 * n  # each named topic and group
+                await asyncio.sleep(2.5)  # refreshes only (every second)
+                refreshes = writes.calls[burst:]
+                assert len(refreshes) >= 2
+                assert all(w == 0 for w, _ in refreshes)  # O(1): no field rewritten
+                for sub in subs:
+                    sub.close()
+
+        asyncio.run(main())
+
+
+def test_a_hub_taken_for_dead_writes_its_entry_again() -> None:
+    import redis
+
+    with _prefix() as prefix:
+
+        async def main() -> None:
+            config = HubConfig(presence_interval=0.2)
+            async with (
+                Hub(config, backend=RedisBackend(REDIS_URL, prefix=prefix)) as a,
+                Hub(config, backend=RedisBackend(REDIS_URL, prefix=prefix)) as b,
+                a.subscribe("t"),
+            ):
+                deadline = time.monotonic() + 30
+                while b.subscribers("t") != 1:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.01)
+                # what another hub does to one whose deadline passed (cut off
+                # from Redis longer than its TTL): its entry removed
+                client = redis.Redis.from_url(REDIS_URL)
+                try:
+                    hub_ids = [m.decode() for m in client.zrange(f"{prefix}presence", 0, -1)]
+                    (taken,) = [h for h in hub_ids if client.hget(named(h), "t") is not None]
+                    client.zrem(f"{prefix}presence", taken)
+                    client.delete(*(f"{prefix}presence:{taken}:{k}" for k in ("named", "groups")))
+                    client.incr(f"{prefix}presence:version")
+                    # A notices at its next refresh and writes its entry again, whole
+                    while client.zscore(f"{prefix}presence", taken) is None:
+                        assert time.monotonic() < deadline
+                        await asyncio.sleep(0.05)
+                    assert client.hget(named(taken), "t") == b"1"
+                finally:
+                    client.close()
+                await asyncio.sleep(1.5)  # B reads the others again
+                assert b.subscribers("t") == 1
+
+        def named(hub_id: str) -> str:
+            return f"{prefix}presence:{hub_id}:named"
 
         asyncio.run(main())
