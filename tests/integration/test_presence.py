@@ -329,7 +329,8 @@ def test_a_hub_taken_for_dead_writes_its_entry_again() -> None:
                 # from Redis longer than its TTL): its entry removed
                 client = redis.Redis.from_url(REDIS_URL)
                 try:
-                    hub_ids = [m.decode() for m in client.zrange(f"{prefix}presence", 0, -1)]
+                    members: list[bytes] = client.zrange(f"{prefix}presence", 0, -1)  # type: ignore[assignment]
+                    hub_ids = [m.decode() for m in members]
                     (taken,) = [h for h in hub_ids if client.hget(named(h), "t") is not None]
                     client.zrem(f"{prefix}presence", taken)
                     client.delete(*(f"{prefix}presence:{taken}:{k}" for k in ("named", "groups")))
