@@ -231,3 +231,70 @@ class SentinelGroup:
             finally:
                 client.close()
         return max(set(ports), key=ports.count) if len(ports) >= 2 else None
+
+
+class ClusterGroup:
+    """A Redis Cluster of three primaries (no replicas) of the test's own,
+    made with `redis-cli --cluster create`; every process reaped on the way
+    out. `url()` is a `redis+cluster://` store URL naming all three."""
+
+    def __init__(self, folder: Path) -> None:
+        from tests.support.helpers import free_port
+
+        ports: list[int] = []
+        while len(ports) < 3:  # the cluster bus listens on port + 10000
+            port = free_port()
+            if port < 55000 and port not in ports:
+                ports.append(port)
+        self.nodes = [
+            RedisProcess(
+                folder / f"node{i}",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+                port=port,
+            )
+            for i, port in enumerate(ports)
+        ]
+
+    def url(self, query: str = "") -> str:
+        hosts = ",".join(node.address for node in self.nodes)
+        return f"redis+cluster://{hosts}" + (f"?{query}" if query else "")
+
+    def __enter__(self) -> ClusterGroup:
+        try:
+            for node in self.nodes:
+                node.start()
+            subprocess.run(
+                ["redis-cli", "--cluster", "create", *(n.address for n in self.nodes),
+                 "--cluster-yes"],
+                check=True, capture_output=True, timeout=30,
+            )  # fmt: skip
+            self.until_ready()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def until_ready(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            states = []
+            for node in self.nodes:
+                client = node.client()
+                try:
+                    info = client.execute_command("CLUSTER INFO")  # parsed: a dict
+                    states.append(info.get("cluster_state"))
+                finally:
+                    client.close()
+            if states == ["ok"] * len(self.nodes):
+                return
+            assert time.monotonic() < deadline, f"the cluster is not ready: {states}"
+            time.sleep(0.1)

@@ -18,7 +18,10 @@ entry, the topic entries.
 
 Where Redis is: `redis://host:port/db` (one server), or
 `redis+sentinel://host1:26379,host2:26379,host3:26379/SERVICE/db` (the
-primary Sentinel names, followed across failovers); `?wait=N` makes every
+primary Sentinel names, followed across failovers), or
+`redis+cluster://host:port,...` (Redis Cluster: every key of a hub group
+under one hash-tagged prefix, `{ssehub}:` by default, so in one slot and
+scripts and transactions work); `?wait=N` makes every
 append wait for N replicas (`WAIT`) before it is acknowledged. The grammar
 is in `_redis_url.py`; docs/scale-out.md says what each mode guarantees.
 
@@ -159,6 +162,7 @@ class RedisBackend:
         self._target: RedisURL = RedisURL(
             url=parsed.url,
             sentinels=parsed.sentinels,
+            cluster=parsed.cluster,
             service=parsed.service,
             db=parsed.db,
             username=parsed.username,
@@ -202,6 +206,8 @@ class RedisBackend:
         target = self._target
         if target.sentinels:
             self._sentinel, self._redis = _sentinel_client(target, self.max_connections)
+        elif target.cluster:
+            self._redis = _cluster_client(target, self.max_connections)
         else:
             # A burst of subscriptions waits for a connection instead of failing
             pool = aioredis.BlockingConnectionPool.from_url(
@@ -234,13 +240,23 @@ class RedisBackend:
 
     async def aclose(self) -> None:
         if self._redis is not None:
-            await self._redis.aclose(close_connection_pool=True)  # the pool is ours
+            if self._target.cluster:
+                await self._redis.aclose()
+            else:
+                await self._redis.aclose(close_connection_pool=True)  # the pool is ours
             self._redis = None
         if self._sentinel is not None:
             await self._sentinel.aclose()
             self._sentinel = None
 
     def statistics(self) -> RedisStatistics:
+        if self._target.cluster:
+            node = None if self._redis is None else self._redis.get_node_from_key(self._key("log"))
+            return RedisStatistics(
+                primary=None if node is None else f"{node.host}:{node.port}",
+                failovers=0,
+                wait_timeouts=self._wait_timeouts,
+            )
         pool = self._redis.connection_pool if self._redis is not None else None
         primary = getattr(pool, "primary", None)
         if primary is None and pool is not None and not self._target.sentinels:
@@ -445,6 +461,21 @@ def _reason(error: Exception) -> str:
     if isinstance(error, MasterNotFoundError):
         return "no Sentinel named a primary (Sentinels down, or no such service)"
     return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _cluster_client(target: RedisURL, max_connections: int) -> Any:
+    """A Redis Cluster client: it learns the slots from any of the nodes and
+    follows `MOVED` / `ASK` redirections (a failover, a resharding)."""
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.cluster],
+        username=target.username,
+        password=target.password,
+        decode_responses=True,
+        max_connections=max_connections,
+        socket_connect_timeout=5.0,
+    )
 
 
 def _sentinel_client(target: RedisURL, max_connections: int) -> tuple[Any, Any]:
