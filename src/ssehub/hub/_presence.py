@@ -142,8 +142,12 @@ class Presence:
     # -- life cycle ---------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._sync()
-        await self._view()
+        try:
+            await self._sync()
+            await self._view()
+        except Exception as error:  # the worker retries; the hub serves meanwhile
+            log.warning("presence: the store did not answer (%s); retrying", error)
+            self.failing = True
         self._task = asyncio.get_running_loop().create_task(self._run(), name="ssehub-presence")
 
     async def aclose(self) -> None:
