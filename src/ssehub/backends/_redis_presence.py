@@ -15,7 +15,9 @@ Layout, under the store's key prefix:
 One entry per hub, not per subscription: a refresh is one `ZADD` and a few
 `PEXPIRE`s, whatever the number of subscribers; a change writes the fields
 that changed. Every write is one Lua script that first removes the dead hubs
-(deadline passed) and tells which topics lost their last subscriber with
+(deadline passed; the writing hub itself only when it is late by more than a
+TTL: a hub whose loop was blocked past its deadline and that nobody removed
+yet just goes on) and tells which topics lost their last subscriber with
 them, then applies the change and tells which topics gained their first or
 lost their last subscriber on all the live hubs together. Time is the Redis
 server's (`TIME`), so the hubs' clocks do not matter. The per-hub keys also
@@ -58,11 +60,16 @@ local ttl, full = tonumber(ARGV[3]), ARGV[4] == '1'
 local n_named, n_groups = tonumber(ARGV[5]), tonumber(ARGV[6])
 local bump = false
 local watched, unwatched, told = {}, {}, {}
--- the dead hubs first (this one too, if it is late: it is lost then)
-local dead = redis.call('ZRANGEBYSCORE', hubs, '-inf', '(' .. now)
-if #dead > 0 then
-  redis.call('ZREMRANGEBYSCORE', hubs, '-inf', '(' .. now)
-  bump = true
+-- the dead hubs first. This one, if late but not removed by another yet,
+-- goes on as it was (no other hub told anything of its topics), unless it is
+-- so late that its hashes may have expired: then it is lost, like the others
+local dead = {}
+for _, h in ipairs(redis.call('ZRANGEBYSCORE', hubs, '-inf', '(' .. now)) do
+  if h ~= me or tonumber(redis.call('ZSCORE', hubs, me)) < now - ttl then
+    dead[#dead + 1] = h
+    redis.call('ZREM', hubs, h)
+    bump = true
+  end
 end
 live = redis.call('ZRANGE', hubs, 0, -1)
 for _, h in ipairs(dead) do
