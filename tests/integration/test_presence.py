@@ -349,3 +349,25 @@ def test_a_hub_taken_for_dead_writes_its_entry_again() -> None:
             return f"{prefix}presence:{hub_id}:named"
 
         asyncio.run(main())
+
+
+def test_a_hub_late_past_its_deadline_that_nobody_removed_goes_on_as_it_was() -> None:
+    with _prefix() as prefix:
+        told: list[tuple[str, bool]] = []
+
+        async def main() -> None:
+            config = HubConfig(presence_interval=1.0)  # deadline 3 s after each refresh
+            backend = RedisBackend(REDIS_URL, prefix=prefix)
+            async with (
+                Hub(config, backend=backend, on_watch=lambda t, w: told.append((t, w))) as a,
+                a.subscribe("t"),
+            ):
+                deadline = time.monotonic() + 30
+                while told != [("t", True)]:
+                    assert time.monotonic() < deadline, told
+                    await asyncio.sleep(0.01)
+                time.sleep(4)  # noqa: ASYNC251 - the loop blocked: 1-2 s past its deadline
+                await asyncio.sleep(2.5)  # refreshes again
+                assert told == [("t", True)]  # not taken for dead and back: no False, True
+
+        asyncio.run(main())
