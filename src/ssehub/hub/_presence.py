@@ -104,6 +104,7 @@ class Presence:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.failing = False
+        self._closing = False
 
     # -- what the hub tells it ------------------------------------------------
 
@@ -158,12 +159,18 @@ class Presence:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            if not task.cancelled():  # our own cancellation, not the task's
-                raise
+        # let a write under way finish (what it tells would be lost if cut),
+        # for at most an interval; then cut
+        self._closing = True
+        self._wake.set()
+        done, _ = await asyncio.wait((task,), timeout=self.interval)
+        if not done:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                if not task.cancelled():  # our own cancellation, not the task's
+                    raise
         try:
             unwatched = await self._backend.presence_leave(self.id)
         except Exception as error:  # the store is away: the entry expires by itself
@@ -177,6 +184,8 @@ class Presence:
         next_view = self._clock.time() + POLL
         while True:
             await self._nap(min(POLL, self.interval))
+            if self._closing:
+                return
             now = self._clock.time()
             try:
                 dirty = self._dirty_groups or self._dirty_named or self._dirty_docs
