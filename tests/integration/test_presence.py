@@ -371,3 +371,32 @@ def test_a_hub_late_past_its_deadline_that_nobody_removed_goes_on_as_it_was() ->
                 assert told == [("t", True)]  # not taken for dead and back: no False, True
 
         asyncio.run(main())
+
+
+def test_a_hub_that_stops_with_subscribers_tells_their_topics_unwatched_once() -> None:
+    with _prefix() as prefix:
+        told: list[tuple[str, bool]] = []
+
+        async def main() -> None:
+            config = HubConfig(presence_interval=60)  # nothing expires in this test
+            async with Hub(config, backend=RedisBackend(REDIS_URL, prefix=prefix)) as b:
+                a = Hub(
+                    config,
+                    backend=RedisBackend(REDIS_URL, prefix=prefix),
+                    on_watch=lambda t, w: told.append((t, w)),
+                )
+                await a.start()
+                sub = a.subscribe(["t", "u"])
+                await sub.__aenter__()
+                deadline = time.monotonic() + 30
+                while b.subscribers("u") != 1:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.01)
+                await a.aclose()  # the subscription still open
+                await asyncio.sleep(0)  # the callbacks run soon after
+                assert sorted(told) == [("t", False), ("t", True), ("u", False), ("u", True)]
+                while b.subscribers("u") != 0:  # the entry is gone: B sees it at its next read
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.01)
+
+        asyncio.run(main())
