@@ -112,3 +112,39 @@ def test_serve_on_a_cluster_store(tmp_path: Path) -> None:
             for proc in hubs:
                 code, _, err = stop(proc)
                 assert code == 0, err
+
+
+def test_a_hub_group_goes_on_after_the_failover_of_its_shard(tmp_path: Path) -> None:
+    _cluster_or_skip()
+    with ClusterGroup(tmp_path, replicas=1) as cluster:
+
+        async def main() -> None:
+            config = HubConfig(presence_interval=0.5)
+            async with (
+                Hub(config, backend=RedisBackend(cluster.url())) as a,
+                Hub(config, backend=RedisBackend(cluster.url())) as b,
+                b.subscribe("t") as on_b,
+            ):
+                await a.publish("t", "before")
+                assert (await asyncio.wait_for(anext(on_b), 10)).data == "before"
+                holder = cluster.holder("{ssehub}:log")
+                holder.kill()  # kill -9 of the primary of the group's slot
+                killed = time.monotonic()
+                while True:
+                    try:
+                        await a.publish("t", "after")
+                        break
+                    except Exception:  # 503 for a server: no primary for the slot yet
+                        assert time.monotonic() < killed + 60, "no publish after the failover"
+                        await asyncio.sleep(0.2)
+                outage = time.monotonic() - killed
+                print(f"the first publish acknowledged {outage:.1f} s after the kill")
+                assert (await asyncio.wait_for(anext(on_b), 30)).data == "after"
+                assert cluster.holder("{ssehub}:log") is not holder  # its replica took over
+                async with b.subscribe("u"):
+                    deadline = time.monotonic() + 30
+                    while a.subscribers("u") != 1:  # presence too
+                        assert time.monotonic() < deadline
+                        await asyncio.sleep(0.05)
+
+        asyncio.run(main())
