@@ -148,3 +148,18 @@ def test_a_hub_group_goes_on_after_the_failover_of_its_shard(tmp_path: Path) -> 
                         await asyncio.sleep(0.05)
 
         asyncio.run(main())
+
+
+def test_serve_names_the_cluster_store_in_help_and_refuses_bad_or_unreachable_ones() -> None:
+    from tests.support.helpers import free_port
+    from tests.support.processes import run_cli
+
+    assert "redis+cluster://" in run_cli("serve", "--help").stdout
+    nobody = f"redis+cluster://:secret@127.0.0.1:{free_port()}"
+    done = run_cli("serve", "--port", "0", "--store", nobody)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()  # one line, no traceback
+    assert f"the Redis store {nobody.replace('secret', '***')} is unreachable:" in line
+    done = run_cli("serve", "--store", "redis+cluster://h1,h2?prefix=plain:")
+    assert (done.returncode, done.stderr.count("\n")) == (2, 1)
+    assert "needs a prefix= with a hash tag" in done.stderr

@@ -201,7 +201,7 @@ class RedisBackend:
                 "the Redis store needs redis-py: pip install 'ssehub[redis]'"
             ) from None
         from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import ResponseError
+        from redis.exceptions import RedisClusterException, ResponseError
 
         target = self._target
         if target.sentinels:
@@ -230,7 +230,8 @@ class RedisBackend:
                     )  # fmt: skip
         except BaseException as error:
             await self.aclose()
-            if isinstance(error, RedisConnectionError):  # a line naming where, not a traceback
+            unreachable = (RedisConnectionError, RedisClusterException)  # no node answered
+            if isinstance(error, unreachable):  # a line naming where, not a traceback
                 raise ConnectionError(
                     f"the Redis store {redact(self.url)} is unreachable: {_reason(error)}"
                 ) from error
