@@ -27,7 +27,8 @@ def access_token(*details: dict[str, Any]) -> str:
     claims = {
         "iss": "https://issuer.example",
         "aud": ENV["SSEHUB_RESOURCE"],
-        "exp": int(time.time()) + 60,
+        # long-lived: module-level tokens are made when the module is collected
+        "exp": int(time.time()) + 3600,
         "authorization_details": [{"type": DETAIL, **d} for d in details],
     }
     return jwt.encode(claims, SECRET, algorithm="HS256", headers={"typ": "at+jwt"})

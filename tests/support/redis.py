@@ -231,3 +231,106 @@ class SentinelGroup:
             finally:
                 client.close()
         return max(set(ports), key=ports.count) if len(ports) >= 2 else None
+
+
+class ClusterGroup:
+    """A Redis Cluster of three primaries (and `replicas` replicas of each)
+    of the test's own, made with `redis-cli --cluster create`; every process
+    reaped on the way out. `url()` is a `redis+cluster://` store URL naming
+    the primaries."""
+
+    def __init__(self, folder: Path, replicas: int = 0) -> None:
+        from tests.support.helpers import free_port
+
+        self.replicas = replicas
+        ports: list[int] = []
+        while len(ports) < 3 * (1 + replicas):  # the cluster bus listens on port + 10000
+            port = free_port()
+            if port < 55000 and port not in ports:
+                ports.append(port)
+        self.nodes = [
+            RedisProcess(
+                folder / f"node{i}",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+                "--repl-diskless-sync-delay",
+                "0",
+                port=port,
+            )
+            for i, port in enumerate(ports)
+        ]
+
+    def url(self, query: str = "") -> str:
+        hosts = ",".join(node.address for node in self.nodes[:3])
+        return f"redis+cluster://{hosts}" + (f"?{query}" if query else "")
+
+    def __enter__(self) -> ClusterGroup:
+        try:
+            for node in self.nodes:
+                node.start()
+            subprocess.run(
+                ["redis-cli", "--cluster", "create", *(n.address for n in self.nodes),
+                 "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+                check=True, capture_output=True, timeout=30,
+            )  # fmt: skip
+            self.until_ready()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def _replicated(self) -> bool:
+        """Whether every primary has its replicas connected and in sync."""
+        for node in self.nodes:
+            if node.proc is None:
+                continue
+            client = node.client()
+            try:
+                info = client.info("replication")
+            finally:
+                client.close()
+            if info["role"] == "master" and info["connected_slaves"] < self.replicas:
+                return False
+            if info["role"] == "slave" and info.get("master_link_status") != "up":
+                return False
+        return True
+
+    def holder(self, key: str) -> RedisProcess:
+        """The primary that serves `key`'s slot now, as a live node says."""
+        node = next(n for n in self.nodes if n.proc is not None)
+        client = node.client()
+        try:
+            slot = client.execute_command("CLUSTER KEYSLOT", key)
+            ranges = client.execute_command("CLUSTER SLOTS")
+        finally:
+            client.close()
+        for first, last, primary, *_ in ranges:
+            if first <= slot <= last:
+                return next(n for n in self.nodes if n.port == int(primary[1]))
+        raise AssertionError(f"no node serves {key!r}")
+
+    def until_ready(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            states = []
+            for node in self.nodes:
+                if node.proc is None:
+                    continue
+                client = node.client()
+                try:
+                    info = client.execute_command("CLUSTER INFO")  # parsed: a dict
+                    states.append(info.get("cluster_state"))
+                finally:
+                    client.close()
+            if states == ["ok"] * len(states) and self._replicated():
+                return
+            assert time.monotonic() < deadline, f"the cluster is not ready: {states}"
+            time.sleep(0.1)

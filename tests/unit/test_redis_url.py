@@ -101,9 +101,9 @@ def test_refusals_do_not_show_the_password() -> None:
 
 
 def test_unknown_scheme_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"redis\+sentinel://"):
-        backend_from_url("redis+cluster://h1,h2/0")
-    with pytest.raises(ValueError, match="must be redis://, rediss://, unix:// or"):
+    with pytest.raises(ValueError, match=r"redis\+sentinel://.* or redis\+cluster://"):
+        backend_from_url("redis+shard://h1,h2/0")
+    with pytest.raises(ValueError, match="must be redis://, rediss://, unix://, redis"):
         RedisBackend("http://h/0")
 
 
@@ -114,3 +114,35 @@ def test_backend_arguments_are_validated() -> None:
         RedisBackend("redis://h/0", wait_timeout=0)
     with pytest.raises(ValueError, match="max_connections must be an int >= 1"):
         RedisBackend("redis://h/0", max_connections=0)
+
+
+def test_cluster_url_names_its_nodes_and_takes_a_hash_tagged_prefix() -> None:
+    parsed = parse_redis_url("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2,[::1]:7002")
+    assert parsed.cluster == (("10.0.0.1", 7000), ("10.0.0.2", 6379), ("::1", 7002))
+    assert (parsed.password, parsed.prefix, parsed.url, parsed.sentinels) == (
+        "pw", "{ssehub}:", "", ()
+    )  # fmt: skip
+    assert parse_redis_url("redis+cluster://h?prefix={orders}:").prefix == "{orders}:"
+    assert RedisBackend("redis+cluster://h").prefix == "{ssehub}:"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("redis+cluster://h?prefix=ssehub:", "needs a prefix= with a hash tag"),
+        ("redis+cluster://h?prefix={}:", "needs a prefix= with a hash tag"),
+        ("redis+cluster://h/0", "Redis Cluster has no databases"),
+        ("redis+cluster://h?wait=1", "wait= is not supported with Redis Cluster"),
+        ("redis+cluster://h?db=1", "unknown parameter 'db'"),
+        ("redis+cluster:///", "names no node"),
+        ("redis+cluster://h,,i", "an empty node address"),
+    ],
+)
+def test_a_malformed_cluster_url_is_refused_naming_the_problem(url: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_redis_url(url)
+
+
+def test_a_cluster_prefix_given_as_an_argument_needs_a_hash_tag_too() -> None:
+    with pytest.raises(ValueError, match="hash tag"):
+        RedisBackend("redis+cluster://h", prefix="plain:")

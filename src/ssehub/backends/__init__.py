@@ -14,6 +14,9 @@ from ._base import (
     DuplicateEventIdError,
     History,
     HistoryLimits,
+    PresenceBackend,
+    PresenceSync,
+    PresenceView,
     Record,
     SharedBackend,
     StoreRefusedError,
@@ -31,6 +34,9 @@ __all__ = (
     "History",
     "HistoryLimits",
     "MemoryBackend",
+    "PresenceBackend",
+    "PresenceSync",
+    "PresenceView",
     "Record",
     "RedisBackend",
     "RedisStatistics",
@@ -70,7 +76,8 @@ def backend_from_url(url: str, limits: HistoryLimits | None = None) -> Backend:
     `sqlite:PATH` (`sqlite:relative.db`; `sqlite:/abs/path.db` and
     `sqlite:///abs/path.db` are the same absolute path), or
     `redis://host:port/db` or
-    `redis+sentinel://host:26379,host:26379,.../SERVICE/db` (shared by every
+    `redis+sentinel://host:26379,host:26379,.../SERVICE/db` or
+    `redis+cluster://host:port,host:port,...` (shared by every
     hub on it; parameters `prefix=`, `wait=N`, `wait_timeout_ms=`)."""
     if url in ("memory:", "memory://"):
         return MemoryBackend(limits)
@@ -85,11 +92,13 @@ def backend_from_url(url: str, limits: HistoryLimits | None = None) -> Backend:
         from .sqlite import SQLiteBackend
 
         return SQLiteBackend(path, limits)
-    if url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
+    if url.startswith(
+        ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
+    ):
         from .redis import RedisBackend
 
         return RedisBackend(url, limits)  # the URL's grammar: backends/_redis_url.py
     raise ValueError(
         f"unknown store URL {url!r}: use memory:, sqlite:PATH, redis://host:port/db"
-        " or redis+sentinel://host:26379,.../SERVICE/db"
+        ", redis+sentinel://host:26379,.../SERVICE/db or redis+cluster://host:port,..."
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -19,6 +19,9 @@ __all__ = (
     "DuplicateEventIdError",
     "History",
     "HistoryLimits",
+    "PresenceBackend",
+    "PresenceSync",
+    "PresenceView",
     "Record",
     "SharedBackend",
     "StoreRefusedError",
@@ -249,3 +252,67 @@ class SharedBackend(Backend, Protocol):
     def follow(self, after: int) -> AsyncIterator[tuple[int, Record]]:
         """Every record appended after position `after`, by any process, as
         it comes, with its position; it ends only when cancelled."""
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceSync:
+    """The answer to `PresenceBackend.presence_sync()`."""
+
+    watched: tuple[str, ...]
+    """Topics that had no subscriber on any live hub and have one now,
+    because of this write."""
+    unwatched: tuple[str, ...]
+    """Topics that had subscribers and have none on any live hub now,
+    because of this write or of the dead hubs it removed."""
+    lost: bool
+    """This hub's entry had expired (and was removed, with what it held):
+    nothing was written; send the whole state again with `full=True`."""
+    version: int
+    """The presence version after this write (see `presence_view`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceView:
+    """The subscription groups of the other live hubs: encoded selector set
+    -> subscriptions, summed over the hubs."""
+
+    version: int
+    groups: dict[str, int]
+
+
+@runtime_checkable
+class PresenceBackend(Protocol):
+    """A shared backend that also keeps who is subscribed on each hub
+    process (Redis): each hub writes its own entry, kept alive by a refresh,
+    and reads the others'. An entry not refreshed within its `ttl` is dead:
+    the next write of any hub removes it. Counts are absolute (a write
+    repeated after a lost reply changes nothing); a count of 0 or a
+    document of None removes the field. Costs: one round trip per write,
+    whatever it holds; a refresh (empty write) is O(1) writes."""
+
+    async def presence_sync(
+        self,
+        hub: str,
+        ttl: float,
+        *,
+        groups: Mapping[str, int],
+        named: Mapping[str, int],
+        documents: Mapping[str, str | None],
+        full: bool = False,
+    ) -> PresenceSync:
+        """Refresh `hub`'s entry for `ttl` more seconds, remove dead hubs,
+        and set its `groups` (encoded selector set -> subscriptions), `named`
+        (topic -> subscriptions naming it exactly) and `documents`
+        (subscription id -> a document for the subscriptions API). `full`:
+        these are the whole state (a hub's first write, or after `lost`)."""
+
+    async def presence_view(self, hub: str, known: int) -> PresenceView | None:
+        """The groups of the live hubs other than `hub`, or None when the
+        presence version is still `known` (nothing changed)."""
+
+    async def presence_documents(self, hub: str) -> list[str]:
+        """The documents of the live hubs other than `hub`."""
+
+    async def presence_leave(self, hub: str) -> tuple[str, ...]:
+        """Remove `hub`'s entry at once (a clean stop); the topics that now
+        have no subscriber on any hub."""

@@ -4,13 +4,17 @@ ssehub's own settings in the query. Pure parsing, no redis-py import.
     redis://[[user]:password@]host[:port][/db][?OPTIONS]          (rediss:// for TLS)
     unix://[[user]:password@]/path/to/redis.sock[?db=N&OPTIONS]
     redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/SERVICE[/db][?OPTIONS]
+    redis+cluster://[[user]:password@]host[:port][,host[:port]...][?OPTIONS]
 
-OPTIONS: `prefix=` (key prefix, default `ssehub:`), `wait=N` (replicas that
+OPTIONS: `prefix=` (key prefix, default `ssehub:`; for Cluster `{ssehub}:`,
+and it must hold a hash tag so every key is in one slot), `wait=N` (replicas that
 must confirm each append, default 0), `wait_timeout_ms=` (how long to wait
 for them, default 1000), and for Sentinel `sentinel_password=` (when the
 Sentinels themselves need a password). The user and password authenticate to
 the Redis servers (not to the Sentinels); Sentinels listen on 26379 unless a
-port is given. Anything else is refused with a line naming what is wrong.
+port is given. Cluster hosts are any nodes of the cluster (port 6379 unless
+given); there is no database number, and no `wait=` (yet). Anything else
+is refused with a line naming what is wrong.
 """
 
 from __future__ import annotations
@@ -18,11 +22,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ("SENTINEL_PORT", "RedisURL", "parse_redis_url", "redact")
+__all__ = (
+    "CLUSTER_PREFIX",
+    "SENTINEL_PORT",
+    "RedisURL",
+    "has_hash_tag",
+    "parse_redis_url",
+    "redact",
+)
 
 SENTINEL_PORT = 26379
+CLUSTER_PREFIX = "{ssehub}:"
 _OPTIONS = ("prefix", "wait", "wait_timeout_ms")
-_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
+_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
+
+
+def has_hash_tag(prefix: str) -> bool:
+    """Whether keys starting with `prefix` all hash to one Redis Cluster
+    slot: a `{` followed later by a `}` with something between (the first
+    such pair is the tag)."""
+    start = prefix.find("{")
+    return start >= 0 and prefix.find("}", start + 1) > start + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +53,8 @@ class RedisURL:
 
     url: str = ""
     sentinels: tuple[tuple[str, int], ...] = ()
+    cluster: tuple[tuple[str, int], ...] = ()
+    """Redis Cluster: the nodes to start from."""
     service: str = ""
     db: int = 0
     username: str | None = None
@@ -43,8 +65,8 @@ class RedisURL:
     wait_timeout_ms: int = 1000
 
     def __post_init__(self) -> None:
-        if bool(self.url) == bool(self.sentinels):
-            raise ValueError("RedisURL needs either url or sentinels")
+        if [bool(self.url), bool(self.sentinels), bool(self.cluster)].count(True) != 1:
+            raise ValueError("RedisURL needs one of url, sentinels or cluster")
         if self.sentinels and not self.service:
             raise ValueError("RedisURL with sentinels needs a service name")
         if type(self.wait) is not int or self.wait < 0:
@@ -56,6 +78,13 @@ class RedisURL:
             )
         if not self.prefix:
             raise ValueError("prefix must not be empty (keys of different hubs would mix)")
+        if self.cluster and not has_hash_tag(self.prefix):
+            raise ValueError(
+                f"Redis Cluster needs a prefix with a hash tag, like {CLUSTER_PREFIX!r}"
+                f" (not {self.prefix!r}): a publish's keys must share one slot"
+            )
+        if self.cluster and self.wait:
+            raise ValueError("wait= is not supported with Redis Cluster (yet)")
 
 
 def redact(url: str) -> str:
@@ -76,8 +105,8 @@ def parse_redis_url(url: str) -> RedisURL:
     scheme, sep, _ = url.partition("://")
     if not sep or scheme.lower() not in _SCHEMES:
         raise ValueError(
-            f"store URL {shown!r}: the scheme must be redis://, rediss://, unix:// or"
-            " redis+sentinel://"
+            f"store URL {shown!r}: the scheme must be redis://, rediss://, unix://,"
+            " redis+sentinel:// or redis+cluster://"
         )
     head, hash_sign, _ = url.partition("#")
     if hash_sign:
@@ -88,7 +117,9 @@ def parse_redis_url(url: str) -> RedisURL:
     except ValueError:
         raise ValueError(f"store URL {shown!r}: the query is not name=value&...") from None
     sentinel = scheme.lower() == "redis+sentinel"
-    known = _OPTIONS + (("sentinel_password",) if sentinel else ()) + (() if sentinel else ("db",))
+    cluster = scheme.lower() == "redis+cluster"
+    known = _OPTIONS + (("sentinel_password",) if sentinel else ())
+    known += () if sentinel or cluster else ("db",)
     for name, values in query.items():
         if name not in known:
             raise ValueError(
@@ -97,9 +128,18 @@ def parse_redis_url(url: str) -> RedisURL:
         if len(values) > 1:
             raise ValueError(f"store URL {shown!r}: parameter {name!r} given twice")
     options = {name: values[0] for name, values in query.items()}
-    settings: dict[str, object] = {"prefix": options.get("prefix", "ssehub:")}
+    settings: dict[str, object] = {
+        "prefix": options.get("prefix", CLUSTER_PREFIX if cluster else "ssehub:")
+    }
     if not settings["prefix"]:
         raise ValueError(f"store URL {shown!r}: prefix= must not be empty")
+    if cluster and not has_hash_tag(str(settings["prefix"])):
+        raise ValueError(
+            f"store URL {shown!r}: Redis Cluster needs a prefix= with a hash tag, like"
+            f" prefix={CLUSTER_PREFIX} (all of a hub group's keys in one slot)"
+        )
+    if cluster and options.get("wait", "0") != "0":
+        raise ValueError(f"store URL {shown!r}: wait= is not supported with Redis Cluster (yet)")
     for name in ("wait", "wait_timeout_ms"):
         if name in options:
             raw = options[name]
@@ -110,6 +150,8 @@ def parse_redis_url(url: str) -> RedisURL:
             settings[name] = int(raw)
     if settings.get("wait_timeout_ms") == 0:
         raise ValueError(f"store URL {shown!r}: wait_timeout_ms= must be >= 1 (0 waits forever)")
+    if cluster:
+        return _cluster_url(url, shown, settings)
     if not sentinel:
         try:
             parts = urlsplit(url)
@@ -135,9 +177,8 @@ def _query(options: dict[str, str]) -> str:
     return "&".join(f"{k}={v}" for k, v in options.items())
 
 
-def _sentinel_url(
-    url: str, shown: str, options: dict[str, str], settings: dict[str, object]
-) -> RedisURL:
+def _credentials(url: str, shown: str) -> tuple[str | None, str | None, str, str]:
+    """The user, password, hosts and path of a URL naming several hosts."""
     rest = url.partition("://")[2].partition("?")[0]
     netloc, _, path = rest.partition("/")
     userinfo, at, hosts = netloc.rpartition("@")
@@ -150,6 +191,25 @@ def _sentinel_url(
             raise ValueError(
                 f"store URL {shown!r}: write the password as :PASSWORD@ (or USER:PASSWORD@)"
             )
+    return username, password, hosts, path
+
+
+def _cluster_url(url: str, shown: str, settings: dict[str, object]) -> RedisURL:
+    username, password, hosts, path = _credentials(url, shown)
+    if not hosts:
+        raise ValueError(
+            f"store URL {shown!r} names no node: use redis+cluster://host:6379,host:6379,..."
+        )
+    if path:
+        raise ValueError(f"store URL {shown!r}: Redis Cluster has no databases: drop the /{path}")
+    nodes = tuple(_address(item, shown, 6379) for item in hosts.split(","))
+    return RedisURL(cluster=nodes, username=username, password=password, **settings)  # type: ignore[arg-type]
+
+
+def _sentinel_url(
+    url: str, shown: str, options: dict[str, str], settings: dict[str, object]
+) -> RedisURL:
+    username, password, hosts, path = _credentials(url, shown)
     if not hosts:
         raise ValueError(
             f"store URL {shown!r} names no Sentinel: use redis+sentinel://host:26379,.../SERVICE/DB"
@@ -182,8 +242,8 @@ def _sentinel_url(
     )
 
 
-def _address(item: str, shown: str) -> tuple[str, int]:
-    """`host`, `host:port`, `[v6]` or `[v6]:port` (Sentinel's port by default)."""
+def _address(item: str, shown: str, default: int = SENTINEL_PORT) -> tuple[str, int]:
+    """`host`, `host:port`, `[v6]` or `[v6]:port` (`default` port: Sentinel's)."""
     if item.startswith("["):
         host, bracket, after = item[1:].partition("]")
         if not bracket or (after and not after.startswith(":")):
@@ -194,9 +254,10 @@ def _address(item: str, shown: str) -> tuple[str, int]:
         if ":" in port:
             raise ValueError(f"store URL {shown!r}: write an IPv6 address as [addr]:port")
     if not host:
-        raise ValueError(f"store URL {shown!r}: an empty Sentinel address in {item!r}")
+        kind = "Sentinel" if default == SENTINEL_PORT else "node"
+        raise ValueError(f"store URL {shown!r}: an empty {kind} address in {item!r}")
     if not port:
-        return host, SENTINEL_PORT
+        return host, default
     if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ValueError(f"store URL {shown!r}: the port of {item!r} is not a number 1-65535")
     return host, int(port)

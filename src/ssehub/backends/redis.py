@@ -19,7 +19,10 @@ entry, the topic entries.
 
 Where Redis is: `redis://host:port/db` (one server), or
 `redis+sentinel://host1:26379,host2:26379,host3:26379/SERVICE/db` (the
-primary Sentinel names, followed across failovers); `?wait=N` makes every
+primary Sentinel names, followed across failovers), or
+`redis+cluster://host:port,...` (Redis Cluster: every key of a hub group
+under one hash-tagged prefix, `{ssehub}:` by default, so in one slot and
+scripts and transactions work); `?wait=N` makes every
 append wait for N replicas (`WAIT`) before it is acknowledged. The grammar
 is in `_redis_url.py`; docs/scale-out.md says what each mode guarantees.
 
@@ -34,7 +37,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,11 +47,14 @@ from ._base import (
     DuplicateEventIdError,
     History,
     HistoryLimits,
+    PresenceSync,
+    PresenceView,
     Record,
     TopicLimits,
     check_newest,
     check_page,
 )
+from ._redis_presence import RedisPresence
 from ._redis_url import RedisURL, parse_redis_url, redact
 
 __all__ = ("RedisBackend", "RedisStatistics", "ReplicaWaitError")
@@ -166,6 +172,7 @@ class RedisBackend:
         self._target: RedisURL = RedisURL(
             url=parsed.url,
             sentinels=parsed.sentinels,
+            cluster=parsed.cluster,
             service=parsed.service,
             db=parsed.db,
             username=parsed.username,
@@ -188,6 +195,7 @@ class RedisBackend:
         self._clock = clock
         self._redis: Any = None
         self._append: Any = None
+        self._presence: RedisPresence | None = None
         self._sentinel: Any = None
         self._wait_timeouts = 0
 
@@ -206,11 +214,13 @@ class RedisBackend:
                 "the Redis store needs redis-py: pip install 'ssehub[redis]'"
             ) from None
         from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import ResponseError
+        from redis.exceptions import RedisClusterException, ResponseError
 
         target = self._target
         if target.sentinels:
             self._sentinel, self._redis = _sentinel_client(target, self.max_connections)
+        elif target.cluster:
+            self._redis = _cluster_client(target, self.max_connections)
         else:
             # A burst of subscriptions waits for a connection instead of failing
             pool = aioredis.BlockingConnectionPool.from_url(
@@ -233,22 +243,34 @@ class RedisBackend:
                     )  # fmt: skip
         except BaseException as error:
             await self.aclose()
-            if isinstance(error, RedisConnectionError):  # a line naming where, not a traceback
+            unreachable = (RedisConnectionError, RedisClusterException)  # no node answered
+            if isinstance(error, unreachable):  # a line naming where, not a traceback
                 raise ConnectionError(
                     f"the Redis store {redact(self.url)} is unreachable: {_reason(error)}"
                 ) from error
             raise
         self._append = self._redis.register_script(_APPEND)
+        self._presence = RedisPresence(self._redis, self.prefix)
 
     async def aclose(self) -> None:
         if self._redis is not None:
-            await self._redis.aclose(close_connection_pool=True)  # the pool is ours
+            if self._target.cluster:
+                await self._redis.aclose()
+            else:
+                await self._redis.aclose(close_connection_pool=True)  # the pool is ours
             self._redis = None
         if self._sentinel is not None:
             await self._sentinel.aclose()
             self._sentinel = None
 
     def statistics(self) -> RedisStatistics:
+        if self._target.cluster:
+            node = None if self._redis is None else self._redis.get_node_from_key(self._key("log"))
+            return RedisStatistics(
+                primary=None if node is None else f"{node.host}:{node.port}",
+                failovers=0,
+                wait_timeouts=self._wait_timeouts,
+            )
         pool = self._redis.connection_pool if self._redis is not None else None
         primary = getattr(pool, "primary", None)
         if primary is None and pool is not None and not self._target.sentinels:
@@ -441,6 +463,33 @@ class RedisBackend:
             pipe.xrange(self._topic(topic), position, position)
         return any(await pipe.execute())
 
+    # -- presence (the `PresenceBackend` capability; see _redis_presence.py) ------
+
+    async def presence_sync(
+        self,
+        hub: str,
+        ttl: float,
+        *,
+        groups: Mapping[str, int],
+        named: Mapping[str, int],
+        documents: Mapping[str, str | None],
+        full: bool = False,
+    ) -> PresenceSync:
+        assert self._presence is not None, "RedisBackend.start() first"
+        return await self._presence.sync(hub, ttl, groups, named, documents, full)
+
+    async def presence_view(self, hub: str, known: int) -> PresenceView | None:
+        assert self._presence is not None, "RedisBackend.start() first"
+        return await self._presence.view(hub, known)
+
+    async def presence_documents(self, hub: str) -> list[str]:
+        assert self._presence is not None, "RedisBackend.start() first"
+        return await self._presence.documents(hub)
+
+    async def presence_leave(self, hub: str) -> tuple[str, ...]:
+        assert self._presence is not None, "RedisBackend.start() first"
+        return await self._presence.leave(hub)
+
     def _key(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
@@ -457,6 +506,21 @@ def _reason(error: Exception) -> str:
     if isinstance(error, MasterNotFoundError):
         return "no Sentinel named a primary (Sentinels down, or no such service)"
     return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _cluster_client(target: RedisURL, max_connections: int) -> Any:
+    """A Redis Cluster client: it learns the slots from any of the nodes and
+    follows `MOVED` / `ASK` redirections (a failover, a resharding)."""
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.cluster],
+        username=target.username,
+        password=target.password,
+        decode_responses=True,
+        max_connections=max_connections,
+        socket_connect_timeout=5.0,
+    )
 
 
 def _sentinel_client(target: RedisURL, max_connections: int) -> tuple[Any, Any]:

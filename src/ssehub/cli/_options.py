@@ -199,7 +199,7 @@ CONFIG_FLAGS: dict[type, dict[str, str]] = {
         "backoff": "--webhook-backoff",
         "timeout": "--webhook-timeout",
     },
-    HubConfig: {"heartbeat": "--heartbeat"},
+    HubConfig: {"heartbeat": "--heartbeat", "presence_interval": "--presence-interval"},
     HistoryLimits: {"max_events": "--history-events", "max_age": "--history-age"},
 }
 """Which flag sets which config field: the defaults shown in `--help` are

@@ -188,7 +188,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="history: sqlite:PATH (durable; sqlite:hub.db is in the working folder, "
         "sqlite:///var/lib/hub.db absolute), redis://host:port/db (shared by several hubs), "
         "redis+sentinel://host:26379,host:26379,.../SERVICE/db (the primary Sentinel names, "
-        "followed across failovers) or memory: (this process only); Redis URLs take "
+        "followed across failovers), redis+cluster://host:port,... (Redis Cluster; the prefix "
+        "needs a hash tag, default {ssehub}:) or memory: (this process only); Redis URLs take "
         "?prefix=KEYS: &wait=N (acknowledge a publish only once N replicas have it) "
         "&wait_timeout_ms=1000 (else 503)",
     )
@@ -244,6 +245,15 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         metavar="SECONDS",
         default=config_default(HubConfig, "heartbeat"),
         help="seconds between heartbeats",
+    )
+    add_option(
+        serve,
+        "--presence-interval",
+        type=number,
+        metavar="SECONDS",
+        default=config_default(HubConfig, "presence_interval"),
+        help="Redis store: seconds between refreshes of this hub's presence entry"
+        " (subscribers seen by every hub); it expires after 3 intervals",
     )
     add_option(
         serve,
@@ -453,7 +463,11 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServerConfig, HubConfig, Hi
             dashboard_token=args.dashboard_token,
             reuse_port=args.reuse_port,
         )
-        hub = HubConfig(heartbeat=args.heartbeat, topics=args.topic_policies)
+        hub = HubConfig(
+            heartbeat=args.heartbeat,
+            topics=args.topic_policies,
+            presence_interval=args.presence_interval,
+        )
         limits = HistoryLimits(max_events=args.history_events, max_age=args.history_age)
     return server, hub, limits, args.store
 
@@ -612,7 +626,8 @@ def _workers(args: argparse.Namespace) -> int:
         check_reuse_port("--workers > 1")
     except ValueError as error:
         raise UsageError(str(error)) from None
-    if not str(args.store).startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
+    shared = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
+    if not str(args.store).startswith(shared):
         raise UsageError(
             "--workers > 1 needs a shared store (--store redis://host:port/db): with "
             f"{redact(args.store)} each process would keep a history of its own"

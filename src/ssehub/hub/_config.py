@@ -33,6 +33,11 @@ class HubConfig:
       newest-N on open, maximum subscribers) for the topics their selectors
       match; the first that matches a topic wins, a topic none matches gets
       the defaults. The hub gives the history bounds to its backend.
+    - `presence_interval`: with a store shared by several hubs that keeps
+      presence (Redis), seconds between refreshes of this hub's entry
+      there; the entry lives three intervals (a hub killed outright
+      vanishes from the others' counts within that). Changes are written
+      as they happen, not only at refreshes.
     """
 
     heartbeat: float = 15.0
@@ -42,10 +47,16 @@ class HubConfig:
     replay_page: int = 256
     shutdown_retry: int | None = 1000
     topics: tuple[TopicPolicy, ...] = ()
+    presence_interval: float = 5.0
 
     def __post_init__(self) -> None:
         if not self.heartbeat > 0:
             raise ValueError(f"HubConfig.heartbeat must be > 0 seconds, not {self.heartbeat!r}")
+        if not 0.05 <= self.presence_interval <= 3600:
+            raise ValueError(
+                "HubConfig.presence_interval must be from 0.05 to 3600 seconds,"
+                f" not {self.presence_interval!r}"
+            )
         for name in ("max_buffer_events", "max_buffer_bytes", "max_last_event_id", "replay_page"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:

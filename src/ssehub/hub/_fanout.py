@@ -56,9 +56,10 @@ class FanOut:
         "_flush_handle",
         "_groups",
         "_loop",
-        "_named",
         "_now",
         "_patterns",
+        "named",
+        "tracker",
         "watchers",
     )
 
@@ -74,8 +75,12 @@ class FanOut:
         self._doomed: list[tuple[Subscription, CloseReason]] = []
         # subscriptions that name each topic exactly, and who wants to know
         # when one gains its first or loses its last
-        self._named: dict[str, int] = {}
+        self.named: dict[str, int] = {}
         self.watchers: list[Callable[[str, bool], object]] = []
+        # With presence shared by several hubs: told of every attach and
+        # detach (selectors, +1/-1, the topics named exactly), and then the
+        # first/last of a topic is the store's to tell (`tell`), not ours.
+        self.tracker: Callable[[frozenset[str | Matcher], int, list[str]], None] | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -102,14 +107,15 @@ class FanOut:
                     self._by_topic.setdefault(topic, []).append(group)
         group.subscribers[sub] = None
         sub.tags = group.tags
-        named = self._named
+        named = self.named
         exact = group.selectors.exact
-        for topic in sub.topics:  # in the subscription's order: callbacks are too
-            if topic not in exact:
-                continue
+        names = [topic for topic in sub.topics if topic in exact]
+        for topic in names:  # in the subscription's order: callbacks are too
             count = named[topic] = named.get(topic, 0) + 1
-            if count == 1:
-                self._watch(topic, True)
+            if count == 1 and self.tracker is None:
+                self.tell(topic, True)
+        if self.tracker is not None:
+            self.tracker(sub.key, 1, names)
         return group
 
     def detach(self, sub: Subscription) -> None:
@@ -117,17 +123,19 @@ class FanOut:
         if group is None or sub not in group.subscribers:
             return
         del group.subscribers[sub]
-        named = self._named
+        named = self.named
         exact = group.selectors.exact
-        for topic in sub.topics:
-            if topic not in exact:
-                continue
+        names = [topic for topic in sub.topics if topic in exact]
+        for topic in names:
             count = named[topic] - 1
             if count:
                 named[topic] = count
             else:
                 del named[topic]
-                self._watch(topic, False)
+                if self.tracker is None:
+                    self.tell(topic, False)
+        if self.tracker is not None:
+            self.tracker(sub.key, -1, names)
         if group.subscribers:
             return
         del self._groups[sub.group_key]
@@ -147,7 +155,8 @@ class FanOut:
             total += sum(len(group.subscribers) for group in self._patterns.matching((topic,)))
         return total
 
-    def _watch(self, topic: str, watching: bool) -> None:
+    def tell(self, topic: str, watching: bool) -> None:
+        """Call the watchers soon (never inside the fan-out)."""
         if self.watchers:
             assert self._loop is not None
             self._loop.call_soon(self._tell, topic, watching)

@@ -19,7 +19,14 @@ from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any
 
-from ssehub.backends import Backend, History, MemoryBackend, Record, SharedBackend
+from ssehub.backends import (
+    Backend,
+    History,
+    MemoryBackend,
+    PresenceBackend,
+    Record,
+    SharedBackend,
+)
 from ssehub.protocol import Event, encode_comment, encode_event
 
 from ._clock import Clock, SystemClock
@@ -28,6 +35,7 @@ from ._fanout import FanOut, Group
 from ._feed import Feed
 from ._ids import IdGenerator
 from ._policies import SubscriberLimitError, TopicPolicies
+from ._presence import Presence
 from ._selectors import Matcher, validate_selector
 from ._stats import Counters, HubStatistics, State
 from ._subscription import (
@@ -262,6 +270,18 @@ class Hub:
         self._feed: Feed | None = None
         if isinstance(self.backend, SharedBackend):
             self._feed = Feed(self.backend, self._fanout.fanout)
+        # With a backend that keeps presence (Redis): every hub's subscribers
+        # count, and the first/last of a topic is global.
+        self._presence: Presence | None = None
+        if isinstance(self.backend, PresenceBackend):
+            self._presence = Presence(
+                self.backend,
+                self._fanout.named,
+                self._fanout.tell,
+                self._clock,
+                self.config.presence_interval,
+            )
+            self._fanout.tracker = self._presence.track
         # Publishes between "stored" and "fanned out" (a durable backend's
         # append suspends), and subscriptions waiting for them to finish.
         # Each runs as a task of the hub's, so a caller that is cancelled
@@ -290,6 +310,8 @@ class Hub:
         self._heartbeat_task = self._loop.create_task(self._heartbeats(), name="ssehub-heartbeat")
         if self._feed is not None:
             await self._feed.start()
+        if self._presence is not None:
+            await self._presence.start()
         self._state = "running"
 
     async def __aenter__(self) -> Hub:
@@ -348,6 +370,8 @@ class Hub:
                     raise
         if self._feed is not None:
             await self._feed.aclose()
+        if self._presence is not None:
+            await self._presence.aclose()
         await self.backend.aclose()
 
     # -- publishing -------------------------------------------------------------
@@ -645,13 +669,42 @@ class Hub:
     def subscribers(self, topic: str) -> int:
         """How many subscriptions get the events of `topic` now: those that
         name it (a topic, an exact `Matcher`), and those whose `*`, URI
-        template or URL pattern matches it."""
-        return self._fanout.count(topic)
+        template or URL pattern matches it. With a
+        store that keeps presence (Redis), those of every hub on it: this
+        hub's now, the others' as last read (at most about a second old)."""
+        count = self._fanout.count(topic)
+        if self._presence is not None:
+            count += self._presence.count(topic)
+        return count
+
+    def share_document(self, key: str, document: str) -> None:
+        """Attach `document` (e.g. a subscription's JSON) to this hub's
+        presence under `key`, until `drop_document(key)`: other hubs on a
+        store that keeps presence see it in `peer_documents()`. Without
+        such a store it goes nowhere (nothing to share with)."""
+        if self._presence is not None:
+            self._presence.share(key, document)
+
+    def drop_document(self, key: str) -> None:
+        """Withdraw what `share_document(key, ...)` shared."""
+        if self._presence is not None:
+            self._presence.unshare(key)
+
+    async def peer_documents(self) -> list[str]:
+        """The documents the other live hubs on this store share now (read
+        from the store; empty without one that keeps presence)."""
+        if self._presence is None:
+            return []
+        return await self._presence.documents()
 
     def on_watch(self, callback: WatchCallback) -> Callable[[], None]:
         """Call `callback(topic, watching)` when a topic that subscriptions
         name exactly gains its first (`True`) or loses its last (`False`),
-        so the app can start and stop producing it. `*` and URI templates
+        so the app can start and stop producing it. With a store that keeps
+        presence (Redis), "first" and "last" are across every hub on it, and
+        each change is told once, on the hub whose subscriber made it (a hub
+        killed outright: by the hub that notices, within three
+        `presence_interval`s). `*` and URI templates
         count in `subscribers()` but do not fire it (they name no topic).
         It runs on the hub's loop, soon after the change (never inside the
         fan-out); an exception it raises is logged. Returns a function that

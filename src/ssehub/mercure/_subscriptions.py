@@ -27,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -165,6 +167,7 @@ class Registry:
         self._dropped = 0
         self._unannounced: set[str] = set()  # dropped opens: their close is dropped too
         self._seq = 0
+        self._salt = secrets.randbelow(1000)
         self._listed = 0  # the newest `seq` a listing may have shown
 
     def new_id(self) -> str:
@@ -176,9 +179,12 @@ class Registry:
     async def opened(self, active: Active) -> None:
         """A stream started: listed at once, announced by the worker (this
         never waits, so a client leaving meanwhile cannot cancel it)."""
-        self._seq += 1
+        # ordered across hubs too (the listings of presence on Redis): the
+        # time in ns, a salt of this registry's in the last three digits
+        self._seq = max(self._seq + 1000, time.time_ns() // 1000 * 1000 + self._salt)
         active = Active(active.subscriber, active.entries, self._seq)
         self._active[active.subscriber] = active
+        self.hub.share_document(active.subscriber, _shared(active))
         if len(self._pending) >= self.max_pending:
             self._dropped += 1
             self._unannounced.add(active.subscriber)
@@ -190,6 +196,7 @@ class Registry:
         active = self._active.pop(subscriber, None)
         if active is None:
             return
+        self.hub.drop_document(subscriber)
         if active.seq > self._listed and self._pending.pop((subscriber, True), None) is not None:
             self._coalesced += 1  # never announced nor listed: nothing to take back
             return
@@ -264,7 +271,7 @@ class Registry:
         self._listed = self._seq
         docs = [
             e.document(a.subscriber)
-            for a in self._active.values()
+            for a in await self._everyone()
             for e in a.entries
             if e.match_type is None
             and (topic is None or e.match == topic)
@@ -299,15 +306,16 @@ class Registry:
         client that resumes from it, never lost."""
         last = await self.hub.backend.last_id() or "earliest"
         self._listed = self._seq  # a subscription shown here is announced ending
+        everyone = await self._everyone()
         if subscriber is not None:
-            active = self._active.get(subscriber)
+            active = next((a for a in everyone if a.subscriber == subscriber), None)
             for entry in () if active is None else active.entries:
                 if (entry.match_type, entry.match) == (match_type, match):
                     return Page(200, entry.document(subscriber), None, last)
             return Page(404, "no such subscription", None, last)
         docs: list[dict[str, Any]] = []
         cursor: tuple[int, int] | None = None
-        for active in self._active.values():
+        for active in sorted(everyone, key=lambda a: (a.seq, a.subscriber)):
             if after is not None and active.seq < after[0]:
                 continue
             for index, entry in enumerate(active.entries):
@@ -324,6 +332,11 @@ class Registry:
                 cursor = (active.seq, index)
         return Page(200, _collection(match_type, match, last, docs), None, last)
 
+    async def _everyone(self) -> list[Active]:
+        """This hub's subscriptions, and those other hubs on the store share
+        (presence on Redis; `Hub.peer_documents`)."""
+        return [*self._active.values(), *_unshared(await self.hub.peer_documents())]
+
 
 def _event_document(entry: Entry, subscriber: str, is_active: bool) -> dict[str, Any]:
     doc = entry.document(subscriber, is_active=is_active)
@@ -339,3 +352,21 @@ def _collection(
         "last_event_id": last,
         "subscriptions": docs,
     }
+
+
+def _shared(active: Active) -> str:
+    """A subscription as the other hubs read it (`Hub.share_document`)."""
+    entries = [[e.match, e.match_type, e.payload] for e in active.entries]
+    return json.dumps([active.subscriber, active.seq, entries])
+
+
+def _unshared(shared: list[str]) -> list[Active]:
+    actives = []
+    for text in shared:
+        try:
+            subscriber, seq, entries = json.loads(text)
+            found = tuple(Entry(str(m), None if t is None else str(t), p) for m, t, p in entries)
+            actives.append(Active(str(subscriber), found, int(seq)))
+        except (ValueError, TypeError):
+            continue  # not one of ours: skip it
+    return actives
