@@ -8,6 +8,7 @@ import asyncio
 import gc
 import sys
 
+from ssehub.hub import StreamSubscription
 from tests.support.helpers import subscribe
 from tests.support.servers import run, serving, until
 
@@ -46,5 +47,52 @@ def test_anonymous_subscribers_share_one_empty_set_of_private_topics() -> None:
             finally:
                 for stream in streams:
                     stream.close()
+
+    run(body)
+
+
+def test_subscribers_of_one_topic_share_their_selectors_and_keep_no_containers() -> None:
+    async def body() -> None:
+        async with serving() as (hub, _, port):
+            streams = [await subscribe(port, "t1") for _ in range(3)]
+            await until(lambda: hub.statistics().subscribers == 3)
+            try:
+                first, *others = hub._fanout.subscriptions()
+                for sub in others:
+                    # the group's key and topics, not a frozenset and a tuple each (~320 B)
+                    assert sub.group_key is first.group_key
+                    assert sub.topics is first.topics
+                    # not asked to resume: one shared frozen record, not one each
+                    assert sub.resume is first.resume
+                for sub in (first, *others):
+                    # no backlog list (made only while paused), no held dict
+                    kept = gc.get_referents(sub)
+                    assert not [r for r in kept if isinstance(r, dict | list)], kept
+                    assert sys.getsizeof(sub) <= 176  # 18 slots; it was 200 bytes with 21
+            finally:
+                for stream in streams:
+                    stream.close()
+
+    run(body)
+
+
+def test_a_paused_stream_keeps_its_backlog_and_writes_it_in_order_on_resume() -> None:
+    async def body() -> None:
+        async with serving() as (hub, _, port):
+            stream = await subscribe(port, "t1")
+            await until(lambda: hub.statistics().subscribers == 1)
+            try:
+                (sub,) = hub._fanout.subscriptions()
+                assert isinstance(sub, StreamSubscription)
+                sub.pause_writing()
+                await hub.publish("t1", "one")
+                await hub.publish("t1", "two")
+                await until(lambda: sub.held_bytes > 0)
+                assert sub.held_bytes == hub.statistics().bytes_held > 0
+                sub.resume_writing()
+                assert sub.held_bytes == 0
+                assert [e.data for e in await stream.next_events(2)] == ["one", "two"]
+            finally:
+                stream.close()
 
     run(body)

@@ -30,10 +30,11 @@ class Group:
     """Subscribers with the same selectors and private rights: they get the
     same bytes. `selectors` and `rights` are compiled once, here."""
 
-    __slots__ = ("key", "pending", "rights", "selectors", "subscribers")
+    __slots__ = ("key", "pending", "rights", "selectors", "subscribers", "topics")
 
-    def __init__(self, key: GroupKey) -> None:
+    def __init__(self, key: GroupKey, topics: tuple[str, ...]) -> None:
         self.key = key
+        self.topics = topics  # its first subscriber's, shared with those that name the same
         self.selectors = SelectorSet(key[0])
         # a token's claim: a malformed selector there matches nothing
         self.rights = SelectorSet(key[1], strict=False)
@@ -91,12 +92,16 @@ class FanOut:
     def attach(self, sub: Subscription) -> Group:
         group = self._groups.get(sub.group_key)
         if group is None:
-            group = self._groups[sub.group_key] = Group(sub.group_key)
+            group = self._groups[sub.group_key] = Group(sub.group_key, sub.topics)
             if group.selectors.has_patterns:
                 self._patterns.add(group, group.selectors)
             else:  # (exact topics: the strings and the exact matchers)
                 for topic in group.selectors.exact:
                     self._by_topic.setdefault(topic, []).append(group)
+        else:  # share the group's equal objects: its own are dropped (idle bytes)
+            sub.group_key = group.key
+            if sub.topics == group.topics:
+                sub.topics = group.topics
         group.subscribers[sub] = None
         named = self._named
         exact = group.selectors.exact

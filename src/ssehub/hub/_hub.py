@@ -257,6 +257,7 @@ class Hub:
         # Publishes with a caller's id, by id: a retry racing its original
         # waits for it, then the backend tells a retry from a conflict.
         self._custom: dict[str, asyncio.Task[None]] = {}
+        self._resume = Resume("earliest", False, 0)  # the last one made without a gap
 
     # -- life cycle ----------------------------------------------------------
 
@@ -564,7 +565,13 @@ class Hub:
                 self._counters.gaps += 1
                 gap_record = self._gap_record(last_event_id)
         pages = _Pages(self, sub, group, topics, first, 0 if last_event_id is not None else newest)
-        return Resume(last_id or "earliest", gap, 0), gap_record, pages
+        start = last_id or "earliest"
+        resume = self._resume
+        if gap or resume.last_event_id != start:
+            resume = Resume(start, gap, 0)
+            if not gap:  # frozen: subscribers that start at the same id share one
+                self._resume = resume
+        return resume, gap_record, pages
 
     async def _settled(self) -> None:
         """Wait until every publish started so far has been fanned out (or
