@@ -47,7 +47,8 @@ def test_subscribers_that_ask_no_resume_and_no_cors_share_one_response_head() ->
         decide(MercureConfig(), Request("GET", "/.well-known/mercure", f"topic={t}".encode()))
         for t in ("a", "b")
     )
-    assert isinstance(first, Subscribe) and isinstance(second, Subscribe)
+    assert isinstance(first, Subscribe)
+    assert isinstance(second, Subscribe)
     resume = Resume("earliest", gap=False, replayed=0)
     head = first.head(resume)
     assert head is second.head(resume)  # one bytes object, not built per connect
