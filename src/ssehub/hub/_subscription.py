@@ -344,7 +344,7 @@ class StreamSubscription(Subscription):
     async def _replay(self, prefix: bytes, gap: Record | None, pages: Pages) -> None:
         # nothing was written yet, so not paused
         self._transport.write(prefix + gap.frame if gap is not None else prefix)
-        while (page := await pages.next()) is not None:
+        while not pages.read and (page := await pages.next()) is not None:
             if self.reason is not None:
                 return
             if page:

@@ -83,10 +83,13 @@ class _Subscribing:
             raise HTTPError(503, "the hub is shutting down") from None
         if sub.closed:
             return  # gone already: connection_lost cleans up
-        subscriber = await mercure.opened(decision, sub.topics)
-        seconds = decision.seconds_left(time.time())
+        subscriber = None
+        if mercure.registry is not None:  # subscription events are on
+            subscriber = await mercure.opened(decision, sub.topics)
         timer = None
-        if seconds is not None:
+        if decision.expires is not None or decision.max_seconds is not None:
+            seconds = decision.seconds_left(time.time())
+            assert seconds is not None
             timer = asyncio.get_running_loop().call_later(seconds, _expire, sub, transport)
         if subscriber is not None or timer is not None:
 
