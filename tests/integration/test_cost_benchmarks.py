@@ -45,9 +45,11 @@ def test_fanout_pass_reports_one_python_call_per_subscriber_write() -> None:
 
 
 def test_publish_cost_is_the_same_in_python_calls_at_10_and_100_topics() -> None:
-    out = script("benchmarks/publish_cost.py", "--topics", "10,100", "--duration", "1",
+    out = script("benchmarks/publish_cost.py", "--topics", "10,100", "--duration", "2",
                  "--profile")  # fmt: skip
     few = number(r"10 topics: .*?, ([\d.]+) Python function calls per publish", out)
     many = number(r"100 topics: .*?, ([\d.]+) Python function calls per publish", out)
     assert few > 0
-    assert abs(many - few) / few < 0.1  # independent of the topic count
+    # independent of the topic count: one call per topic would add 90 (of ~200);
+    # the fixed costs of a run (its 8 connects) spread over the publishes differ a little
+    assert abs(many - few) / few < 0.15

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
+import time
 
 from ssehub.hub import StreamSubscription
-from tests.support.helpers import subscribe
+from tests.support.helpers import read_head, subscribe
 from tests.support.servers import run, serving, until
 
 
@@ -27,7 +28,7 @@ def test_a_subscribed_connection_is_a_bare_transport_holding_no_request_state() 
                     kept = gc.get_referents(conn)
                     assert not [r for r in kept if isinstance(r, dict | list)], kept
                     assert not [r for r in kept if isinstance(r, asyncio.TimerHandle)]
-                    assert sys.getsizeof(conn) <= 128  # 10 slots; it was 200 bytes with 21
+                    assert sys.getsizeof(conn) <= 128  # 11 slots; it was 200 bytes with 21
             finally:
                 for stream in streams:
                     stream.close()
@@ -94,5 +95,34 @@ def test_a_paused_stream_keeps_its_backlog_and_writes_it_in_order_on_resume() ->
                 assert [e.data for e in await stream.next_events(2)] == ["one", "two"]
             finally:
                 stream.close()
+
+    run(body)
+
+
+def test_a_keep_alive_clients_requests_reuse_one_timer_and_its_deadlines_still_hold() -> None:
+    async def body() -> None:
+        async with serving(idle_timeout=1.0, head_timeout=0.9) as (_, srv, port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                timers = []
+                for _ in range(4):
+                    writer.write(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
+                    status, head = await read_head(reader)
+                    assert status == 200
+                    await reader.readexactly(int(head["content-length"]))
+                    (conn,) = srv.connections
+                    timers.append(conn._timer)
+                    await asyncio.sleep(0.05)  # each request moves the deadline on
+                # one timer for all four requests, set at the start (it was two new
+                # ones per request)
+                assert timers[0] is not None
+                assert all(timer is timers[0] for timer in timers)
+                # the moved deadline still holds: closed idle_timeout after the
+                # last answer, not when that first timer fires
+                started = time.monotonic()
+                assert await reader.read() == b""
+                assert 0.6 < time.monotonic() - started < 3
+            finally:
+                writer.close()
 
     run(body)
