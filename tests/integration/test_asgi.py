@@ -140,6 +140,7 @@ def test_no_task_leaks_after_10000_open_close_cycles() -> None:
         served.stop()
 
 
+@pytest.mark.timeout(180)  # opening 1000 streams is slow on a loaded machine
 @pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
 def test_shutdown_with_1000_open_streams_ends_within_grace(server: str) -> None:
     served = Served(server)

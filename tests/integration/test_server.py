@@ -171,11 +171,11 @@ def test_stalled_client_is_dropped_after_two_heartbeats() -> None:
             await until(lambda: hub.statistics().subscribers == 1)
             [sub] = hub._fanout.subscriptions()
             for _ in range(5000):  # fill the socket buffers until the transport pauses
-                if getattr(sub, "_paused", False):
+                if getattr(sub, "paused", False):
                     break
                 await hub.publish("t", "y" * 8192)
                 await asyncio.sleep(0)
-            assert getattr(sub, "_paused", False)
+            assert getattr(sub, "paused", False)
             await clock.advance(15)
             assert hub.statistics().subscribers == 1
             await clock.advance(15)

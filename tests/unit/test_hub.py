@@ -920,3 +920,28 @@ def test_a_retry_of_a_peer_hubs_event_is_delivered_here_once(echo: str) -> None:
             assert hub.statistics().publishes_replayed == 1
 
     asyncio.run(main())
+
+
+def test_ids_read_randomness_in_pools_and_a_forked_child_reads_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    gen = IdGenerator()
+    reads: list[int] = []
+    real = os.urandom
+
+    def counted(n: int) -> bytes:
+        reads.append(n)
+        return real(n)
+
+    monkeypatch.setattr(os, "urandom", counted)
+    ids = [gen() for _ in range(1_000)]
+    assert len(set(ids)) == len(ids)
+    assert len(reads) <= 2  # not one system call per id
+    # a forked child (another pid) must not reuse the random bytes it inherited
+    parent = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: parent + 1)
+    read = len(reads)
+    gen()
+    assert len(reads) == read + 1

@@ -42,6 +42,35 @@ def test_a_subscription_decision_carries_topics_resume_point_and_headers() -> No
     assert head.endswith(b"\r\n\r\n:\n\n")
 
 
+def test_subscribers_that_ask_no_resume_and_no_cors_share_one_response_head() -> None:
+    first, second = (
+        decide(MercureConfig(), Request("GET", "/.well-known/mercure", f"topic={t}".encode()))
+        for t in ("a", "b")
+    )
+    assert isinstance(first, Subscribe)
+    assert isinstance(second, Subscribe)
+    resume = Resume("earliest", gap=False, replayed=0)
+    head = first.head(resume)
+    assert head is second.head(resume)  # one bytes object, not built per connect
+    assert head == (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        b"Cache-Control: private, no-cache, no-store, must-revalidate, max-age=0\r\n"
+        b"X-Accel-Buffering: no\r\nConnection: close\r\n\r\n:\n\n"
+    )
+
+
+def test_query_fields_with_nothing_to_unquote_are_decoded_and_still_refused_if_not_utf8() -> None:
+    config = MercureConfig()
+    decision = decide(config, Request("GET", "/.well-known/mercure", b"topic=a/b&&lastEventID=x"))
+    assert isinstance(decision, Subscribe)
+    assert (decision.topics, decision.last_event_id) == (("a/b",), "x")
+    for query, reason in ((b"topic=\xff", "'topic' is not"), (b"t\xffpic=a", "name 't")):
+        refused = decide(config, Request("GET", "/.well-known/mercure", query))
+        assert isinstance(refused, Response)
+        assert refused.status == 400
+        assert reason in refused.body.decode(), refused.body
+
+
 def test_refusals_are_responses_with_a_status_and_one_line() -> None:
     config = MercureConfig(max_topics=1)
     cases = [

@@ -41,7 +41,7 @@ def access_token(*details: dict[str, Any]) -> str:
     claims = {
         "iss": ISSUER,
         "aud": RESOURCE,
-        "exp": int(time.time()) + 60,
+        "exp": int(time.time()) + 3600,  # WATCHER is made when the module is collected
         "sub": "alice",
         "authorization_details": list(details),
     }

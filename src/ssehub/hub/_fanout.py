@@ -32,10 +32,11 @@ class Group:
     get the same bytes. `selectors`, `rights` and `tags` are compiled once,
     here."""
 
-    __slots__ = ("key", "pending", "rights", "selectors", "subscribers", "tags")
+    __slots__ = ("key", "pending", "rights", "selectors", "subscribers", "tags", "topics")
 
-    def __init__(self, key: GroupKey) -> None:
+    def __init__(self, key: GroupKey, topics: tuple[str, ...]) -> None:
         self.key = key
+        self.topics = topics  # its first subscriber's, shared with those that name the same
         self.selectors = SelectorSet(key[0])
         # a token's claim: a malformed selector there matches nothing
         self.rights = SelectorSet(key[1], strict=False)
@@ -99,14 +100,17 @@ class FanOut:
     def attach(self, sub: Subscription) -> Group:
         group = self._groups.get(sub.group_key)
         if group is None:
-            group = self._groups[sub.group_key] = Group(sub.group_key)
+            group = self._groups[sub.group_key] = Group(sub.group_key, sub.topics)
             if group.selectors.has_patterns:
                 self._patterns.add(group, group.selectors)
             else:  # (exact topics: the strings and the exact matchers)
                 for topic in group.selectors.exact:
                     self._by_topic.setdefault(topic, []).append(group)
+        else:  # share the group's equal objects: its own are dropped (idle bytes)
+            sub.group_key = group.key
+            if sub.topics == group.topics:
+                sub.topics = group.topics
         group.subscribers[sub] = None
-        sub.tags = group.tags
         named = self.named
         exact = group.selectors.exact
         names = [topic for topic in sub.topics if topic in exact]
@@ -117,6 +121,13 @@ class FanOut:
         if self.tracker is not None:
             self.tracker(sub.key, 1, names)
         return group
+
+    def tags_of(self, sub: Subscription) -> Tags | None:
+        """The `matched:` lines of `sub`'s group (None: it is not tagged)."""
+        if not sub.tagged:
+            return None
+        group = self._groups.get(sub.group_key)
+        return Tags(sub.group_key[0]) if group is None or group.tags is None else group.tags
 
     def detach(self, sub: Subscription) -> None:
         group = self._groups.get(sub.group_key)

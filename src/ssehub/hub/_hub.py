@@ -45,6 +45,7 @@ from ._subscription import (
     StreamSubscription,
     Subscription,
 )
+from ._tags import Tags
 from ._waiters import Waiters
 
 __all__ = (
@@ -224,6 +225,9 @@ class _Owner:
         ev = Event(json.dumps({"replayed": replayed}), LIVE_EVENT)
         return Record((), ev, self._hub._clock.time(), encode_event(ev))
 
+    def tags_of(self, sub: Subscription) -> Tags | None:
+        return self._hub._fanout.tags_of(sub)
+
     def release(self, sub: Subscription) -> None:
         self._hub._fanout.detach(sub)
 
@@ -293,6 +297,7 @@ class Hub:
         # Publishes with a caller's id, by id: a retry racing its original
         # waits for it, then the backend tells a retry from a conflict.
         self._custom: dict[str, asyncio.Task[None]] = {}
+        self._resume = Resume("earliest", False, 0)  # the last one made without a gap
 
     # -- life cycle ----------------------------------------------------------
 
@@ -627,7 +632,13 @@ class Hub:
                 self._counters.gaps += 1
                 gap_record = self._gap_record(last_event_id)
         pages = _Pages(self, sub, group, topics, first, 0 if last_event_id is not None else newest)
-        return Resume(last_id or "earliest", gap, 0), gap_record, pages
+        start = last_id or "earliest"
+        resume = self._resume
+        if gap or resume.last_event_id != start:
+            resume = Resume(start, gap, 0)
+            if not gap:  # frozen: subscribers that start at the same id share one
+                self._resume = resume
+        return resume, gap_record, pages
 
     def _check_limits(self, sub: Subscription, topics: tuple[str, ...]) -> None:
         """Refuse `sub` (attached) if it takes a topic past its policy's

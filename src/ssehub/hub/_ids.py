@@ -10,16 +10,23 @@ import time
 
 __all__ = ("IdGenerator",)
 
+_POOL = 4096  # random bytes read at a time: one `getrandom` call per 512 ids
+
 
 class IdGenerator:
     """Callable returning a new id. Within one millisecond a 12-bit counter
     keeps ids increasing; when it runs out the timestamp borrows the next
     millisecond, so ids never go backwards even if the wall clock does."""
 
+    __slots__ = ("_at", "_counter", "_lock", "_ms", "_pid", "_pool")
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ms = 0
         self._counter = 0
+        self._pool = b""  # from os.urandom, 8 bytes per id
+        self._at = 0
+        self._pid = 0  # the process that read the pool: a forked child reads its own
 
     def __call__(self) -> str:
         with self._lock:
@@ -31,7 +38,11 @@ class IdGenerator:
                 if self._counter > 0xFFF:
                     self._ms, self._counter = self._ms + 1, 0
             ms, counter = self._ms, self._counter
-        rand = int.from_bytes(os.urandom(8)) & 0x3FFF_FFFF_FFFF_FFFF
+            at = self._at
+            if at >= len(self._pool) or self._pid != os.getpid():
+                self._pool, at, self._pid = os.urandom(_POOL), 0, os.getpid()
+            self._at = at + 8
+            rand = int.from_bytes(self._pool[at : at + 8]) & 0x3FFF_FFFF_FFFF_FFFF
         value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
         h = f"{value:032x}"
         return f"urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

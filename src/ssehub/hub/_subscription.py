@@ -100,6 +100,9 @@ class Owner(Protocol):
     def live_record(self, replayed: int) -> Record:
         """The marker written after a replay, before live events."""
 
+    def tags_of(self, sub: Subscription) -> Tags | None:
+        """The `matched:` lines of `sub`'s fan-out group (None: untagged)."""
+
     def release(self, sub: Subscription) -> None:
         """`sub` is closed: forget it."""
 
@@ -133,12 +136,8 @@ class Subscription:
         "_pending_events",
         "_replayed",
         "group_key",
-        "key",
-        "private_topics",
         "reason",
         "resume",
-        "tagged",
-        "tags",
         "topics",
     )
 
@@ -161,16 +160,16 @@ class Subscription:
             check_tags(topics)
         # a tagged stream names its selectors: `*` beside others is not all
         wildcard = "*" in self.topics and not tagged
-        self.key: frozenset[str | Matcher] = frozenset(("*",)) if wildcard else frozenset(topics)
-        # selectors of the private updates it may receive (a JWT's claim)
-        self.private_topics = private_topics
-        # each event carries the selectors it matched (`ssehub.hub._tags`)
-        self.tagged = tagged
-        self.tags: Tags | None = None  # the group's, set when it joins one
+        key = frozenset(("*",)) if wildcard else frozenset(topics)
         # The fan-out group: subscribers with the same selectors, the same
-        # private rights and the same tagging get the same bytes.
+        # private rights (the selectors of the private updates it may
+        # receive: a JWT's claim) and the same tagging (each event carries
+        # the selectors it matched, `ssehub.hub._tags`) get the same bytes.
+        # The hub replaces it (and `topics`) with its group's equal one: a
+        # subscriber of a topic that others read keeps no selector object
+        # of its own.
         self.group_key: tuple[frozenset[str | Matcher], frozenset[str | Matcher], bool] = (
-            self.key,
+            key,
             private_topics,
             tagged,
         )
@@ -180,6 +179,21 @@ class Subscription:
         self._replayed = 0
         self._pending_events = 0
         self._pending_bytes = 0
+
+    @property
+    def key(self) -> frozenset[str | Matcher]:
+        """Its selectors, as the fan-out files it (`*` alone when it reads all)."""
+        return self.group_key[0]
+
+    @property
+    def private_topics(self) -> frozenset[str | Matcher]:
+        """The selectors of the private updates it may receive."""
+        return self.group_key[1]
+
+    @property
+    def tagged(self) -> bool:
+        """Whether each event carries the selectors it matched."""
+        return self.group_key[2]
 
     @property
     def closed(self) -> bool:
@@ -242,9 +256,10 @@ class Subscription:
 
     def _encode(self, records: list[Record]) -> bytes:
         """The bytes of `records` for this subscriber (tagged or not)."""
-        tags = self.tags
-        if tags is not None:
-            return tags.encode(records)
+        if self.group_key[2]:  # tagged: its group's lines
+            tags = self._hub.tags_of(self)
+            if tags is not None:
+                return tags.encode(records)
         return records[0].frame if len(records) == 1 else b"".join([r.frame for r in records])
 
     def _heartbeat(self, frame: bytes, tick: int) -> None:
@@ -296,8 +311,9 @@ class Subscription:
         """The held live events the replay did not contain; going live."""
         held, self._held = self._held or {}, None
         self._pending_events = self._pending_bytes = 0
-        if self.resume is not None:
-            self.resume = dataclasses.replace(self.resume, replayed=self._replayed)
+        resume = self.resume
+        if resume is not None and resume.replayed != self._replayed:
+            self.resume = dataclasses.replace(resume, replayed=self._replayed)
         return list(held.values())
 
 
@@ -312,8 +328,7 @@ class StreamSubscription(Subscription):
     as "stalled".
     """
 
-    __slots__ = ("_backlog", "_lost", "_paused", "_paused_tick", "_room", "_transport",
-                 "_writable")  # fmt: skip
+    __slots__ = ("_backlog", "_lost", "_paused_tick", "_room", "_transport", "_writable")
 
     def __init__(
         self,
@@ -330,9 +345,13 @@ class StreamSubscription(Subscription):
         self._room: asyncio.Future[None] | None = None  # a paused replay waits here
         self._transport = transport
         self._writable = False
-        self._paused = False
-        self._paused_tick = 0
-        self._backlog: list[bytes] = []  # filled only while paused
+        self._paused_tick: int | None = None  # the heartbeat it paused at, while paused
+        self._backlog: list[bytes] | None = None  # made only while paused
+
+    @property
+    def paused(self) -> bool:
+        """Whether the transport is paused (its buffer above the high-water mark)."""
+        return self._paused_tick is not None
 
     def _deliver(self, data: bytes, records: list[Record]) -> None:
         if self._writable:  # the hot path: one write, no allocation
@@ -340,19 +359,23 @@ class StreamSubscription(Subscription):
         elif self._held is not None:
             self._hold(records, len(data))
         else:
-            self._backlog.append(data)
+            backlog = self._backlog
+            if backlog is None:
+                self._backlog = [data]
+            else:
+                backlog.append(data)
             self._count(len(records), len(data))
 
     def _heartbeat(self, frame: bytes, tick: int) -> None:
         if self._writable:
             self._transport.write(frame)
-        elif self._paused and tick - self._paused_tick >= 2:
+        elif self._paused_tick is not None and tick - self._paused_tick >= 2:
             self._hub.drop(self, "stalled")
 
     async def _replay(self, prefix: bytes, gap: Record | None, pages: Pages) -> None:
         # nothing was written yet, so not paused
         self._transport.write(prefix + gap.frame if gap is not None else prefix)
-        while (page := await pages.next()) is not None:
+        while not pages.read and (page := await pages.next()) is not None:
             if self.reason is not None:
                 return
             if page:
@@ -360,7 +383,7 @@ class StreamSubscription(Subscription):
                 self._transport.write(self._encode(page))
             # the next page only once the transport has room for it: a
             # subscriber that does not read holds about one page here
-            while self._paused and self.reason is None:
+            while self._paused_tick is not None and self.reason is None:
                 room = self._room = asyncio.get_running_loop().create_future()
                 try:
                     await room
@@ -382,17 +405,16 @@ class StreamSubscription(Subscription):
 
     def pause_writing(self) -> None:
         """The transport's buffer is above its high-water mark."""
-        self._paused = True
         self._writable = False
         self._paused_tick = self._hub.tick
 
     def resume_writing(self) -> None:
         """The transport's buffer drained below its low-water mark."""
-        self._paused = False
+        self._paused_tick = None
         self._make_room()
         if self._held is not None or self.reason is not None:
             return
-        backlog, self._backlog = self._backlog, []
+        backlog, self._backlog = self._backlog, None
         self._pending_events = self._pending_bytes = 0
         self._writable = True
         if backlog:
@@ -416,7 +438,7 @@ class StreamSubscription(Subscription):
     def _closed(self) -> None:
         self._writable = False
         self._make_room()
-        backlog, self._backlog = self._backlog, []
+        backlog, self._backlog = self._backlog or [], None
         if self.reason in ("slow", "stalled"):
             self._transport.abort()  # its buffer is full: do not wait on it
         elif self.reason == "shutdown":

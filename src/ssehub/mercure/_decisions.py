@@ -21,6 +21,7 @@ _HEAD = (
     "Connection: close\r\n"
 )
 FIRST_BYTES = b":\n\n"  # a comment at once, so no proxy holds the head back
+_PLAIN_HEAD = (_HEAD + "\r\n").encode() + FIRST_BYTES  # no resume asked, no CORS
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,8 @@ class Subscribe:
     def head(self, resume: Resume) -> bytes:
         """The whole HTTP/1.1 response head and the first comment, for a
         server that writes bytes."""
+        if self.last_event_id is None and not self.cors:
+            return _PLAIN_HEAD  # most subscribers: one shared bytes object
         lines = [_HEAD]
         lines.extend(f"{k}: {v}\r\n" for k, v in self.headers(resume)[1:])
         lines.append("\r\n")

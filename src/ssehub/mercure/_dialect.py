@@ -50,7 +50,8 @@ def dialect_of(query: Mapping[str, list[str]], allowed: str) -> Dialect:
     a hub that speaks `allowed` (`both`, `1.0` or `0.x`); raises
     `HTTPError` (400) when the request mixes them or speaks the other one.
     A request with no marker is 0.x unless the hub speaks 1.0 only."""
-    v1 = sorted(name for name in query if _is_v1(name))
+    v1 = [name for name in query if _is_v1(name)]
+    v1.sort()
     v0 = [name for name in _V0_PARAMETERS if name in query]
     if v1 and v0:
         raise HTTPError(

@@ -120,7 +120,8 @@ class Mercure:
             rest = path[len(SUBSCRIPTIONS_PATH) :]
             if not rest or rest.startswith("/"):
                 return self._listing(request, rest, cors)
-        if unquote(path) == METADATA_PATH and self.config.dialects != "0.x":
+        plain = unquote(path)
+        if plain == METADATA_PATH and self.config.dialects != "0.x":
             if request.method != "GET":
                 raise HTTPError(405, f"method {request.method} not allowed on {METADATA_PATH}")
             config = self.config
@@ -131,8 +132,8 @@ class Mercure:
             )
             body = json.dumps(document).encode()
             return Response(200, body, "application/json", cors)
-        if unquote(path) != MERCURE_PATH:
-            raise HTTPError(404, f"not found: {unquote(path)}")
+        if plain != MERCURE_PATH:
+            raise HTTPError(404, f"not found: {plain}")
         if request.method == "GET":
             return self._subscribe(request, cors)
         if request.method == "POST":

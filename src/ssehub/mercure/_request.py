@@ -83,6 +83,12 @@ def parse_fields(raw: bytes | str, what: str) -> dict[str, list[str]]:
         if not part:
             continue
         name_raw, _, value_raw = part.partition(b"=")
+        if b"%" not in part and b"+" not in part:  # nothing to unquote (most queries)
+            try:
+                fields.setdefault(name_raw.decode("utf-8"), []).append(value_raw.decode("utf-8"))
+                continue
+            except UnicodeDecodeError:
+                pass  # refused below, naming the field
         name_bytes = unquote_to_bytes(name_raw.replace(b"+", b" "))
         try:
             name = name_bytes.decode("utf-8")

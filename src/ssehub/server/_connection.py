@@ -30,6 +30,7 @@ from ._reader import RequestReader
 __all__ = ("Connection", "Host")
 
 _LINGER = 2.0  # seconds a refused client may go on sending before the hub closes
+_EARLY = 0.001  # a timer may fire this much before its deadline (the loop's clock is in ms)
 
 
 class Host:
@@ -52,6 +53,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "_backlogged",
         "_drained",
+        "_due",
         "_reader",
         "_server",
         "_task",
@@ -72,6 +74,7 @@ class Connection(asyncio.Protocol):
         self.on_lost: Callable[[], None] | None = None  # a stream's cleanup, if it has one
         self.opened_at = 0.0  # when it became a stream (monotonic)
         self._timer: asyncio.TimerHandle | None = None
+        self._due: tuple[float, float] | None = None  # the deadline (loop time) and its seconds
         self._backlogged = False  # the client does not read its answers
         self._drained: asyncio.Future[None] | None = None  # `_serve` waits on it then
 
@@ -185,6 +188,7 @@ class Connection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._due = None
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.close()
@@ -192,14 +196,32 @@ class Connection(asyncio.Protocol):
     # -- deadlines ----------------------------------------------------------------
 
     def _arm(self, seconds: float) -> None:
-        """(Re)start the connection's one timer."""
-        if self._timer is not None:
-            self._timer.cancel()
+        """Set the connection's deadline `seconds` from now. Its one timer is
+        made again only when the deadline moves earlier: a timer due no later
+        stays, and when it fires it sets itself for what is left (so a
+        keep-alive client's requests, each moving the deadline twice, cost
+        no timer each)."""
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(seconds, self._time_out, seconds)
+        at = loop.time() + seconds
+        self._due = (at, seconds)
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= at:
+                return
+            timer.cancel()
+        self._timer = loop.call_at(at, self._time_out)
 
-    def _time_out(self, seconds: float) -> None:
+    def _time_out(self) -> None:
         self._timer = None
+        due = self._due
+        if due is None:
+            return
+        at, seconds = due
+        loop = asyncio.get_running_loop()
+        if loop.time() < at - _EARLY:  # the deadline moved on since the timer was set
+            self._timer = loop.call_at(at, self._time_out)
+            return
+        self._due = None
         transport = self.transport
         if transport is not None and self._backlogged and self.stream is None:
             transport.abort()  # it has read none of its answers for `seconds`

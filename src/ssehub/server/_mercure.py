@@ -101,15 +101,18 @@ class _Subscribing:
             raise HTTPError(503, str(error), decision.cors + retry) from None
         if sub.closed:
             return  # gone already: connection_lost cleans up
-        subscriber = await mercure.opened(decision, sub.topics)
+        subscriber = None
+        if mercure.registry is not None:  # subscription events are on
+            subscriber = await mercure.opened(decision, sub.topics)
         webhooks = self.webhooks
         hooked = None
         if webhooks is not None:
             hooked = subscriber or f"urn:uuid:{uuid.uuid4()}"
             webhooks.opened(hooked, sub.topics, decision.payload)
-        seconds = decision.seconds_left(time.time())
         timer = None
-        if seconds is not None:
+        if decision.expires is not None or decision.max_seconds is not None:
+            seconds = decision.seconds_left(time.time())
+            assert seconds is not None
             timer = asyncio.get_running_loop().call_later(seconds, _expire, sub, transport)
         if subscriber is not None or timer is not None or hooked is not None:
             topics = sub.topics

@@ -1,0 +1,129 @@
+"""What one connect costs the server: the hub server (memory store) in this
+process, pinned to core 0, N subscribers connecting from a separate load
+process on core 1 (`sseload` when found, else `loadgen.py`), and the CPU time
+this process spent from the first connect to the last response head, per
+connect. With `--profile`, a cProfile of that phase: where the time goes
+(accept, parse, decide, subscribe, first write).
+
+    python benchmarks/connect_cost.py                 # 10,000 subscribers
+    python benchmarks/connect_cost.py -c 5000 --profile --top 30
+
+CPU seconds per connect depend far less on a busy machine than the wall
+clock of the connect phase (which is printed beside them): the other
+processes on the core delay the server but do not add to its CPU time.
+cProfile slows Python code down about twice and C code not at all, so read
+its shares, not its seconds.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script: the repository root on sys.path (for `benchmarks.*`),
+# instead of this folder, whose modules must not shadow the standard library.
+if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import os
+import pstats
+import resource
+import tempfile
+import time
+from typing import Any
+
+from benchmarks.fanout import ROOT, Tools
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def measure(subs: int, tools: Tools, profile: cProfile.Profile | None) -> dict[str, Any]:
+    from ssehub import Hub
+    from ssehub.server import HubServer, ServerConfig
+
+    async with Hub() as hub:
+        server = HubServer(hub, ServerConfig(port=0))
+        await server.start()
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
+                url = f"http://127.0.0.1:{server.port}/.well-known/mercure?topic=t1"
+                await asyncio.sleep(0.3)
+                cpu0 = cpu_seconds()
+                if profile is not None:
+                    profile.enable()
+                load = tools.subscribers(url, subs, 0.2, ready, out)
+                deadline = time.monotonic() + 150
+                while not ready.exists():
+                    if load.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("the subscribers did not get ready")
+                    await asyncio.sleep(0.02)
+                if profile is not None:
+                    profile.disable()
+                cpu = cpu_seconds() - cpu0
+                while load.poll() is None:
+                    await asyncio.sleep(0.05)
+                result = json.loads(out.read_text().strip().splitlines()[-1])
+        finally:
+            await server.aclose()
+    established = int(result["established"])
+    return {
+        "subscribers": subs,
+        "established": established,
+        "tool": tools.name,
+        "server_cpu_s": cpu,
+        "server_cpu_us_per_connect": cpu / max(established, 1) * 1e6,
+        "connect_phase_s": result.get("connect_phase_s"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-c", "--subs", type=int, default=10_000, help="subscribers")
+    parser.add_argument("--tools", choices=("auto", "c", "python"), default="auto")
+    parser.add_argument("--profile", action="store_true", help="cProfile the connect phase")
+    parser.add_argument("--top", type=int, default=25, help="functions to show with --profile")
+    parser.add_argument("--repeat", type=int, default=1, help="runs (a fresh server each)")
+    args = parser.parse_args()
+    if args.subs < 1 or args.top < 1 or args.repeat < 1:
+        parser.error("--subs, --top and --repeat must be >= 1")
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {0})  # the load runs on core 1
+    tools = Tools(args.tools)
+    try:
+        import uvloop
+    except ImportError:
+        run = asyncio.run
+    else:
+        run = uvloop.run
+    for _ in range(args.repeat):
+        profile = cProfile.Profile() if args.profile else None
+        r = run(measure(args.subs, tools, profile))
+        phase = r["connect_phase_s"]
+        print(
+            f"{r['established']:,} of {r['subscribers']:,} connected ({r['tool']}):"
+            f" server CPU {r['server_cpu_s']:.3f} s = {r['server_cpu_us_per_connect']:.1f} µs"
+            f" per connect; connect phase {phase:.3f} s (wall clock)"
+            if phase is not None
+            else f"{r['established']:,} connected: {r['server_cpu_us_per_connect']:.1f} µs"
+        )
+        if profile is not None:
+            text = io.StringIO()
+            stats = pstats.Stats(profile, stream=text)
+            calls = stats.total_calls / max(r["established"], 1)  # type: ignore[attr-defined]
+            print(f"Python function calls per connect (cProfile): {calls:.1f}")
+            stats.sort_stats("tottime").print_stats(args.top)
+            stats.sort_stats("cumulative").print_stats(args.top)
+            print(text.getvalue().replace(str(ROOT) + "/", ""))
+
+
+if __name__ == "__main__":
+    main()

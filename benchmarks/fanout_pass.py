@@ -1,0 +1,131 @@
+"""One fan-out pass at N subscribers: the hub server (memory store) in this
+process, pinned to core 0, N subscribers of one topic from a separate load
+process on core 1 (`sseload` when found, else `loadgen.py`); then E events
+published in this process, one per pass (each waits for the previous pass
+to end, plus a pause), each pass timed: wall clock and this thread's CPU
+time, per pass and per subscriber write. With `--profile`, a cProfile of
+the passes: the Python work per subscriber beside the write system call.
+
+    python benchmarks/fanout_pass.py                 # 10,000 subscribers, 30 passes
+    python benchmarks/fanout_pass.py -c 10000 -e 50 --profile
+
+A pass writes the same bytes to every subscriber's socket; on loopback
+each write also runs the receiving side of TCP in the kernel, on the
+server's core, so most of a pass is system time that no Python change
+removes. CPU time per write is the figure to compare between builds.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script: the repository root on sys.path (for `benchmarks.*`),
+# instead of this folder, whose modules must not shadow the standard library.
+if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import statistics
+import tempfile
+import time
+from typing import Any
+
+from benchmarks.fanout import ROOT, Tools
+
+
+async def measure(
+    subs: int, events: int, tools: Tools, profile: cProfile.Profile | None
+) -> dict[str, Any]:
+    from ssehub import Hub
+    from ssehub.server import HubServer, ServerConfig
+
+    async with Hub() as hub:
+        server = HubServer(hub, ServerConfig(port=0))
+        await server.start()
+        fanout = hub._fanout
+        walls: list[float] = []
+        cpus: list[float] = []
+
+        def timed_flush() -> None:
+            """The pass the publish scheduled, run now (it cancels its handle)."""
+            wall, cpu = time.perf_counter(), time.thread_time()
+            if profile is not None:
+                profile.enable()
+            fanout.flush()
+            if profile is not None:
+                profile.disable()
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.thread_time() - cpu)
+
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
+                url = f"http://127.0.0.1:{server.port}/.well-known/mercure?topic=t1"
+                load = tools.subscribers(url, subs, 60, ready, out)
+                deadline = time.monotonic() + 150
+                while not ready.exists():
+                    if load.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("the subscribers did not get ready")
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(1.0)
+                for i in range(events):
+                    await hub.publish("t1", f"{time.time_ns()} {i} " + "x" * 60)
+                    timed_flush()
+                    await asyncio.sleep(0.05)  # the pass ran; let the sockets drain
+                load.terminate()
+                load.wait(30)
+        finally:
+            await server.aclose()
+    passes = [(w, c) for w, c in zip(walls, cpus, strict=True) if w > 0]
+    return {
+        "subscribers": subs,
+        "passes": len(passes),
+        "pass_ms_median": statistics.median(w for w, _ in passes) * 1e3,
+        "cpu_ms_median": statistics.median(c for _, c in passes) * 1e3,
+        "cpu_us_per_write": statistics.median(c for _, c in passes) / subs * 1e6,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-c", "--subs", type=int, default=10_000, help="subscribers")
+    parser.add_argument("-e", "--events", type=int, default=30, help="passes (one event each)")
+    parser.add_argument("--tools", choices=("auto", "c", "python"), default="auto")
+    parser.add_argument("--profile", action="store_true", help="cProfile the passes")
+    parser.add_argument("--top", type=int, default=15, help="functions to show with --profile")
+    args = parser.parse_args()
+    if args.subs < 1 or args.events < 1 or args.top < 1:
+        parser.error("--subs, --events and --top must be >= 1")
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {0})  # the load runs on core 1
+    try:
+        import uvloop
+    except ImportError:
+        run = asyncio.run
+    else:
+        run = uvloop.run
+    profile = cProfile.Profile() if args.profile else None
+    r = run(measure(args.subs, args.events, Tools(args.tools), profile))
+    print(
+        f"{r['subscribers']:,} subscribers, {r['passes']} passes: median pass"
+        f" {r['pass_ms_median']:.1f} ms wall clock, {r['cpu_ms_median']:.1f} ms CPU"
+        f" = {r['cpu_us_per_write']:.2f} µs CPU per subscriber write"
+    )
+    if profile is not None:
+        text = io.StringIO()
+        stats = pstats.Stats(profile, stream=text)
+        writes = r["subscribers"] * r["passes"]
+        calls = stats.total_calls / max(writes, 1)  # type: ignore[attr-defined]
+        print(f"Python function calls per subscriber write (cProfile): {calls:.2f}")
+        stats.sort_stats("tottime").print_stats(args.top)
+        print(text.getvalue().replace(str(ROOT) + "/", ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The cost scripts (docs/benchmarks.md, "Where the time goes") run to the
+end with tiny parameters on the Python load generator and report what they
+promise: server CPU per connect, per subscriber write, per publish, and
+with `--profile` Python function calls per unit."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def script(*args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def number(pattern: str, text: str) -> float:
+    found = re.search(pattern, text)
+    assert found is not None, text
+    return float(found.group(1).replace(",", ""))
+
+
+def test_connect_cost_reports_cpu_and_python_calls_per_connect() -> None:
+    out = script("benchmarks/connect_cost.py", "-c", "40", "--tools", "python", "--profile")
+    assert "40 of 40 connected (benchmarks/loadgen.py (Python))" in out
+    assert number(r"= ([\d.,]+) µs per connect", out) > 0
+    # the connect path as it stands: well under 300 calls (181 before this round)
+    assert 50 < number(r"calls per connect \(cProfile\): ([\d.]+)", out) < 300
+    assert "(_replay)" in out  # the profile names the path's functions
+
+
+def test_fanout_pass_reports_one_python_call_per_subscriber_write() -> None:
+    out = script("benchmarks/fanout_pass.py", "-c", "40", "-e", "3", "--tools", "python",
+                 "--profile")  # fmt: skip
+    assert "40 subscribers, 3 passes" in out
+    assert number(r"= ([\d.]+) µs CPU per subscriber write", out) > 0
+    assert number(r"per subscriber write \(cProfile\): ([\d.]+)", out) < 1.5
+
+
+def test_publish_cost_is_the_same_in_python_calls_at_10_and_100_topics() -> None:
+    out = script("benchmarks/publish_cost.py", "--topics", "10,100", "--duration", "2",
+                 "--profile")  # fmt: skip
+    few = number(r"10 topics: .*?, ([\d.]+) Python function calls per publish", out)
+    many = number(r"100 topics: .*?, ([\d.]+) Python function calls per publish", out)
+    assert few > 0
+    # independent of the topic count: one call per topic would add 90 (of ~200);
+    # the fixed costs of a run (its 8 connects) spread over the publishes differ a little
+    assert abs(many - few) / few < 0.15
