@@ -19,6 +19,7 @@ __all__ = (
     "DuplicateEventIdError",
     "History",
     "HistoryLimits",
+    "OrderedSharedBackend",
     "Record",
     "SharedBackend",
     "StoreRefusedError",
@@ -191,3 +192,16 @@ class SharedBackend(Backend, Protocol):
     def follow(self, after: int) -> AsyncIterator[tuple[int, Record]]:
         """Every record appended after position `after`, by any process, as
         it comes, with its position; it ends only when cancelled."""
+
+
+@runtime_checkable
+class OrderedSharedBackend(SharedBackend, Protocol):
+    """A shared backend whose `follow()` brings this process's own appends
+    too (SQLite shared by `serve --workers N`): the hub fans out every record
+    from its feed, in position order, so every process delivers the same
+    events in the same order."""
+
+    @property
+    def appended_position(self) -> int:
+        """A position at or past the newest record this process has appended
+        (0 before any): once the feed has passed it, the record is fanned out."""

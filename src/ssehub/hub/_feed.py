@@ -20,14 +20,19 @@ _OWN_BOUND = 100_000
 class Feed:
     """Follows a `SharedBackend`: records appended by other processes go to
     `fanout`; this process's own appends (fanned out already) are skipped
-    when they come back."""
+    when they come back. `ordered` (an `OrderedSharedBackend`): every record
+    goes to `fanout` from here, this process's own too, in position order;
+    the own ones are only told apart for `remote`."""
 
-    __slots__ = ("_backend", "_fanout", "_own", "_own_order", "_task", "_waiters", "position",
-                 "remote")  # fmt: skip
+    __slots__ = ("_backend", "_fanout", "_ordered", "_own", "_own_order", "_task", "_waiters",
+                 "position", "remote")  # fmt: skip
 
-    def __init__(self, backend: SharedBackend, fanout: Callable[[Record], None]) -> None:
+    def __init__(
+        self, backend: SharedBackend, fanout: Callable[[Record], None], *, ordered: bool = False
+    ) -> None:
         self._backend = backend
         self._fanout = fanout
+        self._ordered = ordered
         self._task: asyncio.Task[None] | None = None
         self.position = 0
         self.remote = 0
@@ -67,9 +72,9 @@ class Feed:
         already (an idempotent retry), perhaps by another process. Its one
         echo is not ours to skip; if the feed skipped it meanwhile, taking
         it for ours, fan it out now — the subscribers here get it once."""
-        if not self._unown(record.id):
+        if not self._unown(record.id) and not self._ordered:
             self.remote += 1
-            self._fanout(record)
+            self._fanout(record)  # ordered: the feed brings (or brought) it, once
 
     def _unown(self, event_id: str) -> bool:
         left = self._own.get(event_id, 0)
@@ -89,8 +94,10 @@ class Feed:
     async def _follow(self) -> None:
         async for position, record in self._backend.follow(self.position):
             self.position = position
-            if not self._unown(record.id):  # else published here: fanned out already
+            own = self._unown(record.id)
+            if not own:
                 self.remote += 1
+            if not own or self._ordered:  # else published here: fanned out already
                 self._fanout(record)
             if self._waiters:
                 self._waiters.release(position)

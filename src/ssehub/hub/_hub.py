@@ -19,7 +19,14 @@ from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any
 
-from ssehub.backends import Backend, History, MemoryBackend, Record, SharedBackend
+from ssehub.backends import (
+    Backend,
+    History,
+    MemoryBackend,
+    OrderedSharedBackend,
+    Record,
+    SharedBackend,
+)
 from ssehub.protocol import Event, encode_comment, encode_event
 
 from ._clock import Clock, SystemClock
@@ -242,10 +249,13 @@ class Hub:
             self._fanout.watchers.append(on_watch)
         self._owner = _Owner(self)
         # With a backend shared by several hub processes: the feed of what
-        # the others publish.
+        # the others publish (ordered: of every record, in the one order).
         self._feed: Feed | None = None
+        self._ordered: OrderedSharedBackend | None = None
+        if isinstance(self.backend, OrderedSharedBackend):
+            self._ordered = self.backend
         if isinstance(self.backend, SharedBackend):
-            self._feed = Feed(self.backend, self._fanout.fanout)
+            self._feed = Feed(self.backend, self._fanout.fanout, ordered=self._ordered is not None)
         # Publishes between "stored" and "fanned out" (a durable backend's
         # append suspends), and subscriptions waiting for them to finish.
         # Each runs as a task of the hub's, so a caller that is cancelled
@@ -441,7 +451,11 @@ class Hub:
                     feed.replayed(record)
                 return
             self._counters.count_published(record.topics)
-            self._fanout.fanout(record)
+            if self._ordered is not None and feed is not None:
+                # fanned out by the feed, in the store's order: done once it passed
+                await feed.reached(self._ordered.appended_position)
+            else:
+                self._fanout.fanout(record)
         finally:
             self._inflight.discard(ticket)
             if self._settle_waiters:
