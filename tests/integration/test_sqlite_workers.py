@@ -325,10 +325,3 @@ async def snapshots(port: int, until: Callable[[dict[int, int]], bool]) -> dict[
             return seen
         await asyncio.sleep(0.05)
     raise AssertionError(f"the workers' snapshots never added up: {seen}")
-
-
-def test_workers_refuse_the_memory_store_in_one_line() -> None:
-    code, _, err = finish(spawn("serve", "--workers", "2", "--port", "1", "--store", "memory:"))
-    assert code == 2
-    assert err.strip().count("\n") == 0, err
-    assert "needs a shared store: --store memory: keeps history in one process" in err
