@@ -325,3 +325,24 @@ async def snapshots(port: int, until: Callable[[dict[int, int]], bool]) -> dict[
             return seen
         await asyncio.sleep(0.05)
     raise AssertionError(f"the workers' snapshots never added up: {seen}")
+
+
+def test_a_database_deep_in_folders_still_wakes_its_peers(tmp_path: Path) -> None:
+    """A socket path is at most 107 bytes: past that, the wake folder is
+    named through a descriptor. The poll is an hour: it came by wake-up."""
+    folder = tmp_path / ("x" * 60) / ("y" * 60)
+    folder.mkdir(parents=True)
+    path = folder / "hub.db"
+
+    async def main() -> None:
+        async with (
+            Hub(backend=SharedSQLiteBackend(path, poll=3600)) as a,
+            Hub(backend=SharedSQLiteBackend(path, poll=3600)) as b,
+            b.subscribe("t") as on_b,
+        ):
+            assert len(os.listdir(folder / "hub.db.wake")) == 2
+            sent = await a.publish("t", "deep")
+            assert await take(on_b, 1) == [sent]
+        assert os.listdir(folder / "hub.db.wake") == []
+
+    asyncio.run(main())

@@ -83,7 +83,7 @@ class SharedSQLiteBackend(SQLiteBackend):
             self._woken.clear()  # a wake-up during the read: read again after it
             try:
                 rows = await self._follow_read(last)
-            except sqlite3.Error as error:
+            except Exception as error:  # locked past the timeout, disk trouble: retry
                 log.warning("following the SQLite store failed (%s); retrying", error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -109,7 +109,7 @@ class SharedSQLiteBackend(SQLiteBackend):
         if self._wake is not None:
             try:
                 self._wake.open(asyncio.get_running_loop())
-            except OSError as error:  # the timer alone then: slower, never lossy
+            except (OSError, NotImplementedError) as error:  # the timer alone: slower, not lossy
                 log.warning(
                     "no wake-up socket in %s (%s): workers see each other's events within"
                     " %.1f s", self.path + ".wake", error, self.poll,

@@ -44,6 +44,8 @@ class Wake:
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         """Bind this process's socket and watch it on `loop`."""
+        if not hasattr(socket, "AF_UNIX"):
+            raise OSError("this platform has no Unix sockets")
         os.makedirs(self._folder, mode=0o700, exist_ok=True)
         if len(os.fsencode(os.path.join(self._folder, self._name))) > _MAX_PATH:
             # a deep folder: name it through a descriptor (Linux), shorter
