@@ -93,15 +93,18 @@ def test_without_wake_ups_the_safety_poll_still_brings_every_event(tmp_path: Pat
 def test_a_replay_on_one_while_the_other_publishes_has_no_gap_or_duplicate(
     tmp_path: Path,
 ) -> None:
-    """b follows slowly (no wake-ups): its replays read rows its feed has not
-    brought yet, and must wait for it, or those rows come twice."""
+    """b follows slowly (no wake-ups, a read a second): it is asked to resume
+    from an event its feed has not brought yet, and reads history its feed
+    has not passed. It must wait for its feed, or the resumed event comes
+    again after the replay, and the replayed ones twice."""
     path = tmp_path / "hub.db"
 
     async def main() -> None:
         async with (
             Hub(backend=SharedSQLiteBackend(path)) as a,
-            Hub(backend=SharedSQLiteBackend(path, poll=0.2, wake=False)) as b,
+            Hub(backend=SharedSQLiteBackend(path, poll=1.0, wake=False)) as b,
         ):
+            await asyncio.sleep(0.1)  # b's feed read the (empty) table: next in 1 s
             ids = [await a.publish("t", str(i)) for i in range(10)]
 
             async def publish_on_a() -> None:

@@ -5,6 +5,8 @@ what it read."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 from collections import deque
 from collections.abc import Callable
 
@@ -15,6 +17,7 @@ from ._waiters import Waiters
 __all__ = ("Feed",)
 
 _OWN_BOUND = 100_000
+log = logging.getLogger("ssehub.hub")
 
 
 class Feed:
@@ -43,6 +46,13 @@ class Feed:
     async def start(self) -> None:
         self.position = await self._backend.newest_position()
         self._task = asyncio.get_running_loop().create_task(self._follow(), name="ssehub-follow")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """The feed stopped (closed, or failed): nobody waits for it any more."""
+        self._waiters.release(math.inf)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the feed of the shared store stopped", exc_info=task.exception())
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
@@ -87,7 +97,7 @@ class Feed:
     async def reached(self, position: int) -> None:
         """Wait until the feed has passed `position` (what a replay read), so
         a record both replayed and fed is held, then dropped as a duplicate."""
-        if self._task is None or self.position >= position:
+        if self._task is None or self._task.done() or self.position >= position:
             return
         await self._waiters.wait(position)
 

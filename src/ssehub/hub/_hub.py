@@ -555,7 +555,18 @@ class Hub:
     ) -> tuple[Resume, Record | None, _Pages]:
         if self._state != "running":
             raise HubClosedError(f"cannot subscribe: the hub is {self._state}")
+        feed = self._feed
+        if feed is not None and (last_event_id is not None or newest):
+            # Another process's events may not have come through the feed
+            # yet, the one resumed from included: let the feed catch up with
+            # the store first, or they would be held as live and sent after
+            # the replay, behind newer ones (the resumed one: twice).
+            await feed.reached(await self._shared_position())
+            if self._state != "running":
+                raise HubClosedError(f"cannot subscribe: the hub is {self._state}")
         group = self._fanout.attach(sub)  # from now on live events are held for it
+        if sub.closed:  # it closed while the feed caught up: its release came first
+            self._fanout.detach(sub)
         topics = None if group.selectors.has_patterns else sub.topics
         try:
             first = None
@@ -579,6 +590,11 @@ class Hub:
                 gap_record = self._gap_record(last_event_id)
         pages = _Pages(self, sub, group, topics, first, 0 if last_event_id is not None else newest)
         return Resume(last_id or "earliest", gap, 0), gap_record, pages
+
+    async def _shared_position(self) -> int:
+        backend = self.backend
+        assert isinstance(backend, SharedBackend)
+        return await backend.newest_position()
 
     async def _settled(self) -> None:
         """Wait until every publish started so far has been fanned out (or
