@@ -561,7 +561,11 @@ class Hub:
             # yet, the one resumed from included: let the feed catch up with
             # the store first, or they would be held as live and sent after
             # the replay, behind newer ones (the resumed one: twice).
-            await feed.reached(await self._shared_position())
+            try:
+                await feed.reached(await self._shared_position())
+            except BaseException:  # the store did not answer: as a failed read below
+                sub.close()
+                raise
             if self._state != "running":
                 raise HubClosedError(f"cannot subscribe: the hub is {self._state}")
         group = self._fanout.attach(sub)  # from now on live events are held for it
