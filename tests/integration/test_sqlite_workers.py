@@ -349,3 +349,25 @@ def test_a_database_deep_in_folders_still_wakes_its_peers(tmp_path: Path) -> Non
         assert os.listdir(folder / "hub.db.wake") == []
 
     asyncio.run(main())
+
+
+def test_many_commits_at_once_wake_a_peer_with_a_few_datagrams(tmp_path: Path) -> None:
+    """Coalesced: one datagram per peer per loop iteration of the publisher,
+    not one per commit (and the peer reads once per wake-up, however many)."""
+    path = tmp_path / "hub.db"
+
+    async def main() -> None:
+        a, b = SharedSQLiteBackend(path, poll=3600), SharedSQLiteBackend(path, poll=3600)
+        async with Hub(backend=a), Hub(backend=b) as hub_b, hub_b.subscribe("t") as on_b:
+            wake = a._wake
+            assert wake is not None
+            sent = await asyncio.gather(*(a.append(record(i)) for i in range(500)))
+            assert all(sent)
+            assert len(await take(on_b, 500)) == 500
+            assert 1 <= wake.sent < 100, wake.sent
+
+    def record(i: int) -> Record:
+        event = Event(str(i), id=f"e{i}")
+        return Record(("t",), event, 1e10, encode_event(event))
+
+    asyncio.run(main())
