@@ -93,9 +93,9 @@ class Wake:
             if name == self._name:
                 continue
             path = self._path(name)
+            self.sent += 1  # tried: a full buffer counts too
             try:
                 sock.sendto(b"!", path)
-                self.sent += 1
             except BlockingIOError:
                 pass  # its buffer is full: it has wake-ups waiting already
             except ConnectionRefusedError:  # nobody there: a worker that died
