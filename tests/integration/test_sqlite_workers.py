@@ -371,3 +371,57 @@ def test_many_commits_at_once_wake_a_peer_with_a_few_datagrams(tmp_path: Path) -
         return Record(("t",), event, 1e10, encode_event(event))
 
     asyncio.run(main())
+
+
+def test_serve_workers_one_killed_mid_stream_its_clients_resume_on_the_port(
+    tmp_path: Path,
+) -> None:
+    """`serve --workers 3` on one port: kill -9 a worker that holds streams,
+    mid-stream; its clients reconnect to the same port (the kernel sends
+    them to a worker still there) and resume with no gap."""
+    port = free_port()
+    proc = spawn("serve", "--port", str(port), "--workers", "3", "--anonymous-publish",
+                 "--store", f"sqlite:///{tmp_path}/hub.db")  # fmt: skip
+    try:
+        connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").close()
+
+        async def publish_retrying(data: str) -> str | None:
+            try:
+                return await published(port, data)
+            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+                return None  # reached the killed worker as it died: not acknowledged
+
+        async def main() -> None:
+            await snapshots(port, until=lambda seen: len(seen) == 3)
+            streams = [await subscribe(port, "t") for _ in range(12)]
+            holding = await snapshots(port, until=lambda seen: sum(seen.values()) == 12)
+            victim = max(holding, key=lambda pid: holding[pid])
+            for i in range(60):
+                await publish_retrying(str(i))
+                if i == 30:
+                    os.kill(victim, signal.SIGKILL)
+            final = None
+            while final is None:
+                final = await publish_retrying("last")
+            order = seq_order(tmp_path / "hub.db")
+            assert order[-1] == final
+            cut = 0
+            for s in streams:
+                seen: list[str] = []
+                try:
+                    while len(seen) < len(order):
+                        seen += await ids_of(s, 1)
+                except (EOFError, ConnectionError, TimeoutError):
+                    cut += 1
+                    resumed = await subscribe(port, "t", last_event_id=seen[-1])
+                    seen += await ids_of(resumed, len(order) - len(seen))
+                    resumed.close()
+                assert seen == order  # every event once, in the file's order
+                s.close()
+            assert cut == holding[victim] > 0
+
+        asyncio.run(main())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code, out, err = finish(proc)
+    assert code != 0  # the worst of the workers' exit codes: the killed one's
