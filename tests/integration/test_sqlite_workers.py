@@ -41,9 +41,13 @@ def test_two_hubs_on_one_file_deliver_everything_once_in_the_files_order(
     path = tmp_path / "hub.db"
 
     async def main() -> None:
+        store_a, store_b = (
+            SharedSQLiteBackend(path, poll=3600),
+            SharedSQLiteBackend(path, poll=3600),
+        )
         async with (
-            Hub(backend=SharedSQLiteBackend(path, poll=3600)) as a,
-            Hub(backend=SharedSQLiteBackend(path, poll=3600)) as b,
+            Hub(backend=store_a) as a,
+            Hub(backend=store_b) as b,
             a.subscribe("t") as on_a,
             b.subscribe("t") as on_b,
             b.subscribe("*") as on_b_all,
@@ -51,6 +55,8 @@ def test_two_hubs_on_one_file_deliver_everything_once_in_the_files_order(
             # one after the other, alternating: the publish returns once its
             # own hub fanned it out, so each order is the publish order
             sent = [await (a if i % 2 else b).publish("t", str(i)) for i in range(20)]
+            # where each one's last append is in the file: what its publish waited for
+            assert (store_a.appended_position, store_b.appended_position) == (20, 19)
             assert await take(on_a, 20) == sent
             assert await take(on_b, 20) == sent
             assert await take(on_b_all, 20) == sent
