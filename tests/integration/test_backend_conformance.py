@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from ssehub.backends import Backend, HistoryLimits, MemoryBackend, Record, SQLiteBackend
+from ssehub.backends import (
+    Backend,
+    HistoryLimits,
+    MemoryBackend,
+    Record,
+    SharedSQLiteBackend,
+    SQLiteBackend,
+)
 from ssehub.backends.redis import RedisBackend
 from ssehub.protocol import Event, encode_event
 from ssehub.testing import BackendContract
@@ -36,6 +43,17 @@ class TestSQLiteBackend(BackendContract):
 
     def make_backend(self, limits: HistoryLimits, clock: Callable[[], float]) -> Backend:
         return SQLiteBackend(self.path, limits, clock=clock)
+
+
+class TestSharedSQLiteBackend(BackendContract):
+    """The file several workers share (`serve --workers N`)."""
+
+    @pytest.fixture(autouse=True)
+    def sqlite_file(self, tmp_path: Path) -> None:
+        self.path = tmp_path / "history.db"
+
+    def make_backend(self, limits: HistoryLimits, clock: Callable[[], float]) -> Backend:
+        return SharedSQLiteBackend(self.path, limits, clock=clock)
 
 
 class TestRedisBackend(BackendContract):

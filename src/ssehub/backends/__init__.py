@@ -14,6 +14,7 @@ from ._base import (
     DuplicateEventIdError,
     History,
     HistoryLimits,
+    OrderedSharedBackend,
     PresenceBackend,
     PresenceSync,
     PresenceView,
@@ -25,6 +26,7 @@ from ._base import (
 from .memory import MemoryBackend
 
 if TYPE_CHECKING:
+    from ._sqlite_shared import SharedSQLiteBackend
     from .redis import RedisBackend, RedisStatistics, ReplicaWaitError
     from .sqlite import SQLiteBackend
 
@@ -34,6 +36,7 @@ __all__ = (
     "History",
     "HistoryLimits",
     "MemoryBackend",
+    "OrderedSharedBackend",
     "PresenceBackend",
     "PresenceSync",
     "PresenceView",
@@ -43,6 +46,7 @@ __all__ = (
     "ReplicaWaitError",
     "SQLiteBackend",
     "SharedBackend",
+    "SharedSQLiteBackend",
     "StoreRefusedError",
     "TopicLimits",
     "backend_from_url",
@@ -53,6 +57,7 @@ _LAZY = {
     "RedisStatistics": "redis",
     "ReplicaWaitError": "redis",
     "SQLiteBackend": "sqlite",
+    "SharedSQLiteBackend": "_sqlite_shared",
 }
 
 
@@ -71,15 +76,24 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
-def backend_from_url(url: str, limits: HistoryLimits | None = None) -> Backend:
+def backend_from_url(
+    url: str, limits: HistoryLimits | None = None, *, shared: bool = False
+) -> Backend:
     """The backend a store URL names: `memory:` (this process only),
     `sqlite:PATH` (`sqlite:relative.db`; `sqlite:/abs/path.db` and
     `sqlite:///abs/path.db` are the same absolute path), or
     `redis://host:port/db` or
     `redis+sentinel://host:26379,host:26379,.../SERVICE/db` or
     `redis+cluster://host:port,host:port,...` (shared by every
-    hub on it; parameters `prefix=`, `wait=N`, `wait_timeout_ms=`)."""
+    hub on it; parameters `prefix=`, `wait=N`, `wait_timeout_ms=`).
+    `shared`: several processes use the store at once (`serve --workers N`):
+    a SQLite file is then a `SharedSQLiteBackend`; memory is refused."""
     if url in ("memory:", "memory://"):
+        if shared:
+            raise ValueError(
+                f"{url} keeps history in one process, which the others would not see:"
+                " use sqlite:PATH or redis://host:port/db"
+            )
         return MemoryBackend(limits)
     if url.startswith("sqlite:"):
         path = url.removeprefix("sqlite:")
@@ -89,6 +103,10 @@ def backend_from_url(url: str, limits: HistoryLimits | None = None) -> Backend:
         folder = Path(path).parent
         if not folder.is_dir():
             raise ValueError(f"store URL {url!r}: the folder {str(folder)!r} does not exist")
+        if shared:
+            from ._sqlite_shared import SharedSQLiteBackend
+
+            return SharedSQLiteBackend(path, limits)
         from .sqlite import SQLiteBackend
 
         return SQLiteBackend(path, limits)

@@ -19,6 +19,7 @@ __all__ = (
     "DuplicateEventIdError",
     "History",
     "HistoryLimits",
+    "OrderedSharedBackend",
     "PresenceBackend",
     "PresenceSync",
     "PresenceView",
@@ -316,3 +317,16 @@ class PresenceBackend(Protocol):
     async def presence_leave(self, hub: str) -> tuple[str, ...]:
         """Remove `hub`'s entry at once (a clean stop); the topics that now
         have no subscriber on any hub."""
+
+
+@runtime_checkable
+class OrderedSharedBackend(SharedBackend, Protocol):
+    """A shared backend whose `follow()` brings this process's own appends
+    too (SQLite shared by `serve --workers N`): the hub fans out every record
+    from its feed, in position order, so every process delivers the same
+    events in the same order."""
+
+    @property
+    def appended_position(self) -> int:
+        """A position at or past the newest record this process has appended
+        (0 before any): once the feed has passed it, the record is fanned out."""

@@ -286,7 +286,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         type=integer,
         default=1,
         metavar="N",
-        help="processes sharing the port (SO_REUSEPORT); more than 1 needs a redis:// store",
+        help="processes sharing the port (SO_REUSEPORT) and the store: the SQLite file "
+        "(they wake each other for new events) or Redis; not memory:",
     )
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     add_option(
@@ -535,7 +536,9 @@ def run(args: argparse.Namespace) -> int:
         return _workers(args)
     server_config, hub_config, limits, store = serve_configs(args)
     try:
-        backend = backend_from_url(store, limits)
+        # a worker of `--workers N` (or a process sharing the port): it
+        # shares the store's history with the others, and follows it
+        backend = backend_from_url(store, limits, shared=args.reuse_port)
     except ValueError as error:
         raise UsageError(f"--store: {error}") from None
 
@@ -618,23 +621,22 @@ def _raise_open_files_limit() -> None:
 
 
 def _workers(args: argparse.Namespace) -> int:
-    """`serve --workers N`: N processes on one port, one history (Redis).
-    Signals go to every worker; the exit code is the worst of theirs."""
+    """`serve --workers N`: N processes on one port, one history (the SQLite
+    file or Redis). Signals go to every worker; the exit code is the worst
+    of theirs."""
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, not {args.workers}")
     try:
         check_reuse_port("--workers > 1")
     except ValueError as error:
         raise UsageError(str(error)) from None
-    shared = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
-    if not str(args.store).startswith(shared):
-        raise UsageError(
-            "--workers > 1 needs a shared store (--store redis://host:port/db): with "
-            f"{redact(args.store)} each process would keep a history of its own"
-        )
     if args.port == 0:
         raise UsageError("--workers > 1 needs a fixed --port (0 would give each its own)")
-    serve_configs(args)  # bad options fail here once, not in every worker
+    _, _, limits, store = serve_configs(args)  # bad options fail here once, not in every worker
+    try:
+        backend_from_url(store, limits, shared=True)
+    except ValueError as error:
+        raise UsageError(f"--workers > 1 needs a shared store: --store {error}") from None
     argv = _argv_without_workers(sys.argv[1:])
     command = [sys.executable, "-m", "ssehub", *argv, "--workers", "1", "--reuse-port"]
     children = [subprocess.Popen(command) for _ in range(args.workers)]

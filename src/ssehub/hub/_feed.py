@@ -5,6 +5,8 @@ what it read."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 from collections import deque
 from collections.abc import Callable
 
@@ -15,19 +17,25 @@ from ._waiters import Waiters
 __all__ = ("Feed",)
 
 _OWN_BOUND = 100_000
+log = logging.getLogger("ssehub.hub")
 
 
 class Feed:
     """Follows a `SharedBackend`: records appended by other processes go to
     `fanout`; this process's own appends (fanned out already) are skipped
-    when they come back."""
+    when they come back. `ordered` (an `OrderedSharedBackend`): every record
+    goes to `fanout` from here, this process's own too, in position order;
+    the own ones are only told apart for `remote`."""
 
-    __slots__ = ("_backend", "_fanout", "_own", "_own_order", "_task", "_waiters", "position",
-                 "remote")  # fmt: skip
+    __slots__ = ("_backend", "_fanout", "_ordered", "_own", "_own_order", "_task", "_waiters",
+                 "position", "remote")  # fmt: skip
 
-    def __init__(self, backend: SharedBackend, fanout: Callable[[Record], None]) -> None:
+    def __init__(
+        self, backend: SharedBackend, fanout: Callable[[Record], None], *, ordered: bool = False
+    ) -> None:
         self._backend = backend
         self._fanout = fanout
+        self._ordered = ordered
         self._task: asyncio.Task[None] | None = None
         self.position = 0
         self.remote = 0
@@ -38,6 +46,13 @@ class Feed:
     async def start(self) -> None:
         self.position = await self._backend.newest_position()
         self._task = asyncio.get_running_loop().create_task(self._follow(), name="ssehub-follow")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """The feed stopped (closed, or failed): nobody waits for it any more."""
+        self._waiters.release(math.inf)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the feed of the shared store stopped", exc_info=task.exception())
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
@@ -67,9 +82,9 @@ class Feed:
         already (an idempotent retry), perhaps by another process. Its one
         echo is not ours to skip; if the feed skipped it meanwhile, taking
         it for ours, fan it out now — the subscribers here get it once."""
-        if not self._unown(record.id):
+        if not self._unown(record.id) and not self._ordered:
             self.remote += 1
-            self._fanout(record)
+            self._fanout(record)  # ordered: the feed brings (or brought) it, once
 
     def _unown(self, event_id: str) -> bool:
         left = self._own.get(event_id, 0)
@@ -82,15 +97,17 @@ class Feed:
     async def reached(self, position: int) -> None:
         """Wait until the feed has passed `position` (what a replay read), so
         a record both replayed and fed is held, then dropped as a duplicate."""
-        if self._task is None or self.position >= position:
+        if self._task is None or self._task.done() or self.position >= position:
             return
         await self._waiters.wait(position)
 
     async def _follow(self) -> None:
         async for position, record in self._backend.follow(self.position):
             self.position = position
-            if not self._unown(record.id):  # else published here: fanned out already
+            own = self._unown(record.id)
+            if not own:
                 self.remote += 1
+            if not own or self._ordered:  # else published here: fanned out already
                 self._fanout(record)
             if self._waiters:
                 self._waiters.release(position)

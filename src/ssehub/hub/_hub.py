@@ -23,6 +23,7 @@ from ssehub.backends import (
     Backend,
     History,
     MemoryBackend,
+    OrderedSharedBackend,
     PresenceBackend,
     Record,
     SharedBackend,
@@ -270,10 +271,13 @@ class Hub:
             self._fanout.watchers.append(on_watch)
         self._owner = _Owner(self)
         # With a backend shared by several hub processes: the feed of what
-        # the others publish.
+        # the others publish (ordered: of every record, in the one order).
         self._feed: Feed | None = None
+        self._ordered: OrderedSharedBackend | None = None
+        if isinstance(self.backend, OrderedSharedBackend):
+            self._ordered = self.backend
         if isinstance(self.backend, SharedBackend):
-            self._feed = Feed(self.backend, self._fanout.fanout)
+            self._feed = Feed(self.backend, self._fanout.fanout, ordered=self._ordered is not None)
         # With a backend that keeps presence (Redis): every hub's subscribers
         # count, and the first/last of a topic is global.
         self._presence: Presence | None = None
@@ -486,7 +490,11 @@ class Hub:
                     feed.replayed(record)
                 return
             self._counters.count_published(record.topics)
-            self._fanout.fanout(record)
+            if self._ordered is not None and feed is not None:
+                # fanned out by the feed, in the store's order: done once it passed
+                await feed.reached(self._ordered.appended_position)
+            else:
+                self._fanout.fanout(record)
         finally:
             self._inflight.discard(ticket)
             if self._settle_waiters:
@@ -607,7 +615,22 @@ class Hub:
     ) -> tuple[Resume, Record | None, _Pages]:
         if self._state != "running":
             raise HubClosedError(f"cannot subscribe: the hub is {self._state}")
+        feed = self._feed
+        if feed is not None and (last_event_id is not None or newest):
+            # Another process's events may not have come through the feed
+            # yet, the one resumed from included: let the feed catch up with
+            # the store first, or they would be held as live and sent after
+            # the replay, behind newer ones (the resumed one: twice).
+            try:
+                await feed.reached(await self._shared_position())
+            except BaseException:  # the store did not answer: as a failed read below
+                sub.close()
+                raise
+            if self._state != "running":
+                raise HubClosedError(f"cannot subscribe: the hub is {self._state}")
         group = self._fanout.attach(sub)  # from now on live events are held for it
+        if sub.closed:  # it closed while the feed caught up: its release came first
+            self._fanout.detach(sub)
         topics = None if group.selectors.has_patterns else sub.topics
         if topics is not None and self.policies.watched:
             self._check_limits(sub, topics)
@@ -649,6 +672,11 @@ class Hub:
             if limit is not None and self._fanout.count(topic) > limit:
                 sub.close()
                 raise SubscriberLimitError(topic, limit, SUBSCRIBER_LIMIT_RETRY)
+
+    async def _shared_position(self) -> int:
+        backend = self.backend
+        assert isinstance(backend, SharedBackend)
+        return await backend.newest_position()
 
     async def _settled(self) -> None:
         """Wait until every publish started so far has been fanned out (or
