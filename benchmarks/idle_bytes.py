@@ -85,7 +85,7 @@ async def asgi() -> AsyncIterator[int]:
 
 
 async def measure(subs: int, top: int, asgi_path: bool = False) -> dict[str, Any]:
-    async with (asgi() if asgi_path else native()) as port:
+    async with asgi() if asgi_path else native() as port:
         with tempfile.TemporaryDirectory() as tmp:
             ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
             url = f"http://127.0.0.1:{port}/.well-known/mercure?topic=t1"
@@ -177,7 +177,8 @@ def main() -> None:
     path.write_text(json.dumps(result, indent=2))
     label = " (HubApp under uvicorn)" if args.asgi else ""
     print(
-        f"{result['subscribers']:,} idle subscribers{label}: {result['traced_bytes_per_sub']:,.0f} bytes"
+        f"{result['subscribers']:,} idle subscribers{label}:"
+        f" {result['traced_bytes_per_sub']:,.0f} bytes"
         f" traced by tracemalloc, {result['rss_kb_per_sub']:.2f} KB RSS and"
         f" {result['kernel_tcp_kb_per_sub']:.2f} KB kernel TCP memory per subscriber"
     )
