@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from ssehub.hub import EventSubscription, Hub, HubClosedError, SlowSubscriberError
+from ssehub.hub import Hub, HubClosedError, Resume
 from ssehub.mercure import (
     MERCURE_PATH,
     METADATA_PATH,
@@ -22,12 +22,17 @@ from ssehub.mercure import (
     Subscribe,
 )
 
-from ._response import EventSourceResponse, Streams
+from ._response import _STATE_KEY, SSE_HEADERS, Streams
+from ._stream import SendTransport
 from ._types import Receive, Scope, Send
 
 __all__ = ("HubApp",)
 
 _COME_BACK = b"retry: 1000\n\n"  # the token expired: come back soon, with a fresh one
+_BYE = b"retry: 1000\n\n"  # drained, or cancelled by the server: come back soon
+FIRST_COMMENT = b":\n\n"  # at once, so no proxy holds the head back
+# the stream's headers before Mercure's (its Cache-Control replaces ours)
+_SSE_HEADERS = tuple((k, v) for k, v in SSE_HEADERS if k != b"cache-control")
 
 
 class HubApp:
@@ -113,8 +118,12 @@ class HubApp:
     async def _stream(
         self, decision: Subscribe, scope: Scope, receive: Receive, send: Send
     ) -> None:
+        # The hub writes to the stream as to a socket of the standalone
+        # server (`_stream.py`): no producer task, no queue, no timer of ours.
+        stream = SendTransport(send, self.send_timeout)
         try:
-            sub = self.hub.subscribe(
+            sub = stream.sub = self.hub.subscribe_stream(
+                stream,
                 decision.topics,
                 last_event_id=decision.last_event_id,
                 newest=decision.newest,
@@ -124,33 +133,39 @@ class HubApp:
         except ValueError as error:
             await _send(send, Response.text(400, str(error), decision.cors))
             return
+
+        def head(resume: Resume) -> bytes:
+            headers = [*_SSE_HEADERS]
+            headers.extend(
+                (k.lower().encode("latin-1"), v.encode("latin-1"))
+                for k, v in decision.headers(resume)
+            )
+            stream.start(200, headers)
+            return FIRST_COMMENT
+
         subscriber = None
         timer = None
+        joined = []
         try:
             try:
-                resume = await sub.open()
+                await sub.open(head)
             except HubClosedError:
                 await _send(send, Response.text(503, "the hub is shutting down", decision.cors))
                 return
             subscriber = await self.mercure.opened(decision, sub.topics)
             seconds = decision.seconds_left(time.time())
             if seconds is not None:
-                timer = asyncio.get_running_loop().call_later(seconds, sub.close)
-            response = EventSourceResponse._of_frames(
-                _frames(sub, seconds is not None),
-                headers=dict(decision.headers(resume)[1:]),
-                heartbeat=self.hub.config.heartbeat,
-                send_timeout=self.send_timeout,
-                streams=self.streams,
-            )
-            # Mercure's Cache-Control (no intermediary may store a private update)
-            response.raw_headers = [
-                (k, v) for k, v in response.raw_headers if k != b"cache-control"
-            ] + [(b"cache-control", decision.headers(resume)[0][1].encode())]
-            await response(scope, receive, send)
+                timer = asyncio.get_running_loop().call_later(seconds, stream.end, _COME_BACK)
+            for handle in _handles(self.streams, scope):
+                signal, ended = handle._enter()
+                joined.append((handle, signal, ended))
+                signal.add_done_callback(lambda _: stream.end(_BYE))
+            await stream.run(receive, _BYE)
         finally:
             if timer is not None:
                 timer.cancel()
+            for handle, signal, ended in joined:
+                handle._leave(signal, ended)
             sub.close()
             self.mercure.closed(subscriber)
 
@@ -238,14 +253,14 @@ async def _body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(parts)
 
 
-async def _frames(sub: EventSubscription, expires: bool) -> AsyncIterator[bytes]:
-    try:
-        async for frames in sub.frames():
-            yield frames
-    except SlowSubscriberError:
-        return  # dropped for being slow: the client reconnects and resumes
-    if expires and sub.reason == "closed":
-        yield _COME_BACK
+def _handles(streams: Streams, scope: Scope) -> list[Streams]:
+    """The `Streams` a stream joins: the app's, and its lifespan's."""
+    handles = [streams]
+    state = scope.get("state")
+    app_streams = state.get(_STATE_KEY) if isinstance(state, Mapping) else None
+    if isinstance(app_streams, Streams) and app_streams is not streams:
+        handles.append(app_streams)
+    return handles
 
 
 async def _send(send: Send, response: Response) -> None:
