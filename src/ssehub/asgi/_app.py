@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
@@ -106,6 +107,7 @@ class HubApp:
             "https" if scope.get("scheme") == "https" else "http",
         )
         decision = self.mercure.decide(request)
+        del request, body  # a stream lives long: keep only the decision
         if isinstance(decision, Subscribe):
             await self._stream(decision, scope, receive, send)
         elif isinstance(decision, Publish):
@@ -134,21 +136,12 @@ class HubApp:
             await _send(send, Response.text(400, str(error), decision.cors))
             return
 
-        def head(resume: Resume) -> bytes:
-            headers = [*_SSE_HEADERS]
-            headers.extend(
-                (k.lower().encode("latin-1"), v.encode("latin-1"))
-                for k, v in decision.headers(resume)
-            )
-            stream.start(200, headers)
-            return FIRST_COMMENT
-
         subscriber = None
         timer = None
-        joined = []
+        handles: list[Streams] = []
         try:
             try:
-                await sub.open(head)
+                await sub.open(functools.partial(_head, stream, decision))  # (not kept)
             except HubClosedError:
                 await _send(send, Response.text(503, "the hub is shutting down", decision.cors))
                 return
@@ -156,16 +149,15 @@ class HubApp:
             seconds = decision.seconds_left(time.time())
             if seconds is not None:
                 timer = asyncio.get_running_loop().call_later(seconds, stream.end, _COME_BACK)
-            for handle in _handles(self.streams, scope):
-                signal, ended = handle._enter()
-                joined.append((handle, signal, ended))
-                signal.add_done_callback(lambda _: stream.end(_BYE))
+            handles = _handles(self.streams, scope)
+            for handle in handles:
+                handle._join(stream.drained)
             await stream.run(receive, _BYE)
         finally:
             if timer is not None:
                 timer.cancel()
-            for handle, signal, ended in joined:
-                handle._leave(signal, ended)
+            for handle in handles:
+                handle._part(stream.drained)
             sub.close()
             self.mercure.closed(subscriber)
 
@@ -251,6 +243,17 @@ async def _body(receive: Receive, limit: int) -> bytes | None:
         parts.append(chunk)
         if not message.get("more_body", False):
             return b"".join(parts)
+
+
+def _head(stream: SendTransport, decision: Subscribe, resume: Resume) -> bytes:
+    """Queue the response head (Mercure's headers, which need `resume`);
+    the first bytes of the body."""
+    headers = [*_SSE_HEADERS]
+    headers.extend(
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in decision.headers(resume)
+    )
+    stream.start(200, headers)
+    return FIRST_COMMENT
 
 
 def _handles(streams: Streams, scope: Scope) -> list[Streams]:

@@ -36,6 +36,7 @@ from ._types import Message, Receive, Send
 __all__ = ("SendTransport",)
 
 log = logging.getLogger("ssehub.asgi")
+_BYE = b"retry: 1000\n\n"  # drained, or cancelled by the server: come back soon
 _BYE_TIMEOUT = 1.0  # for the last words of a stream: a shutdown waits on it
 Ending = Literal["", "close", "abort", "gone"]
 
@@ -103,6 +104,10 @@ class SendTransport(asyncio.WriteTransport):
             self.sub.close()
         self.write(last_words)
         self._end("close")
+
+    def drained(self) -> None:
+        """A `Streams` drain: end with a `retry:` hint."""
+        self.end(_BYE)
 
     # -- sending ---------------------------------------------------------------
 

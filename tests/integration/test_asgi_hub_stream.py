@@ -1,0 +1,116 @@
+"""`HubApp` streams: the hub writes to ASGI `send` as to a socket — one
+shared bytes object per fan-out, no task of ours per stream, the slow-client
+policy of the standalone server. In-process through the ASGI interface, and
+under uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ssehub import Hub, HubConfig
+from ssehub.asgi import HubApp
+from tests.support.asgi import Served, open_stream, wait_until
+
+
+class Peer:
+    """The server side of one request: records what is sent; `stalled`
+    makes every later send wait forever (a peer whose buffer is full)."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.gone = asyncio.Event()
+        self.stalled = False
+
+    async def receive(self) -> dict[str, Any]:
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Any) -> None:
+        if self.stalled:
+            await asyncio.Event().wait()
+        self.sent.append(dict(message))
+
+    def bodies(self) -> list[Any]:
+        return [m["body"] for m in self.sent if m["type"] == "http.response.body"]
+
+
+def scope(topic: str) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "root_path": "",
+        "query_string": f"topic={topic}".encode(),
+        "headers": [],
+    }
+
+
+async def until(predicate: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+def test_events_of_one_loop_iteration_are_one_send_of_one_shared_bytes_object() -> None:
+    async def main() -> None:
+        async with Hub() as hub:
+            app = HubApp(hub)
+            peers = [Peer(), Peer()]
+            streams = [asyncio.create_task(app(scope("t"), p.receive, p.send)) for p in peers]
+            await until(lambda: hub.subscribers("t") == 2 and all(p.bodies() for p in peers))
+            await asyncio.gather(*(hub.publish("t", f"e{i}") for i in range(3)))
+            await until(lambda: all(len(p.bodies()) == 2 for p in peers))
+            first, second = (p.bodies()[1] for p in peers)
+            assert first.count(b"data: e") == 3  # the three events in one message
+            assert first is second  # the same object for every stream: encoded once
+            for peer in peers:
+                peer.gone.set()
+            await asyncio.wait_for(asyncio.gather(*streams), 5)
+            assert hub.subscribers("t") == 0
+
+    asyncio.run(main())
+
+
+def test_a_stalled_stream_is_dropped_as_slow_at_the_buffer_bound_not_at_send_timeout() -> None:
+    async def main() -> None:
+        async with Hub(HubConfig(max_buffer_events=5)) as hub:
+            app = HubApp(hub, send_timeout=30.0)
+            stalled, healthy = Peer(), Peer()
+            tasks = [
+                asyncio.create_task(app(scope("t"), p.receive, p.send)) for p in (stalled, healthy)
+            ]
+            await until(lambda: hub.subscribers("t") == 2 and stalled.bodies())
+            stalled.stalled = True
+            await hub.publish("t", "first")  # its send never completes: the hub holds the rest
+            for i in range(10):
+                await hub.publish("t", f"e{i}")
+                await asyncio.sleep(0)
+            # ended at the bound (5 events held), long before the 30 s send timeout
+            await asyncio.wait_for(tasks[0], 5)
+            assert hub.statistics().disconnects_slow == 1
+            assert sum(b.count(b"data: ") for b in healthy.bodies()) == 11  # the other: all
+            healthy.gone.set()
+            await asyncio.wait_for(tasks[1], 5)
+
+    asyncio.run(main())
+
+
+def test_a_hub_stream_under_uvicorn_costs_no_task_beyond_the_requests_own() -> None:
+    served = Served("uvicorn")
+    socks = []
+    try:
+        before = served.stats()
+        for _ in range(20):
+            socks.append(open_stream(served.port, "/hub/.well-known/mercure?topic=tasks"))
+        assert wait_until(lambda: served.stats()["open"] == before["open"] + 20, 10)
+        # uvicorn runs each request in a task: that one, and nothing of ours
+        # (it was three a stream: the request's, a producer, a listener)
+        assert served.stats()["tasks"] - before["tasks"] <= 20 + 2
+        for sock in socks:
+            sock.close()
+        assert wait_until(lambda: served.stats()["open"] == before["open"], 10)
+    finally:
+        for sock in socks:
+            sock.close()
+        served.stop()
