@@ -7,6 +7,7 @@ kernel's TCP memory (`/proc/net/sockstat`, both loopback ends).
     python benchmarks/idle_bytes.py               # 10,000 subscribers, top 15 sites
     python benchmarks/idle_bytes.py -c 1000 --top 25
     python benchmarks/idle_bytes.py --asgi -c 1000   # HubApp under uvicorn instead
+    python benchmarks/idle_bytes.py --asgi-floor -c 1000   # the least any ASGI stream costs
 
 `--asgi` serves `benchmarks/peers/ssehub_asgi.py` (the `asgi` scenario's
 app: `HubApp` under uvicorn with uvloop and httptools) in this process
@@ -58,12 +59,30 @@ async def native() -> AsyncIterator[int]:
             await server.aclose()
 
 
+async def floor_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The least an idle SSE stream can be under ASGI: the head and a
+    comment, then wait for the disconnect (and answer the lifespan)."""
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": message["type"] + ".complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    headers = [(b"content-type", b"text/event-stream")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b":\n\n", "more_body": True})
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 @contextlib.asynccontextmanager
-async def asgi() -> AsyncIterator[int]:
-    """`HubApp` under uvicorn (the `asgi` scenario's app) on a free port."""
+async def asgi(floor: bool = False) -> AsyncIterator[int]:
+    """`HubApp` under uvicorn (the `asgi` scenario's app) on a free port;
+    with `floor`, `floor_app` instead."""
     import uvicorn
 
-    from benchmarks.peers.ssehub_asgi import app
+    from benchmarks.peers.ssehub_asgi import app as hub_app
+
+    app = floor_app if floor else hub_app
 
     port = free_port()
     config = uvicorn.Config(
@@ -84,8 +103,10 @@ async def asgi() -> AsyncIterator[int]:
         await serving
 
 
-async def measure(subs: int, top: int, asgi_path: bool = False) -> dict[str, Any]:
-    async with asgi() if asgi_path else native() as port:
+async def measure(
+    subs: int, top: int, asgi_path: bool = False, floor: bool = False
+) -> dict[str, Any]:
+    async with asgi(floor) if asgi_path or floor else native() as port:
         with tempfile.TemporaryDirectory() as tmp:
             ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
             url = f"http://127.0.0.1:{port}/.well-known/mercure?topic=t1"
@@ -132,7 +153,7 @@ async def measure(subs: int, top: int, asgi_path: bool = False) -> dict[str, Any
         for s in stats[:top]
     ]
     return {
-        "server": "ssehub-asgi" if asgi_path else "ssehub",
+        "server": "asgi-floor" if floor else "ssehub-asgi" if asgi_path else "ssehub",
         "subscribers": established,
         "traced_bytes_per_sub": traced / n,
         "rss_kb_per_sub": (rss1 - rss0) / n,
@@ -162,6 +183,11 @@ def main() -> None:
     parser.add_argument(
         "--asgi", action="store_true", help="HubApp under uvicorn instead of the native server"
     )
+    parser.add_argument(
+        "--asgi-floor",
+        action="store_true",
+        help="the least an ASGI SSE stream costs under uvicorn (head, comment, wait)",
+    )
     args = parser.parse_args()
     if args.subs < 1 or args.top < 1:
         parser.error("--subs and --top must be >= 1")
@@ -169,13 +195,14 @@ def main() -> None:
     try:
         import uvloop
     except ImportError:
-        result = asyncio.run(measure(args.subs, args.top, args.asgi))
+        result = asyncio.run(measure(args.subs, args.top, args.asgi, args.asgi_floor))
     else:
-        result = uvloop.run(measure(args.subs, args.top, args.asgi))
+        result = uvloop.run(measure(args.subs, args.top, args.asgi, args.asgi_floor))
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"idle-bytes-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2))
     label = " (HubApp under uvicorn)" if args.asgi else ""
+    label = " (the ASGI floor under uvicorn)" if args.asgi_floor else label
     print(
         f"{result['subscribers']:,} idle subscribers{label}:"
         f" {result['traced_bytes_per_sub']:,.0f} bytes"
