@@ -10,6 +10,7 @@ from typing import Any
 
 from ssehub import Hub, HubConfig
 from ssehub.asgi import HubApp
+from ssehub.testing import FakeClock
 from tests.support.asgi import Served, open_stream, wait_until
 
 
@@ -94,6 +95,32 @@ def test_a_stalled_stream_is_dropped_as_slow_at_the_buffer_bound_not_at_send_tim
             assert sum(b.count(b"data: ") for b in healthy.bodies()) == 11  # the other: all
             healthy.gone.set()
             await asyncio.wait_for(tasks[1], 5)
+
+    asyncio.run(main())
+
+
+def test_heartbeats_are_the_hubs_ticks_and_a_stream_paused_for_two_is_dropped_as_stalled() -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        async with Hub(HubConfig(heartbeat=15.0), clock=clock) as hub:
+            app = HubApp(hub, send_timeout=None)  # no send timeout: only the ticks
+            quiet, stalled = Peer(), Peer()
+            tasks = [
+                asyncio.create_task(app(scope("t"), p.receive, p.send)) for p in (quiet, stalled)
+            ]
+            await until(lambda: hub.subscribers("t") == 2 and stalled.bodies())
+            await clock.advance(15.0)
+            assert quiet.bodies() == [b":\n\n", b":\n\n"]  # the first comment, a heartbeat
+            stalled.stalled = True
+            await hub.publish("t", "x")  # its send suspends: the stream is paused
+            await clock.advance(15.0)
+            await clock.advance(15.0)
+            done, _ = await asyncio.wait({tasks[1]}, timeout=5)
+            assert done, "a stream paused for two heartbeats was not dropped"
+            assert hub.statistics().disconnects_stalled == 1
+            assert quiet.bodies()[-1] == b":\n\n" and len(quiet.bodies()) == 5
+            quiet.gone.set()
+            await asyncio.wait_for(tasks[0], 5)
 
     asyncio.run(main())
 
