@@ -17,6 +17,7 @@ Scenarios (see docs/benchmarks.md for what each measures):
   durable-16    SQLite, commit before ack, 16 concurrent publishers
   workers-sqlite  --workers 2 on the default SQLite store against one worker
   asgi          HubApp under uvicorn against sse-starlette: delivered events/s, KB per stream
+                (and the floor: uvicorn's own KB per idle stream)
 
 Load: the C tools `sseload`/`ssepub` when found (`SSELOAD_DIR`, see
 benchmarks/fanout.py), else benchmarks/loadgen.py; many-topics always uses
@@ -513,7 +514,16 @@ def asgi(run: Run) -> list[dict[str, Any]]:
                     f"{run.scale.asgi_subs:,} subscribers ({per_cpu:,.0f} per server CPU "
                     f"second), {memory['rss_kb_per_sub']:.2f} KB RSS per idle stream",
         })  # fmt: skip
-    if len(rows) == 2 and rows[1]["events_per_s_active"]:
+    # the floor: what uvicorn itself costs per idle stream, before any app state
+    floor = idle_memory(run, "asgi-floor", "asgi-rss-floor", run.scale.asgi_subs)
+    rows.append({
+        "server": "asgi-floor", "subscribers": run.scale.asgi_subs, "tool": run.tools.name,
+        "rss_kb_per_sub": floor["rss_kb_per_sub"],
+        "kernel_tcp_kb_per_sub": floor["kernel_tcp_kb_per_sub"],
+        "line": f"{floor['rss_kb_per_sub']:.2f} KB RSS per idle stream: uvicorn's own "
+                "(head, a comment, await receive; no events)",
+    })  # fmt: skip
+    if len(rows) == 3 and rows[1]["events_per_s_active"]:
         rows[0]["ratio_to_sse_starlette"] = (
             rows[0]["events_per_s_active"] / rows[1]["events_per_s_active"]
         )

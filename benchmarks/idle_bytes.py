@@ -59,27 +59,13 @@ async def native() -> AsyncIterator[int]:
             await server.aclose()
 
 
-async def floor_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The least an idle SSE stream can be under ASGI: the head and a
-    comment, then wait for the disconnect (and answer the lifespan)."""
-    if scope["type"] == "lifespan":
-        while (message := await receive())["type"] != "lifespan.shutdown":
-            await send({"type": message["type"] + ".complete"})
-        await send({"type": "lifespan.shutdown.complete"})
-        return
-    headers = [(b"content-type", b"text/event-stream")]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": b":\n\n", "more_body": True})
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
 @contextlib.asynccontextmanager
 async def asgi(floor: bool = False) -> AsyncIterator[int]:
     """`HubApp` under uvicorn (the `asgi` scenario's app) on a free port;
-    with `floor`, `floor_app` instead."""
+    with `floor`, `benchmarks/peers/asgi_floor.py` instead."""
     import uvicorn
 
+    from benchmarks.peers.asgi_floor import app as floor_app
     from benchmarks.peers.ssehub_asgi import app as hub_app
 
     app = floor_app if floor else hub_app
