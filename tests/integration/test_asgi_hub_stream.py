@@ -126,6 +126,38 @@ def test_heartbeats_are_the_hubs_ticks_and_a_stream_paused_for_two_is_dropped_as
     asyncio.run(main())
 
 
+def test_a_send_that_fails_in_the_fan_out_ends_that_stream_only() -> None:
+    async def main() -> None:
+        async with Hub() as hub:
+            app = HubApp(hub)
+            peers = [Peer() for _ in range(3)]
+            broken = peers[1]
+
+            async def failing(message: Any) -> None:
+                if len(broken.sent) >= 2:  # the head and the first comment went out
+                    raise OSError("connection reset")
+                await broken.send(message)
+
+            sends = [peers[0].send, failing, peers[2].send]
+            tasks = [
+                asyncio.create_task(app(scope("t"), p.receive, send))
+                for p, send in zip(peers, sends, strict=True)
+            ]
+            await until(lambda: hub.subscribers("t") == 3 and all(p.bodies() for p in peers))
+            for i in range(3):
+                await hub.publish("t", f"e{i}")
+                await asyncio.sleep(0)
+            done, _ = await asyncio.wait({tasks[1]}, timeout=5)
+            assert done
+            assert hub.subscribers("t") == 2
+            for peer in (peers[0], peers[2]):  # the others got every event
+                assert sum(b.count(b"data: e") for b in peer.bodies()) == 3
+                peer.gone.set()
+            await asyncio.wait_for(asyncio.gather(tasks[0], tasks[2]), 5)
+
+    asyncio.run(main())
+
+
 def test_a_hub_stream_under_uvicorn_costs_no_task_beyond_the_requests_own() -> None:
     served = Served("uvicorn")
     socks = []

@@ -180,8 +180,9 @@ class SendTransport(asyncio.WriteTransport):
         self._ending = how
         if how != "close" and self._finisher is not None:
             self._finisher.cancel()
-        if self.sub is not None:
-            self.sub.close()
+        # The subscription is not closed here: this may run inside a fan-out
+        # pass (a send that failed), which closing would disturb. The hub
+        # closed it already (close, abort), or the request task does it now.
         self._wake()
 
     def _wake(self) -> None:
