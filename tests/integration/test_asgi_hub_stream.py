@@ -158,6 +158,23 @@ def test_a_send_that_fails_in_the_fan_out_ends_that_stream_only() -> None:
     asyncio.run(main())
 
 
+def test_the_server_cancelling_a_hub_stream_ends_it_with_a_retry_hint_and_no_error() -> None:
+    async def main() -> None:
+        async with Hub() as hub:
+            app = HubApp(hub)
+            peer = Peer()
+            task = asyncio.create_task(app(scope("t"), peer.receive, peer.send))
+            await until(lambda: hub.subscribers("t") == 1 and peer.bodies())
+            task.cancel()  # what a server does when its graceful timeout runs out
+            await asyncio.wait_for(task, 5)  # returns: no CancelledError
+            assert not task.cancelled()
+            assert b"".join(peer.bodies()).endswith(b"retry: 1000\n\n")
+            assert peer.sent[-1]["more_body"] is False  # and the body is ended
+            assert hub.subscribers("t") == 0
+
+    asyncio.run(main())
+
+
 def test_a_hub_stream_under_uvicorn_costs_no_task_beyond_the_requests_own() -> None:
     served = Served("uvicorn")
     socks = []

@@ -138,7 +138,6 @@ class HubApp:
 
         subscriber = None
         timer = None
-        handles: list[Streams] = []
         try:
             try:
                 await sub.open(functools.partial(_head, stream, decision))  # (not kept)
@@ -149,14 +148,22 @@ class HubApp:
             seconds = decision.seconds_left(time.time())
             if seconds is not None:
                 timer = asyncio.get_running_loop().call_later(seconds, stream.end, _COME_BACK)
-            handles = _handles(self.streams, scope)
-            for handle in handles:
+            for handle in _handles(self.streams, scope):
                 handle._join(stream.drained)
-            await stream.run(receive, _BYE)
+            # Wait here, in the request's task, for the disconnect: the hub
+            # writes the events; ending the stream otherwise cancels this wait.
+            stream.waiting()
+            try:
+                while not stream.is_closing():
+                    if (await receive())["type"] == "http.disconnect":
+                        stream.left()
+            except asyncio.CancelledError:
+                stream.woken(_BYE)
+            await stream.finish()
         finally:
             if timer is not None:
                 timer.cancel()
-            for handle in handles:
+            for handle in _handles(self.streams, scope):
                 handle._part(stream.drained)
             sub.close()
             self.mercure.closed(subscriber)

@@ -13,8 +13,8 @@ subscription is paused and the hub buffers (bounded in events and bytes, the
 slow-client policy) as it does for a paused socket, and a stream paused for
 two heartbeats is dropped as stalled. Heartbeats are the hub's ticks.
 
-The request's own task waits for the client's disconnect (`receive`) and
-does nothing else: no producer task, no listener task, no timer per stream.
+The request's own task (`HubApp._stream`) waits for the client's disconnect
+(`receive`) and does nothing else: no producer task, no listener task, no timer per stream.
 When the stream has to end otherwise (a drain, the token expired, the hub
 shut down, the subscriber was dropped), the request task is woken by
 cancelling it, and it sends the last words (a `retry:` hint) and the end of
@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from ssehub.hub import StreamSubscription
 
-from ._types import Message, Receive, Send
+from ._types import Message, Send
 
 __all__ = ("SendTransport",)
 
@@ -65,7 +65,7 @@ class SendTransport(asyncio.WriteTransport):
         self._context = contextvars.copy_context()  # the request's: sends run in it
         self._inside = False  # running in `_context` now (a finisher)
         self._busy = False  # a send is under way (suspended)
-        self._outbox: list[Message] = []  # what came meanwhile (at most a page)
+        self._outbox: list[Message] | None = None  # what came meanwhile (a page at most)
         self._finisher: asyncio.Task[None] | None = None
         self._task: asyncio.Task[Any] | None = None  # the request's, in `run`
         self._waking = False  # we cancelled it, to end the stream
@@ -113,6 +113,8 @@ class SendTransport(asyncio.WriteTransport):
 
     def _push(self, message: Message) -> None:
         if self._busy:
+            if self._outbox is None:
+                self._outbox = []
             self._outbox.append(message)
             return
         step = self._step(message)
@@ -146,7 +148,7 @@ class SendTransport(asyncio.WriteTransport):
             async with asyncio.timeout(self._timeout):
                 await _Continued(*first)
                 while self._outbox and self._ending != "abort":
-                    messages, self._outbox = self._outbox, []
+                    messages, self._outbox = self._outbox, None
                     for message in _coalesced(messages):
                         await self._send(message)
         except (TimeoutError, OSError):
@@ -193,31 +195,36 @@ class SendTransport(asyncio.WriteTransport):
             self._waking = True
             task.cancel()
 
-    async def run(self, receive: Receive, bye: bytes) -> None:
-        """In the request's task: wait for the client to leave or the stream
-        to end; then send the last words. `bye` is the `retry:` hint of a
-        stream the server cancels."""
+    # -- the request task's side (`HubApp` waits in `receive()` between these)
+
+    def waiting(self) -> None:
+        """The request task waits for the disconnect now: ending the stream
+        otherwise wakes it (by cancelling it, see `woken`)."""
         self._task = asyncio.current_task()
-        cancelled_by_server = False
-        try:
-            while not self._ending:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    self._ending = "gone"
-        except asyncio.CancelledError:
-            task = self._task
-            assert task is not None
-            if self._waking:
-                self._waking = False
-                task.uncancel()
-            cancelled_by_server = task.cancelling() > 0
-            if cancelled_by_server:
-                # the server's graceful timeout ran out: say when to come back
-                # and return (a CancelledError would only be a traceback)
-                task.uncancel()
-                self.end(bye)
-        finally:
-            self._task = None
+
+    def left(self) -> None:
+        """The client disconnected: nothing more is sent."""
+        if not self._ending:
+            self._ending = "gone"
+
+    def woken(self, bye: bytes) -> None:
+        """The waiting request task was cancelled: by us (the stream ends),
+        or by the server (its graceful timeout ran out): then the stream ends
+        with `bye`, a `retry:` hint, and the request returns instead of
+        raising (a CancelledError would only be a traceback in its log)."""
+        task, self._task = self._task, None  # not woken again
+        assert task is not None
+        if self._waking:
+            self._waking = False
+            task.uncancel()
+        if task.cancelling() > 0:
+            task.uncancel()
+            self.end(bye)
+
+    async def finish(self) -> None:
+        """The last words: what is queued, then the end of the body (unless
+        the client left), bounded by a second; then the hub forgets it."""
+        self._task = None
         await self._last_words()
 
     async def _last_words(self) -> None:
@@ -227,7 +234,7 @@ class SendTransport(asyncio.WriteTransport):
                 await asyncio.wait((finisher,), timeout=_BYE_TIMEOUT)
             finisher.cancel()
             await asyncio.gather(finisher, return_exceptions=True)
-        messages, self._outbox = self._outbox, []
+        messages, self._outbox = self._outbox or [], None
         sub = self.sub
         if self._ending != "gone":
             messages.append({"type": "http.response.body", "body": b"", "more_body": False})
