@@ -97,6 +97,9 @@ class FanOut:
             else:  # (exact topics: the strings and the exact matchers)
                 for topic in group.selectors.exact:
                     self._by_topic.setdefault(topic, []).append(group)
+        # the group's key objects, not one equal copy per subscriber
+        sub.group_key = group.key
+        sub.key = group.key[0]
         group.subscribers[sub] = None
         named = self._named
         exact = group.selectors.exact

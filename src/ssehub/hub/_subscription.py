@@ -278,7 +278,7 @@ class Subscription:
         """The held live events the replay did not contain; going live."""
         held, self._held = self._held or {}, None
         self._pending_events = self._pending_bytes = 0
-        if self.resume is not None:
+        if self.resume is not None and self.resume.replayed != self._replayed:
             self.resume = dataclasses.replace(self.resume, replayed=self._replayed)
         return list(held.values())
 
@@ -313,7 +313,7 @@ class StreamSubscription(Subscription):
         self._writable = False
         self._paused = False
         self._paused_tick = 0
-        self._backlog: list[bytes] = []  # filled only while paused
+        self._backlog: list[bytes] | None = None  # made only when paused
 
     def _deliver(self, data: bytes, records: list[Record]) -> None:
         if self._writable:  # the hot path: one write, no allocation
@@ -321,6 +321,8 @@ class StreamSubscription(Subscription):
         elif self._held is not None:
             self._hold(records, len(data))
         else:
+            if self._backlog is None:
+                self._backlog = []
             self._backlog.append(data)
             self._count(len(records), len(data))
 
@@ -373,7 +375,7 @@ class StreamSubscription(Subscription):
         self._make_room()
         if self._held is not None or self.reason is not None:
             return
-        backlog, self._backlog = self._backlog, []
+        backlog, self._backlog = self._backlog, None
         self._pending_events = self._pending_bytes = 0
         self._writable = True
         if backlog:
@@ -397,7 +399,7 @@ class StreamSubscription(Subscription):
     def _closed(self) -> None:
         self._writable = False
         self._make_room()
-        backlog, self._backlog = self._backlog, []
+        backlog, self._backlog = self._backlog or [], None
         if self.reason in ("slow", "stalled"):
             self._transport.abort()  # its buffer is full: do not wait on it
         elif self.reason == "shutdown":
