@@ -59,7 +59,7 @@ class SendTransport(asyncio.WriteTransport):
     )
 
     def __init__(self, send: Send, send_timeout: float | None) -> None:
-        super().__init__()
+        super().__init__(_NO_EXTRA)  # (not a new empty dict per stream)
         self._send = send
         self._timeout = send_timeout
         self._context = contextvars.copy_context()  # the request's: sends run in it
@@ -249,6 +249,7 @@ class SendTransport(asyncio.WriteTransport):
 
 
 _DONE = object()
+_NO_EXTRA: dict[str, Any] = {}  # `get_extra_info()` has nothing to tell
 
 
 def _coalesced(messages: list[Message]) -> list[Message]:
