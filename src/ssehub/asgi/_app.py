@@ -81,47 +81,16 @@ class HubApp:
         self.streams = Streams(grace=grace)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+        decision = await self._decide(scope, receive, send)
+        if decision is None:
+            return  # answered already
+        if not isinstance(decision, Subscribe):
+            await self._answer(decision, send)
             return
-        if scope["type"] != "http":
-            return  # websockets are not ours: closing the scope refuses them
-        path = _mercure_path(scope)
-        if path is None:
-            await _send(send, Response.text(404, f"not found: {scope.get('path', '')}"))
-            return
-        body = b""
-        if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
-            read = await _body(receive, self.max_body_bytes)
-            if read is None:
-                limit = self.max_body_bytes
-                await _send(send, Response.text(413, f"request body is larger than {limit} bytes"))
-                return
-            body = read
-        request = Request.from_pairs(
-            scope["method"],
-            path,
-            scope.get("query_string", b""),
-            scope["headers"],
-            body,
-            "https" if scope.get("scheme") == "https" else "http",
-        )
-        decision = self.mercure.decide(request)
-        del request, body  # a stream lives long: keep only the decision
-        if isinstance(decision, Subscribe):
-            await self._stream(decision, scope, receive, send)
-        elif isinstance(decision, Publish):
-            await _send(send, await self.mercure.publish(decision))
-        elif isinstance(decision, Listing):
-            await _send(send, await self.mercure.listing(decision))
-        else:
-            await _send(send, decision)
-
-    async def _stream(
-        self, decision: Subscribe, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        # The hub writes to the stream as to a socket of the standalone
-        # server (`_stream.py`): no producer task, no queue, no timer of ours.
+        # A stream. Everything below stays in this one coroutine frame for as
+        # long as the stream lives (an idle stream's bytes: docs/benchmarks.md).
+        # The hub writes to it as to a socket of the standalone server
+        # (`_stream.py`): no producer task, no queue, no timer of ours.
         stream = SendTransport(send, self.send_timeout)
         try:
             sub = stream.sub = self.hub.subscribe_stream(
@@ -135,7 +104,6 @@ class HubApp:
         except ValueError as error:
             await _send(send, Response.text(400, str(error), decision.cors))
             return
-
         subscriber = None
         timer = None
         try:
@@ -146,6 +114,7 @@ class HubApp:
                 return
             subscriber = await self.mercure.opened(decision, sub.topics)
             seconds = decision.seconds_left(time.time())
+            del decision  # not needed any more
             if seconds is not None:
                 timer = asyncio.get_running_loop().call_later(seconds, stream.end, _COME_BACK)
             for handle in _handles(self.streams, scope):
@@ -167,6 +136,46 @@ class HubApp:
                 handle._part(stream.drained)
             sub.close()
             self.mercure.closed(subscriber)
+
+    async def _decide(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> Subscribe | Publish | Listing | Response | None:
+        """What Mercure decides for the request; None when it was answered
+        here (the lifespan, a websocket, a 404, a body too large)."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return None
+        if scope["type"] != "http":
+            return None  # websockets are not ours: closing the scope refuses them
+        path = _mercure_path(scope)
+        if path is None:
+            await _send(send, Response.text(404, f"not found: {scope.get('path', '')}"))
+            return None
+        body = b""
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            read = await _body(receive, self.max_body_bytes)
+            if read is None:
+                limit = self.max_body_bytes
+                await _send(send, Response.text(413, f"request body is larger than {limit} bytes"))
+                return None
+            body = read
+        request = Request.from_pairs(
+            scope["method"],
+            path,
+            scope.get("query_string", b""),
+            scope["headers"],
+            body,
+            "https" if scope.get("scheme") == "https" else "http",
+        )
+        return self.mercure.decide(request)
+
+    async def _answer(self, decision: Publish | Listing | Response, send: Send) -> None:
+        if isinstance(decision, Publish):
+            await _send(send, await self.mercure.publish(decision))
+        elif isinstance(decision, Listing):
+            await _send(send, await self.mercure.listing(decision))
+        else:
+            await _send(send, decision)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object = None) -> AsyncIterator[dict[str, Streams]]:
