@@ -118,7 +118,7 @@ class HubApp:
             if seconds is not None:
                 timer = asyncio.get_running_loop().call_later(seconds, stream.end, _COME_BACK)
             for handle in _handles(self.streams, scope):
-                handle._join(stream.drained)
+                handle._join(stream)
             # Wait here, in the request's task, for the disconnect: the hub
             # writes the events; ending the stream otherwise cancels this wait.
             stream.waiting()
@@ -133,7 +133,7 @@ class HubApp:
             if timer is not None:
                 timer.cancel()
             for handle in _handles(self.streams, scope):
-                handle._part(stream.drained)
+                handle._part(stream)
             sub.close()
             self.mercure.closed(subscriber)
 

@@ -105,8 +105,9 @@ class SendTransport(asyncio.WriteTransport):
         self.write(last_words)
         self._end("close")
 
-    def drained(self) -> None:
-        """A `Streams` drain: end with a `retry:` hint."""
+    def __call__(self) -> None:
+        """What a `Streams` drain calls (the stream is its own member there,
+        not a bound method per stream): end with a `retry:` hint."""
         self.end(_BYE)
 
     # -- sending ---------------------------------------------------------------
