@@ -13,12 +13,16 @@ subscription is paused and the hub buffers (bounded in events and bytes, the
 slow-client policy) as it does for a paused socket, and a stream paused for
 two heartbeats is dropped as stalled. Heartbeats are the hub's ticks.
 
-The request's own task (`HubApp._stream`) waits for the client's disconnect
-(`receive`) and does nothing else: no producer task, no listener task, no timer per stream.
-When the stream has to end otherwise (a drain, the token expired, the hub
-shut down, the subscriber was dropped), the request task is woken by
-cancelling it, and it sends the last words (a `retry:` hint) and the end of
-the body, bounded by a second.
+The request's own task (`HubApp.__call__`) waits for the client's
+disconnect (`receive`) and does nothing else: no producer task, no listener
+task, no timer per stream. When the stream has to end otherwise (a drain, the
+token expired, the hub shut down, the subscriber was dropped), the request
+task is woken by cancelling it (`woken` tells ours from the server's), and it
+sends the last words (a `retry:` hint) and the end of the body, bounded by a
+second (`finish`).
+
+The code of a `send` before its first suspension runs in the fan-out pass,
+not in the request's task, in a copy of the request's context variables.
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ class SendTransport(asyncio.WriteTransport):
         self._busy = False  # a send is under way (suspended)
         self._outbox: list[Message] | None = None  # what came meanwhile (a page at most)
         self._finisher: asyncio.Task[None] | None = None
-        self._task: asyncio.Task[Any] | None = None  # the request's, in `run`
+        self._task: asyncio.Task[Any] | None = None  # the request's, while it waits
         self._waking = False  # we cancelled it, to end the stream
         self._ending: Ending = ""
         self.sub: StreamSubscription | None = None
