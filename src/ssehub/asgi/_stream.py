@@ -134,8 +134,8 @@ class SendTransport(asyncio.WriteTransport):
     def _step(self, message: Message) -> Any:
         """Run `send(message)` up to its first suspension: `_DONE` when it
         completed, else (the iterator, what it waits for)."""
-        it = self._send(message).__await__()
         try:
+            it = self._send(message).__await__()
             step = it.send(None) if self._inside else self._context.run(it.send, None)
         except StopIteration:
             return _DONE
