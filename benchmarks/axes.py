@@ -17,6 +17,7 @@ Scenarios (see docs/benchmarks.md for what each measures):
   durable-16    SQLite, commit before ack, 16 concurrent publishers
   workers-sqlite  --workers 2 on the default SQLite store against one worker
   asgi          HubApp under uvicorn against sse-starlette: delivered events/s, KB per stream
+                (and the floor: uvicorn's own KB per idle stream)
 
 Load: the C tools `sseload`/`ssepub` when found (`SSELOAD_DIR`, see
 benchmarks/fanout.py), else benchmarks/loadgen.py; many-topics always uses
@@ -439,17 +440,30 @@ def workers_supported(store: str) -> tuple[bool, str]:
             stop(proc, signal.SIGINT)
 
 
-def saturate(run: Run, target: Target, port: int, subs: int) -> dict[str, Any]:
-    """Delivered events/s to SUBS subscribers, a publisher flat out."""
+def saturate(
+    run: Run, target: Target, port: int, subs: int, pid: int | None = None
+) -> dict[str, Any]:
+    """Delivered events/s to SUBS subscribers, a publisher flat out; with
+    PID, also `server_cpu_s`: the server's CPU seconds meanwhile."""
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
         ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
         load = run.tools.subscribers(base + target.sub_path, subs, run.scale.duration, ready, out)
         ready_wait(load, ready, target.name)
+        cpu0 = cpu_seconds(pid) if pid is not None else 0.0
         pub = run.tools.publisher(base + target.pub_path, 10_000_000, 0, target.form_topic)
         load.wait(run.scale.duration + 60)
+        cpu1 = cpu_seconds(pid) if pid is not None else 0.0
         finish(pub)
-        return last_json(out)
+        return {**last_json(out), "server_cpu_s": cpu1 - cpu0}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (`/proc/PID/stat`)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def workers_sqlite(run: Run) -> list[dict[str, Any]]:
@@ -484,19 +498,32 @@ def asgi(run: Run) -> list[dict[str, Any]]:
     events/s at 1,000 subscribers and memory per idle stream."""
     rows = []
     for name in ["ssehub-asgi", *peer_servers(run, "sse-starlette")]:
-        with serving(run, name, f"asgi-{name}") as (target, port, _):
-            r = saturate(run, target, port, run.scale.asgi_subs)
+        with serving(run, name, f"asgi-{name}") as (target, port, pid):
+            r = saturate(run, target, port, run.scale.asgi_subs, pid)
         memory = idle_memory(run, name, f"asgi-rss-{name}", run.scale.asgi_subs)
+        # events per CPU second of the server: what a busy machine disturbs least
+        events = r.get("events", r.get("events_total", 0))  # (sseload's name, loadgen.py's)
+        per_cpu = events / r["server_cpu_s"] if r["server_cpu_s"] > 0 else 0.0
         rows.append({
             "server": name, "subscribers": run.scale.asgi_subs, "tool": run.tools.name,
             "events_per_s_active": r["events_per_s_active"],
+            "events_per_server_cpu_s": per_cpu,
             "rss_kb_per_sub": memory["rss_kb_per_sub"],
             "kernel_tcp_kb_per_sub": memory["kernel_tcp_kb_per_sub"],
             "line": f"{r['events_per_s_active']:,.0f} delivered events/s at "
-                    f"{run.scale.asgi_subs:,} subscribers, {memory['rss_kb_per_sub']:.2f} KB "
-                    "RSS per idle stream",
+                    f"{run.scale.asgi_subs:,} subscribers ({per_cpu:,.0f} per server CPU "
+                    f"second), {memory['rss_kb_per_sub']:.2f} KB RSS per idle stream",
         })  # fmt: skip
-    if len(rows) == 2 and rows[1]["events_per_s_active"]:
+    # the floor: what uvicorn itself costs per idle stream, before any app state
+    floor = idle_memory(run, "asgi-floor", "asgi-rss-floor", run.scale.asgi_subs)
+    rows.append({
+        "server": "asgi-floor", "subscribers": run.scale.asgi_subs, "tool": run.tools.name,
+        "rss_kb_per_sub": floor["rss_kb_per_sub"],
+        "kernel_tcp_kb_per_sub": floor["kernel_tcp_kb_per_sub"],
+        "line": f"{floor['rss_kb_per_sub']:.2f} KB RSS per idle stream: uvicorn's own "
+                "(head, a comment, await receive; no events)",
+    })  # fmt: skip
+    if len(rows) == 3 and rows[1]["events_per_s_active"]:
         rows[0]["ratio_to_sse_starlette"] = (
             rows[0]["events_per_s_active"] / rows[1]["events_per_s_active"]
         )

@@ -102,6 +102,9 @@ def targets(port: int) -> dict[str, Target]:
         "sse-starlette": Target(
             "sse-starlette", uvicorn("benchmarks.peers.starlette_hub:app", port), *queue_hub
         ),
+        "asgi-floor": Target(
+            "asgi-floor", uvicorn("benchmarks.peers.asgi_floor:app", port), *queue_hub
+        ),
         "fastapi-sse": Target(
             "fastapi-sse", uvicorn("benchmarks.peers.fastapi_sse_hub:app", port), *queue_hub
         ),

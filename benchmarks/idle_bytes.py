@@ -6,6 +6,12 @@ kernel's TCP memory (`/proc/net/sockstat`, both loopback ends).
 
     python benchmarks/idle_bytes.py               # 10,000 subscribers, top 15 sites
     python benchmarks/idle_bytes.py -c 1000 --top 25
+    python benchmarks/idle_bytes.py --asgi -c 1000   # HubApp under uvicorn instead
+    python benchmarks/idle_bytes.py --asgi-floor -c 1000   # the least any ASGI stream costs
+
+`--asgi` serves `benchmarks/peers/ssehub_asgi.py` (the `asgi` scenario's
+app: `HubApp` under uvicorn with uvloop and httptools) in this process
+instead of the native server, so the sites include uvicorn's own objects.
 
 Byte counts do not depend on how busy the machine is, so unlike the timed
 scenarios this one can be read anywhere. tracemalloc adds its own overhead
@@ -24,19 +30,23 @@ if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import re
 import tempfile
 import time
 import tracemalloc
+from collections.abc import AsyncIterator
 from typing import Any
 
 from benchmarks.axes import RESULTS, sockstat_mem_kb
-from benchmarks.fanout import PY, ROOT, pinned, rss_kb
+from benchmarks.fanout import PY, ROOT, free_port, pinned, rss_kb
 
 
-async def measure(subs: int, top: int) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def native() -> AsyncIterator[int]:
+    """The standalone server (memory store) on a free port: yields the port."""
     from ssehub import Hub
     from ssehub.server import HubServer, ServerConfig
 
@@ -44,42 +54,79 @@ async def measure(subs: int, top: int) -> dict[str, Any]:
         server = HubServer(hub, ServerConfig(port=0))
         await server.start()
         try:
-            with tempfile.TemporaryDirectory() as tmp:
-                ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
-                url = f"http://127.0.0.1:{server.port}/.well-known/mercure?topic=t1"
-                await asyncio.sleep(0.5)
-                gc.collect()
-                before, rss0, sock0 = tracemalloc.take_snapshot(), rss_kb_self(), sockstat_mem_kb()
-                command = pinned(
-                    1,
-                    [
-                        PY,
-                        str(ROOT / "benchmarks" / "loadgen.py"),
-                        "subscribe",
-                        url,
-                        "-c",
-                        str(subs),
-                        "-d",
-                        "60",
-                        "--ready",
-                        str(ready),
-                    ],
-                )
-                with out.open("wb") as sink:
-                    load = await asyncio.create_subprocess_exec(*command, stdout=sink)
-                deadline = time.monotonic() + 120
-                while not ready.exists():
-                    if load.returncode is not None or time.monotonic() > deadline:
-                        raise RuntimeError("the idle subscribers did not get ready")
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(1.0)
-                gc.collect()
-                after, rss1, sock1 = tracemalloc.take_snapshot(), rss_kb_self(), sockstat_mem_kb()
-                load.terminate()
-                await asyncio.wait_for(load.wait(), 30)
-                established = int(json.loads(out.read_text().splitlines()[-1])["established"])
+            yield server.port
         finally:
             await server.aclose()
+
+
+@contextlib.asynccontextmanager
+async def asgi(floor: bool = False) -> AsyncIterator[int]:
+    """`HubApp` under uvicorn (the `asgi` scenario's app) on a free port;
+    with `floor`, `benchmarks/peers/asgi_floor.py` instead."""
+    import uvicorn
+
+    from benchmarks.peers.asgi_floor import app as floor_app
+    from benchmarks.peers.ssehub_asgi import app as hub_app
+
+    app = floor_app if floor else hub_app
+
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, http="httptools", loop="none",
+        access_log=False, log_level="warning", backlog=4096,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    serving = asyncio.get_running_loop().create_task(server.serve())
+    try:
+        while not server.started:
+            if serving.done():
+                serving.result()
+                raise RuntimeError("uvicorn did not start")
+            await asyncio.sleep(0.05)
+        yield port
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def measure(
+    subs: int, top: int, asgi_path: bool = False, floor: bool = False
+) -> dict[str, Any]:
+    async with asgi(floor) if asgi_path or floor else native() as port:
+        with tempfile.TemporaryDirectory() as tmp:
+            ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
+            url = f"http://127.0.0.1:{port}/.well-known/mercure?topic=t1"
+            await asyncio.sleep(0.5)
+            gc.collect()
+            before, rss0, sock0 = tracemalloc.take_snapshot(), rss_kb_self(), sockstat_mem_kb()
+            command = pinned(
+                1,
+                [
+                    PY,
+                    str(ROOT / "benchmarks" / "loadgen.py"),
+                    "subscribe",
+                    url,
+                    "-c",
+                    str(subs),
+                    "-d",
+                    "60",
+                    "--ready",
+                    str(ready),
+                ],
+            )
+            with out.open("wb") as sink:
+                load = await asyncio.create_subprocess_exec(*command, stdout=sink)
+            deadline = time.monotonic() + 120
+            while not ready.exists():
+                if load.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the idle subscribers did not get ready")
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)
+            gc.collect()
+            after, rss1, sock1 = tracemalloc.take_snapshot(), rss_kb_self(), sockstat_mem_kb()
+            load.terminate()
+            await asyncio.wait_for(load.wait(), 30)
+            established = int(json.loads(out.read_text().splitlines()[-1])["established"])
     n = max(established, 1)
     stats = [s for s in after.compare_to(before, "lineno") if s.size_diff > 0]
     traced = sum(s.size_diff for s in stats)
@@ -92,6 +139,7 @@ async def measure(subs: int, top: int) -> dict[str, Any]:
         for s in stats[:top]
     ]
     return {
+        "server": "asgi-floor" if floor else "ssehub-asgi" if asgi_path else "ssehub",
         "subscribers": established,
         "traced_bytes_per_sub": traced / n,
         "rss_kb_per_sub": (rss1 - rss0) / n,
@@ -118,6 +166,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-c", "--subs", type=int, default=10_000, help="idle subscribers")
     parser.add_argument("--top", type=int, default=15, help="allocation sites to show")
+    parser.add_argument(
+        "--asgi", action="store_true", help="HubApp under uvicorn instead of the native server"
+    )
+    parser.add_argument(
+        "--asgi-floor",
+        action="store_true",
+        help="the least an ASGI SSE stream costs under uvicorn (head, comment, wait)",
+    )
     args = parser.parse_args()
     if args.subs < 1 or args.top < 1:
         parser.error("--subs and --top must be >= 1")
@@ -125,14 +181,17 @@ def main() -> None:
     try:
         import uvloop
     except ImportError:
-        result = asyncio.run(measure(args.subs, args.top))
+        result = asyncio.run(measure(args.subs, args.top, args.asgi, args.asgi_floor))
     else:
-        result = uvloop.run(measure(args.subs, args.top))
+        result = uvloop.run(measure(args.subs, args.top, args.asgi, args.asgi_floor))
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"idle-bytes-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2))
+    label = " (HubApp under uvicorn)" if args.asgi else ""
+    label = " (the ASGI floor under uvicorn)" if args.asgi_floor else label
     print(
-        f"{result['subscribers']:,} idle subscribers: {result['traced_bytes_per_sub']:,.0f} bytes"
+        f"{result['subscribers']:,} idle subscribers{label}:"
+        f" {result['traced_bytes_per_sub']:,.0f} bytes"
         f" traced by tracemalloc, {result['rss_kb_per_sub']:.2f} KB RSS and"
         f" {result['kernel_tcp_kb_per_sub']:.2f} KB kernel TCP memory per subscriber"
     )

@@ -105,9 +105,11 @@ def test_workers_sqlite_measures_two_workers_against_one(tmp_path: Path) -> None
 
 def test_asgi_compares_hubapp_with_sse_starlette(tmp_path: Path) -> None:
     rows = python_tools(tmp_path, "asgi", peers="sse-starlette")
-    assert [r["server"] for r in rows] == ["ssehub-asgi", "sse-starlette"]
-    for row in rows:
+    assert [r["server"] for r in rows] == ["ssehub-asgi", "sse-starlette", "asgi-floor"]
+    for row in rows[:2]:
         assert row["events_per_s_active"] > 0
+        assert row["events_per_server_cpu_s"] > 0  # the figure a busy machine disturbs least
+    for row in rows:
         assert row["rss_kb_per_sub"] > 0
     assert rows[0]["ratio_to_sse_starlette"] > 0
 
@@ -152,3 +154,19 @@ def test_idle_bytes_names_the_allocation_sites_of_an_idle_subscriber() -> None:
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     assert 0 < len(rows) <= 8
     assert any("ssehub/" in row for row in rows)  # the hub's own objects are among them
+
+
+def test_idle_bytes_asgi_names_the_sites_of_an_idle_hubapp_stream_under_uvicorn() -> None:
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/idle_bytes.py", "--asgi", "-c", "50", "--top", "40"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary, _, table = proc.stdout.partition("\n\n")
+    assert summary.startswith("50 idle subscribers (HubApp under uvicorn): ")
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert any("ssehub/asgi/" in row for row in rows)  # HubApp's own objects
+    assert any("uvicorn/" in row for row in rows)  # and the server's, in the same process

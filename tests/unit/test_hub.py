@@ -945,3 +945,20 @@ def test_ids_read_randomness_in_pools_and_a_forked_child_reads_its_own(
     read = len(reads)
     gen()
     assert len(reads) == read + 1
+
+
+def test_subscribers_of_one_group_share_its_key_objects() -> None:
+    """An idle subscriber holds no copy of what its group already holds (a
+    one-topic frozenset is 216 bytes)."""
+
+    async def body(hub: Hub, clock: FakeClock) -> None:
+        subs = [hub.subscribe(["a", "b"]) for _ in range(3)]
+        for sub in subs:
+            await sub.open()
+        assert subs[0].group_key == subs[1].group_key == (frozenset(("a", "b")), frozenset(), False)
+        assert subs[0].group_key is subs[1].group_key is subs[2].group_key
+        assert subs[0].key is subs[2].key
+        for sub in subs:
+            sub.close()
+
+    run(body)

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from ssehub.hooks import Authorizer, WebhookConfig, Webhooks, decide
-from ssehub.hub import (
-    EventSubscription,
-    Hub,
-    HubClosedError,
-    SlowSubscriberError,
-    SubscriberLimitError,
-)
+from ssehub.hub import Hub, HubClosedError, Resume, SubscriberLimitError
 from ssehub.mercure import (
     MERCURE_PATH,
     METADATA_PATH,
@@ -30,12 +25,17 @@ from ssehub.mercure import (
     Subscribe,
 )
 
-from ._response import EventSourceResponse, Streams
+from ._response import _STATE_KEY, SSE_HEADERS, Streams
+from ._stream import SendTransport
 from ._types import Receive, Scope, Send
 
 __all__ = ("HubApp",)
 
 _COME_BACK = b"retry: 1000\n\n"  # the token expired: come back soon, with a fresh one
+_BYE = b"retry: 1000\n\n"  # drained, or cancelled by the server: come back soon
+FIRST_COMMENT = b":\n\n"  # at once, so no proxy holds the head back
+# the stream's headers before Mercure's (its Cache-Control replaces ours)
+_SSE_HEADERS = tuple((k, v) for k, v in SSE_HEADERS if k != b"cache-control")
 
 
 class HubApp:
@@ -79,57 +79,31 @@ class HubApp:
         self.hub = hub
         self.config = config
         self.mercure = Mercure(config, hub)
-        self.authorizer = None if config.authorize is None else Authorizer(config.authorize)
-        self.webhooks = None if webhooks is None else Webhooks(webhooks)
-        self._unwatch = None if self.webhooks is None else hub.on_watch(self.webhooks.watch)
         self.grace = grace
         self.send_timeout = send_timeout
         self.max_body_bytes = max_body_bytes
         # its streams end at once (with a `retry:` hint) when the server is
         # told to stop, while its lifespan runs (`Streams.lifespan`)
         self.streams = Streams(grace=grace)
+        self.authorizer = None if config.authorize is None else Authorizer(config.authorize)
+        self.webhooks = None if webhooks is None else Webhooks(webhooks)
+        self._unwatch = None if self.webhooks is None else hub.on_watch(self.webhooks.watch)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+        decision = await self._decide(scope, receive, send)
+        if decision is None:
+            return  # answered already
+        if not isinstance(decision, Subscribe):
+            await self._answer(decision, send)
             return
-        if scope["type"] != "http":
-            return  # websockets are not ours: closing the scope refuses them
-        path = _mercure_path(scope)
-        if path is None:
-            await _send(send, Response.text(404, f"not found: {scope.get('path', '')}"))
-            return
-        body = b""
-        if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
-            read = await _body(receive, self.max_body_bytes)
-            if read is None:
-                limit = self.max_body_bytes
-                await _send(send, Response.text(413, f"request body is larger than {limit} bytes"))
-                return
-            body = read
-        request = Request.from_pairs(
-            scope["method"],
-            path,
-            scope.get("query_string", b""),
-            scope["headers"],
-            body,
-            "https" if scope.get("scheme") == "https" else "http",
-        )
-        decision = await decide(self.mercure, request, self.authorizer)
-        if isinstance(decision, Subscribe):
-            await self._stream(decision, scope, receive, send)
-        elif isinstance(decision, Publish):
-            await _send(send, await self.mercure.publish(decision))
-        elif isinstance(decision, Listing):
-            await _send(send, await self.mercure.listing(decision))
-        else:
-            await _send(send, decision)
-
-    async def _stream(
-        self, decision: Subscribe, scope: Scope, receive: Receive, send: Send
-    ) -> None:
+        # A stream. Everything below stays in this one coroutine frame for as
+        # long as the stream lives (an idle stream's bytes: docs/benchmarks.md).
+        # The hub writes to it as to a socket of the standalone server
+        # (`_stream.py`): no producer task, no queue, no timer of ours.
+        stream = SendTransport(send, self.send_timeout)
         try:
-            sub = self.hub.subscribe(
+            sub = stream.sub = self.hub.subscribe_stream(
+                stream,
                 decision.topics,
                 last_event_id=decision.last_event_id,
                 newest=decision.newest,
@@ -144,7 +118,7 @@ class HubApp:
         timer = None
         try:
             try:
-                resume = await sub.open()
+                await sub.open(functools.partial(_head, stream, decision))  # (not kept)
             except HubClosedError:
                 await _send(send, Response.text(503, "the hub is shutting down", decision.cors))
                 return
@@ -157,27 +131,70 @@ class HubApp:
                 hooked = subscriber or f"urn:uuid:{uuid.uuid4()}"
                 self.webhooks.opened(hooked, sub.topics, decision.payload)
             seconds = decision.seconds_left(time.time())
+            del decision  # not needed any more
             if seconds is not None:
-                timer = asyncio.get_running_loop().call_later(seconds, sub.close)
-            response = EventSourceResponse._of_frames(
-                _frames(sub, seconds is not None),
-                headers=dict(decision.headers(resume)[1:]),
-                heartbeat=self.hub.config.heartbeat,
-                send_timeout=self.send_timeout,
-                streams=self.streams,
-            )
-            # Mercure's Cache-Control (no intermediary may store a private update)
-            response.raw_headers = [
-                (k, v) for k, v in response.raw_headers if k != b"cache-control"
-            ] + [(b"cache-control", decision.headers(resume)[0][1].encode())]
-            await response(scope, receive, send)
+                timer = asyncio.get_running_loop().call_later(seconds, stream.end, _COME_BACK)
+            for handle in _handles(self.streams, scope):
+                handle._join(stream)
+            # Wait here, in the request's task, for the disconnect: the hub
+            # writes the events; ending the stream otherwise cancels this wait.
+            stream.waiting()
+            try:
+                while not stream.is_closing():
+                    if (await receive())["type"] == "http.disconnect":
+                        stream.left()
+            except asyncio.CancelledError:
+                stream.woken(_BYE)
+            await stream.finish()
         finally:
             if timer is not None:
                 timer.cancel()
+            for handle in _handles(self.streams, scope):
+                handle._part(stream)
             sub.close()
             self.mercure.closed(subscriber)
             if self.webhooks is not None and hooked is not None:
                 self.webhooks.closed(hooked, sub.topics)
+
+    async def _decide(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> Subscribe | Publish | Listing | Response | None:
+        """What Mercure decides for the request; None when it was answered
+        here (the lifespan, a websocket, a 404, a body too large)."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return None
+        if scope["type"] != "http":
+            return None  # websockets are not ours: closing the scope refuses them
+        path = _mercure_path(scope)
+        if path is None:
+            await _send(send, Response.text(404, f"not found: {scope.get('path', '')}"))
+            return None
+        body = b""
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            read = await _body(receive, self.max_body_bytes)
+            if read is None:
+                limit = self.max_body_bytes
+                await _send(send, Response.text(413, f"request body is larger than {limit} bytes"))
+                return None
+            body = read
+        request = Request.from_pairs(
+            scope["method"],
+            path,
+            scope.get("query_string", b""),
+            scope["headers"],
+            body,
+            "https" if scope.get("scheme") == "https" else "http",
+        )
+        return await decide(self.mercure, request, self.authorizer)
+
+    async def _answer(self, decision: Publish | Listing | Response, send: Send) -> None:
+        if isinstance(decision, Publish):
+            await _send(send, await self.mercure.publish(decision))
+        elif isinstance(decision, Listing):
+            await _send(send, await self.mercure.listing(decision))
+        else:
+            await _send(send, decision)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object = None) -> AsyncIterator[dict[str, Streams]]:
@@ -269,14 +286,25 @@ async def _body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(parts)
 
 
-async def _frames(sub: EventSubscription, expires: bool) -> AsyncIterator[bytes]:
-    try:
-        async for frames in sub.frames():
-            yield frames
-    except SlowSubscriberError:
-        return  # dropped for being slow: the client reconnects and resumes
-    if expires and sub.reason == "closed":
-        yield _COME_BACK
+def _head(stream: SendTransport, decision: Subscribe, resume: Resume) -> bytes:
+    """Queue the response head (Mercure's headers, which need `resume`);
+    the first bytes of the body."""
+    headers = [*_SSE_HEADERS]
+    headers.extend(
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in decision.headers(resume)
+    )
+    stream.start(200, headers)
+    return FIRST_COMMENT
+
+
+def _handles(streams: Streams, scope: Scope) -> list[Streams]:
+    """The `Streams` a stream joins: the app's, and its lifespan's."""
+    handles = [streams]
+    state = scope.get("state")
+    app_streams = state.get(_STATE_KEY) if isinstance(state, Mapping) else None
+    if isinstance(app_streams, Streams) and app_streams is not streams:
+        handles.append(app_streams)
+    return handles
 
 
 async def _send(send: Send, response: Response) -> None:

@@ -103,12 +103,13 @@ class Streams:
         self.grace = grace
         self.signals = tuple(_signal.Signals(s) for s in signals)
         self._draining = False
-        self._signals: set[asyncio.Future[None]] = set()
-        self._ended: set[asyncio.Future[None]] = set()
+        # each open response's "end now" callback: one dict entry per stream
+        self._members: dict[Callable[[], object], None] = {}
+        self._waiting: list[tuple[set[Callable[[], object]], asyncio.Future[None]]] = []
 
     def __len__(self) -> int:
         """Responses streaming now."""
-        return len(self._ended)
+        return len(self._members)
 
     @property
     def draining(self) -> bool:
@@ -118,17 +119,21 @@ class Streams:
         """Ask every open response (and every later one) to end, at once;
         `drain()` also waits for them."""
         self._draining = True
-        for signal in self._signals:
-            if not signal.done():
-                signal.set_result(None)
+        for end in list(self._members):
+            end()
 
     async def drain(self, grace: float = 5.0) -> int:
         """End every stream; return how many were still open after `grace`."""
         self.drain_nowait()
-        pending = {f for f in self._ended if not f.done()}
+        pending = set(self._members)
         if pending and grace > 0:
-            await asyncio.wait(pending, timeout=grace)
-        return sum(1 for f in pending if not f.done())
+            entry = (pending, asyncio.get_running_loop().create_future())
+            self._waiting.append(entry)
+            try:
+                await asyncio.wait((entry[1],), timeout=grace)
+            finally:
+                self._waiting.remove(entry)
+        return len(pending.intersection(self._members))
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object = None) -> AsyncIterator[dict[str, Streams]]:
@@ -181,21 +186,30 @@ class Streams:
                 if _signal.getsignal(sig) is ours:
                     _signal.signal(sig, previous)
 
-    def _enter(self) -> tuple[asyncio.Future[None], asyncio.Future[None]]:
-        loop = asyncio.get_running_loop()
-        signal: asyncio.Future[None] = loop.create_future()
-        ended: asyncio.Future[None] = loop.create_future()
+    def _join(self, end: Callable[[], object]) -> None:
+        """A response is open: `end()` asks it to end (soon, if draining)."""
+        self._members[end] = None
         if self._draining:
-            signal.set_result(None)
-        self._signals.add(signal)
-        self._ended.add(ended)
-        return signal, ended
+            asyncio.get_running_loop().call_soon(end)
 
-    def _leave(self, signal: asyncio.Future[None], ended: asyncio.Future[None]) -> None:
-        self._signals.discard(signal)
-        self._ended.discard(ended)
-        if not ended.done():
-            ended.set_result(None)
+    def _part(self, end: Callable[[], object]) -> None:
+        """The response that joined with `end` is over."""
+        if self._members.pop(end, 0) is None:
+            for pending, done in self._waiting:
+                pending.discard(end)
+                if not pending and not done.done():
+                    done.set_result(None)
+
+    def _enter(self) -> tuple[asyncio.Future[None], Callable[[], object]]:
+        """Join with a future done when asked to end."""
+        signal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def end() -> None:
+            if not signal.done():
+                signal.set_result(None)
+
+        self._join(end)
+        return signal, end
 
 
 class EventSourceResponse:
@@ -267,14 +281,6 @@ class EventSourceResponse:
         self._beat_task: asyncio.Task[bool] | None = None
         self._timer: Timer | None = None
 
-    @classmethod
-    def _of_frames(cls, frames: AsyncIterator[bytes], **kwargs: Any) -> EventSourceResponse:
-        """A response over already-encoded event bytes (ssehub's own hub)."""
-        response = cls(_nothing(), **kwargs)
-        response._frames = frames
-        response._content = frames
-        return response
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._asgi_send is not None:
             raise RuntimeError("an EventSourceResponse serves one request")
@@ -309,8 +315,8 @@ class EventSourceResponse:
             if started:
                 await self._send(self._bye, more=False, within=_BYE_TIMEOUT)
         finally:
-            for handle, signal, ended in joined:
-                handle._leave(signal, ended)
+            for handle, _, end in joined:
+                handle._part(end)
 
     async def _race(self, receive: Receive, signals: list[asyncio.Future[None]]) -> None:
         # Two tasks per stream (producer, disconnect listener); heartbeats and
