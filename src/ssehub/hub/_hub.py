@@ -82,6 +82,11 @@ def _topic_tuple(topics: str | Iterable[str]) -> tuple[str, ...]:
     for topic in items:
         if not isinstance(topic, str) or not topic:
             raise ValueError(f"a topic must be a non-empty str, not {topic!r}")
+        if not topic.isascii():
+            try:  # a lone surrogate (`os.fsdecode` of a non-UTF-8 name) cannot be stored:
+                topic.encode()  # refused here, not in a store's batch with others' events
+            except UnicodeEncodeError:
+                raise ValueError(f"a topic must be valid Unicode text, not {topic!r}") from None
     return tuple(dict.fromkeys(items))
 
 
