@@ -27,7 +27,8 @@ def test_a_topic_the_store_cannot_encode_fails_alone_not_its_batch(tmp_path: Pat
                     hub.publish("good", "two"),
                     return_exceptions=True,
                 )
-                assert isinstance(outcomes[0], str) and isinstance(outcomes[2], str), outcomes
+                assert isinstance(outcomes[0], str), outcomes
+                assert isinstance(outcomes[2], str), outcomes
                 assert isinstance(outcomes[1], ValueError)
                 assert "valid Unicode" in str(outcomes[1])
                 received = await stream.next_events(2)
