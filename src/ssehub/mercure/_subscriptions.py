@@ -25,9 +25,11 @@ order and once by one worker from a bounded queue (see `Registry`).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
@@ -158,6 +160,12 @@ class Registry:
         self.max_pending = max_pending
         self.batch = batch
         self._active: dict[str, Active] = {}
+        # (match_type, match) -> its subscriptions, oldest first: a listing
+        # of one topic or matcher costs its own subscriptions, not all
+        self._by_match: dict[tuple[str | None, str], dict[str, Active]] = {}
+        # every subscription by `seq`, those that ended dropped now and then:
+        # a page after a cursor starts there (bisect), not after a scan
+        self._order: list[Active] = []
         # (subscriber, is_active) -> the subscription, in the order they happened
         self._pending: dict[tuple[str, bool], Active] = {}
         self._worker: asyncio.Task[None] | None = None
@@ -179,6 +187,11 @@ class Registry:
         self._seq += 1
         active = Active(active.subscriber, active.entries, self._seq)
         self._active[active.subscriber] = active
+        self._order.append(active)
+        for entry in active.entries:
+            self._by_match.setdefault((entry.match_type, entry.match), {})[active.subscriber] = (
+                active
+            )
         if len(self._pending) >= self.max_pending:
             self._dropped += 1
             self._unannounced.add(active.subscriber)
@@ -190,6 +203,15 @@ class Registry:
         active = self._active.pop(subscriber, None)
         if active is None:
             return
+        for entry in active.entries:
+            key = (entry.match_type, entry.match)
+            same = self._by_match.get(key)
+            if same is not None:
+                same.pop(subscriber, None)
+                if not same:
+                    del self._by_match[key]
+        if len(self._order) > 2 * len(self._active) + 64:  # amortised: once per N closes
+            self._order = [a for a in self._order if self._active.get(a.subscriber) is a]
         if active.seq > self._listed and self._pending.pop((subscriber, True), None) is not None:
             self._coalesced += 1  # never announced nor listed: nothing to take back
             return
@@ -262,9 +284,10 @@ class Registry:
         subscriber = parts[1] if len(parts) == 2 else None
         last = await self.hub.backend.last_id()  # first: see `v1_listing`
         self._listed = self._seq
+        actives = self._active if topic is None else self._by_match.get((None, topic), {})
         docs = [
             e.document(a.subscriber)
-            for a in self._active.values()
+            for a in actives.values()
             for e in a.entries
             if e.match_type is None
             and (topic is None or e.match == topic)
@@ -307,7 +330,18 @@ class Registry:
             return Page(404, "no such subscription", None, last)
         docs: list[dict[str, Any]] = []
         cursor: tuple[int, int] | None = None
-        for active in self._active.values():
+        actives: Iterable[Active]
+        if match is not None:
+            actives = self._by_match.get((match_type, match), {}).values()
+        elif after is None:
+            actives = self._active.values()
+        else:
+            order = self._order
+            start = bisect.bisect_left(order, after[0], key=lambda a: a.seq)
+            alive = self._active
+            picked = (order[i] for i in range(start, len(order)))  # (islice would walk to start)
+            actives = (a for a in picked if alive.get(a.subscriber) is a)
+        for active in actives:
             if after is not None and active.seq < after[0]:
                 continue
             for index, entry in enumerate(active.entries):
