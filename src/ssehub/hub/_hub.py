@@ -28,7 +28,7 @@ from ._fanout import FanOut, Group
 from ._feed import Feed
 from ._ids import IdGenerator
 from ._policies import SubscriberLimitError, TopicPolicies
-from ._selectors import Matcher, validate_selector
+from ._selectors import Matcher, _is_template, validate_selector
 from ._stats import Counters, HubStatistics, State
 from ._subscription import (
     CloseReason,
@@ -585,8 +585,13 @@ class Hub:
             raise HubClosedError(f"cannot subscribe: the hub is {self._state}")
         group = self._fanout.attach(sub)  # from now on live events are held for it
         topics = None if group.selectors.has_patterns else sub.topics
-        if topics is not None and self.policies.watched:
-            self._check_limits(sub, topics)
+        if self.policies.watched:
+            # the topics it names exactly, also beside a `*` or a template
+            # (adding one must not take it past a topic's limit)
+            exact: Iterable[str] = sub.topics if topics is not None else group.selectors.exact
+            if "*" in sub.key:  # its group keeps the `*` alone
+                exact = [t for t in sub.topics if t != "*" and not _is_template(t)]
+            self._check_limits(sub, exact)
         try:
             first = None
             gap = False
@@ -610,7 +615,7 @@ class Hub:
         pages = _Pages(self, sub, group, topics, first, 0 if last_event_id is not None else newest)
         return Resume(last_id or "earliest", gap, 0), gap_record, pages
 
-    def _check_limits(self, sub: Subscription, topics: tuple[str, ...]) -> None:
+    def _check_limits(self, sub: Subscription, topics: Iterable[str]) -> None:
         """Refuse `sub` (attached) if it takes a topic past its policy's
         `max_subscribers`."""
         for topic in topics:
