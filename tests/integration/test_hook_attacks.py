@@ -5,6 +5,7 @@ of the test on free ports of 127.0.0.1 (docs/security.md lists them)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import socket
@@ -241,3 +242,44 @@ def test_a_forwarded_header_with_many_bytes_is_one_question() -> None:
                 cookie = f"Cookie: s={long}{last}\r\n".encode()
                 assert raw_subscribe(front.port, "t", cookie).startswith(b"HTTP/1.1 200 ")
             assert len(callback.requests) == 2
+
+
+QUIET = {"SSEHUB_LOG_LEVEL": "warning"}
+
+
+def test_a_flood_of_distinct_cold_questions_does_not_stall_other_requests() -> None:
+    # 1,000 distinct uncached questions queued in the HTTP client's pool,
+    # whose queue is rescanned per event: 19 s of the hub's CPU, /healthz
+    # answered after 13 s, a cached question timed out. They now wait their
+    # turn on a semaphore (0.5 s of CPU, /healthz at once). No clock: the
+    # app answers after 5 s, and /healthz must come before any of them.
+    with (
+        app(delay=5.0) as callback,
+        hub(
+            "serve",
+            {"SSEHUB_AUTHORIZE_URL": callback.url, "SSEHUB_AUTHORIZE_TIMEOUT": "6", **QUIET},
+        ) as front,
+    ):
+
+        async def status(path: str) -> bytes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", front.port)
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            try:
+                return (await asyncio.wait_for(reader.readline(), 30)).strip()
+            finally:
+                writer.close()
+
+        async def body() -> None:
+            flood = [
+                asyncio.ensure_future(status(f"/.well-known/mercure?topic=t{n}"))
+                for n in range(1000)
+            ]
+            while not callback.requests:  # the flood reached the app
+                await asyncio.sleep(0.01)
+            assert await status("/healthz") == b"HTTP/1.1 200 OK"
+            # answered while every flooding question still waits for the app
+            assert not any(task.done() for task in flood)
+            outcomes = await asyncio.gather(*flood)
+            assert set(outcomes) <= {b"HTTP/1.1 200 OK", b"HTTP/1.1 503 Service Unavailable"}
+
+        asyncio.run(body())
