@@ -18,6 +18,7 @@ from typing import Any
 from ssehub.backends import HistoryLimits, backend_from_url
 from ssehub.backends._redis_url import redact
 from ssehub.hooks import WebhookConfig
+from ssehub.hooks._webhooks import shown_url
 from ssehub.hub import Hub, HubConfig
 from ssehub.mercure import AuthorizeConfig, JWTAuth, MercureConfig
 from ssehub.mercure._issuers import issuer_keys
@@ -517,10 +518,10 @@ def describe(config: ServerConfig, url: str, *, flags: str = "") -> list[str]:
         lines.append(f"page: {url}/")
     if mercure.authorize is not None:
         lines.append(
-            f"authorization callback: {redact(mercure.authorize.url)} (both it and JWTs allow)"
+            f"authorization callback: {shown_url(mercure.authorize.url)} (both it and JWTs allow)"
         )
     if config.webhooks is not None:
-        lines.append(f"webhooks: {', '.join(redact(u) for u in config.webhooks.urls)}")
+        lines.append(f"webhooks: {', '.join(shown_url(u) for u in config.webhooks.urls)}")
     return lines
 
 
@@ -548,6 +549,8 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    # httpx logs each hook request's URL at INFO: receivers' tokens stay out of the log
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
     async def serve() -> None:
         stop = asyncio.Event()

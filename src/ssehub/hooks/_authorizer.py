@@ -38,7 +38,8 @@ class AuthorizerStatistics:
     asked: int
     """Questions sent to the app."""
     cached: int
-    """Questions answered from the cache."""
+    """Questions answered from the cache, or by the answer to the same
+    question already being asked."""
     failed: int
     """Questions the app did not answer in time or answered nonsense (503)."""
     entries: int
@@ -65,6 +66,11 @@ class Authorizer:
         self._cache: OrderedDict[bytes, tuple[float, Verdict]] = OrderedDict()
         self._client: httpx.AsyncClient | None = None
         self._httpx: Any = _httpx()  # at start, not at the first request, if it is missing
+        self._asking: dict[bytes, asyncio.Future[Verdict]] = {}  # questions being asked
+        # the questions beyond `max_connections` wait here, not in httpx's
+        # pool: a flood of them there cost the loop ~14 ms each (its queue
+        # is rescanned per event), stalling every other request for seconds
+        self._slots = asyncio.Semaphore(config.max_connections)
         self._asked = self._cached = self._failed = 0
 
     def statistics(self) -> AuthorizerStatistics:
@@ -79,7 +85,19 @@ class Authorizer:
                 self._cached += 1
                 return found[1]
             del self._cache[key]
+        # the same question already on its way is not asked again: a burst
+        # of identical cold questions costs the app one request (shielded:
+        # the asker that leaves first does not cancel it for the others)
+        asking = self._asking.get(key)
+        if asking is not None:
+            self._cached += 1
+            return await asyncio.shield(asking)
         self._asked += 1
+        asking = self._asking[key] = asyncio.ensure_future(self._answer(key, question))
+        asking.add_done_callback(lambda _: self._asking.pop(key, None))
+        return await asyncio.shield(asking)
+
+    async def _answer(self, key: bytes, question: Question) -> Verdict:
         verdict = await self._ask(question)
         if verdict.failed:
             self._failed += 1
@@ -106,28 +124,33 @@ class Authorizer:
                 follow_redirects=False,
                 trust_env=False,
             )
-        headers = {
-            **dict(question.headers),
-            "content-type": "application/json",
-            "accept": "application/json",
-            "accept-encoding": "identity",  # no decompression bomb
-            "user-agent": "ssehub",
-        }
+        headers = [
+            # the bytes the client sent (latin-1 round-trips them; httpx
+            # would refuse a str that is not ASCII)
+            *((name.encode("ascii"), value.encode("latin-1")) for name, value in question.headers),
+            (b"content-type", b"application/json"),
+            (b"accept", b"application/json"),
+            (b"accept-encoding", b"identity"),  # no decompression bomb
+            (b"user-agent", b"ssehub"),
+        ]
         limit = config.max_answer_bytes
         try:
             # the whole exchange, however slowly the answer trickles in
-            async with asyncio.timeout(config.timeout):
-                async with self._client.stream(
+            async with (
+                asyncio.timeout(config.timeout),
+                self._slots,
+                self._client.stream(
                     "POST", config.url, content=question.body, headers=headers
-                ) as response:
-                    body = bytearray()
-                    async for chunk in response.aiter_raw():
-                        body += chunk
-                        if len(body) > limit:
-                            return Verdict.failure(
-                                f"the authorization endpoint's answer is larger than {limit} bytes"
-                            )
-                    status = response.status_code
+                ) as response,
+            ):
+                body = bytearray()
+                async for chunk in response.aiter_raw():
+                    body += chunk
+                    if len(body) > limit:
+                        return Verdict.failure(
+                            f"the authorization endpoint's answer is larger than {limit} bytes"
+                        )
+                status = response.status_code
         except (TimeoutError, httpx.TimeoutException):
             return Verdict.failure(
                 f"the authorization endpoint did not answer within {config.timeout:g} s"
@@ -139,6 +162,8 @@ class Authorizer:
         return parse_answer(status, bytes(body))
 
     async def aclose(self) -> None:
+        for asking in list(self._asking.values()):
+            asking.cancel()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()

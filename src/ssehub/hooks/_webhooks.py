@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._authorizer import _httpx
 
@@ -199,11 +200,16 @@ class Webhooks:
                 headers[SIGNATURE_HEADER] = sign(config.secret, int(self.clock()), body)
             try:
                 async with asyncio.timeout(config.timeout):
-                    response = await self._client.post(url, content=body, headers=headers)
-                if 200 <= response.status_code < 300:
+                    # the status only: the receiver's body is never read (a
+                    # huge or endless one costs no memory)
+                    async with self._client.stream(
+                        "POST", url, content=body, headers=headers
+                    ) as response:
+                        status = response.status_code
+                if 200 <= status < 300:
                     self._sent += 1
                     return
-                problem = f"answered {response.status_code}"
+                problem = f"answered {status}"
             except (TimeoutError, httpx.HTTPError) as error:
                 problem = type(error).__name__
             self._failed += 1
@@ -212,7 +218,11 @@ class Webhooks:
                 await self.sleep(delay * (0.5 + self.jitter()))
         self._abandoned += 1
         log.warning(
-            "webhook %s to %s abandoned after %d tries (%s)", kind, url, config.attempts, problem
+            "webhook %s to %s abandoned after %d tries (%s)",
+            kind,
+            shown_url(url),
+            config.attempts,
+            problem,
         )
 
     async def aclose(self, grace: float = 0.0) -> None:
@@ -229,3 +239,12 @@ class Webhooks:
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
+
+
+def shown_url(url: str) -> str:
+    """`url` for a log line: without its user info and query, where
+    receivers' credentials go (`https://user:pass@host/hook?token=...`)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    query = "?…" if parts.query else ""
+    return f"{parts.scheme}://{host}{parts.path}{query}"

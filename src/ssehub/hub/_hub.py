@@ -37,7 +37,7 @@ from ._feed import Feed
 from ._ids import IdGenerator
 from ._policies import SubscriberLimitError, TopicPolicies
 from ._presence import Presence
-from ._selectors import Matcher, validate_selector
+from ._selectors import Matcher, _is_template, validate_selector
 from ._stats import Counters, HubStatistics, State
 from ._subscription import (
     CloseReason,
@@ -92,6 +92,11 @@ def _topic_tuple(topics: str | Iterable[str]) -> tuple[str, ...]:
     for topic in items:
         if not isinstance(topic, str) or not topic:
             raise ValueError(f"a topic must be a non-empty str, not {topic!r}")
+        if not topic.isascii():
+            try:  # a lone surrogate (`os.fsdecode` of a non-UTF-8 name) cannot be stored:
+                topic.encode()  # refused here, not in a store's batch with others' events
+            except UnicodeEncodeError:
+                raise ValueError(f"a topic must be valid Unicode text, not {topic!r}") from None
     return tuple(dict.fromkeys(items))
 
 
@@ -632,8 +637,13 @@ class Hub:
         if sub.closed:  # it closed while the feed caught up: its release came first
             self._fanout.detach(sub)
         topics = None if group.selectors.has_patterns else sub.topics
-        if topics is not None and self.policies.watched:
-            self._check_limits(sub, topics)
+        if self.policies.watched:
+            # the topics it names exactly, also beside a `*` or a template
+            # (adding one must not take it past a topic's limit)
+            exact: Iterable[str] = sub.topics if topics is not None else group.selectors.exact
+            if "*" in sub.key:  # its group keeps the `*` alone
+                exact = [t for t in sub.topics if t != "*" and not _is_template(t)]
+            self._check_limits(sub, exact)
         try:
             first = None
             gap = False
@@ -663,7 +673,7 @@ class Hub:
                 self._resume = resume
         return resume, gap_record, pages
 
-    def _check_limits(self, sub: Subscription, topics: tuple[str, ...]) -> None:
+    def _check_limits(self, sub: Subscription, topics: Iterable[str]) -> None:
         """Refuse `sub` (attached) if it takes a topic past its policy's
         `max_subscribers`."""
         for topic in topics:

@@ -54,7 +54,7 @@ class TopicPolicy:
       events of each first, as if it had asked `newest=N`.
     - `max_subscribers`: subscriptions a matching topic may have at once
       (counting `*` and templates that match it); one more naming it
-      exactly is refused with `SubscriberLimitError`.
+      exactly, also beside patterns, is refused with `SubscriberLimitError`.
     None: the hub's default (no newest, no limit). Validated on
     construction: `ValueError` naming the field.
     """

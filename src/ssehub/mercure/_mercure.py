@@ -509,6 +509,10 @@ class Mercure:
         if not v1:
             if auth.subscriber_key is None:
                 raise HTTPError(401, "this hub has no key for 0.x JWTs")
+            if rest and "" in rest[1:].split("/"):
+                # an empty segment would match a template's empty variable
+                # (`{topic}/{subscriber}` allows `//`) and list more than it
+                raise HTTPError(404, "not found: use /subscriptions[/{topic}[/{subscriber}]]")
             allowed = auth.subscriber(found[0]).selectors
             if not selectors_match(allowed, (request.path,)):
                 raise HTTPError(403, f"the JWT does not allow reading {request.path}")

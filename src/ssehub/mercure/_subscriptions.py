@@ -25,11 +25,13 @@ order and once by one worker from a bounded queue (see `Registry`).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import logging
 import secrets
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
@@ -160,6 +162,12 @@ class Registry:
         self.max_pending = max_pending
         self.batch = batch
         self._active: dict[str, Active] = {}
+        # (match_type, match) -> its subscriptions, oldest first: a listing
+        # of one topic or matcher costs its own subscriptions, not all
+        self._by_match: dict[tuple[str | None, str], dict[str, Active]] = {}
+        # every subscription by `seq`, those that ended dropped now and then:
+        # a page after a cursor starts there (bisect), not after a scan
+        self._order: list[Active] = []
         # (subscriber, is_active) -> the subscription, in the order they happened
         self._pending: dict[tuple[str, bool], Active] = {}
         self._worker: asyncio.Task[None] | None = None
@@ -185,6 +193,11 @@ class Registry:
         active = Active(active.subscriber, active.entries, self._seq)
         self._active[active.subscriber] = active
         self.hub.share_document(active.subscriber, _shared(active))
+        self._order.append(active)
+        for entry in active.entries:
+            self._by_match.setdefault((entry.match_type, entry.match), {})[active.subscriber] = (
+                active
+            )
         if len(self._pending) >= self.max_pending:
             self._dropped += 1
             self._unannounced.add(active.subscriber)
@@ -197,6 +210,15 @@ class Registry:
         if active is None:
             return
         self.hub.drop_document(subscriber)
+        for entry in active.entries:
+            key = (entry.match_type, entry.match)
+            same = self._by_match.get(key)
+            if same is not None:
+                same.pop(subscriber, None)
+                if not same:
+                    del self._by_match[key]
+        if len(self._order) > 2 * len(self._active) + 64:  # amortised: once per N closes
+            self._order = [a for a in self._order if self._active.get(a.subscriber) is a]
         if active.seq > self._listed and self._pending.pop((subscriber, True), None) is not None:
             self._coalesced += 1  # never announced nor listed: nothing to take back
             return
@@ -269,9 +291,10 @@ class Registry:
         subscriber = parts[1] if len(parts) == 2 else None
         last = await self.hub.backend.last_id()  # first: see `v1_listing`
         self._listed = self._seq
+        actives = self._active if topic is None else self._by_match.get((None, topic), {})
         docs = [
             e.document(a.subscriber)
-            for a in await self._everyone()
+            for a in [*actives.values(), *await self._peers()]
             for e in a.entries
             if e.match_type is None
             and (topic is None or e.match == topic)
@@ -306,16 +329,37 @@ class Registry:
         client that resumes from it, never lost."""
         last = await self.hub.backend.last_id() or "earliest"
         self._listed = self._seq  # a subscription shown here is announced ending
-        everyone = await self._everyone()
         if subscriber is not None:
-            active = next((a for a in everyone if a.subscriber == subscriber), None)
+            active = self._active.get(subscriber) or next(
+                (a for a in await self._peers() if a.subscriber == subscriber), None
+            )
             for entry in () if active is None else active.entries:
                 if (entry.match_type, entry.match) == (match_type, match):
                     return Page(200, entry.document(subscriber), None, last)
             return Page(404, "no such subscription", None, last)
         docs: list[dict[str, Any]] = []
         cursor: tuple[int, int] | None = None
-        for active in sorted(everyone, key=lambda a: (a.seq, a.subscriber)):
+        actives: Iterable[Active]
+        if match is not None:
+            actives = self._by_match.get((match_type, match), {}).values()
+        elif after is None:
+            actives = self._active.values()
+        else:
+            order = self._order
+            start = bisect.bisect_left(order, after[0], key=lambda a: a.seq)
+            alive = self._active
+            picked = (order[i] for i in range(start, len(order)))  # (islice would walk to start)
+            actives = (a for a in picked if alive.get(a.subscriber) is a)
+        peers = await self._peers()
+        if peers:  # other hubs' (presence on Redis): one order for every hub
+            if match is not None:
+                peers = [
+                    p
+                    for p in peers
+                    if any((e.match_type, e.match) == (match_type, match) for e in p.entries)
+                ]
+            actives = sorted([*actives, *peers], key=lambda a: (a.seq, a.subscriber))
+        for active in actives:
             if after is not None and active.seq < after[0]:
                 continue
             for index, entry in enumerate(active.entries):
@@ -332,10 +376,10 @@ class Registry:
                 cursor = (active.seq, index)
         return Page(200, _collection(match_type, match, last, docs), None, last)
 
-    async def _everyone(self) -> list[Active]:
-        """This hub's subscriptions, and those other hubs on the store share
-        (presence on Redis; `Hub.peer_documents`)."""
-        return [*self._active.values(), *_unshared(await self.hub.peer_documents())]
+    async def _peers(self) -> list[Active]:
+        """The subscriptions other hubs on the store share (presence on
+        Redis; `Hub.peer_documents`); none without such a store."""
+        return _unshared(await self.hub.peer_documents())
 
 
 def _event_document(entry: Entry, subscriber: str, is_active: bool) -> dict[str, Any]:

@@ -137,7 +137,8 @@ def render(
             f'ssehub_authorize_requests_total{{outcome="answered"}}'
             f" {authorize.asked - authorize.failed}",
             f'ssehub_authorize_requests_total{{outcome="failed"}} {authorize.failed}',
-            "# HELP ssehub_authorize_cache_hits_total Questions answered from the cache.",
+            "# HELP ssehub_authorize_cache_hits_total Questions answered from the cache"
+            " (or by the same question being asked).",
             "# TYPE ssehub_authorize_cache_hits_total counter",
             f"ssehub_authorize_cache_hits_total {authorize.cached}",
             "# HELP ssehub_authorize_cache_entries Answers in the cache.",
