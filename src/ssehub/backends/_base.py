@@ -279,6 +279,8 @@ class PresenceView:
 
     version: int
     groups: dict[str, int]
+    hubs: int = 0
+    """How many other live hubs there are."""
 
 
 @runtime_checkable

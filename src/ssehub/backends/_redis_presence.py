@@ -151,9 +151,11 @@ _VIEW = (
 -- ARGV[3] the version the caller has
 local v = tonumber(redis.call('GET', version) or '0')
 if v == tonumber(ARGV[3]) then return {v} end
-local out = {v}
+-- the version, the number of other live hubs, then their group pairs
+local out = {v, 0}
 for _, h in ipairs(redis.call('ZRANGEBYSCORE', hubs, now, '+inf')) do
   if h ~= me then
+    out[2] = out[2] + 1
     for _, item in ipairs(redis.call('HGETALL', key(h, 'groups'))) do out[#out + 1] = item end
   end
 end
@@ -229,10 +231,10 @@ class RedisPresence:
         if len(reply) == 1 and version == known:
             return None
         groups: dict[str, int] = {}
-        pairs = reply[1:]
+        pairs = reply[2:]
         for group, count in zip(pairs[::2], pairs[1::2], strict=True):
             groups[group] = groups.get(group, 0) + int(count)
-        return PresenceView(version, groups)
+        return PresenceView(version, groups, int(reply[1]))
 
     async def documents(self, hub: str) -> list[str]:
         docs = await self._documents(keys=self._keys, args=[self._prefix, hub])

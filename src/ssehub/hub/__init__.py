@@ -25,7 +25,7 @@ from ._selectors import (
     selectors_match,
     validate_selector,
 )
-from ._stats import HubStatistics
+from ._stats import HubStatistics, PresenceStatistics
 from ._subscription import (
     CloseReason,
     EventSubscription,
@@ -54,6 +54,7 @@ __all__ = (
     "MatchType",
     "Matcher",
     "PatternIndex",
+    "PresenceStatistics",
     "Resume",
     "SelectorSet",
     "SlowSubscriberError",

@@ -680,6 +680,7 @@ class Hub:
             policy = self.policies.policy(topic)
             limit = None if policy is None else policy.max_subscribers
             if limit is not None and self._fanout.count(topic) > limit:
+                self._counters.refused += 1
                 sub.close()
                 raise SubscriberLimitError(topic, limit, SUBSCRIBER_LIMIT_RETRY)
 
@@ -803,4 +804,7 @@ class Hub:
             groups=len(self._fanout),
             replaying=replaying,
             bytes_held=held,
+            subscriptions_refused=c.refused,
+            policy_cache=self.policies.cached(),
+            presence=None if self._presence is None else self._presence.statistics(),
         )

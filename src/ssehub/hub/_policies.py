@@ -137,6 +137,10 @@ class TopicPolicies:
         """The first policy whose selector matches `topic`, or None."""
         return self._lookup(topic)
 
+    def cached(self) -> int:
+        """How many topics' policies are remembered now (at most 16,384)."""
+        return self._lookup.cache_info().currsize
+
     def bounds(self, topic: str) -> tuple[int | None, float | None]:
         policy = self._lookup(topic)
         if policy is None:

@@ -28,6 +28,7 @@ from ssehub.backends import PresenceBackend, PresenceSync
 
 from ._clock import Clock
 from ._selectors import Matcher, SelectorSet
+from ._stats import PresenceStatistics
 
 __all__ = ("POLL", "Presence", "decode_selectors", "encode_selectors")
 
@@ -105,6 +106,13 @@ class Presence:
         self._task: asyncio.Task[None] | None = None
         self.failing = False
         self._closing = False
+        # what `statistics()` tells: bumped once per write or read, never per event
+        self._writes = 0
+        self._write_failures = 0
+        self._lost = 0
+        self._written: float | None = None  # the clock's time of the last answered write
+        self._peers = 0
+        self._peer_subscriptions = 0
 
     # -- what the hub tells it ------------------------------------------------
 
@@ -138,6 +146,17 @@ class Presence:
             if selectors.matches((topic,)):
                 total += n
         return total
+
+    def statistics(self) -> PresenceStatistics:
+        written = self._written
+        return PresenceStatistics(
+            writes=self._writes,
+            write_failures=self._write_failures,
+            lost=self._lost,
+            peers=self._peers,
+            peer_subscriptions=self._peer_subscriptions,
+            refresh_age=None if written is None else max(0.0, self._clock.time() - written),
+        )
 
     async def documents(self) -> list[str]:
         """The other live hubs' documents, read now."""
@@ -234,11 +253,16 @@ class Presence:
             reply: PresenceSync = await self._backend.presence_sync(
                 self.id, self.ttl, groups=groups, named=named, documents=docs, full=full
             )
-        except BaseException:
+        except BaseException as error:
+            if isinstance(error, Exception):
+                self._write_failures += 1
             self._dirty_groups |= taken[0]  # absolute counts: writing them again is safe
             self._dirty_named |= taken[1]
             self._dirty_docs |= taken[2]
             raise
+        self._writes += 1
+        self._written = self._clock.time()
+        self._lost += reply.lost
         self._full = reply.lost
         for topic in reply.unwatched:
             self._tell(topic, False)
@@ -271,6 +295,8 @@ class Presence:
         self._compiled = compiled  # only the groups that exist now: bounded
         self._remote_exact = exact
         self._remote_patterns = patterns
+        self._peers = view.hubs
+        self._peer_subscriptions = sum(n for n in view.groups.values() if n > 0)
 
 
 def _take(dirty: set[str]) -> set[str]:

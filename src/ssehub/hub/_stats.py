@@ -6,11 +6,31 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ("Counters", "HubStatistics", "State")
+__all__ = ("Counters", "HubStatistics", "PresenceStatistics", "State")
 
 State = Literal["new", "running", "draining", "closed"]
 
 _TOPIC_COUNTERS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceStatistics:
+    """This hub's presence in a store that keeps it (Redis), since it started."""
+
+    writes: int = 0
+    """Writes of this hub's entry the store answered (changes and refreshes)."""
+    write_failures: int = 0
+    """Writes that failed (the store did not answer); retried."""
+    lost: int = 0
+    """Times the store had removed this hub's entry (taken for dead by the
+    others: not refreshed within its TTL); each time written again, whole."""
+    peers: int = 0
+    """The other live hubs on the store, as last read."""
+    peer_subscriptions: int = 0
+    """The other hubs' subscriptions, as last read (what `subscribers()` adds)."""
+    refresh_age: float | None = None
+    """Seconds since the store last answered a write of this hub's entry;
+    None before the first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +66,13 @@ class HubStatistics:
     events held during a replay, backlogs of paused streams), beyond what
     the sockets buffer; each subscriber's share is bounded by
     `HubConfig.max_buffer_bytes`."""
+    subscriptions_refused: int = 0
+    """Subscriptions refused because a topic had its policy's
+    `max_subscribers` (`SubscriberLimitError`)."""
+    policy_cache: int = 0
+    """Topics whose policy (`HubConfig.topics`) is remembered (bounded)."""
+    presence: PresenceStatistics | None = None
+    """With a store that keeps presence (Redis); else None."""
 
 
 class Counters:
@@ -59,6 +86,7 @@ class Counters:
         "published",
         "publishes_replayed",
         "recent_drops",
+        "refused",
         "remote",
         "replayed",
         "replays",
@@ -77,6 +105,7 @@ class Counters:
         self.slow = 0
         self.stalled = 0
         self.remote = 0
+        self.refused = 0
         self.by_topic: dict[str, int] = {}
         self.recent_drops: deque[tuple[float, str, tuple[str, ...]]] = deque(maxlen=20)
 

@@ -99,10 +99,45 @@ def render(
         "# TYPE ssehub_disconnects_total counter",
         f'ssehub_disconnects_total{{reason="slow"}} {stats.disconnects_slow}',
         f'ssehub_disconnects_total{{reason="stalled"}} {stats.disconnects_stalled}',
+        "# HELP ssehub_subscriptions_refused_total Subscriptions refused, by reason"
+        " (max_subscribers: a topic had its policy's limit; 503).",
+        "# TYPE ssehub_subscriptions_refused_total counter",
+        f'ssehub_subscriptions_refused_total{{reason="max_subscribers"}}'
+        f" {stats.subscriptions_refused}",
+        "# HELP ssehub_topic_policy_cache_entries Topics whose [[topics]] policy is remembered.",
+        "# TYPE ssehub_topic_policy_cache_entries gauge",
+        f"ssehub_topic_policy_cache_entries {stats.policy_cache}",
         "# HELP ssehub_publish_seconds Time from a publish request to its answer.",
         "# TYPE ssehub_publish_seconds histogram",
         *publish_seconds.lines("ssehub_publish_seconds"),
     ]
+    presence = stats.presence
+    if presence is not None:
+        age = "NaN" if presence.refresh_age is None else f"{presence.refresh_age:.3f}"
+        lines += [
+            "# HELP ssehub_presence_writes_total Writes of this hub's presence entry the store"
+            " answered.",
+            "# TYPE ssehub_presence_writes_total counter",
+            f"ssehub_presence_writes_total {presence.writes}",
+            "# HELP ssehub_presence_write_failures_total Presence writes that failed (retried).",
+            "# TYPE ssehub_presence_write_failures_total counter",
+            f"ssehub_presence_write_failures_total {presence.write_failures}",
+            "# HELP ssehub_presence_lost_total Times the others had removed this hub's entry"
+            " (taken for dead); written again whole.",
+            "# TYPE ssehub_presence_lost_total counter",
+            f"ssehub_presence_lost_total {presence.lost}",
+            "# HELP ssehub_presence_peers Other live hubs on the store, as last read.",
+            "# TYPE ssehub_presence_peers gauge",
+            f"ssehub_presence_peers {presence.peers}",
+            "# HELP ssehub_presence_peer_subscriptions The other hubs' subscriptions, as last"
+            " read.",
+            "# TYPE ssehub_presence_peer_subscriptions gauge",
+            f"ssehub_presence_peer_subscriptions {presence.peer_subscriptions}",
+            "# HELP ssehub_presence_refresh_age_seconds Seconds since the store last answered"
+            " a write of this hub's entry (NaN before the first).",
+            "# TYPE ssehub_presence_refresh_age_seconds gauge",
+            f"ssehub_presence_refresh_age_seconds {age}",
+        ]
     if dashboard is not None:
         lines += [
             "# HELP ssehub_dashboard_feeds Open dashboard feeds (/_ssehub/stats).",
