@@ -116,7 +116,8 @@ def test_presence_on_redis_is_in_metrics(tmp_path: Path) -> None:
                 assert m["ssehub_presence_write_failures_total"] == 0
                 assert m["ssehub_presence_lost_total"] == 0
                 age = m["ssehub_presence_refresh_age_seconds"]
-                assert not math.isnan(age) and age >= 0
+                assert not math.isnan(age)
+                assert age >= 0
 
                 # A frozen past its TTL: B removes its entry; A, thawed,
                 # finds it lost and writes it again
@@ -162,4 +163,3 @@ def test_presence_on_redis_is_in_metrics(tmp_path: Path) -> None:
         server.stop()
     for code, _, err in results:
         assert code == 0, err
-
