@@ -38,6 +38,7 @@ if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -167,6 +168,12 @@ def serving(run: Run, name: str, label: str) -> Iterator[tuple[Target, int, int]
     target = targets(port)[name]
     with server(target, port) as proc, profiled(run, label, proc):
         yield target, port, proc.pid
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process PID has used so far, all threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ready_wait(load: subprocess.Popen[bytes], ready: Path, what: str) -> None:
@@ -356,7 +363,7 @@ def resume_storm(run: Run) -> list[dict[str, Any]]:
 
     scale, tools = run.scale, run.tools
     with (
-        serving(run, "ssehub-sqlite", "resume-storm") as (_, port, _pid),
+        serving(run, "ssehub-sqlite", "resume-storm") as (_, port, pid),
         tempfile.TemporaryDirectory() as tmp,
     ):
         url = f"http://127.0.0.1:{port}/.well-known/mercure"
@@ -368,6 +375,7 @@ def resume_storm(run: Run) -> list[dict[str, Any]]:
         ready, out, pub_out = (Path(tmp) / n for n in ("ready", "load.json", "pub.json"))
         pub = tools.publisher(url, 1_000_000, 200, "t2", keepalive=2, out=pub_out)
         time.sleep(0.3)
+        cpu_before = cpu_seconds(pid)
         started = time.monotonic()
         load = tools.subscribers(
             f"{url}?topic=t1", scale.storm_clients, 55, ready, out, events=scale.behind - 1,
@@ -375,6 +383,7 @@ def resume_storm(run: Run) -> list[dict[str, Any]]:
         )  # fmt: skip
         load.wait(120)
         elapsed = time.monotonic() - started
+        server_cpu = cpu_seconds(pid) - cpu_before
         finish(pub)
         r, p = last_json(out), last_json(pub_out)
     caught_up = int(r["per_conn_min"]) >= scale.behind - 1
@@ -383,9 +392,10 @@ def resume_storm(run: Run) -> list[dict[str, Any]]:
         "server": "ssehub-sqlite", "clients": scale.storm_clients, "behind": scale.behind - 1,
         "tool": tools.name, "seconds_until_all_caught_up": elapsed, "all_caught_up": caught_up,
         "per_conn_min": r["per_conn_min"], "publishes_meanwhile": p["ok"],
-        "publish_rtt_ms_p99": p["rtt_ms_p99"],
+        "publish_rtt_ms_p99": p["rtt_ms_p99"], "server_cpu_s": server_cpu,
         "line": f"{scale.storm_clients:,} clients {scale.behind - 1:,} behind: "
-                f"{'all' if caught_up else 'NOT all'} caught up in {elapsed:.2f} s; "
+                f"{'all' if caught_up else 'NOT all'} caught up in {elapsed:.2f} s "
+                f"(server CPU {server_cpu:.2f} s); "
                 f"{p['ok']:,} publishes meanwhile, round trip p99 {p['rtt_ms_p99']:.2f} ms",
     }]  # fmt: skip
 

@@ -37,6 +37,7 @@ from ._subscription import (
     StreamSubscription,
     Subscription,
 )
+from ._turns import Turns
 from ._waiters import Waiters
 
 __all__ = (
@@ -68,6 +69,8 @@ SUBSCRIBER_LIMIT_RETRY = 10
 wait (`SubscriberLimitError.retry_after`, HTTP `Retry-After`)."""
 
 _HEARTBEAT = encode_comment()
+_SHARED_PAGES = 16  # pages kept for identical replays (each about a page of bytes)
+_REPLAY_TURN_BYTES = 256 * 1024  # replay bytes written per loop iteration, at most
 log = logging.getLogger("ssehub.hub")
 
 
@@ -125,10 +128,25 @@ async def _finish(coro: Coroutine[Any, Any, None], step: Any) -> None:
             return
 
 
+class _SharedPage:
+    """A page of history as every subscriber of one group gets it: the
+    backend's answer (shared by identical reads), filtered once for the
+    group, encoded once for all of them (`frame`, made when first needed)."""
+
+    __slots__ = ("frame", "group", "history", "records")
+
+    def __init__(self, history: History, group: Group, records: list[Record]) -> None:
+        self.history = history  # held: the key is its identity
+        self.group = group
+        self.records = records
+        self.frame: bytes | None = None
+
+
 class _Pages:
     """One subscription's replay, read from the backend a page at a time."""
 
-    __slots__ = ("_cursor", "_first", "_group", "_hub", "_last", "_newest", "_sub", "_topics")
+    __slots__ = ("_cursor", "_first", "_group", "_hub", "_last", "_newest", "_shared", "_sub",
+                 "_topics")  # fmt: skip
 
     def __init__(
         self,
@@ -147,6 +165,7 @@ class _Pages:
         self._newest = newest  # the first page is the newest N: the only page
         self._cursor: int | None = None
         self._last = first is None  # no replay asked
+        self._shared: _SharedPage | None = None  # the page `next()` gave last
 
     @property
     def read(self) -> bool:
@@ -172,15 +191,11 @@ class _Pages:
         await hub._settled()
         if page.position is not None and hub._feed is not None:
             await hub._feed.reached(page.position)
-        group = self._group
         exact = self._topics is not None
-        records = [
-            r
-            for r in page.records
-            if (exact or group.selectors.matches(r.topics))
-            and (not r.private or group.rights.matches(r.topics))
-        ]
+        shared = self._shared = hub._shared_page(page, self._group, exact)
+        records = shared.records
         if self._newest and not exact and len(records) > self._newest:
+            self._shared = None  # its own cut: its own bytes
             # the newest N matching ones, and any that are held as live too:
             # dropping those would lose them, sending them later reorder them
             start = len(records) - self._newest
@@ -189,6 +204,14 @@ class _Pages:
             records = records[start:]
         hub._counters.replayed += len(records)
         return records
+
+    def encoded(self, page: list[Record]) -> bytes:
+        shared = self._shared
+        if shared is None or shared.records is not page:
+            return self._sub._encode(page)
+        if shared.frame is None:
+            shared.frame = self._sub._encode(page)  # the group's tags: the same for all
+        return shared.frame
 
 
 class _Owner:
@@ -215,6 +238,9 @@ class _Owner:
     def live_record(self, replayed: int) -> Record:
         ev = Event(json.dumps({"replayed": replayed}), LIVE_EVENT)
         return Record((), ev, self._hub._clock.time(), encode_event(ev))
+
+    def replay_turn(self, nbytes: int) -> asyncio.Future[None] | None:
+        return self._hub._turns.take(nbytes)
 
     def release(self, sub: Subscription) -> None:
         self._hub._fanout.detach(sub)
@@ -257,6 +283,11 @@ class Hub:
         if on_watch is not None:
             self._fanout.watchers.append(on_watch)
         self._owner = _Owner(self)
+        # Replays: pages shared by identical resumers (the newest few, by
+        # the identity of the backend's answer and the group), and the turns
+        # their writes take with the loop's other work.
+        self._shared_pages: dict[tuple[int, int], _SharedPage] = {}
+        self._turns = Turns(_REPLAY_TURN_BYTES)
         # With a backend shared by several hub processes: the feed of what
         # the others publish.
         self._feed: Feed | None = None
@@ -621,6 +652,24 @@ class Hub:
         if not self._inflight:
             return
         await self._settle_waiters.wait(self._ticket)
+
+    def _shared_page(self, history: History, group: Group, exact: bool) -> _SharedPage:
+        """`history`'s records for `group` (all of them when its topics were
+        read exactly), filtered once for every replay given the same answer."""
+        key = (id(history), id(group))
+        shared = self._shared_pages.get(key)
+        if shared is not None:
+            return shared
+        records = [
+            r
+            for r in history.records
+            if (exact or group.selectors.matches(r.topics))
+            and (not r.private or group.rights.matches(r.topics))
+        ]
+        shared = self._shared_pages[key] = _SharedPage(history, group, records)
+        if len(self._shared_pages) > _SHARED_PAGES:  # the oldest goes
+            del self._shared_pages[next(iter(self._shared_pages))]
+        return shared
 
     def _gap_record(self, last_event_id: str | None) -> Record:
         ev = Event(json.dumps({"lastEventID": last_event_id}), GAP_EVENT)
