@@ -393,6 +393,7 @@ def resume_storm(run: Run) -> list[dict[str, Any]]:
         "tool": tools.name, "seconds_until_all_caught_up": elapsed, "all_caught_up": caught_up,
         "per_conn_min": r["per_conn_min"], "publishes_meanwhile": p["ok"],
         "publish_rtt_ms_p99": p["rtt_ms_p99"], "server_cpu_s": server_cpu,
+        "connect_phase_s": r.get("connect_phase_s"), "load_cpu_pct": r.get("cpu_pct_after_ready"),
         "line": f"{scale.storm_clients:,} clients {scale.behind - 1:,} behind: "
                 f"{'all' if caught_up else 'NOT all'} caught up in {elapsed:.2f} s "
                 f"(server CPU {server_cpu:.2f} s); "
