@@ -61,7 +61,7 @@ def test_identical_resumes_write_one_shared_bytes_object_per_page(tmp_path: Path
             await asyncio.gather(*(s.open(lambda r: b"HEAD\n") for s in subs))
             for i, w in enumerate(transports):  # each its whole replay, in order, once
                 replay = w.written.split(b"event: ssehub-live")[0]
-                mine = expected + [Event("secret", id=secret)] if i == 0 else expected
+                mine = [*expected, Event("secret", id=secret)] if i == 0 else expected
                 assert replay == b"HEAD\n" + _frames(mine)
             # the 36 events in 4 pages: each page's bytes made once for the
             # public subscribers (the private one is a group of its own)
@@ -142,17 +142,23 @@ def test_a_subscription_closed_while_waiting_for_its_turn_writes_nothing_more() 
 def test_turns_let_through_a_budget_per_loop_iteration_oldest_first() -> None:
     async def main() -> None:
         turns = Turns(100)
-        assert turns.take(60) is None and turns.take(60) is None  # over: the next waits
+        assert turns.take(60) is None
+        assert turns.take(60) is None  # over the budget now: the next waits
         first, second, third = turns.take(50), turns.take(50), turns.take(60)
-        assert first is not None and second is not None and third is not None
+        assert first is not None
+        assert second is not None
+        assert third is not None
         fourth = turns.take(1)
         assert fourth is not None  # behind the waiting ones
         second.set_result(None)  # it left the queue: it is skipped, not charged
         await asyncio.sleep(0)  # the next iteration: the budget's worth goes
-        assert first.done() and third.done() and not fourth.done()
+        assert first.done()
+        assert third.done()
+        assert not fourth.done()
         assert turns.waiting == 1
         await asyncio.sleep(0)
-        assert fourth.done() and turns.waiting == 0
+        assert fourth.done()
+        assert turns.waiting == 0
         with pytest.raises(ValueError, match="int >= 1"):
             Turns(0)
 
