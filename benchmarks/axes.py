@@ -170,10 +170,11 @@ def serving(run: Run, name: str, label: str) -> Iterator[tuple[Target, int, int]
         yield target, port, proc.pid
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) process PID has used so far, all threads."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system) process PID has used so far, all threads."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def ready_wait(load: subprocess.Popen[bytes], ready: Path, what: str) -> None:
@@ -383,7 +384,8 @@ def resume_storm(run: Run) -> list[dict[str, Any]]:
         )  # fmt: skip
         load.wait(120)
         elapsed = time.monotonic() - started
-        server_cpu = cpu_seconds(pid) - cpu_before
+        user, system = (b - a for a, b in zip(cpu_before, cpu_seconds(pid), strict=True))
+        server_cpu = user + system
         finish(pub)
         r, p = last_json(out), last_json(pub_out)
     caught_up = int(r["per_conn_min"]) >= scale.behind - 1
@@ -393,10 +395,11 @@ def resume_storm(run: Run) -> list[dict[str, Any]]:
         "tool": tools.name, "seconds_until_all_caught_up": elapsed, "all_caught_up": caught_up,
         "per_conn_min": r["per_conn_min"], "publishes_meanwhile": p["ok"],
         "publish_rtt_ms_p99": p["rtt_ms_p99"], "server_cpu_s": server_cpu,
+        "server_user_s": user, "server_sys_s": system,
         "connect_phase_s": r.get("connect_phase_s"), "load_cpu_pct": r.get("cpu_pct_after_ready"),
         "line": f"{scale.storm_clients:,} clients {scale.behind - 1:,} behind: "
                 f"{'all' if caught_up else 'NOT all'} caught up in {elapsed:.2f} s "
-                f"(server CPU {server_cpu:.2f} s); "
+                f"(server CPU {server_cpu:.2f} s, {system:.2f} s of it system); "
                 f"{p['ok']:,} publishes meanwhile, round trip p99 {p['rtt_ms_p99']:.2f} ms",
     }]  # fmt: skip
 

@@ -222,7 +222,7 @@ class SQLiteBackend:
             with self._lock:
                 joined = not shared.started
             if joined:
-                return await asyncio.shield(shared.answer)
+                return await shared.join()
         if self._reader is None:
             raise RuntimeError("SQLiteBackend is not started")
         read = _SharedRead()
@@ -232,17 +232,16 @@ class SQLiteBackend:
                 read.started = True
             return work()
 
-        read.answer = answer = asyncio.get_running_loop().run_in_executor(self._reader, begin)
+        answer = asyncio.get_running_loop().run_in_executor(self._reader, begin)
         self._queued[key] = read
 
         def done(answer: asyncio.Future[_Shared]) -> None:
             if self._queued.get(key) is read:
                 del self._queued[key]
-            if not answer.cancelled():
-                answer.exception()  # retrieved: whoever awaits it raises it
+            read.settle(answer)
 
         answer.add_done_callback(done)
-        return await asyncio.shield(answer)  # a reader that leaves ends no one's read
+        return await read.join()
 
     async def _read(self, work: Callable[[], _T]) -> _T:
         if self._reader is None:
@@ -681,12 +680,31 @@ class _SharedRead:
     """A read on the reader thread (history, the last id) that identical
     ones may join until it begins (`started`, under the backend's lock)."""
 
-    __slots__ = ("answer", "started")
-
-    answer: asyncio.Future[_Shared]
+    __slots__ = ("started", "waiters")
 
     def __init__(self) -> None:
         self.started = False
+        self.waiters: list[asyncio.Future[_Shared]] = []  # a future each: one that
+        # leaves (cancelled) ends no one's read; cheaper than a shield each
+
+    async def join(self) -> _Shared:
+        waiter: asyncio.Future[_Shared] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        return await waiter
+
+    def settle(self, answer: asyncio.Future[_Shared]) -> None:
+        """The read is done: every waiter still there gets its answer."""
+        error = None if answer.cancelled() else answer.exception()
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if answer.cancelled():
+                waiter.cancel()
+            elif error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(answer.result())
 
 
 def _settle(
