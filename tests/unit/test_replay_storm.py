@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,29 @@ def test_a_storm_of_last_id_reads_shares_reads_and_sees_what_was_stored_before(
             await backend.append(record("b"))  # committed before the next asks
             assert await backend.last_id() == "b"
             assert await first in ("a", "b")
+        finally:
+            await backend.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_reader_that_leaves_a_shared_read_ends_no_one_elses(tmp_path: Path) -> None:
+    async def main() -> None:
+        backend = SQLiteBackend(tmp_path / "hub.db")
+        await backend.start()
+        try:
+            event = Event("x", id="a")
+            await backend.append(Record(("t",), event, time.time(), encode_event(event)))
+            reads = [asyncio.ensure_future(backend.history(["t"], None)) for _ in range(10)]
+            ids = [asyncio.ensure_future(backend.last_id()) for _ in range(10)]
+            await asyncio.sleep(0)  # all asked (most joined one read)
+            for leaving in (*reads[::2], *ids[::2]):
+                leaving.cancel()
+            for stays in reads[1::2]:
+                assert [r.id for r in (await stays).records] == ["a"]
+            for stays_id in ids[1::2]:
+                assert await stays_id == "a"
+            assert all(left.cancelled() for left in (*reads[::2], *ids[::2]))
         finally:
             await backend.aclose()
 
