@@ -379,7 +379,9 @@ def resume_storm(run: Run) -> list[dict[str, Any]]:
         cpu_before = cpu_seconds(pid)
         started = time.monotonic()
         load = tools.subscribers(
-            f"{url}?topic=t1", scale.storm_clients, 55, ready, out, events=scale.behind - 1,
+            # each gets the BEHIND-1 it missed and the live marker: sseload stops
+            # at N x connections events in all, so N must count the marker too
+            f"{url}?topic=t1", scale.storm_clients, 55, ready, out, events=scale.behind,
             headers=(f"Last-Event-ID: {ids[0]}",),
         )  # fmt: skip
         load.wait(120)
