@@ -224,3 +224,43 @@ def test_a_reader_that_leaves_a_shared_read_ends_no_one_elses(tmp_path: Path) ->
             await backend.aclose()
 
     asyncio.run(main())
+
+
+class _CountingMemory(MemoryBackend):
+    """A memory store that counts the history reads asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[int | None] = []
+
+    async def history(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads.append(kwargs.get("after_position"))
+        return await super().history(*args, **kwargs)
+
+
+def test_later_replays_reuse_full_pages_for_a_moment_but_never_a_last_page() -> None:
+    async def main() -> None:
+        backend = _CountingMemory()
+        async with Hub(HubConfig(replay_page=10), backend=backend) as hub:
+            ids = [await hub.publish("t", f"e{i}") for i in range(36)]
+            for _ in range(20):  # one after the other: no read is shared by a queue
+                w = Writes()
+                sub = hub.subscribe_stream(w, "t", last_event_id=ids[0])
+                await sub.open()
+                assert w.written.split(b"event: ssehub-live")[0] == _frames(
+                    [Event(f"e{i}", id=ids[i]) for i in range(1, 36)]
+                )
+                sub.close()
+            # 35 events: pages of 10, 10, 10, 5; the two full ones after the
+            # first are read once, the first (by id) and the last each time
+            assert len(backend.reads) == 20 + 2 + 20, backend.reads
+            late = await hub.publish("t", "late")  # the last page grew
+            w = Writes()
+            sub = hub.subscribe_stream(w, "t", last_event_id=ids[0])
+            await sub.open()
+            assert w.written.split(b"event: ssehub-live")[0].endswith(
+                encode_event(Event("late", id=late))
+            )
+            sub.close()
+
+    asyncio.run(main())

@@ -70,6 +70,7 @@ wait (`SubscriberLimitError.retry_after`, HTTP `Retry-After`)."""
 
 _HEARTBEAT = encode_comment()
 _SHARED_PAGES = 16  # pages kept for identical replays (each about a page of bytes)
+_FULL_PAGE_REUSE = 1.0  # seconds a full page (not the first) is reused by later replays
 _REPLAY_TURN_BYTES = 256 * 1024  # replay bytes written per loop iteration, at most
 log = logging.getLogger("ssehub.hub")
 
@@ -178,9 +179,12 @@ class _Pages:
         page = self._first
         if page is None:
             await asyncio.sleep(0)  # a backend that answers at once: let others run
-            page = await hub.backend.history(
-                self._topics, None, limit=hub.config.replay_page, after_position=self._cursor
-            )
+            page = hub._full_page(self._topics, self._cursor)
+            if page is None:
+                page = await hub.backend.history(
+                    self._topics, None, limit=hub.config.replay_page, after_position=self._cursor
+                )
+                hub._keep_full_page(self._topics, self._cursor, page)
         self._first = None
         self._cursor = page.cursor
         self._last = page.cursor is None or self._newest > 0
@@ -287,6 +291,10 @@ class Hub:
         # the identity of the backend's answer and the group), and the turns
         # their writes take with the loop's other work.
         self._shared_pages: dict[tuple[int, int], _SharedPage] = {}
+        # full pages after the first, by topics and position, for a moment
+        self._full_pages: dict[
+            tuple[tuple[str, ...] | None, int | None], tuple[History, float]
+        ] = {}
         self._turns = Turns(_REPLAY_TURN_BYTES)
         # With a backend shared by several hub processes: the feed of what
         # the others publish.
@@ -652,6 +660,29 @@ class Hub:
         if not self._inflight:
             return
         await self._settle_waiters.wait(self._ticket)
+
+    def _full_page(self, topics: tuple[str, ...] | None, cursor: int | None) -> History | None:
+        """A full page read after `cursor` less than `_FULL_PAGE_REUSE` s ago:
+        what a new read would give, but for events pruned since (positions
+        only grow, so a full page gains nothing)."""
+        kept = self._full_pages.get((topics, cursor))
+        if kept is None:
+            return None
+        page, until = kept
+        if asyncio.get_running_loop().time() > until:
+            del self._full_pages[(topics, cursor)]
+            return None
+        return page
+
+    def _keep_full_page(
+        self, topics: tuple[str, ...] | None, cursor: int | None, page: History
+    ) -> None:
+        if page.cursor is None:  # a last page grows with every publish: never kept
+            return
+        until = asyncio.get_running_loop().time() + _FULL_PAGE_REUSE
+        self._full_pages[(topics, cursor)] = (page, until)
+        if len(self._full_pages) > _SHARED_PAGES:  # the oldest goes
+            del self._full_pages[next(iter(self._full_pages))]
 
     def _shared_page(self, history: History, group: Group, exact: bool) -> _SharedPage:
         """`history`'s records for `group` (all of them when its topics were
