@@ -39,6 +39,7 @@ if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -168,6 +169,13 @@ def serving(run: Run, name: str, label: str) -> Iterator[tuple[Target, int, int]
     target = targets(port)[name]
     with server(target, port) as proc, profiled(run, label, proc):
         yield target, port, proc.pid
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system) process PID has used so far, all threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def ready_wait(load: subprocess.Popen[bytes], ready: Path, what: str) -> None:
@@ -357,7 +365,7 @@ def resume_storm(run: Run) -> list[dict[str, Any]]:
 
     scale, tools = run.scale, run.tools
     with (
-        serving(run, "ssehub-sqlite", "resume-storm") as (_, port, _pid),
+        serving(run, "ssehub-sqlite", "resume-storm") as (_, port, pid),
         tempfile.TemporaryDirectory() as tmp,
     ):
         url = f"http://127.0.0.1:{port}/.well-known/mercure"
@@ -369,13 +377,18 @@ def resume_storm(run: Run) -> list[dict[str, Any]]:
         ready, out, pub_out = (Path(tmp) / n for n in ("ready", "load.json", "pub.json"))
         pub = tools.publisher(url, 1_000_000, 200, "t2", keepalive=2, out=pub_out)
         time.sleep(0.3)
+        cpu_before = cpu_seconds(pid)
         started = time.monotonic()
         load = tools.subscribers(
-            f"{url}?topic=t1", scale.storm_clients, 55, ready, out, events=scale.behind - 1,
+            # each gets the BEHIND-1 it missed and the live marker: sseload stops
+            # at N x connections events in all, so N must count the marker too
+            f"{url}?topic=t1", scale.storm_clients, 55, ready, out, events=scale.behind,
             headers=(f"Last-Event-ID: {ids[0]}",),
         )  # fmt: skip
         load.wait(120)
         elapsed = time.monotonic() - started
+        user, system = (b - a for a, b in zip(cpu_before, cpu_seconds(pid), strict=True))
+        server_cpu = user + system
         finish(pub)
         r, p = last_json(out), last_json(pub_out)
     caught_up = int(r["per_conn_min"]) >= scale.behind - 1
@@ -384,9 +397,12 @@ def resume_storm(run: Run) -> list[dict[str, Any]]:
         "server": "ssehub-sqlite", "clients": scale.storm_clients, "behind": scale.behind - 1,
         "tool": tools.name, "seconds_until_all_caught_up": elapsed, "all_caught_up": caught_up,
         "per_conn_min": r["per_conn_min"], "publishes_meanwhile": p["ok"],
-        "publish_rtt_ms_p99": p["rtt_ms_p99"],
+        "publish_rtt_ms_p99": p["rtt_ms_p99"], "server_cpu_s": server_cpu,
+        "server_user_s": user, "server_sys_s": system,
+        "connect_phase_s": r.get("connect_phase_s"), "load_cpu_pct": r.get("cpu_pct_after_ready"),
         "line": f"{scale.storm_clients:,} clients {scale.behind - 1:,} behind: "
-                f"{'all' if caught_up else 'NOT all'} caught up in {elapsed:.2f} s; "
+                f"{'all' if caught_up else 'NOT all'} caught up in {elapsed:.2f} s "
+                f"(server CPU {server_cpu:.2f} s, {system:.2f} s of it system); "
                 f"{p['ok']:,} publishes meanwhile, round trip p99 {p['rtt_ms_p99']:.2f} ms",
     }]  # fmt: skip
 
@@ -450,20 +466,12 @@ def saturate(
         ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
         load = run.tools.subscribers(base + target.sub_path, subs, run.scale.duration, ready, out)
         ready_wait(load, ready, target.name)
-        cpu0 = cpu_seconds(pid) if pid is not None else 0.0
+        cpu0 = sum(cpu_seconds(pid)) if pid is not None else 0.0
         pub = run.tools.publisher(base + target.pub_path, 10_000_000, 0, target.form_topic)
         load.wait(run.scale.duration + 60)
-        cpu1 = cpu_seconds(pid) if pid is not None else 0.0
+        cpu1 = sum(cpu_seconds(pid)) if pid is not None else 0.0
         finish(pub)
         return {**last_json(out), "server_cpu_s": cpu1 - cpu0}
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (`/proc/PID/stat`)."""
-    import os
-
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def workers_sqlite(run: Run) -> list[dict[str, Any]]:

@@ -69,6 +69,7 @@ _LOW_DISK = 1 << 20  # free bytes below which `check_writable` calls the disk fu
 _AGE_SWEEP = 1000  # topics of a shorter age than the longest, swept per second at most
 _CACHE = 20_000  # recent records kept decoded: a resume storm reads them, not rows
 _T = TypeVar("_T")
+_Shared = History | str | None  # what a shared read answers (`_SharedRead`)
 
 
 def _record(row: Row) -> Record:
@@ -183,32 +184,11 @@ class SQLiteBackend:
         check_page(after, limit, after_position)
         topic_list = None if topics is None else list(topics)
         key = (None if topic_list is None else tuple(topic_list), after, limit, after_position)
-        shared = self._queued.get(key)
-        if shared is not None:
-            with self._lock:
-                joined = not shared.started  # a read not begun sees what we would
-            if joined:
-                return await asyncio.shield(shared.answer)
-        if self._reader is None:
-            raise RuntimeError("SQLiteBackend is not started")
-        read = _SharedRead()
-
-        def work() -> History:
-            with self._lock:
-                read.started = True
-            return self._history(topic_list, after, limit, after_position)
-
-        read.answer = answer = asyncio.get_running_loop().run_in_executor(self._reader, work)
-        self._queued[key] = read
-
-        def done(answer: asyncio.Future[History]) -> None:
-            if self._queued.get(key) is read:
-                del self._queued[key]
-            if not answer.cancelled():
-                answer.exception()  # retrieved: whoever awaits it raises it
-
-        answer.add_done_callback(done)
-        return await asyncio.shield(answer)  # a reader that leaves ends no one's read
+        answer = await self._shared(
+            key, lambda: self._history(topic_list, after, limit, after_position)
+        )
+        assert isinstance(answer, History)
+        return answer
 
     async def newest(self, topics: Collection[str] | None, n: int) -> History:
         check_newest(n)
@@ -216,7 +196,10 @@ class SQLiteBackend:
         return await self._read(lambda: self._newest(topic_list, n))
 
     async def last_id(self) -> str | None:
-        return await self._read(self._last_id)
+        # a storm of subscribers asks at once: one read for those queued together
+        answer = await self._shared(("last_id",), self._last_id)
+        assert answer is None or isinstance(answer, str)
+        return answer
 
     async def check_writable(self) -> None:
         """A cheap probe for `/readyz`: `StoreRefusedError` when the file is
@@ -230,6 +213,35 @@ class SQLiteBackend:
         if self._executor is None:
             raise RuntimeError("SQLiteBackend is not started")
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    async def _shared(self, key: tuple[Any, ...], work: Callable[[], _Shared]) -> _Shared:
+        """`work()` on the reader thread, or the answer of an identical
+        read (`key`) queued and not begun: it sees what this one would."""
+        shared = self._queued.get(key)
+        if shared is not None:
+            with self._lock:
+                joined = not shared.started
+            if joined:
+                return await shared.join()
+        if self._reader is None:
+            raise RuntimeError("SQLiteBackend is not started")
+        read = _SharedRead()
+
+        def begin() -> _Shared:
+            with self._lock:
+                read.started = True
+            return work()
+
+        answer = asyncio.get_running_loop().run_in_executor(self._reader, begin)
+        self._queued[key] = read
+
+        def done(answer: asyncio.Future[_Shared]) -> None:
+            if self._queued.get(key) is read:
+                del self._queued[key]
+            read.settle(answer)
+
+        answer.add_done_callback(done)
+        return await read.join()
 
     async def _read(self, work: Callable[[], _T]) -> _T:
         if self._reader is None:
@@ -665,15 +677,34 @@ def _same(row: Any, record: Record) -> DuplicateEventIdError | bool:
 
 
 class _SharedRead:
-    """A history read on the reader thread that identical ones may join
-    until it begins (`started`, under the backend's lock)."""
+    """A read on the reader thread (history, the last id) that identical
+    ones may join until it begins (`started`, under the backend's lock)."""
 
-    __slots__ = ("answer", "started")
-
-    answer: asyncio.Future[History]
+    __slots__ = ("started", "waiters")
 
     def __init__(self) -> None:
         self.started = False
+        self.waiters: list[asyncio.Future[_Shared]] = []  # a future each: one that
+        # leaves (cancelled) ends no one's read; cheaper than a shield each
+
+    async def join(self) -> _Shared:
+        waiter: asyncio.Future[_Shared] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        return await waiter
+
+    def settle(self, answer: asyncio.Future[_Shared]) -> None:
+        """The read is done: every waiter still there gets its answer."""
+        error = None if answer.cancelled() else answer.exception()
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if answer.cancelled():
+                waiter.cancel()
+            elif error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(answer.result())
 
 
 def _settle(

@@ -47,6 +47,7 @@ from ._subscription import (
     Subscription,
 )
 from ._tags import Tags
+from ._turns import Turns
 from ._waiters import Waiters
 
 __all__ = (
@@ -78,6 +79,9 @@ SUBSCRIBER_LIMIT_RETRY = 10
 wait (`SubscriberLimitError.retry_after`, HTTP `Retry-After`)."""
 
 _HEARTBEAT = encode_comment()
+_SHARED_PAGES = 16  # pages kept for identical replays (each about a page of bytes)
+_FULL_PAGE_REUSE = 1.0  # seconds a full page (not the first) is reused by later replays
+_REPLAY_TURN_BYTES = 256 * 1024  # replay bytes written per loop iteration, at most
 log = logging.getLogger("ssehub.hub")
 
 
@@ -140,10 +144,25 @@ async def _finish(coro: Coroutine[Any, Any, None], step: Any) -> None:
             return
 
 
+class _SharedPage:
+    """A page of history as every subscriber of one group gets it: the
+    backend's answer (shared by identical reads), filtered once for the
+    group, encoded once for all of them (`frame`, made when first needed)."""
+
+    __slots__ = ("frame", "group", "history", "records")
+
+    def __init__(self, history: History, group: Group, records: list[Record]) -> None:
+        self.history = history  # held: the key is its identity
+        self.group = group
+        self.records = records
+        self.frame: bytes | None = None
+
+
 class _Pages:
     """One subscription's replay, read from the backend a page at a time."""
 
-    __slots__ = ("_cursor", "_first", "_group", "_hub", "_last", "_newest", "_sub", "_topics")
+    __slots__ = ("_cursor", "_first", "_group", "_hub", "_last", "_newest", "_shared", "_sub",
+                 "_topics")  # fmt: skip
 
     def __init__(
         self,
@@ -162,6 +181,7 @@ class _Pages:
         self._newest = newest  # the first page is the newest N: the only page
         self._cursor: int | None = None
         self._last = first is None  # no replay asked
+        self._shared: _SharedPage | None = None  # the page `next()` gave last
 
     @property
     def read(self) -> bool:
@@ -174,9 +194,12 @@ class _Pages:
         page = self._first
         if page is None:
             await asyncio.sleep(0)  # a backend that answers at once: let others run
-            page = await hub.backend.history(
-                self._topics, None, limit=hub.config.replay_page, after_position=self._cursor
-            )
+            page = hub._full_page(self._topics, self._cursor)
+            if page is None:
+                page = await hub.backend.history(
+                    self._topics, None, limit=hub.config.replay_page, after_position=self._cursor
+                )
+                hub._keep_full_page(self._topics, self._cursor, page)
         self._first = None
         self._cursor = page.cursor
         self._last = page.cursor is None or self._newest > 0
@@ -187,15 +210,11 @@ class _Pages:
         await hub._settled()
         if page.position is not None and hub._feed is not None:
             await hub._feed.reached(page.position)
-        group = self._group
         exact = self._topics is not None
-        records = [
-            r
-            for r in page.records
-            if (exact or group.selectors.matches(r.topics))
-            and (not r.private or group.rights.matches(r.topics))
-        ]
+        shared = self._shared = hub._shared_page(page, self._group, exact)
+        records = shared.records
         if self._newest and not exact and len(records) > self._newest:
+            self._shared = None  # its own cut: its own bytes
             # the newest N matching ones, and any that are held as live too:
             # dropping those would lose them, sending them later reorder them
             start = len(records) - self._newest
@@ -204,6 +223,14 @@ class _Pages:
             records = records[start:]
         hub._counters.replayed += len(records)
         return records
+
+    def encoded(self, page: list[Record]) -> bytes:
+        shared = self._shared
+        if shared is None or shared.records is not page:
+            return self._sub._encode(page)
+        if shared.frame is None:
+            shared.frame = self._sub._encode(page)  # the group's tags: the same for all
+        return shared.frame
 
 
 class _Owner:
@@ -233,6 +260,9 @@ class _Owner:
 
     def tags_of(self, sub: Subscription) -> Tags | None:
         return self._hub._fanout.tags_of(sub)
+
+    def replay_turn(self, nbytes: int) -> asyncio.Future[None] | None:
+        return self._hub._turns.take(nbytes)
 
     def release(self, sub: Subscription) -> None:
         self._hub._fanout.detach(sub)
@@ -275,6 +305,15 @@ class Hub:
         if on_watch is not None:
             self._fanout.watchers.append(on_watch)
         self._owner = _Owner(self)
+        # Replays: pages shared by identical resumers (the newest few, by
+        # the identity of the backend's answer and the group), and the turns
+        # their writes take with the loop's other work.
+        self._shared_pages: dict[tuple[int, int], _SharedPage] = {}
+        # full pages after the first, by topics and position, for a moment
+        self._full_pages: dict[
+            tuple[tuple[str, ...] | None, int | None], tuple[History, float]
+        ] = {}
+        self._turns = Turns(_REPLAY_TURN_BYTES)
         # With a backend shared by several hub processes: the feed of what
         # the others publish (ordered: of every record, in the one order).
         self._feed: Feed | None = None
@@ -695,6 +734,47 @@ class Hub:
         if not self._inflight:
             return
         await self._settle_waiters.wait(self._ticket)
+
+    def _full_page(self, topics: tuple[str, ...] | None, cursor: int | None) -> History | None:
+        """A full page read after `cursor` less than `_FULL_PAGE_REUSE` s ago:
+        what a new read would give, but for events pruned since (positions
+        only grow, so a full page gains nothing)."""
+        kept = self._full_pages.get((topics, cursor))
+        if kept is None:
+            return None
+        page, until = kept
+        if asyncio.get_running_loop().time() > until:
+            del self._full_pages[(topics, cursor)]
+            return None
+        return page
+
+    def _keep_full_page(
+        self, topics: tuple[str, ...] | None, cursor: int | None, page: History
+    ) -> None:
+        if page.cursor is None:  # a last page grows with every publish: never kept
+            return
+        until = asyncio.get_running_loop().time() + _FULL_PAGE_REUSE
+        self._full_pages[(topics, cursor)] = (page, until)
+        if len(self._full_pages) > _SHARED_PAGES:  # the oldest goes
+            del self._full_pages[next(iter(self._full_pages))]
+
+    def _shared_page(self, history: History, group: Group, exact: bool) -> _SharedPage:
+        """`history`'s records for `group` (all of them when its topics were
+        read exactly), filtered once for every replay given the same answer."""
+        key = (id(history), id(group))
+        shared = self._shared_pages.get(key)
+        if shared is not None:
+            return shared
+        records = [
+            r
+            for r in history.records
+            if (exact or group.selectors.matches(r.topics))
+            and (not r.private or group.rights.matches(r.topics))
+        ]
+        shared = self._shared_pages[key] = _SharedPage(history, group, records)
+        if len(self._shared_pages) > _SHARED_PAGES:  # the oldest goes
+            del self._shared_pages[next(iter(self._shared_pages))]
+        return shared
 
     def _gap_record(self, last_event_id: str | None) -> Record:
         ev = Event(json.dumps({"lastEventID": last_event_id}), GAP_EVENT)

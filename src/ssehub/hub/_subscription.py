@@ -78,6 +78,10 @@ class Pages(Protocol):
         None at the end, once every event stored before is either in the
         replay or held as live."""
 
+    def encoded(self, page: list[Record]) -> bytes:
+        """The bytes of `page` (what `next()` gave last) for this
+        subscriber: encoded once for every replay that shares the page."""
+
 
 class Owner(Protocol):
     """What a subscription needs from its hub."""
@@ -102,6 +106,10 @@ class Owner(Protocol):
 
     def tags_of(self, sub: Subscription) -> Tags | None:
         """The `matched:` lines of `sub`'s fan-out group (None: untagged)."""
+
+    def replay_turn(self, nbytes: int) -> asyncio.Future[None] | None:
+        """Write `nbytes` of replay to a stream now (None), or once the
+        future is done: replays take turns with the loop's other work."""
 
     def release(self, sub: Subscription) -> None:
         """`sub` is closed: forget it."""
@@ -379,16 +387,18 @@ class StreamSubscription(Subscription):
             if self.reason is not None:
                 return
             if page:
+                data = pages.encoded(page)
+                turn = self._hub.replay_turn(len(data))
+                if turn is not None:  # other work first: wait for its turn
+                    await self._wait_room(turn)
+                    if self.closed:
+                        return
                 self._replaying(page)
-                self._transport.write(self._encode(page))
+                self._transport.write(data)
             # the next page only once the transport has room for it: a
             # subscriber that does not read holds about one page here
             while self._paused_tick is not None and self.reason is None:
-                room = self._room = asyncio.get_running_loop().create_future()
-                try:
-                    await room
-                finally:
-                    self._room = None
+                await self._wait_room(asyncio.get_running_loop().create_future())
         if self.reason is not None:
             return
         unheld = self._unheld()
@@ -397,6 +407,14 @@ class StreamSubscription(Subscription):
         self._writable = True  # before writing: the write may pause it again
         if unheld:
             self._transport.write(self._encode(unheld))
+
+    async def _wait_room(self, room: asyncio.Future[None]) -> None:
+        """Wait for `room` (set done by `_make_room`, and when it closes)."""
+        self._room = room
+        try:
+            await room
+        finally:
+            self._room = None
 
     def _make_room(self) -> None:
         room = self._room
