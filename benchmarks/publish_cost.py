@@ -244,11 +244,11 @@ def main() -> None:
                 flush=True,
             )
     if args.repeat > 1 and not args.json:
-        for src, rows in results.items():
+        for name, rows in results.items():
             cpu = sorted(r["cpu_us_per_publish"] for r in rows)
             rate = sorted(r["acked_per_s"] for r in rows)
             print(
-                f"{src}: server CPU µs/publish min {cpu[0]:.1f} median {cpu[len(cpu) // 2]:.1f}; "
+                f"{name}: server CPU µs/publish min {cpu[0]:.1f} median {cpu[len(cpu) // 2]:.1f}; "
                 f"acked/s max {rate[-1]:,.0f} median {rate[len(rate) // 2]:,.0f}"
             )
 
