@@ -50,7 +50,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def serving(store: str, src: Path | None, core: str) -> Iterator[tuple[int, int]]:
+def serving(
+    store: str, src: Path | None, core: str, callgrind: Path | None = None
+) -> Iterator[tuple[int, int]]:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         url = "memory:" if store == "memory" else f"sqlite:///{tmp}/hub.db"
@@ -59,12 +61,15 @@ def serving(store: str, src: Path | None, core: str) -> Iterator[tuple[int, int]
             env["PYTHONPATH"] = str(src)
         cmd = [PY, "-m", "ssehub", "serve", "--port", str(port), "--anonymous-publish",
                "--log-level", "warning", "--store", url]  # fmt: skip
+        if callgrind is not None:  # it writes the count when the server exits
+            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind}",
+                   *cmd]  # fmt: skip
         if core and shutil.which("taskset"):
             cmd = ["taskset", "-c", core, *cmd]
         quiet = subprocess.DEVNULL
         proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=quiet, stderr=quiet)
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + (300 if callgrind else 30)
             while True:
                 try:
                     socket.create_connection(("127.0.0.1", port), 0.2).close()
@@ -219,6 +224,10 @@ def main() -> None:
     ap.add_argument(
         "--profile", help="py-spy here: a flame graph (.svg), speedscope (.json), collapsed (.txt)"
     )
+    ap.add_argument(
+        "--callgrind", action="store_true",
+        help="count the server's instructions per publish (valgrind): noise-free A/B",
+    )  # fmt: skip
     ap.add_argument("--server-core", default="0")
     ap.add_argument("--load-core", default="1")
     ap.add_argument("--json", action="store_true", help="one JSON line instead of text")
@@ -240,7 +249,7 @@ def main() -> None:
                 f"{args.store} k={args.publishers} topics={args.topics}: "
                 f"{r['acked_per_s']:,.0f} acked/s, p50 {r['rtt_ms_p50']:.2f} ms, "
                 f"p99 {r['rtt_ms_p99']:.2f} ms, server CPU {r['cpu_us_per_publish']:.1f} "
-                f"µs/publish{delivered}  [{r['src']}]",
+                f"µs/publish{delivered}{counted(r)}  [{r['src']}]",
                 flush=True,
             )
     if args.repeat > 1 and not args.json:
@@ -253,8 +262,36 @@ def main() -> None:
             )
 
 
+def instructions(path: Path) -> int:
+    """The instructions callgrind counted (its `summary:` or `totals:` line)."""
+    for line in path.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {path}")
+
+
+def counted(r: dict[str, Any]) -> str:
+    n = r.get("instructions_per_publish")
+    return "" if n is None else f", {n / 1000:,.0f}k instructions/publish"
+
+
 def measure(args: argparse.Namespace, src: Path | None) -> dict[str, Any]:
-    with serving(args.store, src, args.server_core) as (port, pid):
+    if not args.callgrind:
+        return measured(args, src, args.publishes)
+    # the server's whole life is counted: run it with N and with 2N
+    # publishes, and the difference is what N publishes cost
+    with tempfile.TemporaryDirectory() as tmp:
+        once = measured(args, src, args.publishes, Path(tmp) / "once.out")
+        twice = measured(args, src, 2 * args.publishes, Path(tmp) / "twice.out")
+        extra = instructions(Path(tmp) / "twice.out") - instructions(Path(tmp) / "once.out")
+    twice["instructions_per_publish"] = extra / (twice["acked"] - once["acked"])
+    return twice
+
+
+def measured(
+    args: argparse.Namespace, src: Path | None, publishes: int, grind: Path | None = None
+) -> dict[str, Any]:
+    with serving(args.store, src, args.server_core, grind) as (port, pid):
         flood(port, args.publishers, min(2000, args.publishes), args.topics, args.size, 0)  # warm
         spy = None
         if args.profile:
@@ -268,7 +305,7 @@ def measure(args: argparse.Namespace, src: Path | None) -> dict[str, Any]:
             )  # fmt: skip
             time.sleep(1.0)
         before = cpu_seconds(pid)
-        r = flood(port, args.publishers, args.publishes, args.topics, args.size, args.topics)
+        r = flood(port, args.publishers, publishes, args.topics, args.size, args.topics)
         cpu = cpu_seconds(pid) - before
         if spy is not None:
             spy.send_signal(signal.SIGINT)
