@@ -5,12 +5,6 @@ and returns a `Response` (written here, with the connection's keep-alive
 framing) or a `Streaming`, which turns the connection into a stream; it
 raises `HTTPError` to refuse.
 
-Requests whose answers come at once (a publish to the memory store, a
-refusal) are answered inline, in `data_received`: no task per request. The
-first answer that suspends (a durable store, the app's authorization
-callback, a stream's replay) goes on in the connection's task, which
-answers the rest in order.
-
 The connection keeps the deadlines the reader names (one timer, moved
 lazily: a later deadline waits for the timer to fire), stops
 reading while the queue of requests waiting for their answers is full or the
@@ -21,11 +15,11 @@ lingers after a refusal so that the answer is not lost to a reset.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import cast
 
 from ssehub.hub import StreamSubscription
-from ssehub.mercure import HTTPError, Response
+from ssehub.mercure import HTTPError
 
 from ._answer import answer
 from ._config import ServerConfig
@@ -60,7 +54,6 @@ class Connection(asyncio.Protocol):
         "_backlogged",
         "_deadline",
         "_drained",
-        "_inline",
         "_reader",
         "_seconds",
         "_server",
@@ -84,7 +77,6 @@ class Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0  # loop time the timer is for (it may fire earlier)
         self._seconds = 0.0  # the deadline's length, for the refusal's reason
-        self._inline = False  # answering in `data_received` (no re-entry)
         self._backlogged = False  # the client does not read its answers
         self._drained: asyncio.Future[None] | None = None  # `_serve` waits on it then
 
@@ -175,11 +167,11 @@ class Connection(asyncio.Protocol):
             reader.continue_due = False
             if self._task is None:  # no answer is due before the one it waits for
                 transport.write(CONTINUE)
-        if refusal is not None:  # the requests before it are answered first
+        if reader.requests and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._serve())
+        if refusal is not None:
             self._reject(refusal)
-        if reader.requests and self._task is None and not self._inline:
-            self._answer_inline(reader, transport)
-        if refusal is None and reader.held:
+        elif reader.held:
             transport.pause_reading()
 
     def _resume_reading(self) -> None:
@@ -258,7 +250,7 @@ class Connection(asyncio.Protocol):
         if reader is not None:
             reader.refuse(error)
         refused(self.transport, error.status, error.reason)
-        if self._task is None and not self._inline and not self._requests:
+        if self._task is None and not self._requests:
             self._ready_for_more()
         elif self.transport is not None:
             self.transport.pause_reading()
@@ -314,70 +306,29 @@ class Connection(asyncio.Protocol):
         finally:
             self._drained = None
 
-    def _answer_inline(self, reader: RequestReader, transport: asyncio.Transport) -> None:
-        """Answer the requests read, here and now while each answer comes at
-        once; the first that suspends (or a client that does not read) goes
-        on in the connection's task."""
-        requests = reader.requests
-        handler = self._server.handler
-        self._inline = True
-        try:
-            while requests and not transport.is_closing():
-                if self._backlogged:
-                    break
-                request = requests.pop(0)
-                pending = answer(handler, request, self)
-                try:
-                    step = pending.send(None)
-                except StopIteration as done:
-                    if not self._write_answer(transport, request, *done.value):
-                        return
-                    continue
-                self._task = asyncio.get_running_loop().create_task(
-                    self._serve(reader, _Started(pending, step, request))
-                )
-                return
-            if requests and not transport.is_closing():  # backlogged
-                self._task = asyncio.get_running_loop().create_task(self._serve(reader))
-                return
-        finally:
-            self._inline = False
-        if self.stream is None and not transport.is_closing():
-            self._ready_for_more()
-
-    def _write_answer(
-        self, transport: asyncio.Transport, request: Request, response: Response | None, keep: bool
-    ) -> bool:
-        """Write one request's answer; whether to go on reading requests."""
-        if self.stream is not None:
-            return False  # a stream: the hub writes to it from now on
-        if response is not None:
-            answered(transport, request, response)
-            transport.write(frame(response, keep))
-        if not keep:
-            transport.close()
-            return False
-        self._resume_reading()
-        return True
-
-    async def _serve(self, reader: RequestReader, started: _Started | None = None) -> None:
+    async def _serve(self) -> None:
         transport = self.transport
+        reader = self._reader
         assert transport is not None
+        assert reader is not None
         requests = reader.requests
         handler = self._server.handler
         try:
-            if started is not None:
-                outcome = await started.finish()
-                if not self._write_answer(transport, started.request, *outcome):
-                    return
             while requests and not transport.is_closing():
                 if self._backlogged:
                     await self._writable()
                     continue
                 request = requests.pop(0)
                 response, keep_alive = await answer(handler, request, self)
-                if not self._write_answer(transport, request, response, keep_alive):
+                if self.stream is not None:
+                    return  # a stream: the hub writes to it from now on
+                if response is not None:
+                    answered(transport, request, response)
+                    transport.write(frame(response, keep_alive))
+                if not keep_alive:
+                    transport.close()
                     return
+                self._resume_reading()
         finally:
             self._task = None
             if self.stream is None and not transport.is_closing():
@@ -386,42 +337,3 @@ class Connection(asyncio.Protocol):
     def become_stream(self) -> None:
         """Drop everything request-shaped: an idle stream should cost little."""
         self._stop_reading()
-
-
-class _Started:
-    """An answer that ran inline up to its first suspension (`step`: the
-    future it waits for, or None for a bare yield), to be finished by the
-    connection's task as if the task had started it."""
-
-    __slots__ = ("pending", "request", "step")
-
-    def __init__(
-        self,
-        pending: Coroutine[Any, Any, tuple[Response | None, bool]],
-        step: Any,
-        request: Request,
-    ) -> None:
-        self.pending = pending
-        self.step = step
-        self.request = request
-
-    async def finish(self) -> tuple[Response | None, bool]:
-        pending, step = self.pending, self.step
-        while True:
-            try:
-                if step is None:
-                    await asyncio.sleep(0)
-                else:
-                    # hand the future to this task as the coroutine would have
-                    step._asyncio_future_blocking = False
-                    await asyncio.wait((step,))
-            except BaseException as error:  # cancelled: let the answer see it
-                try:
-                    step = pending.throw(error)
-                except StopIteration as done:
-                    return cast(tuple[Response | None, bool], done.value)
-                continue
-            try:
-                step = pending.send(None)  # it reads the future's result itself
-            except StopIteration as done:
-                return cast(tuple[Response | None, bool], done.value)
