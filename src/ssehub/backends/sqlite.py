@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from json.encoder import encode_basestring_ascii
 from typing import Any, Literal, TypeVar
 
 from ssehub.protocol import Event, encode_event
@@ -70,6 +71,12 @@ _LOW_DISK = 1 << 20  # free bytes below which `check_writable` calls the disk fu
 _AGE_SWEEP = 1000  # topics of a shorter age than the longest, swept per second at most
 _CACHE = 20_000  # recent records kept decoded: a resume storm reads them, not rows
 _T = TypeVar("_T")
+
+
+def _topics_json(topics: tuple[str, ...]) -> str:
+    """`json.dumps(list(topics))`, the same text, without building a JSON
+    encoder per event (a list of strings needs only the string escaper)."""
+    return "[" + ", ".join(map(encode_basestring_ascii, topics)) + "]"
 
 
 def _record(row: Row) -> Record:
@@ -321,7 +328,7 @@ class SQLiteBackend:
                 seq += 1
                 ev = record.event
                 events.append(
-                    (seq, record.id, record.time, json.dumps(record.topics), ev.event, ev.data,
+                    (seq, record.id, record.time, _topics_json(record.topics), ev.event, ev.data,
                      ev.retry, int(record.private))
                 )  # fmt: skip
                 links += [(topic, seq) for topic in record.topics]
