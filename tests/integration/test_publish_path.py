@@ -56,12 +56,23 @@ def mercure(leeway: float = 1.0) -> Mercure:
     return Mercure(MercureConfig(auth=JWTAuth(publisher_key=SECRET, leeway=leeway)), Hub())
 
 
-def test_a_publishers_token_is_verified_once_while_it_is_unexpired(decodes: list[str]) -> None:
+def test_a_publishers_token_is_verified_once_while_it_is_unexpired(
+    decodes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers: list[str] = []  # which dialect it is: its header read once too
+    real = jwt.get_unverified_header
+
+    def reading(encoded: str) -> Any:
+        headers.append(encoded)
+        return real(encoded)
+
+    monkeypatch.setattr(jwt, "get_unverified_header", reading)
     hub = mercure()
-    bearer = token(exp=int(time.time()) + 3600)
+    bearer = token(exp=int(time.time()) + 3600, n=time.time_ns())
     for _ in range(20):
         assert isinstance(hub.decide(publish_request(bearer)), Publish)
     assert decodes == [bearer]
+    assert headers == [bearer]
     # the cached grant still decides the topics
     refused = hub.decide(publish_request(token(mercure={"publish": ["b"]})))
     assert isinstance(refused, Response)
