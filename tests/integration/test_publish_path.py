@@ -246,3 +246,28 @@ def test_sqlite_age_sweep_walks_the_key_and_drops_what_is_old(tmp_path: Path) ->
     plan = db.execute("EXPLAIN QUERY PLAN SELECT time FROM events ORDER BY seq LIMIT 1").fetchall()
     assert "SCAN events" in plan[0][3]
     assert "TEMP B-TREE" not in str(plan)
+
+
+def test_the_memory_stores_age_sweep_takes_turns_over_many_topics() -> None:
+    """A publish pays for at most `_SWEEP` topics' aged events, not for
+    every topic at once; in turns, every quiet topic is freed all the same."""
+    from ssehub.backends import MemoryBackend
+    from ssehub.backends.memory import _SWEEP
+
+    now = [1_000_000.0]
+
+    async def body() -> None:
+        backend = MemoryBackend(HistoryLimits(max_age=60), clock=lambda: now[0])
+        for i in range(3 * _SWEEP):  # quiet topics, one event each
+            await backend.append(_record(i, now[0], topic=f"t{i}"))
+        now[0] += 120  # every one of them aged
+        await backend.append(_record(10**6, now[0], topic="busy"))
+        assert len(backend._topics) == 2 * _SWEEP + 1  # one turn of _SWEEP swept
+        for step in range(3):
+            now[0] += 1.5
+            await backend.append(_record(10**6 + 1 + step, now[0], topic="busy"))
+        assert list(backend._topics) == ["busy"]
+        history = await backend.history(["t5", "busy"], None)
+        assert [r.topics for r in history.records] == [("busy",)] * 4
+
+    run(body)
