@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import heapq
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -25,6 +26,8 @@ from ._base import (
 )
 
 __all__ = ("MemoryBackend",)
+
+_SWEEP = 1000  # topics whose aged events are dropped per second, taking turns
 
 
 class _Slot:
@@ -214,13 +217,17 @@ class MemoryBackend:
 
     def _sweep(self) -> float:
         """The time now; at most once a second, also drop aged events of
-        every topic, so quiet topics free their memory too."""
+        up to `_SWEEP` topics, taking turns (each swept topic that keeps
+        events goes to the back), so quiet topics free their memory too and
+        no publish pays for every topic at once. (Reads apply the ages.)"""
         now = self._clock()
         if now - self._swept >= 1.0 or now < self._swept:
             self._swept = now
             of = self._limits.of
             topics = self._topics
-            aged = [t for t, slots in topics.items() if not self._prune(slots, now - of(t)[1])]
-            for topic in aged:
-                del self._topics[topic]
+            turn = list(itertools.islice(topics.items(), _SWEEP))
+            for topic, slots in turn:
+                del topics[topic]
+                if self._prune(slots, now - of(topic)[1]):
+                    topics[topic] = slots  # kept: to the back of the turns
         return now

@@ -10,14 +10,16 @@ only, when keys are configured (`pip install 'ssehub[jwt]'`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ._request import Request
 from ._response import HTTPError, bearer_error
 
-__all__ = ("COOKIE", "MAX_TOKEN_BYTES", "Grant", "JWTAuth", "find_token")
+__all__ = ("COOKIE", "MAX_TOKEN_BYTES", "Grant", "JWTAuth", "VerifiedTokens", "find_token")
 
 COOKIE = "mercureAuthorization"
 # a token longer than this is refused before it is parsed, whatever the
@@ -141,6 +143,47 @@ class JWTAuth:
         exp = payload.get("exp")
         expires = float(exp) + self.leeway if isinstance(exp, int | float) else None
         return Grant(frozenset(selectors), mercure.get("payload"), expires)
+
+
+class VerifiedTokens:
+    """The 0.x JWTs verified lately, by their exact text: presenting the
+    same token again (a keep-alive publisher, a reconnecting page) skips
+    the signature check. Why that is safe: whether a token verifies depends
+    only on its text, the hub's key and algorithm (fixed for the hub's
+    life) and the time; only tokens that verified are kept, each only
+    until its `exp` (with the leeway, as PyJWT allows it), and `nbf` and
+    `iat`, once passed, stay passed. A token that fails is never kept, so
+    forged tokens cost the full check every time (and are bounded by
+    `MAX_TOKEN_BYTES`); at most `size` tokens are kept, least recently used
+    out first (at most `size` x 8 KiB), and only validly signed tokens can
+    get in. A hit tells nothing to a client that does not hold the token."""
+
+    __slots__ = ("_clock", "_kept", "_size")
+
+    def __init__(self, size: int = 256, clock: Callable[[], float] = time.time) -> None:
+        self._size = size
+        self._clock = clock
+        self._kept: OrderedDict[tuple[str, str], Grant] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def grant(self, auth: JWTAuth, token: str, action: Literal["publish", "subscribe"]) -> Grant:
+        """`auth.publisher(token)` or `auth.subscriber(token)`, from the
+        cache while the token is unexpired; raises `HTTPError` (401)."""
+        key = (action, token)
+        kept = self._kept
+        grant = kept.get(key)
+        if grant is not None:
+            if grant.expires is None or self._clock() < grant.expires:
+                kept.move_to_end(key)
+                return grant
+            del kept[key]  # expired: checked again, and refused
+        grant = auth.publisher(token) if action == "publish" else auth.subscriber(token)
+        kept[key] = grant
+        if len(kept) > self._size:
+            kept.popitem(last=False)
+        return grant
 
 
 def _jwt() -> Any:

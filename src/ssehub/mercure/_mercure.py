@@ -22,7 +22,7 @@ from ssehub.hub import (
 )
 from ssehub.protocol import LocalProtocolError
 
-from ._auth import find_token
+from ._auth import VerifiedTokens, find_token
 from ._authorize import Question, Verdict, covered
 from ._config import MercureConfig
 from ._cors import (
@@ -78,6 +78,7 @@ class Mercure:
         self.hub = hub
         self.registry = Registry(hub) if config.subscriptions else None
         self.refusals = RefusalLog()
+        self.tokens = VerifiedTokens()  # 0.x JWTs verified lately (no check per request)
         auth = config.auth
         # whom 1.0 tokens may come from, with which keys, for each action
         self._trust = {
@@ -195,7 +196,7 @@ class Mercure:
             found = find_token(request, query)
             if found is not None:
                 _refuse_access_token(found[0])
-                jwt = auth.subscriber(found[0])
+                jwt = self.tokens.grant(auth, found[0], "subscribe")
                 private, payload, expires = frozenset(jwt.selectors), jwt.payload, jwt.expires
                 grant = private
             elif not self.config.anonymous:
@@ -453,7 +454,7 @@ class Mercure:
             raise HTTPError(
                 401, "this hub has no key for 0.x JWTs: publish with a Mercure 1.0 access token"
             )
-        allowed = auth.publisher(found[0]).selectors
+        allowed = self.tokens.grant(auth, found[0], "publish").selectors
         for topic in topics:
             if not selectors_match(allowed, (topic,)):
                 raise HTTPError(403, f"the JWT does not allow publishing to {topic!r}")
@@ -513,7 +514,7 @@ class Mercure:
                 # an empty segment would match a template's empty variable
                 # (`{topic}/{subscriber}` allows `//`) and list more than it
                 raise HTTPError(404, "not found: use /subscriptions[/{topic}[/{subscriber}]]")
-            allowed = auth.subscriber(found[0]).selectors
+            allowed = self.tokens.grant(auth, found[0], "subscribe").selectors
             if not selectors_match(allowed, (request.path,)):
                 raise HTTPError(403, f"the JWT does not allow reading {request.path}")
             return Listing(rest, cors)

@@ -5,7 +5,8 @@ and returns a `Response` (written here, with the connection's keep-alive
 framing) or a `Streaming`, which turns the connection into a stream; it
 raises `HTTPError` to refuse.
 
-The connection keeps the deadlines the reader names (one timer), stops
+The connection keeps the deadlines the reader names (one timer, moved
+lazily: a later deadline waits for the timer to fire), stops
 reading while the queue of requests waiting for their answers is full or the
 client does not read them, answers a half-closed client before closing, and
 lingers after a refusal so that the answer is not lost to a reset.
@@ -158,7 +159,8 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         if reader.due is not None:  # a head or body began: its deadline runs from now
-            self._arm(reader.due)
+            if reader.phase != "idle" or not reader.requests:
+                self._arm(reader.due)  # (else it is read whole: the answer re-arms)
             reader.due = None
         if reader.continue_due:
             reader.continue_due = False

@@ -4,6 +4,8 @@ ends after it) before the body, in one bytes object for one write."""
 
 from __future__ import annotations
 
+import functools
+
 from ssehub.mercure import Response
 
 __all__ = ("CONTINUE", "frame")
@@ -28,14 +30,22 @@ _REASONS = {
 
 
 def frame(response: Response, keep_alive: bool) -> bytes:
-    """The whole answer, head and body."""
+    """The whole answer, head and body. The head around `Content-Length`
+    is built once per kind of answer (status, type, headers, framing)."""
     body = response.body
-    lines = [
-        f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Error')}",
-        f"Content-Type: {response.content_type}",
-        f"Content-Length: {len(body)}",
-    ]
-    lines.extend(f"{k}: {v}" for k, v in response.headers)
+    before, after = _head(response.status, response.content_type, response.headers, keep_alive)
+    return b"".join((before, str(len(body)).encode(), after, body))
+
+
+@functools.lru_cache(maxsize=256)  # a pure function of a few kinds of answers
+def _head(
+    status: int, content_type: str, headers: tuple[tuple[str, str], ...], keep_alive: bool
+) -> tuple[bytes, bytes]:
+    """The head before the body's length and after it."""
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}", f"Content-Type: {content_type}"]
+    before = "\r\n".join(lines) + "\r\nContent-Length: "
+    rest = [f"{k}: {v}" for k, v in headers]
     if not keep_alive:
-        lines.append("Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+        rest.append("Connection: close")
+    after = "".join(f"\r\n{line}" for line in rest) + "\r\n\r\n"
+    return before.encode(), after.encode()
