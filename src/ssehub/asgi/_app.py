@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from ssehub.hooks import Authorizer, WebhookConfig, Webhooks, decide
-from ssehub.hub import Hub, HubClosedError, Resume, SubscriberLimitError
+from ssehub.hub import Hub, Resume
 from ssehub.mercure import (
     MERCURE_PATH,
     METADATA_PATH,
+    HTTPError,
     Listing,
     Mercure,
     MercureConfig,
@@ -102,29 +103,19 @@ class HubApp:
         # (`_stream.py`): no producer task, no queue, no timer of ours.
         stream = SendTransport(send, self.send_timeout)
         try:
-            sub = stream.sub = self.hub.subscribe_stream(
-                stream,
-                decision.topics,
-                last_event_id=decision.last_event_id,
-                newest=decision.newest,
-                private_topics=decision.private_topics,
-                matchers=decision.matchers,
-                tagged=decision.tagged,
-            )
-        except ValueError as error:
-            await _send(send, Response.text(400, str(error), decision.cors))
+            sub = stream.sub = self.mercure.stream(decision, stream)
+        except HTTPError as error:
+            await _send(send, error.response())
             return
         subscriber = hooked = None
         timer = None
         try:
             try:
-                await sub.open(functools.partial(_head, stream, decision))  # (not kept)
-            except HubClosedError:
-                await _send(send, Response.text(503, "the hub is shutting down", decision.cors))
-                return
-            except SubscriberLimitError as error:
-                retry = (("Retry-After", str(error.retry_after)),)
-                await _send(send, Response.text(503, str(error), decision.cors + retry))
+                await self.mercure.open_stream(
+                    sub, decision, functools.partial(_head, stream, decision)
+                )
+            except HTTPError as error:
+                await _send(send, error.response())
                 return
             subscriber = await self.mercure.opened(decision, sub.topics)
             if self.webhooks is not None:
