@@ -47,6 +47,7 @@ from ._subscription import (
     Subscription,
 )
 from ._tags import Tags
+from ._tasks import cancel_and_wait
 from ._waiters import Waiters
 
 __all__ = (
@@ -376,12 +377,7 @@ class Hub:
             await asyncio.wait(set(self._publishing))
         task, self._heartbeat_task = self._heartbeat_task, None
         if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():  # our own cancellation, not the task's
-                    raise
+            await cancel_and_wait(task)
         if self._feed is not None:
             await self._feed.aclose()
         if self._presence is not None:
