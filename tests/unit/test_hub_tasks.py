@@ -37,7 +37,8 @@ def test_the_callers_cancellation_is_not_swallowed() -> None:
         closer.cancel()  # cancels the task again: it ends cancelled
         with pytest.raises(asyncio.CancelledError):
             await closer
-        assert closer.cancelled() and task.cancelled()
+        assert closer.cancelled()
+        assert task.cancelled()
 
     asyncio.run(body())
 
