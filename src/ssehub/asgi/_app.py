@@ -7,11 +7,10 @@ import asyncio
 import contextlib
 import functools
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from ssehub.hooks import Authorizer, WebhookConfig, Webhooks, decide
+from ssehub.hooks import Hooks, WebhookConfig, decide
 from ssehub.hub import Hub, Resume
 from ssehub.mercure import (
     MERCURE_PATH,
@@ -86,9 +85,8 @@ class HubApp:
         # its streams end at once (with a `retry:` hint) when the server is
         # told to stop, while its lifespan runs (`Streams.lifespan`)
         self.streams = Streams(grace=grace)
-        self.authorizer = None if config.authorize is None else Authorizer(config.authorize)
-        self.webhooks = None if webhooks is None else Webhooks(webhooks)
-        self._unwatch = None if self.webhooks is None else hub.on_watch(self.webhooks.watch)
+        self.hooks = Hooks(hub, config.authorize, webhooks)
+        self.authorizer, self.webhooks = self.hooks.authorizer, self.hooks.webhooks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         decision = await self._decide(scope, receive, send)
@@ -119,8 +117,7 @@ class HubApp:
                 return
             subscriber = await self.mercure.opened(decision, sub.topics)
             if self.webhooks is not None:
-                hooked = subscriber or f"urn:uuid:{uuid.uuid4()}"
-                self.webhooks.opened(hooked, sub.topics, decision.payload)
+                hooked = self.webhooks.opened(subscriber, sub.topics, decision.payload)
             seconds = decision.seconds_left(time.time())
             del decision  # not needed any more
             if seconds is not None:
@@ -204,12 +201,7 @@ class HubApp:
     async def _shutdown(self) -> None:
         await self.hub.drain(self.grace)
         await self.mercure.aclose()
-        if self._unwatch is not None:
-            self._unwatch()
-        if self.webhooks is not None:
-            await self.webhooks.aclose(grace=self.webhooks.config.timeout)
-        if self.authorizer is not None:
-            await self.authorizer.aclose()
+        await self.hooks.aclose()
         await self.hub.aclose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

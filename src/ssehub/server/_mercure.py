@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 
 from ssehub.hooks import Authorizer, Webhooks, decide
 from ssehub.hub import StreamSubscription
@@ -91,8 +90,7 @@ class _Subscribing:
         webhooks = self.webhooks
         hooked = None
         if webhooks is not None:
-            hooked = subscriber or f"urn:uuid:{uuid.uuid4()}"
-            webhooks.opened(hooked, sub.topics, decision.payload)
+            hooked = webhooks.opened(subscriber, sub.topics, decision.payload)
         timer = None
         if decision.expires is not None or decision.max_seconds is not None:
             seconds = decision.seconds_left(time.time())
