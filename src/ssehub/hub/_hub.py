@@ -671,11 +671,12 @@ class Hub:
 
     def _check_limits(self, sub: Subscription, topics: Iterable[str]) -> None:
         """Refuse `sub` (attached) if it takes a topic past its policy's
-        `max_subscribers`."""
+        `max_subscribers`, counted as `subscribers(topic)` (with presence:
+        every hub's)."""
         for topic in topics:
             policy = self.policies.policy(topic)
             limit = None if policy is None else policy.max_subscribers
-            if limit is not None and self._fanout.count(topic) > limit:
+            if limit is not None and self.subscribers(topic) > limit:
                 sub.close()
                 raise SubscriberLimitError(topic, limit, SUBSCRIBER_LIMIT_RETRY)
 
