@@ -28,21 +28,12 @@ if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import argparse
 import asyncio
 import cProfile
-import io
 import json
-import os
-import pstats
-import resource
 import tempfile
-import time
 from typing import Any
 
-from benchmarks.fanout import ROOT, Tools
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+from benchmarks._cost import cpu_seconds, pin_server, profile_report, until_ready
+from benchmarks.fanout import Tools
 
 
 async def measure(subs: int, tools: Tools, profile: cProfile.Profile | None) -> dict[str, Any]:
@@ -61,11 +52,7 @@ async def measure(subs: int, tools: Tools, profile: cProfile.Profile | None) -> 
                 if profile is not None:
                     profile.enable()
                 load = tools.subscribers(url, subs, 0.2, ready, out)
-                deadline = time.monotonic() + 150
-                while not ready.exists():
-                    if load.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("the subscribers did not get ready")
-                    await asyncio.sleep(0.02)
+                await until_ready(ready, lambda: load.poll() is not None)
                 if profile is not None:
                     profile.disable()
                 cpu = cpu_seconds() - cpu0
@@ -95,15 +82,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.subs < 1 or args.top < 1 or args.repeat < 1:
         parser.error("--subs, --top and --repeat must be >= 1")
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {0})  # the load runs on core 1
+    run = pin_server()
     tools = Tools(args.tools)
-    try:
-        import uvloop
-    except ImportError:
-        run = asyncio.run
-    else:
-        run = uvloop.run
     for _ in range(args.repeat):
         profile = cProfile.Profile() if args.profile else None
         r = run(measure(args.subs, tools, profile))
@@ -116,13 +96,11 @@ def main() -> None:
             else f"{r['established']:,} connected: {r['server_cpu_us_per_connect']:.1f} µs"
         )
         if profile is not None:
-            text = io.StringIO()
-            stats = pstats.Stats(profile, stream=text)
-            calls = stats.total_calls / max(r["established"], 1)  # type: ignore[attr-defined]
+            calls, report = profile_report(
+                profile, r["established"], args.top, "tottime", "cumulative"
+            )
             print(f"Python function calls per connect (cProfile): {calls:.1f}")
-            stats.sort_stats("tottime").print_stats(args.top)
-            stats.sort_stats("cumulative").print_stats(args.top)
-            print(text.getvalue().replace(str(ROOT) + "/", ""))
+            print(report)
 
 
 if __name__ == "__main__":

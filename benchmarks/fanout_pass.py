@@ -28,15 +28,13 @@ if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import argparse
 import asyncio
 import cProfile
-import io
-import os
-import pstats
 import statistics
 import tempfile
 import time
 from typing import Any
 
-from benchmarks.fanout import ROOT, Tools
+from benchmarks._cost import pin_server, profile_report, until_ready
+from benchmarks.fanout import Tools
 
 
 async def measure(
@@ -68,11 +66,7 @@ async def measure(
                 ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
                 url = f"http://127.0.0.1:{server.port}/.well-known/mercure?topic=t1"
                 load = tools.subscribers(url, subs, 60, ready, out)
-                deadline = time.monotonic() + 150
-                while not ready.exists():
-                    if load.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("the subscribers did not get ready")
-                    await asyncio.sleep(0.02)
+                await until_ready(ready, lambda: load.poll() is not None)
                 await asyncio.sleep(1.0)
                 for i in range(events):
                     await hub.publish("t1", f"{time.time_ns()} {i} " + "x" * 60)
@@ -102,14 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.subs < 1 or args.events < 1 or args.top < 1:
         parser.error("--subs, --events and --top must be >= 1")
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {0})  # the load runs on core 1
-    try:
-        import uvloop
-    except ImportError:
-        run = asyncio.run
-    else:
-        run = uvloop.run
+    run = pin_server()
     profile = cProfile.Profile() if args.profile else None
     r = run(measure(args.subs, args.events, Tools(args.tools), profile))
     print(
@@ -118,13 +105,9 @@ def main() -> None:
         f" = {r['cpu_us_per_write']:.2f} µs CPU per subscriber write"
     )
     if profile is not None:
-        text = io.StringIO()
-        stats = pstats.Stats(profile, stream=text)
-        writes = r["subscribers"] * r["passes"]
-        calls = stats.total_calls / max(writes, 1)  # type: ignore[attr-defined]
+        calls, report = profile_report(profile, r["subscribers"] * r["passes"], args.top)
         print(f"Python function calls per subscriber write (cProfile): {calls:.2f}")
-        stats.sort_stats("tottime").print_stats(args.top)
-        print(text.getvalue().replace(str(ROOT) + "/", ""))
+        print(report)
 
 
 if __name__ == "__main__":

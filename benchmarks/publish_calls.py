@@ -29,15 +29,11 @@ if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import argparse
 import asyncio
 import cProfile
-import io
 import json
-import os
-import pstats
 import tempfile
-import time
 from typing import Any
 
-from benchmarks.connect_cost import cpu_seconds
+from benchmarks._cost import cpu_seconds, pin_server, profile_report, until_ready
 from benchmarks.fanout import PY, ROOT, pinned
 
 
@@ -59,11 +55,7 @@ async def measure(topics: int, duration: float, profile: cProfile.Profile | None
                            "--ready", str(ready), "-d", str(duration + 60)]  # fmt: skip
                 with out.open("wb") as sink:
                     load = await asyncio.create_subprocess_exec(*pinned(1, command), stdout=sink)
-                deadline = time.monotonic() + 150
-                while not ready.exists():
-                    if load.returncode is not None or time.monotonic() > deadline:
-                        raise RuntimeError("the subscribers did not get ready")
-                    await asyncio.sleep(0.05)
+                await until_ready(ready, lambda: load.returncode is not None, poll=0.05)
                 await asyncio.sleep(0.5)
                 cpu0 = cpu_seconds()
                 if profile is not None:
@@ -106,14 +98,7 @@ def main() -> None:
     counts = [int(t) for t in args.topics.split(",") if t]
     if not counts or min(counts) < 1 or args.duration <= 0 or args.top < 1:
         parser.error("--topics must be counts >= 1, --duration > 0, --top >= 1")
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {0})  # the load runs on core 1
-    try:
-        import uvloop
-    except ImportError:
-        run = asyncio.run
-    else:
-        run = uvloop.run
+    run = pin_server()
     for topics in counts:
         profile = cProfile.Profile() if args.profile else None
         r = run(measure(topics, args.duration, profile))
@@ -123,12 +108,9 @@ def main() -> None:
             f" {r['server_cpu_us_per_publish']:.1f} µs per publish"
         )
         if profile is not None:
-            text = io.StringIO()
-            stats = pstats.Stats(profile, stream=text)
-            calls = stats.total_calls / max(r["acknowledged"], 1)  # type: ignore[attr-defined]
+            calls, report = profile_report(profile, r["acknowledged"], args.top)
             line += f", {calls:.1f} Python function calls per publish (cProfile)"
-            stats.sort_stats("tottime").print_stats(args.top)
-            print(text.getvalue().replace(str(ROOT) + "/", ""))
+            print(report)
         print(line)
 
 

@@ -11,29 +11,7 @@ from typing import Any
 from ssehub import Hub, HubConfig
 from ssehub.asgi import HubApp
 from ssehub.testing import FakeClock
-from tests.support.asgi import Served, open_stream, wait_until
-
-
-class Peer:
-    """The server side of one request: records what is sent; `stalled`
-    makes every later send wait forever (a peer whose buffer is full)."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.gone = asyncio.Event()
-        self.stalled = False
-
-    async def receive(self) -> dict[str, Any]:
-        await self.gone.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(self, message: Any) -> None:
-        if self.stalled:
-            await asyncio.Event().wait()
-        self.sent.append(dict(message))
-
-    def bodies(self) -> list[Any]:
-        return [m["body"] for m in self.sent if m["type"] == "http.response.body"]
+from tests.support.asgi import Peer, Served, open_stream, wait_until
 
 
 def scope(topic: str) -> dict[str, Any]:

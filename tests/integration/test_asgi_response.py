@@ -13,30 +13,7 @@ import pytest
 from ssehub.asgi import EventSourceResponse, Streams, encode_item
 from ssehub.protocol import Event, LocalProtocolError
 from ssehub.testing import FakeClock
-
-
-class Peer:
-    """The server side of one request: records what is sent, and lets the
-    test disconnect or stall the client."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.gone = asyncio.Event()
-        self.stalled = False
-
-    async def receive(self) -> dict[str, Any]:
-        await self.gone.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(self, message: Any) -> None:
-        if self.stalled:
-            await asyncio.Event().wait()  # never completes
-        self.sent.append(dict(message))
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")
-
+from tests.support.asgi import Peer
 
 SCOPE = {"type": "http", "method": "GET", "path": "/", "headers": []}
 

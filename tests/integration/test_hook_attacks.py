@@ -10,76 +10,14 @@ import contextlib
 import re
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
-from tests.support.frontends import FRONTENDS, Frontend
+from tests.support.frontends import FRONTENDS
 from tests.support.helpers import free_port
-
-
-class App:
-    """The app's authorization endpoint: records each request's headers (raw
-    bytes) and answers `{"allow": true}` after `delay` seconds."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.requests: list[list[tuple[bytes, bytes]]] = []
-        app = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", "0")))
-                raw = [
-                    (k.lower().encode("latin-1"), v.encode("latin-1"))
-                    for k, v in self.headers.raw_items()
-                ]
-                app.requests.append(raw)
-                time.sleep(delay)
-                body = b'{"allow": true}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                with contextlib.suppress(OSError):
-                    self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
-
-
-@contextlib.contextmanager
-def app(delay: float = 0.0) -> Iterator[App]:
-    server = App(delay)
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@contextlib.contextmanager
-def hub(kind: str, env: dict[str, str]) -> Iterator[Frontend]:
-    frontend = Frontend(kind, {"SSEHUB_ANONYMOUS_PUBLISH": "0", **env}, free_port())
-    try:
-        yield frontend
-    finally:
-        frontend.stop()
+from tests.support.hooks import allow, app, hub, metric, wait_for
 
 
 def raw_subscribe(port: int, topic: str, header: bytes = b"") -> bytes:
@@ -99,20 +37,6 @@ def raw_subscribe(port: int, topic: str, header: bytes = b"") -> bytes:
         return head
 
 
-def metric(base: str, name: str) -> float:
-    text = httpx.get(f"{base}/metrics", timeout=10).text
-    found = re.search(rf"^{re.escape(name)} (\S+)$", text, flags=re.MULTILINE)
-    assert found is not None, f"{name} not in /metrics"
-    return float(found.group(1))
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 # -- the authorization callback --------------------------------------------------------
 
 
@@ -126,7 +50,9 @@ def test_a_forwarded_header_that_is_not_ascii_reaches_the_app_as_sent(kind: str)
             head = raw_subscribe(front.port, "t", b"Cookie: session=caf\xe9\r\n")
             assert head.startswith(b"HTTP/1.1 200 "), head
             _code, _, err = front.stop()
-        ((cookie,),) = [[v for k, v in headers if k == b"cookie"] for headers in callback.requests]
+        ((cookie,),) = [
+            [v for k, v in headers if k == b"cookie"] for headers in callback.raw_headers
+        ]
         assert cookie == b"session=caf\xe9"  # the bytes the client sent
         assert "Traceback" not in err
 
@@ -135,7 +61,7 @@ def test_identical_cold_questions_at_once_ask_the_app_once() -> None:
     # a burst of the same uncached question (a reconnect storm, or a client
     # hammering one topic) was one request to the app each
     with (
-        app(delay=1.0) as callback,
+        app(lambda _: (*allow()[:2], 1.0)) as callback,
         hub("serve", {"SSEHUB_AUTHORIZE_URL": callback.url}) as front,
     ):
         with ThreadPoolExecutor(20) as pool:
@@ -254,7 +180,7 @@ def test_a_flood_of_distinct_cold_questions_does_not_stall_other_requests() -> N
     # turn on a semaphore (0.5 s of CPU, /healthz at once). No clock: the
     # app answers after 5 s, and /healthz must come before any of them.
     with (
-        app(delay=5.0) as callback,
+        app(lambda _: (*allow()[:2], 5.0)) as callback,
         hub(
             "serve",
             {"SSEHUB_AUTHORIZE_URL": callback.url, "SSEHUB_AUTHORIZE_TIMEOUT": "6", **QUIET},

@@ -10,27 +10,19 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.support.helpers import free_port
-from tests.support.processes import connect, spawn, stop
+from tests.support.processes import serving_config
 
 BUSY = "https://example.com/busy"
 
 
 @pytest.fixture
 def port(tmp_path: Path) -> Iterator[int]:
-    port = free_port()
-    config = tmp_path / "hub.toml"
-    config.write_text(
-        f'port = {port}\nstore = "memory:"\nanonymous = true\nlog-level = "warning"\n'
+    settings = (
+        'store = "memory:"\nanonymous = true\nlog-level = "warning"\n'
         f'[[topics]]\nmatch = "{BUSY}"\nmax_subscribers = 1\n'
     )
-    proc = spawn("serve", "--config", str(config))
-    try:
-        connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").close()
+    with serving_config(tmp_path, settings) as port:
         yield port
-    finally:
-        code, _, err = stop(proc)
-    assert code == 0, err
 
 
 def _status(port: int, query: str, streams: list[socket.socket]) -> bytes:

@@ -19,10 +19,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import jwt
+import pytest
 
 from ssehub import Hub
 from ssehub.backends import PresenceSync, RedisBackend
-from ssehub.hub import HubConfig
+from ssehub.hub import HubConfig, SubscriberLimitError, TopicPolicy
 from tests.support.helpers import free_port, request, subscribe
 from tests.support.processes import connect, spawn, stop
 from tests.support.redis import REDIS_URL, drop_keys, redis_or_skip
@@ -460,5 +461,37 @@ def test_a_hub_that_stops_with_subscribers_tells_their_topics_unwatched_once() -
                 while b.subscribers("u") != 0:  # the entry is gone: B sees it at its next read
                     assert time.monotonic() < deadline
                     await asyncio.sleep(0.01)
+
+        asyncio.run(main())
+
+
+def test_a_topics_max_subscribers_counts_the_subscribers_of_every_hub() -> None:
+    # the limit counted this hub's subscribers only: with two hubs on one
+    # Redis store, a topic limited to 1 took one subscriber on each
+    topic = "https://example.com/busy"
+    with _prefix() as prefix:
+
+        async def main() -> None:
+            config = HubConfig(
+                presence_interval=0.2, topics=(TopicPolicy(topic, max_subscribers=1),)
+            )
+            async with (
+                Hub(config, backend=RedisBackend(REDIS_URL, prefix=prefix)) as a,
+                Hub(config, backend=RedisBackend(REDIS_URL, prefix=prefix)) as b,
+            ):
+                async with a.subscribe(topic):
+                    deadline = time.monotonic() + 30
+                    while b.subscribers(topic) != 1:  # B has read A's presence
+                        assert time.monotonic() < deadline, b.subscribers(topic)
+                        await asyncio.sleep(0.05)
+                    with pytest.raises(SubscriberLimitError):
+                        async with b.subscribe(topic):
+                            pass
+                deadline = time.monotonic() + 30
+                while b.subscribers(topic) != 0:  # A's left: B's topic has room again
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+                async with b.subscribe(topic):
+                    pass
 
         asyncio.run(main())

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlencode
 
 import httpx
 import jwt
@@ -16,16 +15,14 @@ import pytest
 from ssehub.protocol import EventStreamParser
 from tests.support.frontends import FRONTENDS, Frontend
 from tests.support.helpers import free_port
+from tests.support.mercure10 import SECRET, opened, publish
 
-SECRET = "!ChangeThisMercureHubJWTSecretKey!"
 ENV = {
     "SSEHUB_JWT_KEY": SECRET,
     "SSEHUB_ANONYMOUS": "1",
     "SSEHUB_RESOURCE": "https://hub.example/.well-known/mercure",
     "SSEHUB_JWT_ISSUER": "https://issuer.example",
 }
-WRITER = jwt.encode({"mercure": {"publish": ["*"]}}, SECRET, algorithm="HS256")
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @pytest.fixture(scope="module", params=FRONTENDS)
@@ -33,15 +30,6 @@ def hub(request: pytest.FixtureRequest) -> Iterator[Frontend]:
     frontend = Frontend(request.param, ENV, free_port())
     yield frontend
     frontend.stop()
-
-
-def publish(hub: Frontend, topics: list[str], data: str, *fields: tuple[str, str]) -> str:
-    body = urlencode([*(("topic", t) for t in topics), ("data", data), *fields])
-    r = httpx.post(
-        hub.hub, content=body, headers={**FORM, "Authorization": f"Bearer {WRITER}"}, timeout=10
-    )
-    assert r.status_code == 200, r.text
-    return r.text
 
 
 class Raw:
@@ -67,11 +55,7 @@ class Raw:
 @contextmanager
 def raw(hub: Frontend, params: list[tuple[str, str]],
         headers: dict[str, str] | None = None) -> Iterator[Raw]:  # fmt: skip
-    with (
-        httpx.Client(timeout=10) as client,
-        client.stream("GET", hub.hub, params=urlencode(params), headers=headers or {}) as r,
-    ):
-        assert r.status_code == 200, r.read()
+    with opened(hub, params, headers) as r:
         yield Raw(r)
 
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tests.support.asgi import Served, open_stream
-from tests.support.helpers import free_port, publish, subscribe
-from tests.support.processes import connect, finish, spawn, stop
+from tests.support.helpers import publish, subscribe
+from tests.support.processes import finish, serving_config, spawn
 from tests.support.redis import REDIS_URL, drop_keys, redis_or_skip
 
 SHORT = "https://example.com/short/{id}"
@@ -52,21 +52,13 @@ def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[int]:
         store = f"{REDIS_URL}?prefix={prefix}"
     else:
         store = f"sqlite:{tmp_path / 'hub.db'}"
-    port = free_port()
-    config = tmp_path / "hub.toml"
-    config.write_text(
-        f'port = {port}\nstore = "{store}"\nanonymous-publish = true\n'
-        f'log-level = "warning"\n{POLICIES}'
-    )
-    proc = spawn("serve", "--config", str(config))
     try:
-        connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").close()
-        yield port
+        settings = f'store = "{store}"\nanonymous-publish = true\nlog-level = "warning"\n{POLICIES}'
+        with serving_config(tmp_path, settings) as port:
+            yield port
     finally:
-        code, _, err = stop(proc)
         if request.param == "redis":
             drop_keys(prefix)
-    assert code == 0, err
 
 
 async def published(port: int, topic: str, *data: str) -> list[str]:

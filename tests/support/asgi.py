@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -156,3 +158,32 @@ def take(url: str, n: int, **kwargs: object) -> list[Event]:
             if len(events) == n:
                 break
     return events
+
+
+class Peer:
+    """The ASGI server's side of one request, in the test's loop: records
+    what is sent (`sent`); `gone.set()` disconnects the client, `stalled`
+    makes every later send wait forever (a peer whose buffer is full)."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.gone = asyncio.Event()
+        self.stalled = False
+
+    async def receive(self) -> dict[str, Any]:
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Any) -> None:
+        if self.stalled:
+            await asyncio.Event().wait()  # never completes
+        self.sent.append(dict(message))
+
+    def bodies(self) -> list[Any]:
+        """The body of each `http.response.body` message, as sent."""
+        return [m["body"] for m in self.sent if m["type"] == "http.response.body"]
+
+    @property
+    def body(self) -> bytes:
+        """The whole body sent."""
+        return b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")

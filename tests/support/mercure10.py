@@ -42,9 +42,12 @@ WRITER = jwt.encode({"mercure": {"publish": ["*"]}}, SECRET, algorithm="HS256")
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-def publish(hub: Frontend, topic: str, data: str, *fields: tuple[str, str],
+def publish(hub: Frontend, topic: str | list[str], data: str, *fields: tuple[str, str],
             auth: str = WRITER) -> str:  # fmt: skip
-    body = urlencode([("topic", topic), ("data", data), *fields])
+    """Publish `data` to `topic` (or to each topic of a list, the first
+    canonical); the event's id."""
+    topics = [topic] if isinstance(topic, str) else topic
+    body = urlencode([*(("topic", t) for t in topics), ("data", data), *fields])
     sent = {**FORM, "Authorization": f"Bearer {auth}"}
     r = httpx.post(hub.hub, content=body, headers=sent, timeout=10)
     assert r.status_code == 200, r.text
@@ -66,11 +69,19 @@ class Stream:
 
 
 @contextmanager
-def stream(hub: Frontend, params: list[tuple[str, str]],
-           headers: dict[str, str] | None = None) -> Iterator[Stream]:  # fmt: skip
+def opened(hub: Frontend, params: list[tuple[str, str]],
+           headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:  # fmt: skip
+    """A subscription's response, asserted 200; closed after."""
     with (
         httpx.Client(timeout=10) as client,
         client.stream("GET", hub.hub, params=urlencode(params), headers=headers or {}) as r,
     ):
         assert r.status_code == 200, r.read()
+        yield r
+
+
+@contextmanager
+def stream(hub: Frontend, params: list[tuple[str, str]],
+           headers: dict[str, str] | None = None) -> Iterator[Stream]:  # fmt: skip
+    with opened(hub, params, headers) as r:
         yield Stream(r)

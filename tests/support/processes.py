@@ -11,6 +11,7 @@ time before they return or fail.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -18,9 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import httpx
+
+from tests.support.helpers import free_port
 
 SIGINT = Literal["default", "ignore"]
 
@@ -113,6 +118,23 @@ def finish(
             f"ssehub (pid {proc.pid}) still ran after {timeout} s (killed); stderr: {err}"
         ) from None
     return proc.returncode, out, err
+
+
+@contextlib.contextmanager
+def serving_config(folder: Path, settings: str) -> Iterator[int]:
+    """`ssehub serve --config FILE`, FILE in `folder` holding a free
+    `port = N` and then `settings` (TOML), once it answers `/healthz`; its
+    port. Stopped after, and it must have exited 0."""
+    port = free_port()
+    config = folder / "hub.toml"
+    config.write_text(f"port = {port}\n{settings}")
+    proc = spawn("serve", "--config", str(config))
+    try:
+        connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").close()
+        yield port
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
 
 
 def run_cli(

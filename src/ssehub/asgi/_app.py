@@ -7,15 +7,15 @@ import asyncio
 import contextlib
 import functools
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from ssehub.hooks import Authorizer, WebhookConfig, Webhooks, decide
-from ssehub.hub import Hub, HubClosedError, Resume, SubscriberLimitError
+from ssehub.hooks import Hooks, WebhookConfig, decide
+from ssehub.hub import Hub, Resume
 from ssehub.mercure import (
     MERCURE_PATH,
     METADATA_PATH,
+    HTTPError,
     Listing,
     Mercure,
     MercureConfig,
@@ -85,9 +85,8 @@ class HubApp:
         # its streams end at once (with a `retry:` hint) when the server is
         # told to stop, while its lifespan runs (`Streams.lifespan`)
         self.streams = Streams(grace=grace)
-        self.authorizer = None if config.authorize is None else Authorizer(config.authorize)
-        self.webhooks = None if webhooks is None else Webhooks(webhooks)
-        self._unwatch = None if self.webhooks is None else hub.on_watch(self.webhooks.watch)
+        self.hooks = Hooks(hub, config.authorize, webhooks)
+        self.authorizer, self.webhooks = self.hooks.authorizer, self.hooks.webhooks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         decision = await self._decide(scope, receive, send)
@@ -102,34 +101,23 @@ class HubApp:
         # (`_stream.py`): no producer task, no queue, no timer of ours.
         stream = SendTransport(send, self.send_timeout)
         try:
-            sub = stream.sub = self.hub.subscribe_stream(
-                stream,
-                decision.topics,
-                last_event_id=decision.last_event_id,
-                newest=decision.newest,
-                private_topics=decision.private_topics,
-                matchers=decision.matchers,
-                tagged=decision.tagged,
-            )
-        except ValueError as error:
-            await _send(send, Response.text(400, str(error), decision.cors))
+            sub = stream.sub = self.mercure.stream(decision, stream)
+        except HTTPError as error:
+            await _send(send, error.response())
             return
         subscriber = hooked = None
         timer = None
         try:
             try:
-                await sub.open(functools.partial(_head, stream, decision))  # (not kept)
-            except HubClosedError:
-                await _send(send, Response.text(503, "the hub is shutting down", decision.cors))
-                return
-            except SubscriberLimitError as error:
-                retry = (("Retry-After", str(error.retry_after)),)
-                await _send(send, Response.text(503, str(error), decision.cors + retry))
+                await self.mercure.open_stream(
+                    sub, decision, functools.partial(_head, stream, decision)
+                )
+            except HTTPError as error:
+                await _send(send, error.response())
                 return
             subscriber = await self.mercure.opened(decision, sub.topics)
             if self.webhooks is not None:
-                hooked = subscriber or f"urn:uuid:{uuid.uuid4()}"
-                self.webhooks.opened(hooked, sub.topics, decision.payload)
+                hooked = self.webhooks.opened(subscriber, sub.topics, decision.payload)
             seconds = decision.seconds_left(time.time())
             del decision  # not needed any more
             if seconds is not None:
@@ -213,12 +201,7 @@ class HubApp:
     async def _shutdown(self) -> None:
         await self.hub.drain(self.grace)
         await self.mercure.aclose()
-        if self._unwatch is not None:
-            self._unwatch()
-        if self.webhooks is not None:
-            await self.webhooks.aclose(grace=self.webhooks.config.timeout)
-        if self.authorizer is not None:
-            await self.authorizer.aclose()
+        await self.hooks.aclose()
         await self.hub.aclose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -162,8 +162,12 @@ class Authorizer:
         return parse_answer(status, bytes(body))
 
     async def aclose(self) -> None:
-        for asking in list(self._asking.values()):
-            asking.cancel()
+        """Cancel the questions on their way and wait until they have
+        ended (each asker gets `CancelledError`), then close the client."""
+        asking = list(self._asking.values())
+        for question in asking:
+            question.cancel()
+        await asyncio.gather(*asking, return_exceptions=True)
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()

@@ -136,11 +136,17 @@ class Webhooks:
 
     # -- what the front end tells (never waits) --------------------------------------
 
-    def opened(self, subscriber: str, topics: tuple[str, ...], payload: Any = None) -> None:
+    def opened(self, subscriber: str | None, topics: tuple[str, ...], payload: Any = None) -> str:
+        """A stream opened: its `subscriber` id (with subscription events
+        on), or None for a fresh `urn:uuid:` one; returns the id, for
+        `closed`."""
+        if subscriber is None:
+            subscriber = f"urn:uuid:{uuid.uuid4()}"
         notice: dict[str, Any] = {"subscriber": subscriber, "topics": list(topics)}
         if payload is not None:
             notice["payload"] = payload
         self.send_nowait("subscription.opened", notice)
+        return subscriber
 
     def closed(self, subscriber: str, topics: tuple[str, ...]) -> None:
         self.send_nowait("subscription.closed", {"subscriber": subscriber, "topics": list(topics)})

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from ssehub.backends import Record, SharedBackend
 
+from ._tasks import cancel_and_wait
 from ._waiters import Waiters
 
 __all__ = ("Feed",)
@@ -58,12 +59,7 @@ class Feed:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            if not task.cancelled():  # our own cancellation, not the task's
-                raise
+        await cancel_and_wait(task)
 
     def own(self, event_id: str) -> None:
         """This process is appending `event_id`: skip it when it comes back."""

@@ -47,6 +47,7 @@ from ._subscription import (
     Subscription,
 )
 from ._tags import Tags
+from ._tasks import cancel_and_wait
 from ._turns import Turns
 from ._waiters import Waiters
 
@@ -415,12 +416,7 @@ class Hub:
             await asyncio.wait(set(self._publishing))
         task, self._heartbeat_task = self._heartbeat_task, None
         if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():  # our own cancellation, not the task's
-                    raise
+            await cancel_and_wait(task)
         if self._feed is not None:
             await self._feed.aclose()
         if self._presence is not None:
@@ -714,11 +710,12 @@ class Hub:
 
     def _check_limits(self, sub: Subscription, topics: Iterable[str]) -> None:
         """Refuse `sub` (attached) if it takes a topic past its policy's
-        `max_subscribers`."""
+        `max_subscribers`, counted as `subscribers(topic)` (with presence:
+        every hub's)."""
         for topic in topics:
             policy = self.policies.policy(topic)
             limit = None if policy is None else policy.max_subscribers
-            if limit is not None and self._fanout.count(topic) > limit:
+            if limit is not None and self.subscribers(topic) > limit:
                 self._counters.refused += 1
                 sub.close()
                 raise SubscriberLimitError(topic, limit, SUBSCRIBER_LIMIT_RETRY)

@@ -29,6 +29,7 @@ from ssehub.backends import PresenceBackend, PresenceSync
 from ._clock import Clock
 from ._selectors import Matcher, SelectorSet
 from ._stats import PresenceStatistics
+from ._tasks import cancel_and_wait
 
 __all__ = ("POLL", "Presence", "decode_selectors", "encode_selectors")
 
@@ -184,12 +185,7 @@ class Presence:
         self._wake.set()
         done, _ = await asyncio.wait((task,), timeout=self.interval)
         if not done:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():  # our own cancellation, not the task's
-                    raise
+            await cancel_and_wait(task)
         try:
             unwatched = await self._backend.presence_leave(self.id)
         except Exception as error:  # the store is away: the entry expires by itself

@@ -4,10 +4,12 @@ standalone server and the ASGI app) call it."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit
 
@@ -16,7 +18,10 @@ from ssehub.hub import (
     Hub,
     HubClosedError,
     Matcher,
+    Resume,
     SelectorSet,
+    StreamSubscription,
+    SubscriberLimitError,
     selectors_match,
     validate_selector,
 )
@@ -285,6 +290,37 @@ class Mercure:
             return self.config.resource
         host = request.header(b"host") or "localhost"
         return f"{request.scheme}://{host}{MERCURE_PATH}"
+
+    def stream(self, decision: Subscribe, transport: asyncio.WriteTransport) -> StreamSubscription:
+        """The hub stream `decision` asks for, writing to `transport`; not
+        open yet (`open_stream`). Raises `HTTPError` (400) when the hub
+        refuses what it asks (a Last-Event-ID too long, a bad selector)."""
+        try:
+            return self.hub.subscribe_stream(
+                transport,
+                decision.topics,
+                last_event_id=decision.last_event_id,
+                newest=decision.newest,
+                private_topics=decision.private_topics,
+                matchers=decision.matchers,
+                tagged=decision.tagged,
+            )
+        except ValueError as error:
+            raise HTTPError(400, str(error), decision.cors) from None
+
+    async def open_stream(
+        self, sub: StreamSubscription, decision: Subscribe, head: Callable[[Resume], bytes]
+    ) -> None:
+        """Open `sub` (from `stream`), `head(resume)` its first bytes. Raises
+        `HTTPError` (503) when the hub is shutting down or at its subscriber
+        limit (with `Retry-After`); the refusal carries the CORS headers."""
+        try:
+            await sub.open(head)
+        except HubClosedError:
+            raise HTTPError(503, "the hub is shutting down", decision.cors) from None
+        except SubscriberLimitError as error:
+            retry = (("Retry-After", str(error.retry_after)),)
+            raise HTTPError(503, str(error), decision.cors + retry) from None
 
     async def opened(self, decision: Subscribe, topics: tuple[str, ...]) -> str | None:
         """A stream is open: with subscription events on, announce it and

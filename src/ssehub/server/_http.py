@@ -24,7 +24,7 @@ import socket
 import ssl
 from pathlib import Path
 
-from ssehub.hooks import Authorizer, Webhooks
+from ssehub.hooks import Hooks
 from ssehub.hub import Hub
 from ssehub.mercure import MERCURE_PATH, METADATA_PATH, Mercure
 
@@ -54,10 +54,8 @@ class HubServer:
         self.hub = hub
         self.config = config = config or ServerConfig()
         self.mercure = Mercure(config.mercure, hub)
-        authorize = config.mercure.authorize
-        self.authorizer = None if authorize is None else Authorizer(authorize)
-        self.webhooks = None if config.webhooks is None else Webhooks(config.webhooks)
-        self._unwatch = None if self.webhooks is None else hub.on_watch(self.webhooks.watch)
+        self.hooks = Hooks(hub, config.mercure.authorize, config.webhooks)
+        self.authorizer, self.webhooks = self.hooks.authorizer, self.hooks.webhooks
         self.publish_seconds = Histogram(
             (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
         )
@@ -165,13 +163,7 @@ class HubServer:
         await self.drain(0)
         await self.feeds.aclose()
         await self.mercure.aclose()
-        if self._unwatch is not None:
-            self._unwatch()
-        if self.webhooks is not None:
-            # the streams just ended: a moment to tell the app, then stop
-            await self.webhooks.aclose(grace=self.webhooks.config.timeout)
-        if self.authorizer is not None:
-            await self.authorizer.aclose()
+        await self.hooks.aclose()
         for conn in list(self._host.connections):
             if conn.transport is not None:
                 conn.transport.abort()

@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 
 from ssehub.hooks import Authorizer, Webhooks, decide
-from ssehub.hub import HubClosedError, StreamSubscription, SubscriberLimitError
+from ssehub.hub import StreamSubscription
 from ssehub.mercure import HTTPError, Listing, Mercure, Publish, Response, Subscribe
 from ssehub.mercure import Request as MercureRequest
 
@@ -77,28 +76,12 @@ class _Subscribing:
         assert transport is not None
         decision = self.decision
         mercure = self.mercure
+        sub = conn.stream = mercure.stream(decision, transport)
         try:
-            sub = mercure.hub.subscribe_stream(
-                transport,
-                decision.topics,
-                last_event_id=decision.last_event_id,
-                newest=decision.newest,
-                private_topics=decision.private_topics,
-                matchers=decision.matchers,
-                tagged=decision.tagged,
-            )
-        except ValueError as error:
-            raise HTTPError(400, str(error)) from None
-        conn.stream = sub
-        try:
-            await sub.open(decision.head)
-        except HubClosedError:
+            await mercure.open_stream(sub, decision, decision.head)
+        except HTTPError:
             conn.stream = None
-            raise HTTPError(503, "the hub is shutting down") from None
-        except SubscriberLimitError as error:
-            conn.stream = None
-            retry = (("Retry-After", str(error.retry_after)),)
-            raise HTTPError(503, str(error), decision.cors + retry) from None
+            raise
         if sub.closed:
             return  # gone already: connection_lost cleans up
         subscriber = None
@@ -107,8 +90,7 @@ class _Subscribing:
         webhooks = self.webhooks
         hooked = None
         if webhooks is not None:
-            hooked = subscriber or f"urn:uuid:{uuid.uuid4()}"
-            webhooks.opened(hooked, sub.topics, decision.payload)
+            hooked = webhooks.opened(subscriber, sub.topics, decision.payload)
         timer = None
         if decision.expires is not None or decision.max_seconds is not None:
             seconds = decision.seconds_left(time.time())
