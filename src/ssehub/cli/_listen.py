@@ -131,10 +131,10 @@ def _headers(args: argparse.Namespace) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     try:
         import httpx
+    except ImportError:
+        raise UsageError("listening to a hub needs httpx: pip install 'ssehub[client]'") from None
+    from ssehub.client import EventSource, SSEClientError, SSEResponseError
 
-        from ssehub.client import EventSource, SSEClientError, SSEResponseError
-    except ImportError as error:
-        raise UsageError(str(error)) from None
     url, topics, matchers = _target(args)
     if args.count is not None and args.count < 1:
         raise UsageError(f"--count must be >= 1, not {args.count}")
