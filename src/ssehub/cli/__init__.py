@@ -51,5 +51,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: {error}", file=sys.stderr)
         return 2
     except (ValueError, OSError, ImportError) as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        print(f"{prog}: {error}", file=sys.stderr)
         return 2
