@@ -1,6 +1,7 @@
-"""What the `*_cost.py` and `fanout_pass.py` benchmarks share: the server's
-process pinned to core 0 (the load runs on core 1), the event loop it runs
-on, its CPU time, waiting for the load to be ready, and the cProfile report."""
+"""What the `*_cost.py`, `fanout_pass.py` and `axes.py` benchmarks share:
+the server's process pinned to core 0 (the load runs on core 1), the event
+loop it runs on, its CPU time (or another process's), waiting for the load
+to be ready, and the cProfile report."""
 
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ def cpu_seconds() -> float:
     """This process's CPU time (user and system), all threads."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system) process PID has used so far, all threads
+    (`/proc/PID/stat`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def pin_server() -> Runner:

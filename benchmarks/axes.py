@@ -51,6 +51,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._cost import process_cpu
 from benchmarks.fanout import (
     PY,
     ROOT,
@@ -122,7 +123,6 @@ def have_nchan() -> bool:
 def sockstat_mem_kb() -> int:
     """Kernel memory of all TCP sockets (`/proc/net/sockstat`, `TCP: ... mem
     PAGES`), in KB: socket buffers live there, not in any process's RSS."""
-    import os
 
     page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
     for line in Path("/proc/net/sockstat").read_text().splitlines():
@@ -169,13 +169,6 @@ def serving(run: Run, name: str, label: str) -> Iterator[tuple[Target, int, int]
     target = targets(port)[name]
     with server(target, port) as proc, profiled(run, label, proc):
         yield target, port, proc.pid
-
-
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """CPU seconds (user, system) process PID has used so far, all threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def ready_wait(load: subprocess.Popen[bytes], ready: Path, what: str) -> None:
@@ -377,7 +370,7 @@ def resume_storm(run: Run) -> list[dict[str, Any]]:
         ready, out, pub_out = (Path(tmp) / n for n in ("ready", "load.json", "pub.json"))
         pub = tools.publisher(url, 1_000_000, 200, "t2", keepalive=2, out=pub_out)
         time.sleep(0.3)
-        cpu_before = cpu_seconds(pid)
+        cpu_before = process_cpu(pid)
         started = time.monotonic()
         load = tools.subscribers(
             # each gets the BEHIND-1 it missed and the live marker: sseload stops
@@ -387,7 +380,7 @@ def resume_storm(run: Run) -> list[dict[str, Any]]:
         )  # fmt: skip
         load.wait(120)
         elapsed = time.monotonic() - started
-        user, system = (b - a for a, b in zip(cpu_before, cpu_seconds(pid), strict=True))
+        user, system = (b - a for a, b in zip(cpu_before, process_cpu(pid), strict=True))
         server_cpu = user + system
         finish(pub)
         r, p = last_json(out), last_json(pub_out)
@@ -466,10 +459,10 @@ def saturate(
         ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
         load = run.tools.subscribers(base + target.sub_path, subs, run.scale.duration, ready, out)
         ready_wait(load, ready, target.name)
-        cpu0 = sum(cpu_seconds(pid)) if pid is not None else 0.0
+        cpu0 = sum(process_cpu(pid)) if pid is not None else 0.0
         pub = run.tools.publisher(base + target.pub_path, 10_000_000, 0, target.form_topic)
         load.wait(run.scale.duration + 60)
-        cpu1 = sum(cpu_seconds(pid)) if pid is not None else 0.0
+        cpu1 = sum(process_cpu(pid)) if pid is not None else 0.0
         finish(pub)
         return {**last_json(out), "server_cpu_s": cpu1 - cpu0}
 

@@ -32,21 +32,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-TICK = os.sysconf("SC_CLK_TCK")
+# Run as a script: the repository root on sys.path (for `benchmarks.*`),
+# instead of this folder, whose modules must not shadow the standard library.
+if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of process PID (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+from benchmarks._cost import process_cpu
+from benchmarks.fanout import PY, ROOT, free_port
 
 
 @contextlib.contextmanager
@@ -304,9 +296,9 @@ def measured(
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(1.0)
-        before = cpu_seconds(pid)
+        before = sum(process_cpu(pid))
         r = flood(port, args.publishers, publishes, args.topics, args.size, args.topics)
-        cpu = cpu_seconds(pid) - before
+        cpu = sum(process_cpu(pid)) - before
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
