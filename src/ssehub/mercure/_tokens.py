@@ -42,13 +42,12 @@ _MATCH_TYPES = ("exact", "urlpattern")
 @dataclass(frozen=True, slots=True)
 class AccessGrant:
     """What a valid 1.0 access token allows: the matchers of its `publish`
-    and `subscribe` details, the `payload` of its first `subscribe` detail
-    that has one, its `sub`, its `exp` (Unix time), and each `subscribe`
-    detail's matchers and payload, in the token's order (`payload_for`)."""
+    and `subscribe` details, its `sub`, its `exp` (Unix time), and each
+    `subscribe` detail's matchers and payload, in the token's order
+    (`payload_for`)."""
 
     publish: frozenset[Matcher]
     subscribe: frozenset[Matcher]
-    payload: Any
     subject: str | None
     expires: float
     subscribe_details: tuple[tuple[frozenset[Matcher], Any], ...] = ()
@@ -153,22 +152,20 @@ def validate(
     exp = claims["exp"]
     if not isinstance(exp, int | float):
         raise bearer_error(401, "the access token's exp must be a number")
-    publish, subscribe, payload, details = _details(claims.get("authorization_details"), base)
+    publish, subscribe, details = _details(claims.get("authorization_details"), base)
     sub = claims.get("sub")
     subject = sub if isinstance(sub, str) else None
-    return AccessGrant(publish, subscribe, payload, subject, float(exp) + leeway, details)
+    return AccessGrant(publish, subscribe, subject, float(exp) + leeway, details)
 
 
 _Details = tuple[tuple[frozenset[Matcher], Any], ...]
 
 
-def _details(
-    details: Any, base: str
-) -> tuple[frozenset[Matcher], frozenset[Matcher], Any, _Details]:
+def _details(details: Any, base: str) -> tuple[frozenset[Matcher], frozenset[Matcher], _Details]:
     """The grants of `authorization_details`, all or nothing; last, each
     `subscribe` detail's matchers and payload, in order."""
     if details is None:
-        return frozenset(), frozenset(), None, ()
+        return frozenset(), frozenset(), ()
     if not isinstance(details, list):
         raise bearer_error(401, "the access token's authorization_details must be an array")
     mercure = [d for d in details if isinstance(d, dict) and d.get("type") == AUTHORIZATION_DETAIL]
@@ -177,7 +174,6 @@ def _details(
     if len(mercure) > MAX_DETAILS:
         raise bearer_error(401, f"more than {MAX_DETAILS} Mercure authorization details")
     granted: dict[str, set[Matcher]] = {action: set() for action in _ACTIONS}
-    payload: Any = None
     subscribe_details: list[tuple[frozenset[Matcher], Any]] = []
     for n, detail in enumerate(mercure):
         where = f"Mercure authorization detail {n}"
@@ -199,12 +195,9 @@ def _details(
                 granted[action].update(matchers)
         if "subscribe" in actions:
             subscribe_details.append((frozenset(matchers), detail.get("payload")))
-        if payload is None and "subscribe" in actions and "payload" in detail:
-            payload = detail["payload"]
     return (
         frozenset(granted["publish"]),
         frozenset(granted["subscribe"]),
-        payload,
         tuple(subscribe_details),
     )
 
