@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +21,7 @@ from ssehub.protocol import Event, encode_event
 from tests.support.helpers import free_port
 from tests.support.processes import start_hub
 from tests.support.servers import run
+from tests.support.sqlite import trace_sqlite
 
 
 def _record(event_id: str, data: str = "", topics: tuple[str, ...] = ("t",)) -> Record:
@@ -37,14 +36,7 @@ class Commits:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
         self._inserted = False
-        connect = sqlite3.connect
-
-        def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-            db: sqlite3.Connection = connect(*args, **kwargs)
-            db.set_trace_callback(self._statement)
-            return db
-
-        monkeypatch.setattr(sqlite3, "connect", traced)
+        trace_sqlite(monkeypatch, self._statement)
 
     def _statement(self, sql: str) -> None:
         if sql.startswith("INSERT INTO events"):
@@ -207,14 +199,7 @@ def test_a_storm_of_identical_resumes_shares_reads_and_reads_no_cached_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     statements: list[str] = []
-    connect = sqlite3.connect
-
-    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        db: sqlite3.Connection = connect(*args, **kwargs)
-        db.set_trace_callback(statements.append)
-        return db
-
-    monkeypatch.setattr(sqlite3, "connect", traced)
+    trace_sqlite(monkeypatch, statements.append)
 
     async def body() -> None:
         backend = SQLiteBackend(tmp_path / "hub.db")

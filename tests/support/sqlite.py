@@ -1,9 +1,11 @@
-"""Counting the work SQLite does: virtual-machine instructions, in steps of
-`STEP`, on every connection opened while counting (the backend's too)."""
+"""Watching what SQLite does, on every connection opened from then on (the
+backend's too): the work it does, virtual-machine instructions in steps of
+`STEP` (`count_sqlite_work`), and the statements it runs (`trace_sqlite`)."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -42,3 +44,16 @@ def count_sqlite_work(monkeypatch: pytest.MonkeyPatch) -> SQLiteWork:
 
     monkeypatch.setattr(sqlite3, "connect", counting_connect)
     return work
+
+
+def trace_sqlite(monkeypatch: pytest.MonkeyPatch, statement: Callable[[str], object]) -> None:
+    """From now to the end of the test, every `sqlite3.connect()` gives
+    `statement` the text of each statement it runs."""
+    connect = sqlite3.connect
+
+    def tracing_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        db: sqlite3.Connection = connect(*args, **kwargs)
+        db.set_trace_callback(statement)
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", tracing_connect)

@@ -4,7 +4,6 @@ writes taking turns with the rest of the loop (`ssehub.hub._turns`)."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from ssehub.backends import MemoryBackend, Record, SQLiteBackend
 from ssehub.hub import Hub, HubConfig
 from ssehub.hub._turns import Turns
 from ssehub.protocol import Event, encode_event
+from tests.support.sqlite import trace_sqlite
 
 
 class Writes(asyncio.WriteTransport):
@@ -170,14 +170,7 @@ def test_a_storm_of_last_id_reads_shares_reads_and_sees_what_was_stored_before(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     statements: list[str] = []
-    connect = sqlite3.connect
-
-    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        db: sqlite3.Connection = connect(*args, **kwargs)
-        db.set_trace_callback(statements.append)
-        return db
-
-    monkeypatch.setattr(sqlite3, "connect", traced)
+    trace_sqlite(monkeypatch, statements.append)
 
     def record(event_id: str) -> Record:
         event = Event("x", id=event_id)
