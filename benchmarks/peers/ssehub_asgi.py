@@ -1,34 +1,21 @@
-"""ssehub's ASGI path under uvicorn: `HubApp` serving a `Hub`, with a plain
-ASGI publish route. Measured beside the standalone server (decision 0001)
-and beside sse-starlette and FastAPI's built-in SSE (docs/benchmarks.md).
+"""ssehub's ASGI path under uvicorn: `HubApp` serving a `Hub`, publishing
+open (as `ssehub serve --anonymous-publish` is in the native rows).
+Measured beside the standalone server (decision 0001) and beside
+sse-starlette and FastAPI's built-in SSE (docs/benchmarks.md).
 
 Run: uvicorn benchmarks.peers.ssehub_asgi:app --loop uvloop --http httptools
 Subscribe GET /.well-known/mercure?topic=T; publish POST form topic=T&data=D.
+
+`HubApp` is the ASGI app itself, with no wrapper of ours around it: an
+idle stream keeps HubApp's coroutine frame where the floor
+(`asgi_floor.py`) keeps its app's.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
-
 from ssehub import Hub
 from ssehub.asgi import HubApp
-from ssehub.asgi._types import Receive, Scope, Send
+from ssehub.mercure import MercureConfig
 
 hub = Hub()
-subscribe = HubApp(hub)
-
-
-async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["type"] != "http" or scope["method"] != "POST":
-        await subscribe(scope, receive, send)  # lifespan and GET
-        return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    form = parse_qs(body.decode())
-    event_id = await hub.publish(form["topic"], form.get("data", [""])[0])
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": event_id.encode()})
+app = HubApp(hub, config=MercureConfig(anonymous_publish=True))

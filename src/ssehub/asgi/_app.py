@@ -89,44 +89,17 @@ class HubApp:
         self.authorizer, self.webhooks = self.hooks.authorizer, self.hooks.webhooks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        decision = await self._decide(scope, receive, send)
-        if decision is None:
+        stream = await self._start(scope, receive, send)
+        if stream is None:
             return  # answered already
-        if not isinstance(decision, Subscribe):
-            await self._answer(decision, send)
-            return
-        # A stream. Everything below stays in this one coroutine frame for as
-        # long as the stream lives (an idle stream's bytes: docs/benchmarks.md).
-        # The hub writes to it as to a socket of the standalone server
-        # (`_stream.py`): no producer task, no queue, no timer of ours.
-        stream = SendTransport(send, self.send_timeout)
+        # An open stream. This frame is all an idle stream keeps of ours
+        # besides the `SendTransport` (its bytes: docs/benchmarks.md), so it
+        # holds as few locals as it can. The hub writes the events to the
+        # stream as to a socket of the standalone server (`_stream.py`): no
+        # producer task, no queue, no timer of ours. Here, in the request's
+        # task, we only wait for the disconnect; ending the stream otherwise
+        # cancels this wait.
         try:
-            sub = stream.sub = self.mercure.stream(decision, stream)
-        except HTTPError as error:
-            await _send(send, error.response())
-            return
-        subscriber = hooked = None
-        timer = None
-        try:
-            try:
-                await self.mercure.open_stream(
-                    sub, decision, functools.partial(_head, stream, decision)
-                )
-            except HTTPError as error:
-                await _send(send, error.response())
-                return
-            subscriber = await self.mercure.opened(decision, sub.topics)
-            if self.webhooks is not None:
-                hooked = self.webhooks.opened(subscriber, sub.topics, decision.payload)
-            seconds = decision.seconds_left(time.time())
-            del decision  # not needed any more
-            if seconds is not None:
-                timer = asyncio.get_running_loop().call_later(seconds, stream.end, _COME_BACK)
-            for handle in _handles(self.streams, scope):
-                handle._join(stream)
-            # Wait here, in the request's task, for the disconnect: the hub
-            # writes the events; ending the stream otherwise cancels this wait.
-            stream.waiting()
             try:
                 while not stream.is_closing():
                     if (await receive())["type"] == "http.disconnect":
@@ -135,14 +108,66 @@ class HubApp:
                 stream.woken(_BYE)
             await stream.finish()
         finally:
-            if timer is not None:
-                timer.cancel()
+            self._close(stream, scope)
+
+    async def _start(self, scope: Scope, receive: Receive, send: Send) -> SendTransport | None:
+        """Answer the request, or open its stream and return it (waiting:
+        `SendTransport.waiting`); None when it was answered."""
+        decision = await self._decide(scope, receive, send)
+        if decision is None:
+            return None
+        if not isinstance(decision, Subscribe):
+            await self._answer(decision, send)
+            return None
+        stream = SendTransport(send, self.send_timeout)
+        try:
+            sub = stream.sub = self.mercure.stream(decision, stream)
+        except HTTPError as error:
+            await _send(send, error.response())
+            return None
+        try:
+            try:
+                await self.mercure.open_stream(
+                    sub, decision, functools.partial(_head, stream, decision)
+                )
+            except HTTPError as error:
+                await _send(send, error.response())
+                self._close(stream, scope)
+                return None
+            subscriber = await self.mercure.opened(decision, sub.topics)
+            hooked = None
+            if self.webhooks is not None:
+                hooked = self.webhooks.opened(subscriber, sub.topics, decision.payload)
+            seconds = decision.seconds_left(time.time())
+            timer = None
+            if seconds is not None:
+                timer = asyncio.get_running_loop().call_later(seconds, stream.end, _COME_BACK)
+            if subscriber is not None or hooked is not None or timer is not None:
+                stream.held = (subscriber, hooked, timer)
             for handle in _handles(self.streams, scope):
-                handle._part(stream)
-            sub.close()
-            self.mercure.closed(subscriber)
-            if self.webhooks is not None and hooked is not None:
-                self.webhooks.closed(hooked, sub.topics)
+                handle._join(stream)
+        except BaseException:
+            self._close(stream, scope)
+            raise
+        stream.waiting()
+        return stream
+
+    def _close(self, stream: SendTransport, scope: Scope) -> None:
+        """The stream is over (or was refused): the hub, the `Streams`, the
+        subscriptions API and the webhooks forget it. Safe to call twice."""
+        subscriber, hooked, timer = stream.held or (None, None, None)
+        stream.held = None
+        if timer is not None:
+            timer.cancel()
+        for handle in _handles(self.streams, scope):
+            handle._part(stream)
+        sub = stream.sub
+        if sub is None:
+            return
+        sub.close()
+        self.mercure.closed(subscriber)
+        if self.webhooks is not None and hooked is not None:
+            self.webhooks.closed(hooked, sub.topics)
 
     async def _decide(
         self, scope: Scope, receive: Receive, send: Send

@@ -43,13 +43,13 @@ log = logging.getLogger("ssehub.asgi")
 _BYE = b"retry: 1000\n\n"  # drained, or cancelled by the server: come back soon
 _BYE_TIMEOUT = 1.0  # for the last words of a stream: a shutdown waits on it
 Ending = Literal["", "close", "abort", "gone"]
+Held = tuple[str | None, str | None, asyncio.TimerHandle | None]
 
 
 class SendTransport(asyncio.WriteTransport):
     """The hub's view of an ASGI response: `write`, `close`, `abort`."""
 
     __slots__ = (
-        "_busy",
         "_context",
         "_ending",
         "_finisher",
@@ -59,6 +59,7 @@ class SendTransport(asyncio.WriteTransport):
         "_task",
         "_timeout",
         "_waking",
+        "held",
         "sub",
     )
 
@@ -68,13 +69,16 @@ class SendTransport(asyncio.WriteTransport):
         self._timeout = send_timeout
         self._context = contextvars.copy_context()  # the request's: sends run in it
         self._inside = False  # running in `_context` now (a finisher)
-        self._busy = False  # a send is under way (suspended)
         self._outbox: list[Message] | None = None  # what came meanwhile (a page at most)
+        # finishes a send that suspended: while it runs, what comes is queued
         self._finisher: asyncio.Task[None] | None = None
         self._task: asyncio.Task[Any] | None = None  # the request's, while it waits
         self._waking = False  # we cancelled it, to end the stream
         self._ending: Ending = ""
         self.sub: StreamSubscription | None = None
+        # the app's own per-stream state, when there is any (`HubApp`: the
+        # subscriber id, the webhooks' id, the token's expiry timer)
+        self.held: Held | None = None
 
     # -- the transport the hub writes to -------------------------------------
 
@@ -117,19 +121,18 @@ class SendTransport(asyncio.WriteTransport):
     # -- sending ---------------------------------------------------------------
 
     def _push(self, message: Message) -> None:
-        if self._busy:
+        if self._finisher is not None:  # a send is under way (suspended)
             if self._outbox is None:
                 self._outbox = []
             self._outbox.append(message)
             return
         step = self._step(message)
         if step is not _DONE:
-            self._busy = True
-            if self.sub is not None:
-                self.sub.pause_writing()  # the hub holds what comes, bounded
             self._finisher = asyncio.get_running_loop().create_task(
                 self._finish(step), context=self._context
             )
+            if self.sub is not None:
+                self.sub.pause_writing()  # the hub holds what comes, bounded
 
     def _step(self, message: Message) -> Any:
         """Run `send(message)` up to its first suspension: `_DONE` when it
@@ -164,7 +167,6 @@ class SendTransport(asyncio.WriteTransport):
             self._lost()
             return
         finally:
-            self._busy = False
             self._finisher = None
         if self._ending:
             self._wake()  # the request task sends the end
