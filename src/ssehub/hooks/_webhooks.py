@@ -93,7 +93,9 @@ class WebhookStatistics:
     failed: int
     """Tries that failed (no answer, or not 2xx); each may be retried."""
     abandoned: int
-    """Deliveries given up after `attempts` tries."""
+    """Deliveries given up: after `attempts` tries, or at once at an
+    unexpected error (one the HTTP client does not count as its own, such as
+    a URL it cannot use; also counted in `failed`, and logged)."""
     dropped: int
     """Notices not queued: `max_pending` were waiting."""
 
@@ -177,7 +179,20 @@ class Webhooks:
             while self._queue:
                 kind, body = self._queue[0]
                 for url in self.config.urls:
-                    await self._deliver(url, kind, body)
+                    try:
+                        await self._deliver(url, kind, body)
+                    except Exception as error:  # one delivery's failure, never the worker's
+                        # what the HTTP client raises beyond its own errors (a URL
+                        # it cannot use, a surprise of its transport): give this
+                        # delivery up, keep the worker for the others
+                        self._failed += 1
+                        self._abandoned += 1
+                        log.error(
+                            "webhook %s to %s abandoned: unexpected %s",
+                            kind,
+                            shown_url(url),
+                            type(error).__name__,
+                        )
                 self._queue.popleft()
             if self._closing:
                 return
@@ -250,7 +265,10 @@ class Webhooks:
 def shown_url(url: str) -> str:
     """`url` for a log line: without its user info and query, where
     receivers' credentials go (`https://user:pass@host/hook?token=...`)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # (e.g. "http://[::1/": it may hold credentials too)
+        return "(a URL that does not parse)"
     host = parts.netloc.rpartition("@")[2]
     query = "?…" if parts.query else ""
     return f"{parts.scheme}://{host}{parts.path}{query}"
