@@ -50,6 +50,10 @@ class HubConfig:
     presence_interval: float = 5.0
 
     def __post_init__(self) -> None:
+        for name in ("heartbeat", "presence_interval"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"HubConfig.{name} must be a number of seconds, not {value!r}")
         if not self.heartbeat > 0:
             raise ValueError(f"HubConfig.heartbeat must be > 0 seconds, not {self.heartbeat!r}")
         if not 0.05 <= self.presence_interval <= 3600:
