@@ -26,7 +26,9 @@ from ._handler import Request, Streaming, StreamTarget
 __all__ = ("ASSETS_PATH", "Assets", "FeedStatistics", "Feeds")
 
 ASSETS_PATH = "/_ssehub/"
-_PUBLIC = ("ssehub.js", "ssehub.mjs")  # the rest is the dashboard's
+# the browser helper, and the icon the built-in pages name (`<link rel="icon">`,
+# so no browser asks for `/favicon.ico`, a `static_dir`'s); the rest is the dashboard's
+_PUBLIC = ("ssehub.js", "ssehub.mjs", "favicon.ico")
 _HEAD = (
     "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
     f"Cache-Control: {CACHE_CONTROL}\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n:\n\n"

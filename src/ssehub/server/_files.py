@@ -16,7 +16,12 @@ from ._handler import Handler, Request, Streaming
 __all__ = ("ASSETS", "Files", "SetsCookie", "file_response")
 
 ASSETS = Path(str(files("ssehub").joinpath("assets"))).resolve()
-_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".html": "text/html"}
+_TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".html": "text/html",
+    ".ico": "image/vnd.microsoft.icon",  # (not left to the system's MIME table)
+}
 
 
 def file_response(folder: Path, path: str) -> Response:
