@@ -135,6 +135,8 @@ class HubApp:
                 self._close(stream, scope)
                 return None
             subscriber = await self.mercure.opened(decision, sub.topics)
+            if subscriber is not None:  # (closed by `_close`, whatever fails next)
+                stream.held = (subscriber, None, None)
             hooked = None
             if self.webhooks is not None:
                 hooked = self.webhooks.opened(subscriber, sub.topics, decision.payload)
