@@ -314,6 +314,27 @@ def test_serve_workers_on_the_default_sqlite_store(tmp_path: Path) -> None:
     assert os.listdir(tmp_path / "ssehub.db.wake") == []  # each removed its socket
 
 
+def test_serve_workers_prints_its_start_summary_once(tmp_path: Path) -> None:
+    """`serve --workers 2`: the parent's line, then one worker's summary and
+    one "shutting down" — not one of each per worker."""
+    port = free_port()
+    proc = spawn("serve", "--port", str(port), "--workers", "2", "--anonymous-publish",
+                 "--store", f"sqlite:///{tmp_path}/hub.db")  # fmt: skip
+    try:
+        connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").close()
+        # both listen, so both are past the point where a summary is printed
+        asyncio.run(snapshots(port, until=lambda seen: len(seen) == 2))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code, out, err = finish(proc)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"ssehub: 2 workers on port {port} (store sqlite:///{tmp_path}/hub.db)"
+    assert len([line for line in lines if "/.well-known/mercure (history:" in line]) == 1, out
+    assert len([line for line in lines if line.startswith("ssehub: publish:")]) == 1, out
+    assert lines.count("ssehub: shutting down") == 1, out
+
+
 async def snapshots(port: int, until: Callable[[dict[int, int]], bool]) -> dict[int, int]:
     """Subscribers per worker pid, from the dashboard's snapshots: new
     connections (the kernel spreads them) until `until(seen)`."""
