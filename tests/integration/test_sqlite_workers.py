@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -435,6 +436,32 @@ def test_many_commits_at_once_wake_a_peer_with_a_few_datagrams(tmp_path: Path) -
         return Record(("t",), event, 1e10, encode_event(event))
 
     asyncio.run(main())
+
+
+def test_the_commit_itself_wakes_the_peers_before_its_answer(tmp_path: Path) -> None:
+    """The writer thread sends the datagrams right after the commit: a peer
+    is woken while this process's loop still has the fan-out pass ahead of
+    it (under load a pass is tens of ms), not one loop turn later."""
+    path = tmp_path / "hub.db"
+    peer = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    async def main() -> None:
+        store = SharedSQLiteBackend(path, poll=3600)
+        await store.start()
+        try:
+            peer.bind(str(tmp_path / "hub.db.wake" / "peer"))
+            peer.setblocking(False)
+            event = Event("x", id="e1")
+            assert await store.append(Record(("t",), event, 1e10, encode_event(event)))
+            # no await since the answer: the loop has not turned
+            assert peer.recv(16) == b"!"
+        finally:
+            await store.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        peer.close()
 
 
 def test_serve_workers_one_killed_mid_stream_its_clients_resume_on_the_port(

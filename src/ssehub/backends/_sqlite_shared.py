@@ -147,8 +147,6 @@ class SharedSQLiteBackend(SQLiteBackend):
                 self._wake = None
 
     async def aclose(self) -> None:
-        if self._wake is not None:
-            self._wake.close()
         if self._follower is not None:
             fdb, self._fdb = self._fdb, None
             if fdb is not None:
@@ -156,17 +154,18 @@ class SharedSQLiteBackend(SQLiteBackend):
             self._follower.shutdown(wait=True)
             self._follower = None
         await super().aclose()
+        if self._wake is not None:  # after the writer thread, which sends on it
+            self._wake.close()
 
     async def append(self, record: Record) -> bool:
         try:
             return await super().append(record)
-        except BaseException:  # perhaps stored all the same: look again
+        except BaseException:  # perhaps stored all the same: look again, all of us
             self._look = True
             self._woken.set()
-            raise
-        finally:
             if self._wake is not None:
                 self._wake.notify()
+            raise
 
     def _peer_woke(self) -> None:
         self._look = True
@@ -222,6 +221,8 @@ class SharedSQLiteBackend(SQLiteBackend):
         self._counts.clear()
         outcomes = super()._write(records)
         db = self._conn()
+        if self._wake is not None:  # the peers read while this process goes on
+            self._wake.send()
         # committed: the newest row now is at or past this batch's rows
         self._appended = max(self._appended, self._newest_seq(db))
         # and the follower gets them with the answer, not a read later
