@@ -6,6 +6,7 @@ killed with kill -9 mid-stream costs its clients a reconnect, not an event."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -371,6 +372,33 @@ def test_serve_workers_prints_its_start_summary_once(tmp_path: Path) -> None:
     assert len([line for line in lines if "/.well-known/mercure (history:" in line]) == 1, out
     assert len([line for line in lines if line.startswith("ssehub: publish:")]) == 1, out
     assert lines.count("ssehub: shutting down") == 1, out
+
+
+def test_serve_workers_stopped_as_they_start_stop_in_a_background_job(tmp_path: Path) -> None:
+    """A background job (`ssehub serve --workers 2 &`, a CI step) has
+    SIGINT ignored, and an ignored signal stays ignored across exec: a
+    worker still starting when SIGINT came would miss it and run on with
+    nobody left to stop it. The parent catches SIGINT before it starts
+    them, so they start with it at its default."""
+    port = free_port()
+    proc = spawn("serve", "--port", str(port), "--workers", "2", "--anonymous-publish",
+                 "--store", f"sqlite:///{tmp_path}/hub.db", sigint="ignore")  # fmt: skip
+    workers: list[int] = []
+    try:
+        assert proc.stdout is not None
+        assert "2 workers on port" in proc.stdout.readline()  # started, not yet listening
+        workers = [
+            int(child)
+            for task in Path(f"/proc/{proc.pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+        proc.send_signal(signal.SIGINT)
+        finish(proc)
+    finally:
+        for pid in workers:  # one that missed it: not left running
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        stop(proc)
 
 
 async def snapshots(port: int, until: Callable[[dict[int, int]], bool]) -> dict[int, int]:

@@ -647,24 +647,26 @@ def _workers(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers > 1 needs a shared store: --store {error}") from None
     argv = _argv_without_workers(sys.argv[1:])
     command = [sys.executable, "-m", "ssehub", *argv, "--workers", "1", "--reuse-port"]
-    # the first worker prints the start summary (and "shutting down"), the
-    # others nothing: one summary, as with one process
-    children = [
-        subprocess.Popen(command if i == 0 else [*command, "--no-summary"])
-        for i in range(args.workers)
-    ]
-    print(
-        f"ssehub: {args.workers} workers on port {args.port} (store {redact(args.store)})",
-        flush=True,
-    )
+    children: list[subprocess.Popen[bytes]] = []
 
     def forward(signum: int, _: object) -> None:
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
 
+    # Caught before the workers start: they begin with these signals at
+    # their defaults, not ignored as a background job inherits SIGINT — a
+    # worker told to stop while it starts would miss it and outlive us.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, forward)
+    # the first worker prints the start summary (and "shutting down"), the
+    # others nothing: one summary, as with one process
+    for i in range(args.workers):
+        children.append(subprocess.Popen(command if i == 0 else [*command, "--no-summary"]))
+    print(
+        f"ssehub: {args.workers} workers on port {args.port} (store {redact(args.store)})",
+        flush=True,
+    )
     codes = [child.wait() for child in children]
     return max(codes, key=abs)
 
