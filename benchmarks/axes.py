@@ -477,20 +477,22 @@ def children_of(pid: int) -> list[int]:
     ]
 
 
-def connections_by_pid(port: int) -> dict[int, int]:
-    """Established connections to PORT per server process (`ss -tnp`): how
-    the kernel spread them over the workers."""
+def connections_by_pid(port: int, *, to: bool = False) -> dict[int, set[str]]:
+    """The established connections of PORT per process (`ss -tnp`), each
+    by its other end's address: the server's (how the kernel spread them
+    over the workers), or with `to` the clients'."""
     if shutil.which("ss") is None:
         return {}
     text = subprocess.run(
-        ["ss", "-Htnp", "state", "established", f"( sport = :{port} )"],
+        ["ss", "-Htnp", "state", "established", f"( {'dport' if to else 'sport'} = :{port} )"],
         capture_output=True, text=True, check=False,
     ).stdout  # fmt: skip
-    counts: dict[int, int] = {}
+    ends: dict[int, set[str]] = {}
     for line in text.splitlines():
+        fields = line.split()
         for pid in {int(m) for m in re.findall(r"pid=(\d+)", line)}:
-            counts[pid] = counts.get(pid, 0) + 1
-    return counts
+            ends.setdefault(pid, set()).add(fields[3 if not to else 2])
+    return ends
 
 
 def writes_of(pid: int) -> int:
@@ -513,14 +515,15 @@ def workers_saturate(run: Run, target: Target, port: int, workers: list[int]) ->
         ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
         load = run.tools.subscribers(base + target.sub_path, subs, run.scale.duration, ready, out)
         ready_wait(load, ready, target.name)
-        held = connections_by_pid(port)
+        held = {pid: len(ends) for pid, ends in connections_by_pid(port).items()}
         pids = [*workers, load.pid]
         cpu0 = {pid: sum(process_cpu(pid)) for pid in pids}
         writes0 = {pid: writes_of(pid) for pid in workers}
         started = time.monotonic()
         pub = run.tools.publisher(base + target.pub_path, 10_000_000, 0, target.form_topic)
         time.sleep(min(1.0, run.scale.duration / 2))
-        publishing = connections_by_pid(port)
+        ours = connections_by_pid(port, to=True).get(pub.pid, set())  # the publisher's ends
+        publishing = {pid: len(ends & ours) for pid, ends in connections_by_pid(port).items()}
         # sample just before the load generator's window ends (it exits then)
         time.sleep(max(run.scale.duration - (time.monotonic() - started) - 0.3, 0.1))
         elapsed = time.monotonic() - started
@@ -531,7 +534,7 @@ def workers_saturate(run: Run, target: Target, port: int, workers: list[int]) ->
         r = last_json(out)
     per_worker = [
         {"pid": pid, "subscribers": held.get(pid, 0),
-         "publisher_connections": publishing.get(pid, 0) - held.get(pid, 0),
+         "publisher_connections": publishing.get(pid, 0),
          "cpu_s": cpu[pid], "cpu_pct": 100 * cpu[pid] / elapsed, "writes": writes[pid]}
         for pid in workers
     ]  # fmt: skip
