@@ -228,7 +228,7 @@ class SharedSQLiteBackend(SQLiteBackend):
         # and the follower gets them with the answer, not a read later
         try:
             self._read_past(db)
-        except sqlite3.Error:  # the follower reads them on its own thread
+        except Exception:  # committed all the same: the follower reads them on its thread
             self._look = True
         loop = self._loop
         if loop is not None:
