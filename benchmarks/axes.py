@@ -538,9 +538,10 @@ def workers_saturate(run: Run, target: Target, port: int, workers: list[int]) ->
          "cpu_s": cpu[pid], "cpu_pct": 100 * cpu[pid] / elapsed, "writes": writes[pid]}
         for pid in workers
     ]  # fmt: skip
-    return {**r, "per_worker": per_worker, "load_cpu_s": cpu[load.pid],
+    events = r.get("events", r.get("events_total", 0))  # (sseload's name, loadgen.py's)
+    return {**r, "events": events, "per_worker": per_worker, "load_cpu_s": cpu[load.pid],
             "load_cpu_pct": 100 * cpu[load.pid] / elapsed,
-            "events_per_write": r["events"] / max(sum(writes.values()), 1)}  # fmt: skip
+            "events_per_write": events / max(sum(writes.values()), 1)}  # fmt: skip
 
 
 def workers_sqlite(run: Run) -> list[dict[str, Any]]:
@@ -577,6 +578,8 @@ def workers_sqlite(run: Run) -> list[dict[str, Any]]:
                      "subscribers": run.scale.subs, "tool": run.tools.name,
                      "events_per_s_active": r["events_per_s_active"],
                      "per_worker": r["per_worker"], "load_cpu_pct": r["load_cpu_pct"],
+                     "load_cpu_s": r["load_cpu_s"], "events": r["events"],
+                     "window_s": r.get("window_s", run.scale.duration),
                      "events_per_write": r["events_per_write"],
                      "lat_ms_p50": r["lat_ms_p50"], "lat_ms_p99": r["lat_ms_p99"],
                      "line": f"{workers} worker(s): {r['events_per_s_active']:,.0f} delivered "
