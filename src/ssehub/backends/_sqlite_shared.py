@@ -259,9 +259,9 @@ class SharedSQLiteBackend(SQLiteBackend):
 
 
 class _Signal:
-    """ "Look again", set on the loop: an `asyncio.Event` whose `wait` takes
-    a timeout without a task of its own (`wait_for` would add one, and the
-    waiter would wake an iteration later than the code it woke)."""
+    """A flag "look again", set on the loop: an `asyncio.Event` whose `wait`
+    takes a timeout without a task of its own (`wait_for` adds one, and the
+    waiter would wake a loop turn after the code that set it)."""
 
     __slots__ = ("_set", "_waiter")
 
