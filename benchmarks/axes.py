@@ -40,6 +40,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -467,9 +468,87 @@ def saturate(
         return {**last_json(out), "server_cpu_s": cpu1 - cpu0}
 
 
+def children_of(pid: int) -> list[int]:
+    """The child processes of PID (`serve --workers N`: its workers)."""
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
+def connections_by_pid(port: int, *, to: bool = False) -> dict[int, set[str]]:
+    """The established connections of PORT per process (`ss -tnp`), each
+    by its other end's address: the server's (how the kernel spread them
+    over the workers), or with `to` the clients'."""
+    if shutil.which("ss") is None:
+        return {}
+    text = subprocess.run(
+        ["ss", "-Htnp", "state", "established", f"( {'dport' if to else 'sport'} = :{port} )"],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    ends: dict[int, set[str]] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        for pid in {int(m) for m in re.findall(r"pid=(\d+)", line)}:
+            ends.setdefault(pid, set()).add(fields[3 if not to else 2])
+    return ends
+
+
+def writes_of(pid: int) -> int:
+    """Write system calls process PID made so far (`/proc/PID/io`, syscw):
+    a subscriber write is one."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("syscw:"):
+            return int(line.split()[1])
+    return 0
+
+
+def workers_saturate(run: Run, target: Target, port: int, workers: list[int]) -> dict[str, Any]:
+    """`saturate`, with what explains the figure: per worker its
+    subscribers, publisher connections, CPU seconds and writes while
+    measured, and the load generator's CPU seconds (it shares core 1 with
+    the second worker)."""
+    base = f"http://127.0.0.1:{port}"
+    subs = run.scale.subs
+    with tempfile.TemporaryDirectory() as tmp:
+        ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
+        load = run.tools.subscribers(base + target.sub_path, subs, run.scale.duration, ready, out)
+        ready_wait(load, ready, target.name)
+        held = {pid: len(ends) for pid, ends in connections_by_pid(port).items()}
+        pids = [*workers, load.pid]
+        cpu0 = {pid: sum(process_cpu(pid)) for pid in pids}
+        writes0 = {pid: writes_of(pid) for pid in workers}
+        started = time.monotonic()
+        pub = run.tools.publisher(base + target.pub_path, 10_000_000, 0, target.form_topic)
+        time.sleep(min(1.0, run.scale.duration / 2))
+        ours = connections_by_pid(port, to=True).get(pub.pid, set())  # the publisher's ends
+        publishing = {pid: len(ends & ours) for pid, ends in connections_by_pid(port).items()}
+        # sample just before the load generator's window ends (it exits then)
+        time.sleep(max(run.scale.duration - (time.monotonic() - started) - 0.3, 0.1))
+        elapsed = time.monotonic() - started
+        cpu = {pid: sum(process_cpu(pid)) - cpu0[pid] for pid in pids}
+        writes = {pid: writes_of(pid) - writes0[pid] for pid in workers}
+        load.wait(run.scale.duration + 60)
+        finish(pub)
+        r = last_json(out)
+    per_worker = [
+        {"pid": pid, "subscribers": held.get(pid, 0),
+         "publisher_connections": publishing.get(pid, 0),
+         "cpu_s": cpu[pid], "cpu_pct": 100 * cpu[pid] / elapsed, "writes": writes[pid]}
+        for pid in workers
+    ]  # fmt: skip
+    events = r.get("events", r.get("events_total", 0))  # (sseload's name, loadgen.py's)
+    return {**r, "events": events, "per_worker": per_worker, "load_cpu_s": cpu[load.pid],
+            "load_cpu_pct": 100 * cpu[load.pid] / elapsed,
+            "events_per_write": events / max(sum(writes.values()), 1)}  # fmt: skip
+
+
 def workers_sqlite(run: Run) -> list[dict[str, Any]]:
     """Delivered events/s at N subscribers, `--workers 2` against one worker,
-    both on the SQLite store (two workers get cores 0-1, as in fanout.py)."""
+    both on the SQLite store (two workers get cores 0-1, as in fanout.py),
+    with each worker's share: subscribers, publisher connections, CPU, and
+    events per subscriber write."""
     store = "sqlite:///@PREFIX@/hub.db"
     ok, reason = workers_supported(store)
     if not ok:
@@ -482,12 +561,32 @@ def workers_sqlite(run: Run) -> list[dict[str, Any]]:
         extra = ("--workers", str(workers)) if workers > 1 else ()  # 1: core 0 only
         target = Target(name, ssehub_serve(port, "--store", store, *extra), *MERCURE)
         with server(target, port) as proc, profiled(run, f"workers-{workers}", proc):
-            r = saturate(run, target, port, run.scale.subs)
+            pids = [proc.pid]
+            if workers > 1:
+                deadline = time.monotonic() + 30
+                while len(pids := children_of(proc.pid)) < workers:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{name}: {workers} workers did not start")
+                    time.sleep(0.05)
+            r = workers_saturate(run, target, port, pids)
+        shares = "; ".join(
+            f"{w['subscribers']:,} subscribers, {w['publisher_connections']} publisher"
+            f" connections, {w['cpu_pct']:.0f}% CPU"
+            for w in r["per_worker"]
+        )
         rows.append({"server": name, "supported": True, "workers": workers,
                      "subscribers": run.scale.subs, "tool": run.tools.name,
                      "events_per_s_active": r["events_per_s_active"],
+                     "per_worker": r["per_worker"], "load_cpu_pct": r["load_cpu_pct"],
+                     "load_cpu_s": r["load_cpu_s"], "events": r["events"],
+                     "window_s": r.get("window_s", run.scale.duration),
+                     "events_per_write": r["events_per_write"],
+                     "lat_ms_p50": r["lat_ms_p50"], "lat_ms_p99": r["lat_ms_p99"],
                      "line": f"{workers} worker(s): {r['events_per_s_active']:,.0f} delivered "
-                             f"events/s at {run.scale.subs:,} subscribers"})  # fmt: skip
+                             f"events/s at {run.scale.subs:,} subscribers [{shares}; load "
+                             f"generator {r['load_cpu_pct']:.0f}% CPU; "
+                             f"{r['events_per_write']:.1f} events per write; latency p50 "
+                             f"{r['lat_ms_p50']:.0f} ms]"})  # fmt: skip
     one, two = rows[0]["events_per_s_active"], rows[1]["events_per_s_active"]
     rows[1]["ratio_to_one_worker"] = two / one if one else 0.0
     rows[1]["line"] += f" ({rows[1]['ratio_to_one_worker']:.2f}x one worker)"

@@ -101,6 +101,15 @@ def test_workers_sqlite_measures_two_workers_against_one(tmp_path: Path) -> None
     assert [r["workers"] for r in rows] == [1, 2]
     assert all(r["events_per_s_active"] > 0 for r in rows)
     assert rows[1]["ratio_to_one_worker"] > 0
+    # what explains it: each worker's share, the load generator's CPU
+    assert [len(r["per_worker"]) for r in rows] == [1, 2]
+    if shutil.which("ss"):  # subscribers and the publisher's 4 connections, by worker
+        for row in rows:
+            shares = row["per_worker"]
+            assert sum(w["subscribers"] for w in shares) == row["subscribers"], shares
+            assert sum(w["publisher_connections"] for w in shares) == 4, shares
+    assert all(w["cpu_s"] > 0 for r in rows for w in r["per_worker"])
+    assert all(r["events_per_write"] > 0 and r["load_cpu_s"] >= 0 for r in rows)
 
 
 def test_asgi_compares_hubapp_with_sse_starlette(tmp_path: Path) -> None:

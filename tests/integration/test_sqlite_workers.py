@@ -6,17 +6,20 @@ killed with kill -9 mid-stream costs its clients a reconnect, not an event."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ssehub import Hub
-from ssehub.backends import HistoryLimits, Record, SharedSQLiteBackend
+from ssehub.backends import HistoryLimits, Record, SharedSQLiteBackend, SQLiteBackend
 from ssehub.hub import EventSubscription
 from ssehub.protocol import Event, encode_event
 from tests.support.helpers import Stream, free_port, publish, subscribe
@@ -78,6 +81,42 @@ def test_two_hubs_on_one_file_deliver_everything_once_in_the_files_order(
                 raise AssertionError(f"a duplicate or stray event: {extra}")
 
     asyncio.run(main())
+
+
+def test_a_publish_on_a_shared_file_takes_no_more_loop_turns_than_on_its_own(
+    tmp_path: Path,
+) -> None:
+    """Under load every turn of the loop is a fan-out pass: a publish that
+    takes more turns to be answered gets fewer events into each pass. Four
+    publishers, each turn a pass (3 ms, the GIL released): on the shared
+    file a publish is answered in about the turns it takes on a file of its
+    own (its rows reach the feed with the commit), not twice as many."""
+
+    async def turns_per_publish(backend: SQLiteBackend) -> float:
+        async with Hub(backend=backend) as hub:
+            loop = asyncio.get_running_loop()
+            turns, running = 0, True
+
+            def turn() -> None:
+                nonlocal turns
+                turns += 1
+                time.sleep(0.003)  # a pass over the subscribers
+                if running:
+                    loop.call_soon(turn)
+
+            async def publisher() -> None:
+                for i in range(50):
+                    await hub.publish("t", str(i))
+
+            await hub.publish("t", "first")
+            loop.call_soon(turn)
+            await asyncio.gather(*(publisher() for _ in range(4)))
+            running = False
+            return turns / 200
+
+    own = asyncio.run(turns_per_publish(SQLiteBackend(tmp_path / "own.db")))
+    shared = asyncio.run(turns_per_publish(SharedSQLiteBackend(tmp_path / "shared.db")))
+    assert shared <= 1.3 * own, (shared, own)
 
 
 def test_without_wake_ups_the_safety_poll_still_brings_every_event(tmp_path: Path) -> None:
@@ -314,6 +353,54 @@ def test_serve_workers_on_the_default_sqlite_store(tmp_path: Path) -> None:
     assert os.listdir(tmp_path / "ssehub.db.wake") == []  # each removed its socket
 
 
+def test_serve_workers_prints_its_start_summary_once(tmp_path: Path) -> None:
+    """`serve --workers 2`: the parent's line, then one worker's summary and
+    one "shutting down" — not one of each per worker."""
+    port = free_port()
+    proc = spawn("serve", "--port", str(port), "--workers", "2", "--anonymous-publish",
+                 "--store", f"sqlite:///{tmp_path}/hub.db")  # fmt: skip
+    try:
+        connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").close()
+        # both listen, so both are past the point where a summary is printed
+        asyncio.run(snapshots(port, until=lambda seen: len(seen) == 2))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code, out, err = finish(proc)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"ssehub: 2 workers on port {port} (store sqlite:///{tmp_path}/hub.db)"
+    assert len([line for line in lines if "/.well-known/mercure (history:" in line]) == 1, out
+    assert len([line for line in lines if line.startswith("ssehub: publish:")]) == 1, out
+    assert lines.count("ssehub: shutting down") == 1, out
+
+
+def test_serve_workers_stopped_as_they_start_stop_in_a_background_job(tmp_path: Path) -> None:
+    """A background job (`ssehub serve --workers 2 &`, a CI step) has
+    SIGINT ignored, and an ignored signal stays ignored across exec: a
+    worker still starting when SIGINT came would miss it and run on with
+    nobody left to stop it. The parent catches SIGINT before it starts
+    them, so they start with it at its default."""
+    port = free_port()
+    proc = spawn("serve", "--port", str(port), "--workers", "2", "--anonymous-publish",
+                 "--store", f"sqlite:///{tmp_path}/hub.db", sigint="ignore")  # fmt: skip
+    workers: list[int] = []
+    try:
+        assert proc.stdout is not None
+        assert "2 workers on port" in proc.stdout.readline()  # started, not yet listening
+        workers = [
+            int(child)
+            for task in Path(f"/proc/{proc.pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+        proc.send_signal(signal.SIGINT)
+        finish(proc)
+    finally:
+        for pid in workers:  # one that missed it: not left running
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        stop(proc)
+
+
 async def snapshots(port: int, until: Callable[[dict[int, int]], bool]) -> dict[int, int]:
     """Subscribers per worker pid, from the dashboard's snapshots: new
     connections (the kernel spreads them) until `until(seen)`."""
@@ -377,6 +464,32 @@ def test_many_commits_at_once_wake_a_peer_with_a_few_datagrams(tmp_path: Path) -
         return Record(("t",), event, 1e10, encode_event(event))
 
     asyncio.run(main())
+
+
+def test_the_commit_itself_wakes_the_peers_before_its_answer(tmp_path: Path) -> None:
+    """The writer thread sends the datagrams right after the commit: a peer
+    is woken while this process's loop still has the fan-out pass ahead of
+    it (under load a pass is tens of ms), not one loop turn later."""
+    path = tmp_path / "hub.db"
+    peer = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    async def main() -> None:
+        store = SharedSQLiteBackend(path, poll=3600)
+        await store.start()
+        try:
+            peer.bind(str(tmp_path / "hub.db.wake" / "peer"))
+            peer.setblocking(False)
+            event = Event("x", id="e1")
+            assert await store.append(Record(("t",), event, 1e10, encode_event(event)))
+            # no await since the answer: the loop has not turned
+            assert peer.recv(16) == b"!"
+        finally:
+            await store.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        peer.close()
 
 
 def test_serve_workers_one_killed_mid_stream_its_clients_resume_on_the_port(

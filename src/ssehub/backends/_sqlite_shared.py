@@ -10,6 +10,14 @@ commits, when a peer wakes it (`_wake.py`), and on a slow safety timer —
 reading the rows past the last it saw, and its hub fans out every one of
 them, its own included: every process delivers every event once, in `seq`
 order. Resuming on any process is a lookup by id, as with one process.
+
+After its own commit a process reads the new rows at once, on the writer
+thread and connection, and hands them to the follower with the commit's
+answer: its own publishes reach its feed without a second thread hop or a
+loop iteration more than with one process. Peers' wake-ups and the timer
+read on the follower's own thread. Rows from both reads are merged by
+`seq` (each read is every committed row past a point), so none is handed
+twice or skipped.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import dataclasses
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,11 +67,19 @@ class SharedSQLiteBackend(SQLiteBackend):
         if not poll > 0:
             raise ValueError(f"poll must be > 0 seconds, not {poll!r}")
         self.poll = poll
-        self._woken = asyncio.Event()
-        self._wake = Wake(os.path.abspath(self.path) + ".wake", self._woken.set) if wake else None
+        self._woken = _Signal()
+        self._wake = Wake(os.path.abspath(self.path) + ".wake", self._peer_woke) if wake else None
         self._appended = 0  # written on the database thread, after a commit
         self._follower: ThreadPoolExecutor | None = None
         self._fdb: sqlite3.Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Rows read for `follow()` and not yet handed out, and the newest
+        # `seq` read (None: nobody follows), under `_rows_lock`: the writer
+        # thread (after its commits) and the follower thread both read.
+        self._rows_lock = threading.Lock()
+        self._ahead: list[tuple[int, Record]] = []
+        self._read_to: int | None = None
+        self._look = True  # the database may hold rows not read yet (a peer's, a failed read)
 
     # -- the shared-backend protocol --------------------------------------------
 
@@ -74,33 +91,46 @@ class SharedSQLiteBackend(SQLiteBackend):
         return await self._read(self._newest_seq)
 
     async def follow(self, after: int) -> AsyncIterator[tuple[int, Record]]:
-        """Every row past `after`, in `seq` order, whoever appended it: read
-        when woken (coalesced: many commits, one read) or every `poll`
-        seconds. A failing read is retried; nothing stored is skipped."""
-        last = after
+        """Every row past `after`, in `seq` order, whoever appended it: this
+        process's own as they commit (read on the writer thread), the
+        others' when woken (coalesced: many commits, one read) or every
+        `poll` seconds. A failing read is retried; nothing stored is
+        skipped. One follower at a time."""
+        with self._rows_lock:
+            if self._read_to is not None:
+                raise RuntimeError("SharedSQLiteBackend is followed already")
+            self._read_to, self._ahead = after, []
+        self._look = True
         delay = 0.1
-        while True:
-            self._woken.clear()  # a wake-up during the read: read again after it
-            try:
-                rows = await self._follow_read(last)
-            except Exception as error:  # locked past the timeout, disk trouble: retry
-                log.warning("following the SQLite store failed (%s); retrying", error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            delay = 0.1
-            for seq, record in rows:
-                last = seq
-                yield seq, record
-            if len(rows) < _PAGE:
-                try:
-                    await asyncio.wait_for(self._woken.wait(), self.poll)
-                except TimeoutError:
-                    pass
+        try:
+            while True:
+                self._woken.clear()  # a wake-up from here on: look again after this turn
+                if self._look:
+                    self._look = False
+                    try:
+                        await self._follow_read()
+                    except Exception as error:  # locked past the timeout, disk trouble: retry
+                        log.warning("following the SQLite store failed (%s); retrying", error)
+                        self._look = True
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 5.0)
+                        continue
+                    delay = 0.1
+                with self._rows_lock:
+                    rows, self._ahead = self._ahead, []
+                for row in rows:
+                    yield row
+                idle = not self._look and not self._ahead
+                if idle and not await self._woken.wait(self.poll):  # the safety read
+                    self._look = True
+        finally:
+            with self._rows_lock:
+                self._read_to, self._ahead = None, []
 
     # -- life cycle --------------------------------------------------------------
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await super().start()
         self._follower = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssehub-follow")
         self._fdb = await self._on_follower(
@@ -117,8 +147,6 @@ class SharedSQLiteBackend(SQLiteBackend):
                 self._wake = None
 
     async def aclose(self) -> None:
-        if self._wake is not None:
-            self._wake.close()
         if self._follower is not None:
             fdb, self._fdb = self._fdb, None
             if fdb is not None:
@@ -126,14 +154,22 @@ class SharedSQLiteBackend(SQLiteBackend):
             self._follower.shutdown(wait=True)
             self._follower = None
         await super().aclose()
+        if self._wake is not None:  # after the writer thread, which sends on it
+            self._wake.close()
 
     async def append(self, record: Record) -> bool:
         try:
             return await super().append(record)
-        finally:  # stored or not (a failure may have stored it): look again
+        except BaseException:  # perhaps stored all the same: look again, all of us
+            self._look = True
             self._woken.set()
             if self._wake is not None:
                 self._wake.notify()
+            raise
+
+    def _peer_woke(self) -> None:
+        self._look = True
+        self._woken.set()
 
     # -- on the loop -------------------------------------------------------------
 
@@ -142,28 +178,64 @@ class SharedSQLiteBackend(SQLiteBackend):
             raise RuntimeError("SharedSQLiteBackend is not started")
         return await asyncio.get_running_loop().run_in_executor(self._follower, work)
 
-    async def _follow_read(self, after: int) -> list[tuple[int, Record]]:
-        return await self._on_follower(lambda: self._since(after))
+    async def _follow_read(self) -> None:
+        await self._on_follower(self._read_past)
 
     # -- on the database threads -----------------------------------------------
 
-    def _since(self, after: int) -> list[tuple[int, Record]]:
-        """On the follower thread: the rows past `after`, one page."""
-        if self._fdb is None:
-            raise RuntimeError("SharedSQLiteBackend is closed")
-        rows = self._fdb.execute(
+    def _read_past(self, db: sqlite3.Connection | None = None) -> None:
+        """On the follower thread (or the writer's, with its `db`): the rows
+        past the newest read, one page, kept for the follower. A full page:
+        there may be more (`_look`)."""
+        with self._rows_lock:
+            after = self._read_to
+        if after is None:
+            return
+        if db is None:
+            db = self._fdb
+            if db is None:
+                raise RuntimeError("SharedSQLiteBackend is closed")
+        rows = db.execute(
             f"SELECT {_COLUMNS} FROM events e WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
             (after, _PAGE),
         ).fetchall()
-        return [(row[0], record) for row, record in zip(rows, self._records(rows), strict=True)]
+        if len(rows) == _PAGE:
+            self._look = True
+        if not rows:
+            return
+        records = self._records(rows)
+        with self._rows_lock:
+            newest = self._read_to
+            if newest is None:  # nobody follows any more
+                return
+            # each read is every committed row past its `after`: past what
+            # another read kept meanwhile, this one's are the next in order
+            fresh = [(row[0], r) for row, r in zip(rows, records, strict=True) if row[0] > newest]
+            if fresh:
+                self._ahead += fresh
+                self._read_to = fresh[-1][0]
 
     def _write(self, records: Sequence[Record]) -> list[DuplicateEventIdError | bool]:
         # Other processes wrote too: the counts per topic are read afresh
         # under this transaction's lock, not taken from this process's cache.
         self._counts.clear()
         outcomes = super()._write(records)
+        db = self._conn()
+        if self._wake is not None:  # the peers read while this process goes on
+            self._wake.send()
         # committed: the newest row now is at or past this batch's rows
-        self._appended = max(self._appended, self._newest_seq(self._conn()))
+        self._appended = max(self._appended, self._newest_seq(db))
+        # and the follower gets them with the answer, not a read later
+        try:
+            self._read_past(db)
+        except Exception:  # committed all the same: the follower reads them on its thread
+            self._look = True
+        loop = self._loop
+        if loop is not None:
+            try:  # before the publishers' answer: the feed passes them first
+                loop.call_soon_threadsafe(self._woken.set)
+            except RuntimeError:  # the loop is closed
+                pass
         return outcomes
 
     def _history(
@@ -184,3 +256,43 @@ class SharedSQLiteBackend(SQLiteBackend):
     def _newest_seq(self, db: sqlite3.Connection | None = None) -> int:
         (seq,) = (db or self._reading()).execute("SELECT MAX(seq) FROM events").fetchone()
         return int(seq or 0)
+
+
+class _Signal:
+    """A flag "look again", set on the loop: an `asyncio.Event` whose `wait`
+    takes a timeout without a task of its own (`wait_for` adds one, and the
+    waiter would wake a loop turn after the code that set it)."""
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[bool] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self, seconds: float) -> bool:
+        """True once set, False if `seconds` passed first."""
+        if self._set:
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiter = waiter
+        timer = loop.call_later(seconds, _expire, waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)

@@ -25,8 +25,9 @@ _DRAIN = 1024  # datagrams read per wake-up at most (the rest: next iteration)
 
 class Wake:
     """This process's wake socket in `folder`; `on_wake()` runs on the loop
-    when a peer says it committed. `notify()` tells every peer, once per
-    loop iteration however often it is called."""
+    when a peer says it committed. `send()` tells every peer at once, from
+    any thread; `notify()` on the loop, once per loop iteration however
+    often it is called."""
 
     __slots__ = ("_dirfd", "_folder", "_loop", "_name", "_on_wake", "_prefix", "_scheduled",
                  "_sock", "sent")  # fmt: skip
@@ -78,10 +79,15 @@ class Wake:
         if self._sock is None or self._scheduled or self._loop is None:
             return
         self._scheduled = True
-        self._loop.call_soon(self._send)
+        self._loop.call_soon(self._notified)
 
-    def _send(self) -> None:
+    def _notified(self) -> None:
         self._scheduled = False
+        self.send()
+
+    def send(self) -> None:
+        """Tell the peers to look again, now: one datagram each. Safe from
+        any thread (the writer's, right after its commit), until `close()`."""
         sock = self._sock
         if sock is None:
             return

@@ -291,6 +291,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "(they wake each other for new events) or Redis; not memory:",
     )
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    # the workers of `--workers N` but the first: the summary is printed once
+    serve.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)
     add_option(
         serve,
         "--log-level",
@@ -561,13 +563,16 @@ def run(args: argparse.Namespace) -> int:
             server = HubServer(hub, server_config)
             await _listen(server, server_config)
             url = base_url(server_config, server.port)
-            print(
-                f"ssehub: hub on {url}/.well-known/mercure (history: {redact(store)})", flush=True
-            )
-            for line in describe(server_config, url):
-                print(f"ssehub: {line}", flush=True)
+            if not args.no_summary:
+                print(
+                    f"ssehub: hub on {url}/.well-known/mercure (history: {redact(store)})",
+                    flush=True,
+                )
+                for line in describe(server_config, url):
+                    print(f"ssehub: {line}", flush=True)
             await stop.wait()
-            print("ssehub: shutting down", flush=True)
+            if not args.no_summary:
+                print("ssehub: shutting down", flush=True)
             await server.drain(args.grace)
             await server.aclose()
         finally:
@@ -642,19 +647,26 @@ def _workers(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers > 1 needs a shared store: --store {error}") from None
     argv = _argv_without_workers(sys.argv[1:])
     command = [sys.executable, "-m", "ssehub", *argv, "--workers", "1", "--reuse-port"]
-    children = [subprocess.Popen(command) for _ in range(args.workers)]
-    print(
-        f"ssehub: {args.workers} workers on port {args.port} (store {redact(args.store)})",
-        flush=True,
-    )
+    children: list[subprocess.Popen[bytes]] = []
 
     def forward(signum: int, _: object) -> None:
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
 
+    # Caught before the workers start: they begin with these signals at
+    # their defaults, not ignored as a background job inherits SIGINT — a
+    # worker told to stop while it starts would miss it and outlive us.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, forward)
+    # the first worker prints the start summary (and "shutting down"), the
+    # others nothing: one summary, as with one process
+    for i in range(args.workers):
+        children.append(subprocess.Popen(command if i == 0 else [*command, "--no-summary"]))
+    print(
+        f"ssehub: {args.workers} workers on port {args.port} (store {redact(args.store)})",
+        flush=True,
+    )
     codes = [child.wait() for child in children]
     return max(codes, key=abs)
 
