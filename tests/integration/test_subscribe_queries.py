@@ -56,8 +56,8 @@ def test_private_rights_of_one_subscriber_never_reach_the_next_with_the_same_que
 
 def test_cors_and_resume_headers_belong_to_the_request_that_sent_them() -> None:
     async def body() -> None:
-        config = {"cors_origins": ("https://app.example",), "anonymous_publish": True}
-        async with serving(**config) as (_, _, port):
+        cors = ("https://app.example",)
+        async with serving(cors_origins=cors, anonymous_publish=True) as (_, _, port):
             event_id = (await publish(port, topic="t", data="x")).text
             browser = await subscribe(
                 port, "t", headers={"Origin": "https://app.example"}, last_event_id=event_id

@@ -11,7 +11,7 @@ import pytest
 from ssehub.backends import MemoryBackend
 from ssehub.hub import Hub, Matcher
 from ssehub.hub._hub import _SELECTIONS
-from ssehub.protocol import EventStreamParser
+from ssehub.protocol import Event, EventStreamParser
 
 
 def test_subscriptions_with_equal_selectors_share_one_validated_selection() -> None:
@@ -26,7 +26,8 @@ def test_subscriptions_with_equal_selectors_share_one_validated_selection() -> N
     tagged = hub.subscribe(("*", "a"), tagged=True)
     assert untagged.key == frozenset({"*"})
     assert tagged.key == frozenset({"*", "a"})
-    assert tagged.tagged and not untagged.tagged
+    assert tagged.tagged
+    assert not untagged.tagged
     # a list (not kept) gives the same as a tuple
     assert hub.subscribe(["a", "https://x.example/{id}"]).key == frozenset(
         {"a", "https://x.example/{id}"}
@@ -42,7 +43,7 @@ def test_kept_selections_are_bounded_and_refusals_are_never_kept() -> None:
         with pytest.raises(ValueError, match="invalid URI template"):
             hub.subscribe(("a", "{bad"))
         with pytest.raises(ValueError, match="a topic must be a non-empty str"):
-            hub.subscribe(("a", ["unhashable"]))  # type: ignore[list-item]
+            hub.subscribe(("a", ["unhashable"]))  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="CR, LF or NUL"):
             hub.subscribe(("a\nb",), tagged=True)
     assert hub.subscribe(("a\nb",)).topics == ("a\nb",)  # untagged, the same is fine
@@ -84,7 +85,7 @@ def test_a_stream_with_no_replay_gets_what_was_published_while_it_registered() -
             after = await hub.publish("t", "after")
             parser = EventStreamParser()
             data = b""
-            events = []
+            events: list[Event] = []
             while len(events) < 2:
                 chunk = await asyncio.wait_for(reader.read(65536), 5)
                 assert chunk
@@ -92,7 +93,8 @@ def test_a_stream_with_no_replay_gets_what_was_published_while_it_registered() -
                 events += parser.feed(chunk)
             assert data.startswith(b"HEAD\n")
             assert [e.id for e in events] == [during, after]  # each once, in order
-            assert sub.resume is not None and sub.resume.replayed == 0
+            assert sub.resume is not None
+            assert sub.resume.replayed == 0
             sub.close()
             client.close()
             writer.close()
