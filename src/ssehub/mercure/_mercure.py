@@ -147,10 +147,10 @@ class Mercure:
         }
 
     def decide(self, request: Request) -> Decision:
-        raw_origin = request.headers.get(b"origin")
+        headers = request.headers
         cors: tuple[tuple[str, str], ...] = ()
-        if raw_origin is not None:
-            origin = raw_origin.decode("latin-1")
+        if b"origin" in headers:
+            origin = headers[b"origin"].decode("latin-1")
             cors = cors_headers(self.config.cors_origins, origin)
             if (
                 not cors
@@ -208,10 +208,15 @@ class Mercure:
     def _subscribe(
         self, request: Request, cors: tuple[tuple[str, str], ...]
     ) -> Subscribe | Authorize:
-        raw_id = request.headers.get(b"last-event-id")
-        query = self._queries.get(request.query)
-        if query is None or (query.base is not None and query.base != self._hub_url(request)):
+        headers = request.headers
+        raw_id = headers[b"last-event-id"] if b"last-event-id" in headers else None
+        try:
+            query = self._queries[request.query]
+        except KeyError:
             query = self._parse_query(request, raw_id)
+        else:
+            if query.base is not None and query.base != self._hub_url(request):
+                query = self._parse_query(request, raw_id)  # 1.0 matchers of another host
         if self._open and not cors and not raw_id:
             return query.plain  # most subscribers: one decision for all who ask the same
         last_event_id = query.last_event_id
