@@ -147,10 +147,10 @@ class Mercure:
         }
 
     def decide(self, request: Request) -> Decision:
-        headers = request.headers
+        sent = request.headers
         cors: tuple[tuple[str, str], ...] = ()
-        if b"origin" in headers:
-            origin = headers[b"origin"].decode("latin-1")
+        if b"origin" in sent:
+            origin = sent[b"origin"].decode("latin-1")
             cors = cors_headers(self.config.cors_origins, origin)
             if (
                 not cors
@@ -208,8 +208,7 @@ class Mercure:
     def _subscribe(
         self, request: Request, cors: tuple[tuple[str, str], ...]
     ) -> Subscribe | Authorize:
-        headers = request.headers
-        raw_id = headers[b"last-event-id"] if b"last-event-id" in headers else None
+        raw_id = request.headers.get(b"last-event-id")
         try:
             query = self._queries[request.query]
         except KeyError:
