@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import tracemalloc
 
-from ssehub.hub import Hub
+from ssehub.hub import Hub, Resume
 from ssehub.mercure import Mercure, MercureConfig, Request, Response, Subscribe
-from ssehub.mercure._mercure import _QUERIES, _QUERY_BYTES
+from ssehub.mercure._mercure import _CORS_SHARED, _QUERIES, _QUERY_BYTES
 
 PATH = "/.well-known/mercure"
 
@@ -93,3 +93,25 @@ def test_relative_url_patterns_resolve_against_each_request_host() -> None:
     again = subscribe(mercure, query, host=b"a.example")
     assert again.matchers[0].matches("http://a.example/books/1")
     assert not again.matchers[0].matches("http://b.example/books/1")
+
+
+def test_each_allowed_origin_shares_its_own_decision_and_head() -> None:
+    origins = tuple(f"https://app{n}.example" for n in range(2 * _CORS_SHARED))
+    mercure = Mercure(MercureConfig(cors_origins=(*origins, "*")), Hub())
+    resume = Resume("earliest", gap=False, replayed=0)
+    for _ in range(2):
+        for origin in (*origins, "https://any.example", "https://other.example"):
+            decision = subscribe(mercure, b"topic=a", origin=origin.encode())
+            allowed = "*" if origin not in origins else origin
+            assert dict(decision.cors)["Access-Control-Allow-Origin"] == allowed
+            head = decision.head(resume)
+            assert f"Access-Control-Allow-Origin: {allowed}\r\n".encode() in head
+            assert (b"Access-Control-Allow-Credentials" in head) is (origin in origins)
+            assert decision.head(resume) is head  # made once
+            assert b"Last-Event-ID" not in head
+    shared = mercure._queries[b"topic=a"].with_cors
+    assert len(shared) == _CORS_SHARED  # as many as allowed, at most the bound
+    first = subscribe(mercure, b"topic=a", origin=origins[0].encode())
+    assert subscribe(mercure, b"topic=a", origin=origins[0].encode()) is first
+    assert subscribe(mercure, b"topic=a") is not first  # no Origin: no CORS headers
+    assert subscribe(mercure, b"topic=a").cors == ()

@@ -62,6 +62,7 @@ Decision = Subscribe | Publish | Listing | Authorize | Response
 _NO_TOPICS: frozenset[str | Matcher] = frozenset()  # shared: an empty frozenset costs 216 B each
 _QUERIES = 128  # subscribe query strings kept parsed (the oldest goes first)
 _QUERY_BYTES = 1024  # a longer query string is parsed every time, never kept
+_CORS_SHARED = 16  # CORS variants of a kept query's decision (one per allowed origin)
 
 
 class _Query:
@@ -71,7 +72,9 @@ class _Query:
     (token, cookie, `Origin`, `Last-Event-ID`), so sharing it shares no
     one's rights. `plain`: the decision for a request that adds nothing
     to its query (no token, no CORS, no `Last-Event-ID` header), shared
-    too (it is frozen). `base`: the hub URL its 1.0 matchers were
+    too (it is frozen); `with_cors`: the same with each allowed origin's
+    CORS headers (as many as `cors_origins` gives, at most `_CORS_SHARED`),
+    their heads made once. `base`: the hub URL its 1.0 matchers were
     resolved against (None: none were)."""
 
     __slots__ = (
@@ -84,6 +87,7 @@ class _Query:
         "plain",
         "tagged",
         "topics",
+        "with_cors",
     )
 
     def __init__(
@@ -107,6 +111,7 @@ class _Query:
         self.newest = newest
         self.tagged = tagged
         self.plain = plain
+        self.with_cors: dict[tuple[tuple[str, str], ...], Subscribe] = {}
 
 
 class Mercure:
@@ -216,8 +221,17 @@ class Mercure:
         else:
             if query.base is not None and query.base != self._hub_url(request):
                 query = self._parse_query(request, raw_id)  # 1.0 matchers of another host
-        if self._open and not cors and not raw_id:
-            return query.plain  # most subscribers: one decision for all who ask the same
+        if self._open and not raw_id:
+            if not cors:
+                return query.plain  # most subscribers: one decision for all who ask the same
+            shared = query.with_cors.get(cors)
+            if shared is None:
+                shared = dataclasses.replace(query.plain, cors=cors)
+                head = shared.head(Resume("earliest", False, 0))  # (asked none: not read)
+                shared = dataclasses.replace(shared, _head=head)
+                if len(query.with_cors) < _CORS_SHARED:
+                    query.with_cors[cors] = shared
+            return shared
         last_event_id = query.last_event_id
         if raw_id:  # the header wins over the query parameter
             last_event_id = raw_id.decode("latin-1")
