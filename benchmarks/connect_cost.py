@@ -7,6 +7,8 @@ connect. With `--profile`, a cProfile of that phase: where the time goes
 
     python benchmarks/connect_cost.py                 # 10,000 subscribers
     python benchmarks/connect_cost.py -c 5000 --profile --top 30
+    python benchmarks/connect_cost.py --query 'match=t1'   # Mercure 1.0 subscribers
+    python benchmarks/connect_cost.py --origin https://app.example   # CORS (browsers)
 
 CPU seconds per connect depend far less on a busy machine than the wall
 clock of the connect phase (which is printed beside them): the other
@@ -36,22 +38,31 @@ from benchmarks._cost import cpu_seconds, pin_server, profile_report, until_read
 from benchmarks.fanout import Tools
 
 
-async def measure(subs: int, tools: Tools, profile: cProfile.Profile | None) -> dict[str, Any]:
+async def measure(
+    subs: int,
+    tools: Tools,
+    profile: cProfile.Profile | None,
+    query: str = "topic=t1",
+    origin: str | None = None,
+) -> dict[str, Any]:
     from ssehub import Hub
+    from ssehub.mercure import MercureConfig
     from ssehub.server import HubServer, ServerConfig
 
+    cors = () if origin is None else (origin,)
+    headers = () if origin is None else (f"Origin: {origin}",)
     async with Hub() as hub:
-        server = HubServer(hub, ServerConfig(port=0))
+        server = HubServer(hub, ServerConfig(port=0, mercure=MercureConfig(cors_origins=cors)))
         await server.start()
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
-                url = f"http://127.0.0.1:{server.port}/.well-known/mercure?topic=t1"
+                url = f"http://127.0.0.1:{server.port}/.well-known/mercure?{query}"
                 await asyncio.sleep(0.3)
                 cpu0 = cpu_seconds()
                 if profile is not None:
                     profile.enable()
-                load = tools.subscribers(url, subs, 0.2, ready, out)
+                load = tools.subscribers(url, subs, 0.2, ready, out, headers=headers)
                 await until_ready(ready, lambda: load.poll() is not None)
                 if profile is not None:
                     profile.disable()
@@ -79,6 +90,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the connect phase")
     parser.add_argument("--top", type=int, default=25, help="functions to show with --profile")
     parser.add_argument("--repeat", type=int, default=1, help="runs (a fresh server each)")
+    parser.add_argument(
+        "--query", default="topic=t1", help="the subscribe query string (default topic=t1)"
+    )
+    parser.add_argument(
+        "--origin", default=None, help="an Origin the hub allows (CORS), sent by every subscriber"
+    )
     args = parser.parse_args()
     if args.subs < 1 or args.top < 1 or args.repeat < 1:
         parser.error("--subs, --top and --repeat must be >= 1")
@@ -86,7 +103,7 @@ def main() -> None:
     tools = Tools(args.tools)
     for _ in range(args.repeat):
         profile = cProfile.Profile() if args.profile else None
-        r = run(measure(args.subs, tools, profile))
+        r = run(measure(args.subs, tools, profile, args.query, args.origin))
         phase = r["connect_phase_s"]
         print(
             f"{r['established']:,} of {r['subscribers']:,} connected ({r['tool']}):"

@@ -33,7 +33,15 @@ def test_connect_cost_reports_cpu_and_python_calls_per_connect() -> None:
     assert number(r"= ([\d.,]+) µs per connect", out) > 0
     # the connect path as it stands: well under 300 calls (181 before this round)
     assert 50 < number(r"calls per connect \(cProfile\): ([\d.]+)", out) < 300
-    assert "(_replay)" in out  # the profile names the path's functions
+    assert "(open_stream)" in out  # the profile names the path's functions
+
+
+def test_connect_cost_takes_the_subscribe_query() -> None:
+    out = script(
+        "benchmarks/connect_cost.py", "-c", "20", "--tools", "python", "--query", "match=t1"
+    )
+    assert "20 of 20 connected" in out
+    assert number(r"= ([\d.,]+) µs per connect", out) > 0
 
 
 def test_fanout_pass_reports_one_python_call_per_subscriber_write() -> None:

@@ -98,9 +98,11 @@ class FanOut:
     # -- membership ------------------------------------------------------------
 
     def attach(self, sub: Subscription) -> Group:
-        group = self._groups.get(sub.group_key)
-        if group is None:
-            group = self._groups[sub.group_key] = Group(sub.group_key, sub.topics)
+        key = sub.group_key
+        try:
+            group = self._groups[key]
+        except KeyError:
+            group = self._groups[key] = Group(key, sub.topics)
             if group.selectors.has_patterns:
                 self._patterns.add(group, group.selectors)
             else:  # (exact topics: the strings and the exact matchers)
@@ -113,13 +115,17 @@ class FanOut:
         group.subscribers[sub] = None
         named = self.named
         exact = group.selectors.exact
-        names = [topic for topic in sub.topics if topic in exact]
-        for topic in names:  # in the subscription's order: callbacks are too
-            count = named[topic] = named.get(topic, 0) + 1
-            if count == 1 and self.tracker is None:
-                self.tell(topic, True)
-        if self.tracker is not None:
-            self.tracker(sub.key, 1, names)
+        tracker = self.tracker
+        for topic in sub.topics:  # in the subscription's order: callbacks are too
+            if topic in exact:
+                if topic in named:
+                    named[topic] += 1
+                else:
+                    named[topic] = 1
+                    if tracker is None:
+                        self.tell(topic, True)
+        if tracker is not None:
+            tracker(sub.key, 1, [topic for topic in sub.topics if topic in exact])
         return group
 
     def tags_of(self, sub: Subscription) -> Tags | None:

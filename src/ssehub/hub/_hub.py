@@ -43,6 +43,7 @@ from ._subscription import (
     CloseReason,
     EventSubscription,
     Resume,
+    Selection,
     StreamSubscription,
     Subscription,
 )
@@ -83,6 +84,7 @@ _HEARTBEAT = encode_comment()
 _SHARED_PAGES = 16  # pages kept for identical replays (each about a page of bytes)
 _FULL_PAGE_REUSE = 1.0  # seconds a full page (not the first) is reused by later replays
 _REPLAY_TURN_BYTES = 256 * 1024  # replay bytes written per loop iteration, at most
+_SELECTIONS = 256  # distinct validated selector lists kept (each bounded by its request)
 log = logging.getLogger("ssehub.hub")
 
 
@@ -237,10 +239,15 @@ class _Pages:
 class _Owner:
     """What subscriptions may ask of the hub (the `Owner` protocol)."""
 
-    __slots__ = ("_hub",)
+    __slots__ = ("_hub", "begin")
 
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
+        # the hub's own method: one call less on every subscribe
+        self.begin: Callable[
+            [Subscription, str | None, int],
+            Coroutine[Any, Any, tuple[Resume, Record | None, _Pages | None]],
+        ] = hub._begin
 
     @property
     def config(self) -> HubConfig:
@@ -249,11 +256,6 @@ class _Owner:
     @property
     def tick(self) -> int:
         return self._hub._tick
-
-    async def begin(
-        self, sub: Subscription, last_event_id: str | None, newest: int
-    ) -> tuple[Resume, Record | None, _Pages]:
-        return await self._hub._begin(sub, last_event_id, newest)
 
     def live_record(self, replayed: int) -> Record:
         ev = Event(json.dumps({"replayed": replayed}), LIVE_EVENT)
@@ -347,6 +349,12 @@ class Hub:
         # waits for it, then the backend tells a retry from a conflict.
         self._custom: dict[str, asyncio.Task[None]] = {}
         self._resume = Resume("earliest", False, 0)  # the last one made without a gap
+        # Selector lists validated lately, by (selectors, matchers, tagged):
+        # the subscribers of one feed send the same ones (bounded; the
+        # oldest goes first).
+        self._selections: dict[
+            tuple[str | tuple[str, ...], tuple[Matcher, ...], bool], Selection
+        ] = {}
 
     # -- life cycle ----------------------------------------------------------
 
@@ -590,14 +598,13 @@ class Hub:
         stream.
         Use it as `async with hub.subscribe(...) as events: async for ...`.
         """
-        selectors = _selectors(topics, matchers)
+        selection = self._selection(topics, matchers, tagged)
         return EventSubscription(
             self._owner,
-            selectors,
+            selection,
             self._checked_id(last_event_id),
             frozenset(private_topics),
-            self._newest(selectors, last_event_id, newest),
-            tagged,
+            self._newest(selection.selectors, last_event_id, newest),
         )
 
     def subscribe_stream(
@@ -619,16 +626,36 @@ class Hub:
         costs about one page, not its whole history. `newest` as in
         `subscribe()`; after a replay a `LIVE_EVENT` marker is written.
         Topic policies apply as in `subscribe()`; `tagged` as in `subscribe()`."""
-        selectors = _selectors(topics, matchers)
+        selection = self._selection(topics, matchers, tagged)
+        if last_event_id is not None:
+            self._checked_id(last_event_id)
+        if type(newest) is not int or newest or (last_event_id is None and self.policies.watched):
+            newest = self._newest(selection.selectors, last_event_id, newest)
         return StreamSubscription(
-            self._owner,
-            selectors,
-            self._checked_id(last_event_id),
-            transport,
-            frozenset(private_topics),
-            self._newest(selectors, last_event_id, newest),
-            tagged,
+            self._owner, selection, last_event_id, transport, frozenset(private_topics), newest
         )
+
+    def _selection(
+        self, topics: str | Iterable[str], matchers: Iterable[Matcher], tagged: bool
+    ) -> Selection:
+        """`topics` and `matchers` validated (`ValueError` naming the
+        problem) and filed as a subscription does, shared with earlier
+        subscriptions that gave equal ones (as tuples)."""
+        cache = self._selections
+        tagged = bool(tagged)
+        if (type(topics) is tuple or type(topics) is str) and type(matchers) is tuple:
+            key = (topics, matchers, tagged)
+            try:
+                return cache[key]
+            except KeyError:
+                pass
+            except TypeError:  # an unhashable item: refused below
+                return Selection(_selectors(topics, matchers), tagged)
+            selection = cache[key] = Selection(_selectors(topics, matchers), tagged)
+            if len(cache) > _SELECTIONS:  # the oldest goes
+                del cache[next(iter(cache))]
+            return selection
+        return Selection(_selectors(topics, matchers), tagged)
 
     def _checked_id(self, last_event_id: str | None) -> str | None:
         limit = self.config.max_last_event_id
@@ -652,11 +679,12 @@ class Hub:
 
     async def _begin(
         self, sub: Subscription, last_event_id: str | None, newest: int = 0
-    ) -> tuple[Resume, Record | None, _Pages]:
+    ) -> tuple[Resume, Record | None, _Pages | None]:
         if self._state != "running":
             raise HubClosedError(f"cannot subscribe: the hub is {self._state}")
+        replay = last_event_id is not None or newest > 0
         feed = self._feed
-        if feed is not None and (last_event_id is not None or newest):
+        if feed is not None and replay:
             # Another process's events may not have come through the feed
             # yet, the one resumed from included: let the feed catch up with
             # the store first, or they would be held as live and sent after
@@ -669,13 +697,14 @@ class Hub:
             if self._state != "running":
                 raise HubClosedError(f"cannot subscribe: the hub is {self._state}")
         group = self._fanout.attach(sub)  # from now on live events are held for it
-        if sub.closed:  # it closed while the feed caught up: its release came first
+        if sub.reason is not None:  # it closed while the feed caught up: its release came first
             self._fanout.detach(sub)
-        topics = None if group.selectors.has_patterns else sub.topics
+        selectors = group.selectors
+        topics = None if selectors.any or selectors.patterns else sub.topics
         if self.policies.watched:
             # the topics it names exactly, also beside a `*` or a template
             # (adding one must not take it past a topic's limit)
-            exact: Iterable[str] = sub.topics if topics is not None else group.selectors.exact
+            exact: Iterable[str] = sub.topics if topics is not None else selectors.exact
             if "*" in sub.key:  # its group keeps the `*` alone
                 exact = [t for t in sub.topics if t != "*" and not _is_template(t)]
             self._check_limits(sub, exact)
@@ -694,12 +723,16 @@ class Hub:
             sub.close()
             raise
         gap_record = None
-        if (last_event_id is not None or newest) and not sub.closed:
-            self._counters.replays += 1
-            if gap:
-                self._counters.gaps += 1
-                gap_record = self._gap_record(last_event_id)
-        pages = _Pages(self, sub, group, topics, first, 0 if last_event_id is not None else newest)
+        pages = None  # no replay asked: nothing to read
+        if replay:
+            if sub.reason is None:
+                self._counters.replays += 1
+                if gap:
+                    self._counters.gaps += 1
+                    gap_record = self._gap_record(last_event_id)
+            pages = _Pages(
+                self, sub, group, topics, first, 0 if last_event_id is not None else newest
+            )
         start = last_id or "earliest"
         resume = self._resume
         if gap or resume.last_event_id != start:

@@ -40,6 +40,7 @@ __all__ = (
     "Owner",
     "Pages",
     "Resume",
+    "Selection",
     "SlowSubscriberError",
     "StreamSubscription",
     "Subscription",
@@ -64,6 +65,28 @@ class Resume:
     last_event_id: str
     gap: bool
     replayed: int
+
+
+class Selection:
+    """A subscription's selectors as the hub files them, validated once:
+    `selectors` (topics, URI templates, `Matcher`s), `topics` (what it
+    reads: the selectors, and the values of its matchers), `key` (its
+    fan-out group's selectors: `*` alone when it reads all) and `tagged`.
+    Immutable, so the hub shares one between the subscriptions that ask
+    for equal selectors (`Hub._selection`). Raises `ValueError` if a tagged
+    stream's selector cannot go in a `matched:` line."""
+
+    __slots__ = ("key", "selectors", "tagged", "topics")
+
+    def __init__(self, selectors: tuple[str | Matcher, ...], tagged: bool = False) -> None:
+        self.selectors = selectors
+        self.topics = tuple(t if isinstance(t, str) else t.value for t in selectors)
+        if tagged:
+            check_tags(selectors)
+        self.tagged = tagged
+        # a tagged stream names its selectors: `*` beside others is not all
+        wildcard = "*" in self.topics and not tagged
+        self.key: frozenset[str | Matcher] = frozenset(("*",)) if wildcard else frozenset(selectors)
 
 
 class Pages(Protocol):
@@ -95,11 +118,11 @@ class Owner(Protocol):
 
     async def begin(
         self, sub: Subscription, last_event_id: str | None, newest: int
-    ) -> tuple[Resume, Record | None, Pages]:
+    ) -> tuple[Resume, Record | None, Pages | None]:
         """Register `sub` (live events are held for it from now on) and
         start its replay (after `last_event_id`, or else the `newest` N):
-        how it resumes, the gap notice, the pages. Raises `HubClosedError`
-        when the hub is not running."""
+        how it resumes, the gap notice, the pages (None: no replay asked).
+        Raises `HubClosedError` when the hub is not running."""
 
     def live_record(self, replayed: int) -> Record:
         """The marker written after a replay, before live events."""
@@ -152,23 +175,16 @@ class Subscription:
     def __init__(
         self,
         hub: Owner,
-        topics: tuple[str | Matcher, ...],
+        selection: Selection,
         last_event_id: str | None,
         private_topics: frozenset[str | Matcher] = frozenset(),
         newest: int = 0,
-        tagged: bool = False,
     ) -> None:
         self._hub = hub
-        # what it reads (the selectors, and the values of its matchers)
-        self.topics = tuple(t if isinstance(t, str) else t.value for t in topics)
+        self.topics = selection.topics
         self._asked = last_event_id
         self._newest = newest
         self._opened = False
-        if tagged:
-            check_tags(topics)
-        # a tagged stream names its selectors: `*` beside others is not all
-        wildcard = "*" in self.topics and not tagged
-        key = frozenset(("*",)) if wildcard else frozenset(topics)
         # The fan-out group: subscribers with the same selectors, the same
         # private rights (the selectors of the private updates it may
         # receive: a JWT's claim) and the same tagging (each event carries
@@ -177,9 +193,9 @@ class Subscription:
         # subscriber of a topic that others read keeps no selector object
         # of its own.
         self.group_key: tuple[frozenset[str | Matcher], frozenset[str | Matcher], bool] = (
-            key,
+            selection.key,
             private_topics,
-            tagged,
+            selection.tagged,
         )
         self.reason: CloseReason | None = None
         self.resume: Resume | None = None
@@ -243,7 +259,11 @@ class Subscription:
         self.resume = resume
         if self.reason is None:
             try:
-                await self._replay(prefix(resume) if prefix else b"", gap, pages)
+                first = prefix(resume) if prefix else b""
+                if pages is None:  # no replay asked: live at once
+                    self._go_live(first)
+                else:
+                    await self._replay(first, gap, pages)
             except BaseException:
                 self.close()
                 raise
@@ -277,6 +297,11 @@ class Subscription:
         """Deliver `prefix` (bytes a stream starts with), the gap notice and
         the replay (all of it, or as it is consumed), then what was held,
         and go live."""
+        raise NotImplementedError
+
+    def _go_live(self, prefix: bytes) -> None:
+        """Deliver `prefix`, then what was held since it registered, and go
+        live: no replay was asked."""
         raise NotImplementedError
 
     def _closed(self) -> None:
@@ -341,14 +366,13 @@ class StreamSubscription(Subscription):
     def __init__(
         self,
         hub: Owner,
-        topics: tuple[str | Matcher, ...],
+        selection: Selection,
         last_event_id: str | None,
         transport: asyncio.WriteTransport,
         private_topics: frozenset[str | Matcher] = frozenset(),
         newest: int = 0,
-        tagged: bool = False,
     ) -> None:
-        super().__init__(hub, topics, last_event_id, private_topics, newest, tagged)
+        super().__init__(hub, selection, last_event_id, private_topics, newest)
         self._lost: asyncio.Future[None] | None = None
         self._room: asyncio.Future[None] | None = None  # a paused replay waits here
         self._transport = transport
@@ -407,6 +431,15 @@ class StreamSubscription(Subscription):
         self._writable = True  # before writing: the write may pause it again
         if unheld:
             self._transport.write(self._encode(unheld))
+
+    def _go_live(self, prefix: bytes) -> None:
+        held, self._held = self._held, None
+        self._writable = True  # before writing: the write may pause it again
+        if held:  # live events came while the hub registered it
+            self._pending_events = self._pending_bytes = 0
+            self._transport.write(prefix + self._encode(list(held.values())))
+        else:
+            self._transport.write(prefix)
 
     async def _wait_room(self, room: asyncio.Future[None]) -> None:
         """Wait for `room` (set done by `_make_room`, and when it closes)."""
@@ -491,13 +524,12 @@ class EventSubscription(Subscription):
     def __init__(
         self,
         hub: Owner,
-        topics: tuple[str | Matcher, ...],
+        selection: Selection,
         last_event_id: str | None,
         private_topics: frozenset[str | Matcher] = frozenset(),
         newest: int = 0,
-        tagged: bool = False,
     ) -> None:
-        super().__init__(hub, topics, last_event_id, private_topics, newest, tagged)
+        super().__init__(hub, selection, last_event_id, private_topics, newest)
         self._live = not self._replays
         self._live_waiter: asyncio.Future[None] | None = None
         self._marker: Record | None = None  # queued where the replay ends
@@ -626,6 +658,10 @@ class EventSubscription(Subscription):
             self._queue.append(gap)
         self._pages = pages
         await self._next_page()  # with all of history in one page, it goes live too
+
+    def _go_live(self, prefix: bytes) -> None:
+        unheld = self._unheld()
+        self._enqueue(unheld, sum(len(r.frame) for r in unheld))
 
     async def _next_page(self) -> None:
         pages = self._pages

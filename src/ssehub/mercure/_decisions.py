@@ -3,7 +3,7 @@ subscription to open, a publish to make, a subscriptions-API listing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ssehub.hub import Matcher, Resume
@@ -37,7 +37,9 @@ class Subscribe:
     Mercure the request spoke, which its answer speaks too; `payloads`: in
     1.0, each matcher's payload (draft, "Payloads"), in `matchers` order.
     `tagged`: each event after a `matched:` line per selector it matched
-    (the `tagged=1` query parameter, an ssehub extension; `ssehub.hub._tags`)."""
+    (the `tagged=1` query parameter, an ssehub extension; `ssehub.hub._tags`).
+    `_head`: `head()` made already, for a decision shared by many
+    requests that ask no resume (None: made when asked)."""
 
     topics: tuple[str, ...]
     last_event_id: str | None
@@ -51,6 +53,7 @@ class Subscribe:
     dialect: Literal["1.0", "0.x"] = "0.x"
     payloads: tuple[Any, ...] = ()
     tagged: bool = False
+    _head: bytes | None = field(default=None, repr=False, compare=False)
 
     def seconds_left(self, now: float) -> float | None:
         """How long the stream may stay open from `now` (Unix time)."""
@@ -79,8 +82,11 @@ class Subscribe:
     def head(self, resume: Resume) -> bytes:
         """The whole HTTP/1.1 response head and the first comment, for a
         server that writes bytes."""
-        if self.last_event_id is None and not self.cors:
-            return _PLAIN_HEAD  # most subscribers: one shared bytes object
+        if self.last_event_id is None:
+            if not self.cors:
+                return _PLAIN_HEAD  # most subscribers: one shared bytes object
+            if self._head is not None:
+                return self._head  # (it does not depend on `resume`)
         lines = [_HEAD]
         lines.extend(f"{k}: {v}\r\n" for k, v in self.headers(resume)[1:])
         lines.append("\r\n")

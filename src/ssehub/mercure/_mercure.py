@@ -40,7 +40,6 @@ from ._cors import (
 )
 from ._decisions import CACHE_CONTROL, Authorize, Listing, Publish, Subscribe
 from ._dialect import MATCH_TYPES, Dialect, check_field, dialect_of, in_hub_namespace, matchers
-from ._dialect import last_event_id as v1_last_event_id
 from ._discovery import METADATA_PATH, discovery_link, metadata_url, protected_resource_metadata
 from ._idempotency import publish_id
 from ._issuers import trust
@@ -61,6 +60,58 @@ Decision = Subscribe | Publish | Listing | Authorize | Response
 
 
 _NO_TOPICS: frozenset[str | Matcher] = frozenset()  # shared: an empty frozenset costs 216 B each
+_QUERIES = 128  # subscribe query strings kept parsed (the oldest goes first)
+_QUERY_BYTES = 1024  # a longer query string is parsed every time, never kept
+_CORS_SHARED = 16  # CORS variants of a kept query's decision (one per allowed origin)
+
+
+class _Query:
+    """A subscribe request's query string, parsed and checked once, and
+    kept for the next requests with the same one (`Mercure._queries`):
+    what a request takes from its query alone, never from its headers
+    (token, cookie, `Origin`, `Last-Event-ID`), so sharing it shares no
+    one's rights. `plain`: the decision for a request that adds nothing
+    to its query (no token, no CORS, no `Last-Event-ID` header), shared
+    too (it is frozen); `with_cors`: the same with each allowed origin's
+    CORS headers (as many as `cors_origins` gives, at most `_CORS_SHARED`),
+    their heads made once. `base`: the hub URL its 1.0 matchers were
+    resolved against (None: none were)."""
+
+    __slots__ = (
+        "base",
+        "dialect",
+        "fields",
+        "last_event_id",
+        "matchers",
+        "newest",
+        "plain",
+        "tagged",
+        "topics",
+        "with_cors",
+    )
+
+    def __init__(
+        self,
+        fields: dict[str, list[str]],
+        dialect: Dialect,
+        topics: tuple[str, ...],
+        matchers: tuple[Matcher, ...],
+        base: str | None,
+        last_event_id: str | None,
+        newest: int,
+        tagged: bool,
+        plain: Subscribe,
+    ) -> None:
+        self.fields = fields
+        self.dialect = dialect
+        self.topics = topics
+        self.matchers = matchers
+        self.base = base
+        self.last_event_id = last_event_id
+        self.newest = newest
+        self.tagged = tagged
+        self.plain = plain
+        self.with_cors: dict[tuple[tuple[str, str], ...], Subscribe] = {}
 
 
 class Mercure:
@@ -85,6 +136,11 @@ class Mercure:
         self.refusals = RefusalLog()
         self.tokens = VerifiedTokens()  # 0.x JWTs verified lately (no check per request)
         auth = config.auth
+        self._queries: dict[bytes | str, _Query] = {}  # subscribe queries parsed lately
+        # no token, cookie or app to ask: a subscriber's rights are none
+        self._open = (
+            auth.subscriber_key is None and not config.issuer_keys and config.authorize is None
+        )
         # whom 1.0 tokens may come from, with which keys, for each action
         self._trust = {
             "publish": trust(
@@ -96,15 +152,17 @@ class Mercure:
         }
 
     def decide(self, request: Request) -> Decision:
-        origin = request.header(b"origin")
-        cors = cors_headers(self.config.cors_origins, origin)
-        if (
-            origin is not None
-            and not cors
-            and not same_origin(origin, request.header(b"host"))
-            and self.refusals.due(origin)  # once per origin per minute, not per request
-        ):
-            log.info("%s", refusal_message(origin))
+        sent = request.headers
+        cors: tuple[tuple[str, str], ...] = ()
+        if b"origin" in sent:
+            origin = sent[b"origin"].decode("latin-1")
+            cors = cors_headers(self.config.cors_origins, origin)
+            if (
+                not cors
+                and not same_origin(origin, request.header(b"host"))
+                and self.refusals.due(origin)  # once per origin per minute, not per request
+            ):
+                log.info("%s", refusal_message(origin))
         try:
             return self._decide(request, cors)
         except HTTPError as error:
@@ -126,7 +184,7 @@ class Mercure:
             rest = path[len(SUBSCRIPTIONS_PATH) :]
             if not rest or rest.startswith("/"):
                 return self._listing(request, rest, cors)
-        plain = unquote(path)
+        plain = unquote(path) if "%" in path else path
         if plain == METADATA_PATH and self.config.dialects != "0.x":
             if request.method != "GET":
                 raise HTTPError(405, f"method {request.method} not allowed on {METADATA_PATH}")
@@ -155,26 +213,32 @@ class Mercure:
     def _subscribe(
         self, request: Request, cors: tuple[tuple[str, str], ...]
     ) -> Subscribe | Authorize:
-        query = request.params()
-        dialect = dialect_of(query, self.config.dialects)
-        found_matchers: tuple[Matcher, ...] = ()
-        topics: list[str] = []
-        if dialect == "1.0":
-            found_matchers = matchers(
-                query, base=self._hub_url(request), limit=self.config.max_topics
-            )
-            last_event_id = v1_last_event_id(request.header(b"last-event-id"), query)
+        raw_id = request.headers.get(b"last-event-id")
+        try:
+            query = self._queries[request.query]
+        except KeyError:
+            query = self._parse_query(request, raw_id)
         else:
-            topics = self._topics(query)
-            last_event_id = request.header(b"last-event-id")
-            if not last_event_id:
-                last_event_id = query.get("lastEventID", [""])[0] or None
-        if last_event_id is not None:
+            if query.base is not None and query.base != self._hub_url(request):
+                query = self._parse_query(request, raw_id)  # 1.0 matchers of another host
+        if self._open and not raw_id:
+            if not cors:
+                return query.plain  # most subscribers: one decision for all who ask the same
+            shared = query.with_cors.get(cors)
+            if shared is None:
+                shared = dataclasses.replace(query.plain, cors=cors)
+                head = shared.head(Resume("earliest", False, 0))  # (asked none: not read)
+                shared = dataclasses.replace(shared, _head=head)
+                if len(query.with_cors) < _CORS_SHARED:
+                    query.with_cors[cors] = shared
+            return shared
+        last_event_id = query.last_event_id
+        if raw_id:  # the header wins over the query parameter
+            last_event_id = raw_id.decode("latin-1")
             longest = self.hub.config.max_last_event_id
             if len(last_event_id) > longest:
                 raise HTTPError(400, f"Last-Event-ID is longer than {longest} characters")
-        newest = self._newest(query.get("newest"))
-        tagged = _tagged(query.get("tagged"))
+        found_matchers = query.matchers
         private: frozenset[str | Matcher] = _NO_TOPICS
         payload: Any = None
         payloads: tuple[Any, ...] = ()
@@ -185,7 +249,7 @@ class Mercure:
         # (None: no key, the app alone decides)
         has_key = auth.subscriber_key is not None or own_keys
         grant: frozenset[str | Matcher] | None = _NO_TOPICS if has_key else None
-        if dialect == "1.0" and has_key:
+        if query.dialect == "1.0" and has_key:
             # no token in the URL in 1.0 (`authorization` there is a 0.x marker)
             found = find_token(request, {}, COOKIE_V1)
             if found is not None:
@@ -198,7 +262,7 @@ class Mercure:
                     401, "subscribing requires an access token (no anonymous access)", None
                 )
         elif auth.subscriber_key is not None:
-            found = find_token(request, query)
+            found = find_token(request, query.fields)
             if found is not None:
                 _refuse_access_token(found[0])
                 jwt = self.tokens.grant(auth, found[0], "subscribe")
@@ -215,26 +279,86 @@ class Mercure:
                 "subscribing requires a Mercure 1.0 access token (subscribe with match=): "
                 "this hub has no key for 0.x JWTs",
             )
-        decision = Subscribe(
-            tuple(topics),
-            last_event_id,
-            private,
-            payload,
-            cors,
-            expires,
+        decision = query.plain
+        if (
+            cors
+            or last_event_id != decision.last_event_id
+            or private is not _NO_TOPICS
+            or payload is not None
+            or expires is not None
+            or payloads
+        ):
+            decision = Subscribe(
+                query.topics,
+                last_event_id,
+                private,
+                payload,
+                cors,
+                expires,
+                self.config.max_stream_seconds,
+                query.newest,
+                found_matchers,
+                query.dialect,
+                payloads,
+                query.tagged,
+            )
+        if self.config.authorize is None:
+            return decision
+        selectors = (*query.topics, *(m.value for m in found_matchers))
+        return Authorize(
+            Question("subscribe", selectors, self._forwarded(request)), decision, grant
+        )
+
+    def _parse_query(self, request: Request, raw_id: bytes | None) -> _Query:
+        """What a subscribe request asks in its query string (400 naming
+        what is wrong), kept for the next requests with the same query
+        string when it is short. `raw_id`: the `Last-Event-ID` header,
+        which takes the query parameter's place (checked here in the
+        order the refusals were always made)."""
+        fields = request.params()
+        dialect = dialect_of(fields, self.config.dialects)
+        found_matchers: tuple[Matcher, ...] = ()
+        topics: tuple[str, ...] = ()
+        base = None
+        if dialect == "1.0":
+            base = self._hub_url(request)
+            found_matchers = matchers(fields, base=base, limit=self.config.max_topics)
+            values = fields.get("last_event_id")
+        else:
+            topics = tuple(self._topics(fields))
+            values = fields.get("lastEventID")
+        query_id = values[0] if values and values[0] else None
+        longest = self.hub.config.max_last_event_id
+        last_event_id = raw_id.decode("latin-1") if raw_id else query_id
+        if last_event_id is not None and len(last_event_id) > longest:
+            raise HTTPError(400, f"Last-Event-ID is longer than {longest} characters")
+        newest = self._newest(fields.get("newest"))
+        tagged = _tagged(fields.get("tagged"))
+        plain = Subscribe(
+            topics,
+            query_id,
+            _NO_TOPICS,
+            None,
+            (),
+            None,
             self.config.max_stream_seconds,
             newest,
             found_matchers,
             dialect,
-            payloads,
+            (),
             tagged,
         )
-        if self.config.authorize is None:
-            return decision
-        selectors = (*topics, *(m.value for m in found_matchers))
-        return Authorize(
-            Question("subscribe", selectors, self._forwarded(request)), decision, grant
+        query = _Query(
+            fields, dialect, topics, found_matchers, base, query_id, newest, tagged, plain
         )
+        raw = request.query
+        if len(raw) <= _QUERY_BYTES and (query_id is None or len(query_id) <= longest):
+            queries = self._queries
+            queries.pop(raw, None)  # a 1.0 one for another base: replaced
+            queries[raw] = query
+            if len(queries) > _QUERIES:  # the oldest goes
+                del queries[next(iter(queries))]
+        return query
 
     def _newest(self, values: list[str] | None) -> int:
         """The `newest=N` query parameter (an ssehub extension): the newest N

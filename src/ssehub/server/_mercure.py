@@ -82,7 +82,7 @@ class _Subscribing:
         except HTTPError:
             conn.stream = None
             raise
-        if sub.closed:
+        if sub.reason is not None:
             return  # gone already: connection_lost cleans up
         subscriber = None
         if mercure.registry is not None:  # subscription events are on
