@@ -63,8 +63,17 @@ CREATE TABLE IF NOT EXISTS event_topics (
     seq   INTEGER NOT NULL,
     PRIMARY KEY (topic, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS event_topics_seq ON event_topics (seq);
+DROP INDEX IF EXISTS event_topics_seq;
 """
+_INSERT_EVENTS = "INSERT INTO events (seq, id, time, topics, event, data, retry, private) VALUES "
+_INSERT_LINKS = "INSERT INTO event_topics (topic, seq) VALUES "
+_ROWS = 200  # rows per INSERT statement at most (SQLite takes 32,766 parameters)
+# a link of event `e` still there: its topics (JSON) looked up in the
+# (topic, seq) key (no index on seq alone: one b-tree less per insert,
+# per delete and per commit)
+_LINKED = (
+    "SELECT 1 FROM json_each(e.topics) j, event_topics t WHERE t.topic = j.value AND t.seq = e.seq"
+)
 _COLUMNS = "e.seq, e.id, e.time, e.topics, e.event, e.data, e.retry, e.private"
 Row = tuple[int, str, float, str, str, str, int | None, int]
 _LOW_DISK = 1 << 20  # free bytes below which `check_writable` calls the disk full
@@ -313,8 +322,8 @@ class SQLiteBackend:
         the batch's order; if the commit fails, nothing of it is stored."""
         db = self._conn()
         outcomes: list[DuplicateEventIdError | bool] = []
-        events: list[tuple[Any, ...]] = []
-        links: list[tuple[str, int]] = []
+        events: list[Any] = []  # the rows' values, flat: one multi-row INSERT
+        links: list[Any] = []
         added: Counter[str] = Counter()
         fresh: list[tuple[int, Record]] = []
         db.execute("BEGIN IMMEDIATE")
@@ -339,22 +348,17 @@ class SQLiteBackend:
                     continue
                 seq += 1
                 ev = record.event
-                events.append(
-                    (seq, record.id, record.time, _topics_json(record.topics), ev.event, ev.data,
-                     ev.retry, int(record.private))
-                )  # fmt: skip
-                links += [(topic, seq) for topic in record.topics]
+                events += (seq, record.id, record.time, _topics_json(record.topics), ev.event,
+                           ev.data, ev.retry, int(record.private))  # fmt: skip
+                for topic in record.topics:
+                    links += (topic, seq)
                 added.update(record.topics)
                 batch[record.id] = record
                 fresh.append((seq, record))
                 outcomes.append(True)
             counts = {topic: self._count(db, topic) for topic in added}
-            db.executemany(
-                "INSERT INTO events (seq, id, time, topics, event, data, retry, private)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                events,
-            )
-            db.executemany("INSERT INTO event_topics (topic, seq) VALUES (?, ?)", links)
+            _insert(db, _INSERT_EVENTS, 8, events)
+            _insert(db, _INSERT_LINKS, 2, links)
             for topic, n in added.items():
                 self._counts[topic] = counts[topic] + n
             self._prune_count(db, set(added))
@@ -431,23 +435,25 @@ class SQLiteBackend:
 
     def _prune_count(self, db: sqlite3.Connection, topics: set[str]) -> None:
         """Drop the oldest rows of each topic past its `max_events`: a small
-        delete of what is in excess, not a scan."""
+        delete of what is in excess, not a scan; two statements a topic
+        (the events only it still holds, then its links), whatever the
+        excess."""
         of = self._limits.of
         for topic in topics:
             excess = self._count(db, topic) - of(topic)[0]
             if excess <= 0:
                 continue
-            dropped = [
-                seq
-                for (seq,) in db.execute(
-                    "DELETE FROM event_topics WHERE topic = ? AND seq IN"
-                    " (SELECT seq FROM event_topics WHERE topic = ? ORDER BY seq LIMIT ?)"
-                    " RETURNING seq",
-                    (topic, topic, excess),
-                )
-            ]
-            self._counts[topic] -= len(dropped)
-            self._drop_orphans(db, dropped)
+            oldest = "SELECT seq FROM event_topics WHERE topic = ? ORDER BY seq LIMIT ?"
+            db.execute(
+                f"DELETE FROM events AS e WHERE seq IN ({oldest})"
+                f" AND NOT EXISTS ({_LINKED} AND j.value <> ?)",
+                (topic, excess, topic),
+            )
+            dropped = db.execute(
+                f"DELETE FROM event_topics WHERE topic = ? AND seq IN ({oldest})",
+                (topic, topic, excess),
+            ).rowcount
+            self._counts[topic] -= dropped
 
     def _remember(self, seq: int, record: Record) -> None:
         cache = self._cache
@@ -457,11 +463,15 @@ class SQLiteBackend:
 
     @staticmethod
     def _drop_orphans(db: sqlite3.Connection, seqs: list[int]) -> None:
-        db.executemany(
-            "DELETE FROM events WHERE seq = ?"
-            " AND NOT EXISTS (SELECT 1 FROM event_topics WHERE seq = ?)",
-            [(seq, seq) for seq in seqs],
-        )
+        """Delete the events of `seqs` that no topic holds any more: one
+        statement per 500."""
+        for i in range(0, len(seqs), 500):
+            chunk = seqs[i : i + 500]
+            db.execute(
+                f"DELETE FROM events AS e WHERE seq IN ({', '.join('?' * len(chunk))})"
+                f" AND NOT EXISTS ({_LINKED})",
+                chunk,
+            )
 
     def _prune_age(self, db: sqlite3.Connection) -> None:
         """At most once a second: drop what is older than any topic keeps,
@@ -529,14 +539,16 @@ class SQLiteBackend:
             db.execute("BEGIN IMMEDIATE")
             rows = db.execute("SELECT seq, time FROM events ORDER BY seq LIMIT 1000").fetchall()
             seqs = [seq for seq, _ in itertools.takewhile(lambda row: row[1] < cutoff, rows)]
-            if seqs:
-                db.execute("DELETE FROM events WHERE seq <= ?", (seqs[-1],))
-            for seq in seqs:
+            if seqs:  # their links (found through their topics), then them
                 for (topic,) in db.execute(
-                    "DELETE FROM event_topics WHERE seq = ? RETURNING topic", (seq,)
-                ):
+                    "DELETE FROM event_topics WHERE (topic, seq) IN"
+                    " (SELECT j.value, e.seq FROM events e, json_each(e.topics) j"
+                    "  WHERE e.seq <= ?) RETURNING topic",
+                    (seqs[-1],),
+                ).fetchall():
                     if topic in self._counts:
                         self._counts[topic] -= 1
+                db.execute("DELETE FROM events WHERE seq <= ?", (seqs[-1],))
             db.execute("COMMIT")
             if len(seqs) < 1000:
                 return
@@ -558,7 +570,7 @@ class SQLiteBackend:
         if after is not None:
             row = db.execute(
                 "SELECT e.seq, e.time, e.topics FROM events e WHERE e.id = ? AND e.time >= ?"
-                " AND EXISTS (SELECT 1 FROM event_topics t WHERE t.seq = e.seq)",
+                f" AND EXISTS ({_LINKED})",
                 (after, cutoff),
             ).fetchone()
             if row is None or row[1] < now - limits.age_of(json.loads(row[2])):
@@ -736,6 +748,17 @@ def _settle(
             done.set_result(outcome)
         else:
             done.set_exception(outcome)
+
+
+def _insert(db: sqlite3.Connection, head: str, width: int, values: list[Any]) -> None:
+    """Insert the rows of `width` columns in flat `values` with one
+    statement per `_ROWS`: one step of SQLite for a batch, not one each
+    (and on the writer thread, one hand-off of the GIL, not one a row)."""
+    step = width * _ROWS
+    row = "(" + ", ".join("?" * width) + ")"
+    for i in range(0, len(values), step):
+        chunk = values[i : i + step]
+        db.execute(head + ", ".join([row] * (len(chunk) // width)), chunk)
 
 
 def _rows_of(db: sqlite3.Connection, seqs: list[int], cutoff: float) -> list[Any]:

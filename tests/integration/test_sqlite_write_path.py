@@ -1,0 +1,109 @@
+"""What one group commit costs the SQLite backend: a batch is a handful of
+statements whatever its size (each statement is one hand-off of the GIL by
+the writer thread), and the only index on the links is their (topic, seq)
+key, in new files and in files an older version made."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from ssehub.backends import HistoryLimits, Record, SQLiteBackend
+from ssehub.protocol import Event, encode_event
+from tests.support.servers import run
+from tests.support.sqlite import trace_sqlite
+
+
+def _record(event_id: str, topics: tuple[str, ...] = ("t",)) -> Record:
+    event = Event(event_id, id=event_id)
+    return Record(topics, event, time.time(), encode_event(event))
+
+
+def _writes(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.lstrip().upper().startswith(("INSERT", "DELETE"))]
+
+
+def test_a_batch_of_appends_is_a_few_statements_not_a_few_per_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statements: list[str] = []
+    trace_sqlite(monkeypatch, statements.append)
+
+    async def body() -> None:
+        # two topics at their bound: every batch also drops as many events
+        backend = SQLiteBackend(tmp_path / "hub.db", HistoryLimits(max_events=100))
+        await backend.start()
+        try:
+            topics = ("t", "u")
+            for i in range(0, 100, 20):
+                await asyncio.gather(
+                    *(backend.append(_record(f"w{j:03}", topics)) for j in range(i, i + 20))
+                )
+            statements.clear()
+            ids = [f"e{i:03}" for i in range(64)]
+            outcomes = await asyncio.gather(*(backend.append(_record(e, topics)) for e in ids))
+            assert outcomes == [True] * 64
+            writes = _writes(statements)
+            commits = statements.count("COMMIT")
+            assert 0 < commits < 8, "64 concurrent appends were not grouped"
+            # a batch: the events, their links; per topic the events only it
+            # held, then its links (not a statement per event, nor per link)
+            assert len(writes) <= commits * (2 + 2 * len(topics)), writes
+            page = await backend.history(["t"], None)
+            assert [r.id for r in page.records] == [f"w{i:03}" for i in range(64, 100)] + ids
+            assert [r.id for r in (await backend.history(["u"], None)).records] == [
+                r.id for r in page.records
+            ]
+        finally:
+            await backend.aclose()
+
+    run(body)
+
+
+def test_links_are_keyed_by_topic_only_and_an_older_file_loses_its_seq_index(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "hub.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE event_topics (topic TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " PRIMARY KEY (topic, seq)) WITHOUT ROWID;"
+        "CREATE INDEX event_topics_seq ON event_topics (seq);"
+    )
+    old.close()
+
+    async def body() -> None:
+        # an event on two topics, one of which drops it by count: it stays
+        # for the other; dropped by both, it is gone, row and all
+        backend = SQLiteBackend(path, HistoryLimits(max_events=2))
+        await backend.start()
+        try:
+            assert await backend.append(_record("both", ("a", "b"))) is True
+            for i in range(2):
+                assert await backend.append(_record(f"a{i}", ("a",))) is True
+            assert [r.id for r in (await backend.history(["b"], None)).records] == ["both"]
+            assert (await backend.history(["a"], None)).records[0].id == "a0"
+            resumed = await backend.history(["b"], "both")
+            assert resumed.found
+            assert resumed.records == []
+            for i in range(2):
+                assert await backend.append(_record(f"b{i}", ("b",))) is True
+            gone = await backend.history(["a", "b"], "both")
+            assert not gone.found
+        finally:
+            await backend.aclose()
+        db = sqlite3.connect(path)
+        try:
+            indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master"
+                                                       " WHERE type = 'index'")}  # fmt: skip
+            assert "event_topics_seq" not in indexes
+            (rows,) = db.execute("SELECT COUNT(*) FROM events WHERE id = 'both'").fetchone()
+            assert rows == 0
+        finally:
+            db.close()
+
+    run(body)
