@@ -93,17 +93,29 @@ class _Pass:
         order, pos, cache = self.order, self.pos, self.cache
         stop = len(order) if budget is None else min(len(order), pos + budget)
         events = nbytes = 0
+        # no Python call but the write per subscriber: the bytes change only
+        # where the first batch does (counted per run of equal ones)
+        records: list[Record] = []
+        start, data, run = 0, b"", 0
         for sub in order[pos:stop]:
-            first = subs.get(sub)
-            if first is None or first > last:  # gone, or has it all
+            try:
+                first = subs[sub]
+            except KeyError:  # gone
                 continue
-            got = cache.get(first)
-            if got is None:
-                got = cache[first] = self._since(fanout, first)
+            if first is None or first > last:  # has it all
+                continue
+            if first != start:
+                events += run * len(records)
+                nbytes += run * len(data)
+                got = cache.get(first)
+                if got is None:
+                    got = cache[first] = self._since(fanout, first)
+                start, (data, records), run = first, got, 0
             subs[sub] = after  # before the write: a close inside it removes the entry
-            sub._deliver(got[0], got[1])
-            events += len(got[1])
-            nbytes += len(got[0])
+            sub._deliver(data, records)
+            run += 1
+        events += run * len(records)
+        nbytes += run * len(data)
         self.pos = stop
         return stop - pos, events, nbytes
 
@@ -118,7 +130,9 @@ class _Pass:
         """Forget the batches everyone has; start the next pass if someone
         still needs one (taken after the pass had passed it)."""
         subs = self.group.subscribers
-        low = min((n for n in subs.values() if n is not None), default=None)
+        # the lowest first batch anyone still needs (batches count from 1:
+        # `filter(None, ...)` drops only the None of those attached since)
+        low = min(filter(None, subs.values()), default=None)
         if low is None:
             return False
         batches = self.batches = [b for b in self.batches if b[0] >= low]
