@@ -343,10 +343,16 @@ class FanOut:
         delivered = nbytes = 0
         for group in dirty:
             records, group.pending = group.pending, []
-            run = passes.get(group)
+            run = passes.get(group) if passes else None
             if run is None and (budget is None or len(group.subscribers) <= SLICE):
                 # small enough for this turn: written now, no pass kept
-                data = self._join(group, records)
+                tags = group.tags
+                if tags is not None:
+                    data = tags.encode(records, once=True)
+                elif len(records) == 1:
+                    data = records[0].frame
+                else:
+                    data = b"".join([r.frame for r in records])
                 subscribers = group.subscribers
                 for sub in subscribers:
                     sub._deliver(data, records)
