@@ -7,6 +7,7 @@ still dropped; drain delivers what a pass still owes."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -117,3 +118,39 @@ def test_drain_delivers_what_a_pass_under_way_still_owes() -> None:
         await hub.aclose()
 
     asyncio.run(main())
+
+
+def test_publishes_attaches_and_closes_between_turns_in_any_order_lose_and_repeat_nothing() -> None:
+    async def body(hub: Hub) -> None:
+        rng = random.Random(15)
+        subs = await subscribers(hub, 700)
+        expected: dict[EventSubscription, list[str]] = {sub: [] for sub in subs}
+        await hub.publish("t", "first")
+        for sub in subs:
+            expected[sub].append("first")
+        await asyncio.sleep(0)
+        assert 0 < reached(subs) < len(subs)  # the pass takes turns
+        live = list(subs)
+        for step in range(80):
+            action = rng.random()
+            if action < 0.55:
+                await hub.publish("t", f"e{step}")
+                for sub in live:
+                    expected[sub].append(f"e{step}")
+            elif action < 0.75:
+                # a turn first: records not yet taken into a pass reach whoever
+                # is attached when they are (as before passes took turns)
+                await asyncio.sleep(0)
+                [new] = await subscribers(hub, 1)
+                expected[new] = []
+                live.append(new)
+            elif action < 0.85:
+                live.pop(rng.randrange(len(live))).close()
+            for _ in range(rng.randrange(3)):  # zero, one or two turns
+                await asyncio.sleep(0)
+        await hub.publish("t", "end")
+        for sub in live:
+            got = await datas(sub, len(expected[sub]) + 1)
+            assert got == [*expected[sub], "end"]
+
+    run(body)
