@@ -6,6 +6,10 @@ selectors and private rights); once per loop iteration, join each group's
 pending bytes once and hand that one bytes object to every subscriber of the
 group. No task wakes and nothing is allocated per subscriber per event.
 Selectors are compiled once, when a group is made.
+
+A group larger than `SLICE` is written a turn at a time (`_Pass`): the
+loop reads and answers publishes between turns, and what they publish
+joins the pass under way, so an event waits at most one pass.
 """
 
 from __future__ import annotations
@@ -145,8 +149,8 @@ class _Pass:
 
 
 class FanOut:
-    """The groups, indexed by exact topic and by pattern, and the pending
-    records of each, flushed once per loop iteration."""
+    """The groups, indexed by exact topic and by pattern, the pending
+    records of each and the passes under way, a turn per loop iteration."""
 
     __slots__ = (
         "_batch",
