@@ -28,6 +28,7 @@ if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import argparse
 import asyncio
 import cProfile
+import socket
 import statistics
 import tempfile
 import time
@@ -35,10 +36,32 @@ from typing import Any
 
 from benchmarks._cost import pin_server, profile_report, until_ready
 from benchmarks.fanout import Tools
+from ssehub.hub._fanout import SLICE
+
+
+def shape_sockets(hub: Any, nodelay: bool | None, sndbuf: int) -> int:
+    """Set TCP_NODELAY and SO_SNDBUF on every subscriber's socket (the
+    kernel cost of a write under another socket shape); how many were set."""
+    done = 0
+    for sub in hub._fanout.subscriptions():
+        sock = sub._transport.get_extra_info("socket")
+        if sock is None:
+            continue
+        if nodelay is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(nodelay))
+        if sndbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        done += 1
+    return done
 
 
 async def measure(
-    subs: int, events: int, tools: Tools, profile: cProfile.Profile | None
+    subs: int,
+    events: int,
+    tools: Tools,
+    profile: cProfile.Profile | None,
+    nodelay: bool | None = None,
+    sndbuf: int = 0,
 ) -> dict[str, Any]:
     from ssehub import Hub
     from ssehub.server import HubServer, ServerConfig
@@ -51,11 +74,16 @@ async def measure(
         cpus: list[float] = []
 
         def timed_flush() -> None:
-            """The pass the publish scheduled, run now (it cancels its handle)."""
+            """The pass the publish scheduled, run now, its turns back to back
+            (without the loop's work between them)."""
+            handle, fanout._flush_handle = fanout._flush_handle, None
+            if handle is not None:
+                handle.cancel()
             wall, cpu = time.perf_counter(), time.thread_time()
             if profile is not None:
                 profile.enable()
-            fanout.flush()
+            while fanout._dirty or fanout._passes:  # turn after turn, as the loop runs them
+                fanout._slice(SLICE)
             if profile is not None:
                 profile.disable()
             walls.append(time.perf_counter() - wall)
@@ -68,6 +96,8 @@ async def measure(
                 load = tools.subscribers(url, subs, 60, ready, out)
                 await until_ready(ready, lambda: load.poll() is not None)
                 await asyncio.sleep(1.0)
+                if nodelay is not None or sndbuf:
+                    shape_sockets(hub, nodelay, sndbuf)
                 for i in range(events):
                     await hub.publish("t1", f"{time.time_ns()} {i} " + "x" * 60)
                     timed_flush()
@@ -92,13 +122,16 @@ def main() -> None:
     parser.add_argument("-e", "--events", type=int, default=30, help="passes (one event each)")
     parser.add_argument("--tools", choices=("auto", "c", "python"), default="auto")
     parser.add_argument("--profile", action="store_true", help="cProfile the passes")
+    parser.add_argument("--nodelay", choices=("on", "off"), help="TCP_NODELAY on every socket")
+    parser.add_argument("--sndbuf", type=int, default=0, help="SO_SNDBUF on every socket")
     parser.add_argument("--top", type=int, default=15, help="functions to show with --profile")
     args = parser.parse_args()
     if args.subs < 1 or args.events < 1 or args.top < 1:
         parser.error("--subs, --events and --top must be >= 1")
     run = pin_server()
     profile = cProfile.Profile() if args.profile else None
-    r = run(measure(args.subs, args.events, Tools(args.tools), profile))
+    nodelay = None if args.nodelay is None else args.nodelay == "on"
+    r = run(measure(args.subs, args.events, Tools(args.tools), profile, nodelay, args.sndbuf))
     print(
         f"{r['subscribers']:,} subscribers, {r['passes']} passes: median pass"
         f" {r['pass_ms_median']:.1f} ms wall clock, {r['cpu_ms_median']:.1f} ms CPU"

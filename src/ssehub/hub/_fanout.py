@@ -6,6 +6,10 @@ selectors and private rights); once per loop iteration, join each group's
 pending bytes once and hand that one bytes object to every subscriber of the
 group. No task wakes and nothing is allocated per subscriber per event.
 Selectors are compiled once, when a group is made.
+
+A group larger than `SLICE` is written a turn at a time (`_Pass`): the
+loop reads and answers publishes between turns, and what they publish
+joins the pass under way, so an event waits at most one pass.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ __all__ = ("FanOut", "Group")
 GroupKey = tuple[frozenset[str | Matcher], frozenset[str | Matcher], bool]
 log = logging.getLogger("ssehub.hub")
 
+SLICE = 512
+"""Subscribers written per turn of the loop (a few milliseconds here): a
+pass over a larger group takes several turns, and the publishes read
+between them join the pass under way."""
+
 
 class Group:
     """Subscribers with the same selectors, private rights and tagging: they
@@ -41,15 +50,110 @@ class Group:
         # a token's claim: a malformed selector there matches nothing
         self.rights = SelectorSet(key[1], strict=False)
         self.tags = Tags(key[0]) if key[2] else None  # a tagged stream's lines
-        self.subscribers: dict[Subscription, None] = {}
+        # each subscriber's first batch not yet written to it (`_Pass`)
+        self.subscribers: dict[Subscription, int | None] = {}
         self.pending: list[Record] = []
 
 
+class _Pass:
+    """A pass over one group's subscribers under way, a turn at a time.
+
+    The records come in numbered batches. Each subscriber's value in
+    `group.subscribers` is the number of the first batch it has not been
+    written (None: attached since the last batch was taken, it needs only
+    later ones). A subscriber the pass reaches gets, in one write, every
+    batch from its number on, and its number moves past the last: a batch
+    taken mid-pass goes to the rest of this pass with what it carries, and
+    to those already passed (and any attached meanwhile) in the next pass,
+    so each gets every batch once, in order, and waits at most one pass.
+    """
+
+    __slots__ = ("batches", "cache", "group", "order", "pos")
+
+    def __init__(self, group: Group) -> None:
+        self.group = group
+        self.order = list(group.subscribers)
+        self.pos = 0
+        self.batches: list[tuple[int, list[Record]]] = []
+        # (bytes, records) by first batch: the same bytes for all who start there
+        self.cache: dict[int, tuple[bytes, list[Record]]] = {}
+
+    def take(self, number: int, records: list[Record]) -> None:
+        """Batch `number`, for everyone attached now."""
+        subs = self.group.subscribers
+        for sub in reversed(subs):  # attached since the last batch: at the end
+            if subs[sub] is not None:
+                break
+            subs[sub] = number
+        self.batches.append((number, records))
+        self.cache.clear()
+
+    def write(self, fanout: FanOut, budget: int | None) -> tuple[int, int, int]:
+        """Write to the next `budget` subscribers of the pass (None: all):
+        (subscribers visited, events delivered, bytes delivered)."""
+        subs = self.group.subscribers
+        last = self.batches[-1][0]
+        after = last + 1
+        order, pos, cache = self.order, self.pos, self.cache
+        stop = len(order) if budget is None else min(len(order), pos + budget)
+        events = nbytes = 0
+        # no Python call but the write per subscriber: the bytes change only
+        # where the first batch does (counted per run of equal ones)
+        records: list[Record] = []
+        start, data, run = 0, b"", 0
+        for sub in order[pos:stop]:
+            try:
+                first = subs[sub]
+            except KeyError:  # gone
+                continue
+            if first is None or first > last:  # has it all
+                continue
+            if first != start:
+                events += run * len(records)
+                nbytes += run * len(data)
+                got = cache.get(first)
+                if got is None:
+                    got = cache[first] = self._since(fanout, first)
+                start, (data, records), run = first, got, 0
+            subs[sub] = after  # before the write: a close inside it removes the entry
+            sub._deliver(data, records)
+            run += 1
+        events += run * len(records)
+        nbytes += run * len(data)
+        self.pos = stop
+        return stop - pos, events, nbytes
+
+    def _since(self, fanout: FanOut, first: int) -> tuple[bytes, list[Record]]:
+        records = [r for number, batch in self.batches if number >= first for r in batch]
+        return fanout._join(self.group, records), records
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.order)
+
+    def restart(self) -> bool:
+        """Forget the batches everyone has; start the next pass if someone
+        still needs one (taken after the pass had passed it)."""
+        subs = self.group.subscribers
+        # the lowest first batch anyone still needs (batches count from 1:
+        # `filter(None, ...)` drops only the None of those attached since)
+        low = min(filter(None, subs.values()), default=None)
+        if low is None:
+            return False
+        batches = self.batches = [b for b in self.batches if b[0] >= low]
+        if not batches:
+            return False
+        self.order = list(subs)
+        self.pos = 0
+        self.cache.clear()
+        return True
+
+
 class FanOut:
-    """The groups, indexed by exact topic and by pattern, and the pending
-    records of each, flushed once per loop iteration."""
+    """The groups, indexed by exact topic and by pattern, the pending
+    records of each and the passes under way, a turn per loop iteration."""
 
     __slots__ = (
+        "_batch",
         "_by_topic",
         "_counters",
         "_dirty",
@@ -58,6 +162,7 @@ class FanOut:
         "_groups",
         "_loop",
         "_now",
+        "_passes",
         "_patterns",
         "named",
         "tracker",
@@ -73,6 +178,10 @@ class FanOut:
         self._patterns: PatternIndex[Group] = PatternIndex()  # `*` and URI templates
         self._dirty: list[Group] = []
         self._flush_handle: asyncio.Handle | None = None
+        # the groups whose pass is under way (a turn at a time), oldest first,
+        # and the number of the next batch of records taken into a pass
+        self._passes: dict[Group, _Pass] = {}
+        self._batch = 1
         self._doomed: list[tuple[Subscription, CloseReason]] = []
         # subscriptions that name each topic exactly, and who wants to know
         # when one gains its first or loses its last
@@ -211,35 +320,85 @@ class FanOut:
         group.pending.append(record)
         if self._flush_handle is None:
             assert self._loop is not None
-            self._flush_handle = self._loop.call_soon(self.flush)
+            self._flush_handle = self._loop.call_soon(self._step)
 
     def flush(self) -> None:
-        """Deliver what is pending: one bytes object per group, written to
-        each of its subscribers."""
+        """Deliver everything pending now, to the end of every pass (the
+        hub's drain: no turn is given to the loop)."""
         handle, self._flush_handle = self._flush_handle, None
         if handle is not None:
             handle.cancel()
+        while self._dirty or self._passes:
+            self._slice(None)
+        if self._doomed:
+            self.reap()
+
+    def _step(self) -> None:
+        """One turn of fan-out (what `_queue` schedules): at most `SLICE`
+        subscribers, then the loop's other work (publishes read meanwhile
+        join the passes under way) and the next turn."""
+        self._flush_handle = None
+        self._slice(SLICE)
+        if self._passes or self._dirty:
+            assert self._loop is not None
+            self._flush_handle = self._loop.call_soon(self._step)
+        if self._doomed:
+            self.reap()
+
+    def _slice(self, budget: int | None) -> None:
+        """Take what is pending into batches, then write to up to `budget`
+        subscribers (None: all)."""
         dirty, self._dirty = self._dirty, []
+        passes = self._passes
         delivered = nbytes = 0
         for group in dirty:
             records, group.pending = group.pending, []
-            tags = group.tags
-            if tags is not None:
-                data = tags.encode(records, once=True)
-            elif len(records) == 1:
-                data = records[0].frame
-            else:
-                data = b"".join([r.frame for r in records])
-            subscribers = group.subscribers
-            for sub in subscribers:
-                sub._deliver(data, records)
-            delivered += len(records) * len(subscribers)
-            nbytes += len(data) * len(subscribers)
+            run = passes.get(group) if passes else None
+            if run is None and (budget is None or len(group.subscribers) <= SLICE):
+                # small enough for this turn: written now, no pass kept
+                tags = group.tags
+                if tags is not None:
+                    data = tags.encode(records, once=True)
+                elif len(records) == 1:
+                    data = records[0].frame
+                else:
+                    data = b"".join([r.frame for r in records])
+                subscribers = group.subscribers
+                for sub in subscribers:
+                    sub._deliver(data, records)
+                delivered += len(records) * len(subscribers)
+                nbytes += len(data) * len(subscribers)
+                if budget is not None:
+                    budget -= len(subscribers)
+                continue
+            if run is None:
+                run = passes[group] = _Pass(group)
+            run.take(self._batch, records)
+            self._batch += 1
+        while passes and (budget is None or budget > 0):
+            group, run = next(iter(passes.items()))
+            visited, count, size = run.write(self, budget)
+            delivered += count
+            nbytes += size
+            if budget is not None:
+                budget -= visited
+            if run.at_end():
+                del passes[group]
+                if run.restart():  # some still need what came during the pass
+                    passes[group] = run
         counters = self._counters
         counters.delivered += delivered
         counters.delivered_bytes += nbytes
-        if self._doomed:
-            self.reap()
+
+    @staticmethod
+    def _join(group: Group, records: list[Record]) -> bytes:
+        """`records` encoded for `group`: one bytes object for all of them."""
+        tags = group.tags
+        if tags is not None:
+            return tags.encode(records, once=True)
+        if len(records) == 1:
+            return records[0].frame
+        return b"".join([r.frame for r in records])
 
     # -- dropping subscribers ------------------------------------------------------
 
