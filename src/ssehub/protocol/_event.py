@@ -79,21 +79,16 @@ def encode_event(event: Event) -> bytes:
     CRLF, CR and LF only, and empty data still gets one `data:` line so the
     event is dispatched.
     """
-    parts: list[str] = []
-    if event.event != "message":
-        parts.append(f"event: {event.event}\n")
-    if event.id is not None:
-        parts.append(f"id: {event.id}\n" if event.id else "id\n")
-    if event.retry is not None:
-        parts.append(f"retry: {event.retry}\n")
-    data = event.data
+    kind, id, retry, data = event.event, event.id, event.retry, event.data
+    head = "" if kind == "message" else f"event: {kind}\n"
+    if id is not None:
+        head += f"id: {id}\n" if id else "id\n"
+    if retry is not None:
+        head += f"retry: {retry}\n"
     if "\n" in data or "\r" in data:
-        for line in _LINE_END.split(data):
-            parts.append(f"data: {line}\n")
-    else:
-        parts.append(f"data: {data}\n")
-    parts.append("\n")
-    return "".join(parts).encode()
+        lines = "".join([f"data: {line}\n" for line in _LINE_END.split(data)])
+        return f"{head}{lines}\n".encode()
+    return f"{head}data: {data}\n\n".encode()
 
 
 def encode_comment(text: str = "") -> bytes:
