@@ -87,6 +87,11 @@ class MemoryBackend:
         return None
 
     async def append(self, record: Record) -> bool:
+        return self.append_nowait(record)
+
+    def append_nowait(self, record: Record) -> bool:
+        """`append` without a coroutine (this store never waits): what the
+        hub calls when the class's `append` is this one."""
         event_id = record.id
         held = self._index.get(event_id)
         if held is not None:

@@ -362,6 +362,16 @@ class Hub:
         # waits for it, then the backend tells a retry from a conflict.
         self._custom: dict[str, asyncio.Task[None]] = {}
         self._resume = Resume("earliest", False, 0)  # the last one made without a gap
+        # A store that never waits (the memory store, unless a subclass has
+        # an append of its own): `publish` stores and fans out in place.
+        self._append_nowait: Callable[[Record], bool] | None = None
+        backend = self.backend
+        if (
+            isinstance(backend, MemoryBackend)
+            and type(backend).append is MemoryBackend.append
+            and self._feed is None
+        ):
+            self._append_nowait = backend.append_nowait
 
     # -- life cycle ----------------------------------------------------------
 
@@ -495,6 +505,14 @@ class Hub:
                 await asyncio.wait((earlier,))  # its outcome decides ours: wait for it
             if self._state != "running":
                 raise HubClosedError(f"cannot publish: the hub is {self._state}")
+        append_nowait = self._append_nowait
+        if append_nowait is not None:  # no coroutine, nothing in flight
+            if append_nowait(record):
+                self._counters.count_published(topic_tuple)
+                self._fanout.fanout(record)
+            else:  # the same event was stored already: a retry
+                self._counters.publishes_replayed += 1
+            return id
         assert self._loop is not None
         # Run the store inline up to its first suspension: with a backend
         # that answers at once (memory) the publish is done here, in this

@@ -35,16 +35,16 @@ class Event:
     retry: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.data, str):
+        if type(self.data) is not str and not isinstance(self.data, str):
             raise LocalProtocolError(f"Event data must be str, not {type(self.data).__name__}")
-        if not isinstance(self.event, str):
+        if type(self.event) is not str and not isinstance(self.event, str):
             raise LocalProtocolError(f"Event event must be str, not {type(self.event).__name__}")
         if not self.event:
             raise LocalProtocolError("Event event must not be empty (the default is 'message')")
         if "\r" in self.event or "\n" in self.event:
             raise LocalProtocolError(f"Event event must not contain CR or LF: {self.event!r}")
         if self.id is not None:
-            if not isinstance(self.id, str):
+            if type(self.id) is not str and not isinstance(self.id, str):
                 raise LocalProtocolError(f"Event id must be str, not {type(self.id).__name__}")
             if "\r" in self.id or "\n" in self.id or "\0" in self.id:
                 raise LocalProtocolError(f"Event id must not contain CR, LF or NUL: {self.id!r}")
