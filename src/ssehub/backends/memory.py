@@ -87,20 +87,30 @@ class MemoryBackend:
         return None
 
     async def append(self, record: Record) -> bool:
-        held = self._index.get(record.id)
+        return self.append_nowait(record)
+
+    def append_nowait(self, record: Record) -> bool:
+        """`append` without a coroutine (this store never waits): what the
+        hub calls when the class's `append` is this one."""
+        event_id = record.id
+        held = self._index.get(event_id)
         if held is not None:
             if held.record.digest() == record.digest():
                 return False  # the same event again: an idempotent retry
-            raise DuplicateEventIdError(record.id)
+            raise DuplicateEventIdError(event_id)
         self._seq += 1
         slot = _Slot(record, self._seq)
-        self._index[record.id] = slot
+        self._index[event_id] = slot
         self._log.append(slot)
         self._newest = slot
         limits = self._limits
+        # no per-topic bounds (the usual hub): the same bounds for every topic
+        of = None if limits.topics is None else limits.of
+        max_events, max_age = limits.max_events, limits.max_age
         now = self._sweep()
         for topic in record.topics:
-            max_events, max_age = limits.of(topic)
+            if of is not None:
+                max_events, max_age = of(topic)
             slots = self._topics.get(topic)
             if slots is None:
                 slots = self._topics[topic] = deque()

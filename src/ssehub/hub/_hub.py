@@ -123,28 +123,43 @@ def _selectors(
     return (*items, *extra)
 
 
-async def _finish(coro: Coroutine[Any, Any, None], step: Any) -> None:
+async def _finish(coro: Coroutine[Any, Any, None], step: Any, answer: asyncio.Future[None]) -> None:
     """Drive `coro`, which has already run up to its first suspension
-    (`step`: the future it waits for, or None for a bare yield), to its end:
-    what a task would do had it started it (`Hub.publish` starts the store
-    inline and hands the rest here)."""
+    (`step`: the future it waits for, or None for a bare yield), to its end,
+    as a task would have had it started it (`Hub.publish` starts the store
+    inline and hands the rest to a task of the hub's running this); then
+    give its outcome to `answer`, the caller's, unless the caller cancelled
+    it (its client left: the store went on all the same). The future is
+    awaited as is: one loop pass from the store's answer to the caller's."""
+    error: BaseException | None = None
     while True:
+        thrown: BaseException | None = None
         try:
             if step is None:
                 await asyncio.sleep(0)
             else:
                 step._asyncio_future_blocking = False
-                await asyncio.wait((step,))
-        except BaseException as error:  # cancelled: let the coroutine see it
-            try:
-                step = coro.throw(error)
-            except StopIteration:
-                return
-            continue
+                await step
+        except BaseException as exc:
+            if step is None or not step.done():  # this task was cancelled: the store sees it
+                thrown = exc
+            # else the future's own outcome, which the coroutine reads itself
         try:
-            step = coro.send(None)  # it reads the future's result itself
+            step = coro.send(None) if thrown is None else coro.throw(thrown)
         except StopIteration:
-            return
+            break
+        except BaseException as exc:
+            error = exc
+            break
+    if not answer.done():  # else cancelled by the caller
+        if error is None:
+            answer.set_result(None)
+        elif isinstance(error, asyncio.CancelledError):
+            answer.cancel()
+        else:
+            answer.set_exception(error)
+    if error is not None and not isinstance(error, Exception | asyncio.CancelledError):
+        raise error  # KeyboardInterrupt, SystemExit
 
 
 class _SharedPage:
@@ -355,6 +370,16 @@ class Hub:
         self._selections: dict[
             tuple[str | tuple[str, ...], tuple[Matcher, ...], bool], Selection
         ] = {}
+        # A store that never waits (the memory store, unless a subclass has
+        # an append of its own): `publish` stores and fans out in place.
+        self._append_nowait: Callable[[Record], bool] | None = None
+        backend = self.backend
+        if (
+            isinstance(backend, MemoryBackend)
+            and type(backend).append is MemoryBackend.append
+            and self._feed is None
+        ):
+            self._append_nowait = backend.append_nowait
 
     # -- life cycle ----------------------------------------------------------
 
@@ -466,7 +491,16 @@ class Hub:
         """
         if self._state != "running":
             raise HubClosedError(f"cannot publish: the hub is {self._state}")
-        topic_tuple = _topic_tuple(topics)
+        # one non-empty ASCII topic (what the front ends give) is checked in
+        # place; anything else the long way
+        if type(topics) is tuple and len(topics) == 1:
+            topic = topics[0]
+            ok = type(topic) is str and topic != "" and topic.isascii()
+            topic_tuple: tuple[str, ...] = topics if ok else _topic_tuple(topics)
+        elif type(topics) is str and topics != "" and topics.isascii():
+            topic_tuple = (topics,)
+        else:
+            topic_tuple = _topic_tuple(topics)
         custom = id is not None
         if id is None:
             id = self._ids()
@@ -479,6 +513,14 @@ class Hub:
                 await asyncio.wait((earlier,))  # its outcome decides ours: wait for it
             if self._state != "running":
                 raise HubClosedError(f"cannot publish: the hub is {self._state}")
+        append_nowait = self._append_nowait
+        if append_nowait is not None:  # no coroutine, nothing in flight
+            if append_nowait(record):
+                self._counters.count_published(topic_tuple)
+                self._fanout.fanout(record)
+            else:  # the same event was stored already: a retry
+                self._counters.publishes_replayed += 1
+            return id
         assert self._loop is not None
         # Run the store inline up to its first suspension: with a backend
         # that answers at once (memory) the publish is done here, in this
@@ -489,13 +531,14 @@ class Hub:
             step = store.send(None)
         except StopIteration:
             return id
-        task = self._loop.create_task(_finish(store, step))
+        answer: asyncio.Future[None] = self._loop.create_future()
+        task = self._loop.create_task(_finish(store, step, answer))
         self._publishing.add(task)
         task.add_done_callback(self._stored)
         if custom:
             self._custom[id] = task
             task.add_done_callback(functools.partial(self._forget, id))
-        await asyncio.shield(task)
+        await answer  # the caller may be cancelled here, never the task
         return id
 
     def publish_threadsafe(
@@ -557,7 +600,7 @@ class Hub:
     def _stored(self, task: asyncio.Task[None]) -> None:
         self._publishing.discard(task)
         if not task.cancelled():
-            task.exception()  # retrieved: the caller, if still there, has it too
+            task.exception()  # retrieved (only a KeyboardInterrupt or SystemExit gets there)
 
     # -- subscribing -------------------------------------------------------------
 

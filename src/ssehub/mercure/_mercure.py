@@ -41,9 +41,10 @@ from ._cors import (
 from ._decisions import CACHE_CONTROL, Authorize, Listing, Publish, Subscribe
 from ._dialect import MATCH_TYPES, Dialect, check_field, dialect_of, in_hub_namespace, matchers
 from ._discovery import METADATA_PATH, discovery_link, metadata_url, protected_resource_metadata
+from ._idempotency import HEADER as IDEMPOTENCY_KEY
 from ._idempotency import publish_id
 from ._issuers import trust
-from ._request import Request, parse_fields
+from ._request import Request, parse_form
 from ._response import HTTPError, Response
 from ._subscriptions import LISTING_PAGE, SUBSCRIPTIONS_PATH, Active, Entry, Registry, v1_resource
 from ._tokens import COOKIE_V1, AccessGrant, bearer_error, is_access_token
@@ -53,6 +54,7 @@ __all__ = ("MERCURE_PATH", "Decision", "Mercure")
 
 MERCURE_PATH = "/.well-known/mercure"
 FORM = "application/x-www-form-urlencoded"
+_FORM_BYTES = FORM.encode()
 _MAX_RETRY_DIGITS = 10  # ~115 days in milliseconds: anything longer is a mistake
 log = logging.getLogger("ssehub.mercure")
 
@@ -483,35 +485,36 @@ class Mercure:
                 "(--jwt-key, SSEHUB_JWT_KEY) or allow --anonymous-publish "
                 "(SSEHUB_ANONYMOUS_PUBLISH=1)",
             )
-        ctype = (request.header(b"content-type") or "").split(";")[0].strip().lower()
-        if ctype != FORM:
-            raise HTTPError(415, f"publish with Content-Type: {FORM}")
-        form = parse_fields(request.body, "form field")
-        topics = form.get("topic")
+        headers = request.headers
+        if headers.get(b"content-type") != _FORM_BYTES:  # else the exact value, as most send it
+            ctype = (request.header(b"content-type") or "").split(";")[0].strip().lower()
+            if ctype != FORM:
+                raise HTTPError(415, f"publish with Content-Type: {FORM}")
+        topics, form = parse_form(request.body)
         if not topics:
             raise HTTPError(400, "missing 'topic' field")
         if "" in topics:
             raise HTTPError(400, "empty 'topic' field")
+        kind = form.get("type", "")
+        form_id = form.get("id", "")
         if self._check_publisher(request, topics) == "1.0":
-            _check_v1_publish(
-                topics, form.get("id", [""])[0], form.get("type", [""])[0], self._hub_url(request)
-            )
+            _check_v1_publish(topics, form_id, kind, self._hub_url(request))
         retry: int | None = None
-        if "retry" in form:
-            raw = form["retry"][0]
+        raw = form.get("retry")
+        if raw is not None:
             if not raw.isascii() or not raw.isdigit():
                 raise HTTPError(400, f"'retry' must be a non-negative integer, not {raw[:40]!r}")
             if len(raw) > _MAX_RETRY_DIGITS:
                 raise HTTPError(400, f"'retry' has more than {_MAX_RETRY_DIGITS} digits")
             retry = int(raw)
         # an empty id is no id: the hub assigns one (or Idempotency-Key gives it)
-        event_id = publish_id(
-            request, form.get("id", [""])[0] or None, self.hub.config.max_last_event_id
-        )
+        event_id: str | None = None
+        if form_id or IDEMPOTENCY_KEY in headers:
+            event_id = publish_id(request, form_id or None, self.hub.config.max_last_event_id)
         decision = Publish(
             tuple(topics),
-            form.get("data", [""])[0],
-            form.get("type", [""])[0] or "message",
+            form.get("data", ""),
+            kind or "message",
             event_id,
             retry,
             "private" in form,

@@ -35,16 +35,16 @@ class Event:
     retry: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.data, str):
+        if type(self.data) is not str and not isinstance(self.data, str):
             raise LocalProtocolError(f"Event data must be str, not {type(self.data).__name__}")
-        if not isinstance(self.event, str):
+        if type(self.event) is not str and not isinstance(self.event, str):
             raise LocalProtocolError(f"Event event must be str, not {type(self.event).__name__}")
         if not self.event:
             raise LocalProtocolError("Event event must not be empty (the default is 'message')")
         if "\r" in self.event or "\n" in self.event:
             raise LocalProtocolError(f"Event event must not contain CR or LF: {self.event!r}")
         if self.id is not None:
-            if not isinstance(self.id, str):
+            if type(self.id) is not str and not isinstance(self.id, str):
                 raise LocalProtocolError(f"Event id must be str, not {type(self.id).__name__}")
             if "\r" in self.id or "\n" in self.id or "\0" in self.id:
                 raise LocalProtocolError(f"Event id must not contain CR, LF or NUL: {self.id!r}")
@@ -79,21 +79,16 @@ def encode_event(event: Event) -> bytes:
     CRLF, CR and LF only, and empty data still gets one `data:` line so the
     event is dispatched.
     """
-    parts: list[str] = []
-    if event.event != "message":
-        parts.append(f"event: {event.event}\n")
-    if event.id is not None:
-        parts.append(f"id: {event.id}\n" if event.id else "id\n")
-    if event.retry is not None:
-        parts.append(f"retry: {event.retry}\n")
-    data = event.data
+    kind, id, retry, data = event.event, event.id, event.retry, event.data
+    head = "" if kind == "message" else f"event: {kind}\n"
+    if id is not None:
+        head += f"id: {id}\n" if id else "id\n"
+    if retry is not None:
+        head += f"retry: {retry}\n"
     if "\n" in data or "\r" in data:
-        for line in _LINE_END.split(data):
-            parts.append(f"data: {line}\n")
-    else:
-        parts.append(f"data: {data}\n")
-    parts.append("\n")
-    return "".join(parts).encode()
+        lines = "".join([f"data: {line}\n" for line in _LINE_END.split(data)])
+        return f"{head}{lines}\n".encode()
+    return f"{head}data: {data}\n\n".encode()
 
 
 def encode_comment(text: str = "") -> bytes:

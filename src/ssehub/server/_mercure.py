@@ -6,10 +6,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from time import perf_counter
 
 from ssehub.hooks import Authorizer, Webhooks, decide
 from ssehub.hub import StreamSubscription
-from ssehub.mercure import HTTPError, Listing, Mercure, Publish, Response, Subscribe
+from ssehub.mercure import (
+    Authorize,
+    HTTPError,
+    Listing,
+    Mercure,
+    Publish,
+    Response,
+    Subscribe,
+)
 from ssehub.mercure import Request as MercureRequest
 
 from ._handler import Request, Streaming, StreamTarget
@@ -40,23 +49,34 @@ class MercureRoute:
 
     async def __call__(self, request: Request) -> Response | Streaming:
         mercure = self.mercure
-        decision = await decide(
-            mercure,
-            MercureRequest(
-                request.method, request.raw_path, request.query, request.headers, request.body
-            ),
-            self.authorizer,
+        mercure_request = MercureRequest(
+            request.method, request.raw_path, request.query, request.headers, request.body
         )
+        if request.method == "POST":
+            # the publish branch: decided at once (no coroutine), the app
+            # asked first only when it is configured to be
+            decision = mercure.decide(mercure_request)
+            if type(decision) is Authorize:
+                authorizer = self.authorizer
+                if authorizer is None:
+                    raise RuntimeError(
+                        "MercureConfig.authorize is set: give the front end an Authorizer"
+                    )
+                decision = mercure.resume(decision, await authorizer.ask(decision.question))
+            if type(decision) is Publish:
+                started = perf_counter()
+                response = await mercure.publish(decision)
+                if response.status == 200:
+                    self.publish_seconds.observe(perf_counter() - started)
+                return response
+            assert isinstance(decision, Response)  # a POST is a publish or a refusal
+            return decision
+        decision = await decide(mercure, mercure_request, self.authorizer)
         if isinstance(decision, Subscribe):
             return _Subscribing(mercure, decision, self.webhooks)
-        if isinstance(decision, Publish):
-            started = time.perf_counter()
-            response = await mercure.publish(decision)
-            if response.status == 200:
-                self.publish_seconds.observe(time.perf_counter() - started)
-            return response
         if isinstance(decision, Listing):
             return await mercure.listing(decision)
+        assert isinstance(decision, Response)  # only a POST publishes
         return decision
 
 
