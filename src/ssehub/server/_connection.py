@@ -1,9 +1,14 @@
 """One HTTP/1.1 connection: feeds its bytes to a `RequestReader`, answers
-the requests it reads in order with its host's handler, and becomes a bare
-stream (no task, no reader) once it subscribes. A handler takes a `Request`
-and returns a `Response` (written here, with the connection's keep-alive
-framing) or a `Streaming`, which turns the connection into a stream; it
-raises `HTTPError` to refuse.
+the requests it reads in order with the handlers of its host's routes, and
+becomes a bare stream (no task, no reader) once it subscribes. A handler
+takes a `Request` and returns a `Response` (written here, with the
+connection's keep-alive framing) or a `Streaming`, which turns the
+connection into a stream; it raises `HTTPError` to refuse.
+
+Requests are answered eagerly: `_serve` runs inside `data_received` up to
+its first suspension, and only if it suspends does a task (`answering`)
+carry it on; before a route that is not `eager` it asks for that task
+first. The rule, and what may run with no task, is in `_answer.py`.
 
 The connection keeps the deadlines the reader names (one timer, moved
 lazily: a later deadline waits for the timer to fire), stops
@@ -21,12 +26,13 @@ from typing import cast
 from ssehub.hub import StreamSubscription
 from ssehub.mercure import HTTPError
 
-from ._answer import answer
+from ._answer import answer, answer_eagerly, to_task
 from ._config import ServerConfig
 from ._framing import CONTINUE, frame
-from ._handler import Handler, Request
+from ._handler import Request
 from ._log import answered, peer, refused, stream_closed
 from ._reader import RequestReader
+from ._routes import Routes
 
 __all__ = ("Connection", "Host")
 
@@ -35,14 +41,14 @@ _EARLY = 0.001  # a timer may fire this much before its deadline (the loop's clo
 
 
 class Host:
-    """What a connection needs from its server: the limits, the handler,
+    """What a connection needs from its server: the limits, the routes,
     and the set of open connections (and how many may be)."""
 
-    __slots__ = ("config", "connections", "handler", "max_connections")
+    __slots__ = ("config", "connections", "max_connections", "routes")
 
-    def __init__(self, config: ServerConfig, handler: Handler, max_connections: int) -> None:
+    def __init__(self, config: ServerConfig, routes: Routes, max_connections: int) -> None:
         self.config = config
-        self.handler = handler
+        self.routes = routes
         self.max_connections = max_connections
         self.connections: set[Connection] = set()
 
@@ -52,6 +58,7 @@ class Connection(asyncio.Protocol):
     becomes a bare stream (no task, no reader) once it subscribes."""
 
     __slots__ = (
+        "_answering",
         "_backlogged",
         "_drained",
         "_due",
@@ -70,7 +77,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         # None once it is a stream, refused or lost: it reads no more
         self._reader: RequestReader | None = RequestReader(server.config)
-        self._task: asyncio.Task[None] | None = None  # answering what was read
+        self._answering = False  # `_serve` runs (eagerly, or in `_task`)
+        self._task: asyncio.Task[None] | None = None  # carrying `_serve` on once it suspended
         self.stream: StreamSubscription | None = None
         self.on_lost: Callable[[], None] | None = None  # a stream's cleanup, if it has one
         self.opened_at = 0.0  # when it became a stream (monotonic)
@@ -81,7 +89,8 @@ class Connection(asyncio.Protocol):
 
     @property
     def answering(self) -> asyncio.Task[None] | None:
-        """The task answering the requests read, while there is one."""
+        """The task answering the requests read, while there is one (a
+        request answered at once, eagerly, has none)."""
         return self._task
 
     @property
@@ -115,7 +124,7 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         transport = self.transport
         reader = self._reader
-        pending = self._task is not None or (reader is not None and reader.pending)
+        pending = self._answering or (reader is not None and reader.pending)
         if not pending or self.stream is not None or transport is None:
             return False  # close our side too
         if transport.get_extra_info("sslcontext") is not None:
@@ -164,10 +173,11 @@ class Connection(asyncio.Protocol):
             reader.due = None
         if reader.continue_due:
             reader.continue_due = False
-            if self._task is None:  # no answer is due before the one it waits for
+            if not self._answering:  # no answer is due before the one it waits for
                 transport.write(CONTINUE)
-        if reader.requests and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._serve())
+        if reader.requests and not self._answering:
+            self._answering = True
+            self._task = answer_eagerly(self._serve())
         if refusal is not None:
             self._reject(refusal)
         elif reader.held:
@@ -228,7 +238,7 @@ class Connection(asyncio.Protocol):
         if transport is not None and self._backlogged and self.stream is None:
             transport.abort()  # it has read none of its answers for `seconds`
             return
-        if self.stream is not None or self._task is not None or transport is None:
+        if self.stream is not None or self._answering or transport is None:
             return  # a stream has no deadline; the hub answering is no client's fault
         refusal = None if self._reader is None else self._reader.late(seconds)
         if refusal is None:
@@ -254,7 +264,7 @@ class Connection(asyncio.Protocol):
         if reader is not None:
             reader.refuse(error)
         refused(self.transport, error.status, error.reason)
-        if self._task is None and not self._requests:
+        if not self._answering and not self._requests:
             self._ready_for_more()
         elif self.transport is not None:
             self.transport.pause_reading()
@@ -316,14 +326,17 @@ class Connection(asyncio.Protocol):
         assert transport is not None
         assert reader is not None
         requests = reader.requests
-        handler = self._server.handler
+        routes = self._server.routes
         try:
             while requests and not transport.is_closing():
                 if self._backlogged:
                     await self._writable()
                     continue
                 request = requests.pop(0)
-                response, keep_alive = await answer(handler, request, self)
+                route = routes.find(request.path)
+                if not route.eager and self._task is None:
+                    await to_task()  # its handler may need a current task: on in one
+                response, keep_alive = await answer(route.handler, request, self)
                 if self.stream is not None:
                     return  # a stream: the hub writes to it from now on
                 if response is not None:
@@ -334,6 +347,7 @@ class Connection(asyncio.Protocol):
                     return
                 self._resume_reading()
         finally:
+            self._answering = False
             self._task = None
             if self.stream is None and not transport.is_closing():
                 self._ready_for_more()
