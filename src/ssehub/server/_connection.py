@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import cast
 
 from ssehub.hub import StreamSubscription
 from ssehub.mercure import HTTPError
@@ -105,7 +104,7 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         server = self._server
         if len(server.connections) >= server.max_connections:
             limit = server.max_connections
@@ -180,7 +179,7 @@ class Connection(asyncio.Protocol):
             self._task = answer_eagerly(self._serve())
         if refusal is not None:
             self._reject(refusal)
-        elif reader.held:
+        elif reader.unparsed is not None:  # its queue is full: read no more for now
             transport.pause_reading()
 
     def _resume_reading(self) -> None:
@@ -188,9 +187,9 @@ class Connection(asyncio.Protocol):
         reader = self._reader
         if reader is None:
             return
-        if reader.held:
+        if reader.unparsed is not None:
             self._read(reader, reader.resume(self._backlogged))
-        if not reader.held and reader.reading and not reader.eof:
+        if reader.unparsed is None and reader.reading and not reader.eof:
             assert self.transport is not None
             self.transport.resume_reading()
 
@@ -345,13 +344,13 @@ class Connection(asyncio.Protocol):
                 if not keep_alive:
                     transport.close()
                     return
-                self._resume_reading()
+                if reader.unparsed is not None:  # (else reading was not paused)
+                    self._resume_reading()
         finally:
             self._answering = False
             self._task = None
             if self.stream is None and not transport.is_closing():
                 self._ready_for_more()
 
-    def become_stream(self) -> None:
-        """Drop everything request-shaped: an idle stream should cost little."""
-        self._stop_reading()
+    # Drop everything request-shaped: an idle stream should cost little.
+    become_stream = _stop_reading

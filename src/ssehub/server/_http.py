@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import ssl
 import sys
@@ -130,7 +131,7 @@ class HubServer:
             context.load_cert_chain(self.config.certfile, self.config.keyfile)
         host = self._host
         self._server = await loop.create_server(
-            lambda: Connection(host),
+            functools.partial(Connection, host),
             self.config.host,
             self.config.port,
             backlog=self.config.backlog,
