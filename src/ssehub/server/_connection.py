@@ -57,7 +57,6 @@ class Connection(asyncio.Protocol):
     becomes a bare stream (no task, no reader) once it subscribes."""
 
     __slots__ = (
-        "_answering",
         "_backlogged",
         "_drained",
         "_due",
@@ -76,8 +75,9 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         # None once it is a stream, refused or lost: it reads no more
         self._reader: RequestReader | None = RequestReader(server.config)
-        self._answering = False  # `_serve` runs (eagerly, or in `_task`)
-        self._task: asyncio.Task[None] | None = None  # carrying `_serve` on once it suspended
+        # carrying `_serve` on once it suspended; None while `_serve` runs
+        # eagerly too, but then only `_serve` itself calls in (`serving=True`)
+        self._task: asyncio.Task[None] | None = None
         self.stream: StreamSubscription | None = None
         self.on_lost: Callable[[], None] | None = None  # a stream's cleanup, if it has one
         self.opened_at = 0.0  # when it became a stream (monotonic)
@@ -123,7 +123,7 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         transport = self.transport
         reader = self._reader
-        pending = self._answering or (reader is not None and reader.pending)
+        pending = self._task is not None or (reader is not None and reader.pending)
         if not pending or self.stream is not None or transport is None:
             return False  # close our side too
         if transport.get_extra_info("sslcontext") is not None:
@@ -162,8 +162,12 @@ class Connection(asyncio.Protocol):
 
     # -- reading ------------------------------------------------------------------
 
-    def _read(self, reader: RequestReader, refusal: HTTPError | None) -> None:
-        """Carry out what the reader made of the bytes it was fed."""
+    def _read(
+        self, reader: RequestReader, refusal: HTTPError | None, serving: bool = False
+    ) -> None:
+        """Carry out what the reader made of the bytes it was fed (`serving`:
+        called from `_serve`, which may be running eagerly, with no task)."""
+        answering = serving or self._task is not None
         transport = self.transport
         assert transport is not None
         if reader.due is not None:  # a head or body began: its deadline runs from now
@@ -172,23 +176,23 @@ class Connection(asyncio.Protocol):
             reader.due = None
         if reader.continue_due:
             reader.continue_due = False
-            if not self._answering:  # no answer is due before the one it waits for
+            if not answering:  # no answer is due before the one it waits for
                 transport.write(CONTINUE)
-        if reader.requests and not self._answering:
-            self._answering = True
+        if reader.requests and not answering:
             self._task = answer_eagerly(self._serve())
         if refusal is not None:
-            self._reject(refusal)
+            self._reject(refusal, serving)
         elif reader.unparsed is not None:  # its queue is full: read no more for now
             transport.pause_reading()
 
-    def _resume_reading(self) -> None:
-        """Parse what was held back, then read again (as `_serve` answers)."""
+    def _resume_reading(self, serving: bool = False) -> None:
+        """Parse what was held back, then read again (as `_serve` answers:
+        `serving`)."""
         reader = self._reader
         if reader is None:
             return
         if reader.unparsed is not None:
-            self._read(reader, reader.resume(self._backlogged))
+            self._read(reader, reader.resume(self._backlogged), serving)
         if reader.unparsed is None and reader.reading and not reader.eof:
             assert self.transport is not None
             self.transport.resume_reading()
@@ -237,7 +241,7 @@ class Connection(asyncio.Protocol):
         if transport is not None and self._backlogged and self.stream is None:
             transport.abort()  # it has read none of its answers for `seconds`
             return
-        if self.stream is not None or self._answering or transport is None:
+        if self.stream is not None or self._task is not None or transport is None:
             return  # a stream has no deadline; the hub answering is no client's fault
         refusal = None if self._reader is None else self._reader.late(seconds)
         if refusal is None:
@@ -256,14 +260,14 @@ class Connection(asyncio.Protocol):
 
     # -- refusing -----------------------------------------------------------------
 
-    def _reject(self, error: HTTPError) -> None:
+    def _reject(self, error: HTTPError, serving: bool = False) -> None:
         """Refuse what the client sent: read no more, answer the requests
         before it in order, then this refusal, then close."""
         reader = self._reader
         if reader is not None:
             reader.refuse(error)
         refused(self.transport, error.status, error.reason)
-        if not self._answering and not self._requests:
+        if not serving and self._task is None and not self._requests:
             self._ready_for_more()
         elif self.transport is not None:
             self.transport.pause_reading()
@@ -345,9 +349,8 @@ class Connection(asyncio.Protocol):
                     transport.close()
                     return
                 if reader.unparsed is not None:  # (else reading was not paused)
-                    self._resume_reading()
+                    self._resume_reading(serving=True)
         finally:
-            self._answering = False
             self._task = None
             if self.stream is None and not transport.is_closing():
                 self._ready_for_more()
