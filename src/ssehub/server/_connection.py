@@ -41,13 +41,16 @@ _EARLY = 0.001  # a timer may fire this much before its deadline (the loop's clo
 
 class Host:
     """What a connection needs from its server: the limits, the routes,
-    and the set of open connections (and how many may be)."""
+    the set of open connections (and how many may be), and the loop they
+    run on (set when the server starts: `asyncio.get_running_loop()` costs
+    a `getpid` system call each time)."""
 
-    __slots__ = ("config", "connections", "max_connections", "routes")
+    __slots__ = ("config", "connections", "loop", "max_connections", "routes")
 
     def __init__(self, config: ServerConfig, routes: Routes, max_connections: int) -> None:
         self.config = config
         self.routes = routes
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.max_connections = max_connections
         self.connections: set[Connection] = set()
 
@@ -216,7 +219,7 @@ class Connection(asyncio.Protocol):
         stays, and when it fires it sets itself for what is left (so a
         keep-alive client's requests, each moving the deadline twice, cost
         no timer each)."""
-        loop = asyncio.get_running_loop()
+        loop = self._server.loop or asyncio.get_running_loop()
         at = loop.time() + seconds
         self._due = (at, seconds)
         timer = self._timer

@@ -130,6 +130,7 @@ class HubServer:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(self.config.certfile, self.config.keyfile)
         host = self._host
+        host.loop = loop
         self._server = await loop.create_server(
             functools.partial(Connection, host),
             self.config.host,
