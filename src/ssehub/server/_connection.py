@@ -1,9 +1,14 @@
 """One HTTP/1.1 connection: feeds its bytes to a `RequestReader`, answers
-the requests it reads in order with its host's handler, and becomes a bare
-stream (no task, no reader) once it subscribes. A handler takes a `Request`
-and returns a `Response` (written here, with the connection's keep-alive
-framing) or a `Streaming`, which turns the connection into a stream; it
-raises `HTTPError` to refuse.
+the requests it reads in order with the handlers of its host's routes, and
+becomes a bare stream (no task, no reader) once it subscribes. A handler
+takes a `Request` and returns a `Response` (written here, with the
+connection's keep-alive framing) or a `Streaming`, which turns the
+connection into a stream; it raises `HTTPError` to refuse.
+
+Requests are answered eagerly: `_serve` runs inside `data_received` up to
+its first suspension, and only if it suspends does a task (`answering`)
+carry it on; before a route that is not `eager` it asks for that task
+first. The rule, and what may run with no task, is in `_answer.py`.
 
 The connection keeps the deadlines the reader names (one timer, moved
 lazily: a later deadline waits for the timer to fire), stops
@@ -16,17 +21,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import cast
 
 from ssehub.hub import StreamSubscription
 from ssehub.mercure import HTTPError
 
-from ._answer import answer
+from ._answer import answer, answer_eagerly, to_task
 from ._config import ServerConfig
 from ._framing import CONTINUE, frame
-from ._handler import Handler, Request
+from ._handler import Request
 from ._log import answered, peer, refused, stream_closed
 from ._reader import RequestReader
+from ._routes import Routes
 
 __all__ = ("Connection", "Host")
 
@@ -35,14 +40,17 @@ _EARLY = 0.001  # a timer may fire this much before its deadline (the loop's clo
 
 
 class Host:
-    """What a connection needs from its server: the limits, the handler,
-    and the set of open connections (and how many may be)."""
+    """What a connection needs from its server: the limits, the routes,
+    the set of open connections (and how many may be), and the loop they
+    run on (set when the server starts: `asyncio.get_running_loop()` costs
+    a `getpid` system call each time)."""
 
-    __slots__ = ("config", "connections", "handler", "max_connections")
+    __slots__ = ("config", "connections", "loop", "max_connections", "routes")
 
-    def __init__(self, config: ServerConfig, handler: Handler, max_connections: int) -> None:
+    def __init__(self, config: ServerConfig, routes: Routes, max_connections: int) -> None:
         self.config = config
-        self.handler = handler
+        self.routes = routes
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.max_connections = max_connections
         self.connections: set[Connection] = set()
 
@@ -70,7 +78,9 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         # None once it is a stream, refused or lost: it reads no more
         self._reader: RequestReader | None = RequestReader(server.config)
-        self._task: asyncio.Task[None] | None = None  # answering what was read
+        # carrying `_serve` on once it suspended; None while `_serve` runs
+        # eagerly too, but then only `_serve` itself calls in (`serving=True`)
+        self._task: asyncio.Task[None] | None = None
         self.stream: StreamSubscription | None = None
         self.on_lost: Callable[[], None] | None = None  # a stream's cleanup, if it has one
         self.opened_at = 0.0  # when it became a stream (monotonic)
@@ -81,7 +91,8 @@ class Connection(asyncio.Protocol):
 
     @property
     def answering(self) -> asyncio.Task[None] | None:
-        """The task answering the requests read, while there is one."""
+        """The task answering the requests read, while there is one (a
+        request answered at once, eagerly, has none)."""
         return self._task
 
     @property
@@ -96,7 +107,7 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         server = self._server
         if len(server.connections) >= server.max_connections:
             limit = server.max_connections
@@ -154,8 +165,12 @@ class Connection(asyncio.Protocol):
 
     # -- reading ------------------------------------------------------------------
 
-    def _read(self, reader: RequestReader, refusal: HTTPError | None) -> None:
-        """Carry out what the reader made of the bytes it was fed."""
+    def _read(
+        self, reader: RequestReader, refusal: HTTPError | None, serving: bool = False
+    ) -> None:
+        """Carry out what the reader made of the bytes it was fed (`serving`:
+        called from `_serve`, which may be running eagerly, with no task)."""
+        answering = serving or self._task is not None
         transport = self.transport
         assert transport is not None
         if reader.due is not None:  # a head or body began: its deadline runs from now
@@ -164,23 +179,24 @@ class Connection(asyncio.Protocol):
             reader.due = None
         if reader.continue_due:
             reader.continue_due = False
-            if self._task is None:  # no answer is due before the one it waits for
+            if not answering:  # no answer is due before the one it waits for
                 transport.write(CONTINUE)
-        if reader.requests and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._serve())
+        if reader.requests and not answering:
+            self._task = answer_eagerly(self._serve())
         if refusal is not None:
-            self._reject(refusal)
-        elif reader.held:
+            self._reject(refusal, serving)
+        elif reader.unparsed is not None:  # its queue is full: read no more for now
             transport.pause_reading()
 
-    def _resume_reading(self) -> None:
-        """Parse what was held back, then read again (as `_serve` answers)."""
+    def _resume_reading(self, serving: bool = False) -> None:
+        """Parse what was held back, then read again (as `_serve` answers:
+        `serving`)."""
         reader = self._reader
         if reader is None:
             return
-        if reader.held:
-            self._read(reader, reader.resume(self._backlogged))
-        if not reader.held and reader.reading and not reader.eof:
+        if reader.unparsed is not None:
+            self._read(reader, reader.resume(self._backlogged), serving)
+        if reader.unparsed is None and reader.reading and not reader.eof:
             assert self.transport is not None
             self.transport.resume_reading()
 
@@ -203,7 +219,7 @@ class Connection(asyncio.Protocol):
         stays, and when it fires it sets itself for what is left (so a
         keep-alive client's requests, each moving the deadline twice, cost
         no timer each)."""
-        loop = asyncio.get_running_loop()
+        loop = self._server.loop or asyncio.get_running_loop()
         at = loop.time() + seconds
         self._due = (at, seconds)
         timer = self._timer
@@ -247,14 +263,14 @@ class Connection(asyncio.Protocol):
 
     # -- refusing -----------------------------------------------------------------
 
-    def _reject(self, error: HTTPError) -> None:
+    def _reject(self, error: HTTPError, serving: bool = False) -> None:
         """Refuse what the client sent: read no more, answer the requests
         before it in order, then this refusal, then close."""
         reader = self._reader
         if reader is not None:
             reader.refuse(error)
         refused(self.transport, error.status, error.reason)
-        if self._task is None and not self._requests:
+        if not serving and self._task is None and not self._requests:
             self._ready_for_more()
         elif self.transport is not None:
             self.transport.pause_reading()
@@ -316,14 +332,17 @@ class Connection(asyncio.Protocol):
         assert transport is not None
         assert reader is not None
         requests = reader.requests
-        handler = self._server.handler
+        routes = self._server.routes
         try:
             while requests and not transport.is_closing():
                 if self._backlogged:
                     await self._writable()
                     continue
                 request = requests.pop(0)
-                response, keep_alive = await answer(handler, request, self)
+                route = routes.find(request.path)
+                if not route.eager and self._task is None:
+                    await to_task()  # its handler may need a current task: on in one
+                response, keep_alive = await answer(route.handler, request, self)
                 if self.stream is not None:
                     return  # a stream: the hub writes to it from now on
                 if response is not None:
@@ -332,12 +351,12 @@ class Connection(asyncio.Protocol):
                 if not keep_alive:
                     transport.close()
                     return
-                self._resume_reading()
+                if reader.unparsed is not None:  # (else reading was not paused)
+                    self._resume_reading(serving=True)
         finally:
             self._task = None
             if self.stream is None and not transport.is_closing():
                 self._ready_for_more()
 
-    def become_stream(self) -> None:
-        """Drop everything request-shaped: an idle stream should cost little."""
-        self._stop_reading()
+    # Drop everything request-shaped: an idle stream should cost little.
+    become_stream = _stop_reading

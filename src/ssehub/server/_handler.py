@@ -30,8 +30,8 @@ class Request:
     ) -> None:
         self.method = method
         url = httptools.parse_url(target)
-        self.raw_path = url.path.decode("utf-8", "replace")
-        self.path = unquote(self.raw_path)
+        self.raw_path = raw_path = url.path.decode("utf-8", "replace")
+        self.path = unquote(raw_path) if "%" in raw_path else raw_path
         self.query = (url.query or b"").decode("utf-8", "replace")
         self.headers = headers
         self.body = body

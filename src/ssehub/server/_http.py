@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import ssl
+import sys
 from pathlib import Path
 
+from ssehub.backends import MemoryBackend
 from ssehub.hooks import Hooks
 from ssehub.hub import Hub
 from ssehub.mercure import MERCURE_PATH, METADATA_PATH, Mercure
@@ -36,7 +39,7 @@ from ._handler import Handler
 from ._mercure import MercureRoute
 from ._metrics import Histogram
 from ._ops import Health, Metrics, Readiness
-from ._routes import GetOnly, Routes
+from ._routes import GetOnly, Route, Routes
 
 __all__ = ("HubServer",)
 
@@ -66,7 +69,7 @@ class HubServer:
         max_connections = config.max_connections or _open_files_limit() - 64
         self._host = Host(config, self._routes(), max_connections)
 
-    def _routes(self) -> Handler:
+    def _routes(self) -> Routes:
         def count() -> int:
             return len(self._host.connections)
 
@@ -79,29 +82,30 @@ class HubServer:
                 pages = SetsCookie(pages, config.page_token)
             assets = SetsCookie(assets, config.page_token)
         mercure = MercureRoute(self.mercure, self.publish_seconds, self.authorizer, self.webhooks)
+        # Which routes may answer with no task (the rule: `_answer.py`), once
+        # for the server's life. Mercure runs the store and the authorization
+        # callback; readiness runs `wait_for` on the store; the dashboard's
+        # feeds are a task's life anyway.
+        mercure_eager = self.authorizer is None and store_needs_no_task(hub.backend)
+        metrics = Metrics(
+            hub,
+            count,
+            self.publish_seconds,
+            self.feeds,
+            self.mercure.registry,
+            self.authorizer,
+            self.webhooks,
+        )
         return Routes(
             [
-                (MERCURE_PATH + "/", mercure),
-                (METADATA_PATH, mercure),
-                ("/healthz", GetOnly(Health())),
-                ("/readyz", GetOnly(Readiness(hub))),
-                (
-                    "/metrics",
-                    GetOnly(
-                        Metrics(
-                            hub,
-                            count,
-                            self.publish_seconds,
-                            self.feeds,
-                            self.mercure.registry,
-                            self.authorizer,
-                            self.webhooks,
-                        )
-                    ),
-                ),
-                (ASSETS_PATH, assets),
+                (MERCURE_PATH + "/", Route(mercure, eager=mercure_eager)),
+                (METADATA_PATH, Route(mercure, eager=mercure_eager)),
+                ("/healthz", Route(GetOnly(Health()), eager=True)),
+                ("/readyz", Route(GetOnly(Readiness(hub)))),
+                ("/metrics", Route(GetOnly(metrics), eager=True)),
+                (ASSETS_PATH, Route(assets)),
             ],
-            fallback=pages,
+            fallback=None if pages is None else Route(pages, eager=True),
         )
 
     @property
@@ -126,8 +130,9 @@ class HubServer:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(self.config.certfile, self.config.keyfile)
         host = self._host
+        host.loop = loop
         self._server = await loop.create_server(
-            lambda: Connection(host),
+            functools.partial(Connection, host),
             self.config.host,
             self.config.port,
             backlog=self.config.backlog,
@@ -170,6 +175,22 @@ class HubServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+
+
+def store_needs_no_task(backend: object) -> bool:
+    """Whether `backend` is one of ssehub's stores whose paths need no
+    current task (`_answer.py`): the memory and SQLite stores, by exact type
+    (a subclass may override a method with one that needs a task). Redis
+    (its client uses `asyncio.timeout`) and any other backend: no."""
+    kind = type(backend)
+    if kind is MemoryBackend:
+        return True
+    # a SQLite store's module is loaded if it is one (no import of sqlite3 here)
+    sqlite = sys.modules.get("ssehub.backends.sqlite")
+    shared = sys.modules.get("ssehub.backends._sqlite_shared")
+    return (sqlite is not None and kind is sqlite.SQLiteBackend) or (
+        shared is not None and kind is shared.SharedSQLiteBackend
+    )
 
 
 def _open_files_limit() -> int:

@@ -43,14 +43,15 @@ class RequestReader:
         "_headers",
         "_parser",
         "_quiet",
-        "_unparsed",
         "_url",
         "continue_due",
         "due",
         "eof",
         "error",
         "phase",
+        "reading",
         "requests",
+        "unparsed",
     )
 
     def __init__(self, config: ServerConfig) -> None:
@@ -68,40 +69,60 @@ class RequestReader:
         self._head_bytes = 0
         self._body_bytes = 0
         self._quiet = 0  # bytes fed since the parser last gave us a piece
-        self._unparsed: memoryview | None = None  # fed, not parsed: the queue is full
-
-    @property
-    def reading(self) -> bool:
-        """Whether it still reads (it neither refused nor was closed)."""
-        return self._parser is not None
-
-    @property
-    def held(self) -> bool:
-        """Whether it holds bytes back until the queue has room."""
-        return self._unparsed is not None
+        self.reading = True  # it neither refused nor was closed
+        # what it was fed and holds back, unparsed, until the queue has room
+        self.unparsed: memoryview | None = None
 
     @property
     def pending(self) -> bool:
         """Whether it read requests not yet answered, or holds bytes back."""
-        return bool(self.requests) or self._unparsed is not None
+        return bool(self.requests) or self.unparsed is not None
 
-    def feed(self, data: bytes, backlogged: bool) -> HTTPError | None:
+    def feed(self, data: bytes | memoryview, backlogged: bool) -> HTTPError | None:
         """Parse `data` (`backlogged`: the client does not read its answers,
         so read no further ahead); return the refusal if it ends in one."""
-        if self._parser is None:
+        parser = self._parser
+        if parser is None:
             return None  # refused, or closed: nothing more to read
-        if self._unparsed is not None:  # fed before the pause took effect
-            self._unparsed = memoryview(self._unparsed.tobytes() + data)
+        if self.unparsed is not None:  # fed before the pause took effect
+            self.unparsed = memoryview(self.unparsed.tobytes() + data)
             return None
-        return self._parse(memoryview(data), backlogged)
+        size = len(data)
+        if size > SLICE and type(data) is not memoryview:
+            data = memoryview(data)  # sliced below: no copies
+        requests = self.requests
+        limit = self._config.max_head_bytes
+        start = 0
+        while start < size:
+            if (backlogged or requests) and self._queue_full(backlogged):
+                self.unparsed = memoryview(data)[start:]
+                return None
+            piece = data if size <= SLICE else data[start : start + SLICE]
+            start += SLICE
+            self._quiet += len(piece)
+            try:
+                parser.feed_data(piece)
+            except httptools.HttpParserUpgrade:
+                return self._refused(HTTPError(400, "protocol upgrades are not supported"))
+            except Exception:
+                return self._refused(self.error or HTTPError(400, "malformed HTTP request"))
+            if self._quiet > limit and self.phase in ("head", "body"):
+                # a header (or trailer, or chunk extension) that does not end
+                # is held by the parser, where no callback counts it
+                what = "head" if self.phase == "head" else "trailers or chunk framing"
+                return self._refused(HTTPError(431, f"request {what} larger than {limit} bytes"))
+            parser = self._parser
+            if parser is None:
+                return None
+        return None
 
     def resume(self, backlogged: bool) -> HTTPError | None:
         """Parse what was held back, if the queue has room now."""
-        unparsed = self._unparsed
+        unparsed = self.unparsed
         if unparsed is None or self._queue_full(backlogged):
             return None
-        self._unparsed = None
-        return self._parse(unparsed, backlogged)
+        self.unparsed = None
+        return self.feed(unparsed, backlogged)
 
     def refuse(self, error: HTTPError) -> None:
         """Read no more: `error` is the answer to what the client sent."""
@@ -111,7 +132,8 @@ class RequestReader:
     def close(self) -> None:
         """Drop the parser (and with it the parser's reference to us)."""
         self._parser = None
-        self._unparsed = None
+        self.reading = False
+        self.unparsed = None
 
     def deadline(self) -> float:
         """The seconds the client has for what it sends next."""
@@ -128,33 +150,6 @@ class RequestReader:
         if self.phase in ("new", "idle"):
             return None
         return HTTPError(408, f"request {self.phase} not received within {seconds:g} s")
-
-    def _parse(self, data: memoryview, backlogged: bool) -> HTTPError | None:
-        size = len(data)
-        start = 0
-        while start < size:
-            parser = self._parser
-            if parser is None:
-                return None
-            if self._queue_full(backlogged):
-                self._unparsed = data[start:]
-                return None
-            piece = data[start : start + SLICE]
-            start += SLICE
-            self._quiet += len(piece)
-            try:
-                parser.feed_data(piece)
-            except httptools.HttpParserUpgrade:
-                return self._refused(HTTPError(400, "protocol upgrades are not supported"))
-            except Exception:
-                return self._refused(self.error or HTTPError(400, "malformed HTTP request"))
-            limit = self._config.max_head_bytes
-            if self._quiet > limit and self.phase in ("head", "body"):
-                # a header (or trailer, or chunk extension) that does not end
-                # is held by the parser, where no callback counts it
-                what = "head" if self.phase == "head" else "trailers or chunk framing"
-                return self._refused(HTTPError(431, f"request {what} larger than {limit} bytes"))
-        return None
 
     def _refused(self, error: HTTPError) -> HTTPError:
         self.refuse(error)
@@ -191,20 +186,27 @@ class RequestReader:
         pieces = self._url
         assert pieces is not None
         pieces.append(url)
-        self._count_head(len(url))
+        self._head_bytes += len(url)
+        if self._head_bytes > self._config.max_head_bytes:
+            self._head_too_large()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.phase == "body":
             return  # a trailer: never merged into the head (RFC 9110 6.5.1)
         self._quiet = 0
-        self._count_head(len(name) + len(value))
+        config = self._config
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > config.max_head_bytes:
+            self._head_too_large()
         headers = self._headers
         key = name.lower()
-        limit = self._config.max_header_fields
-        if len(headers) >= limit and key not in headers:
-            self._fail(431, f"more than {limit} header fields")
         previous = headers.get(key)  # a repeated field is one list (RFC 9110 5.3)
-        headers[key] = value if previous is None else previous + b", " + value
+        if previous is not None:
+            headers[key] = previous + b", " + value
+        elif len(headers) < config.max_header_fields:
+            headers[key] = value
+        else:
+            self._fail(431, f"more than {config.max_header_fields} header fields")
 
     def on_headers_complete(self) -> None:
         headers = self._headers
@@ -247,8 +249,5 @@ class RequestReader:
         self._body = []
         self.phase = "idle"
 
-    def _count_head(self, n: int) -> None:
-        self._head_bytes += n
-        limit = self._config.max_head_bytes
-        if self._head_bytes > limit:
-            self._fail(431, f"request head is larger than {limit} bytes")
+    def _head_too_large(self) -> NoReturn:
+        self._fail(431, f"request head is larger than {self._config.max_head_bytes} bytes")

@@ -1,4 +1,5 @@
-"""The route table: which handler answers which path."""
+"""The route table: which handler answers which path, and whether it may
+answer eagerly (with no task of its own: the rule is in `_answer.py`)."""
 
 from __future__ import annotations
 
@@ -8,32 +9,49 @@ from ssehub.mercure import HTTPError, Response
 
 from ._handler import Handler, Request, Streaming
 
-__all__ = ("GetOnly", "Routes")
+__all__ = ("GetOnly", "Route", "Routes")
+
+
+class Route:
+    """A handler, and whether what it runs before its first suspension
+    needs no current task (`eager`; False unless said: such a handler is
+    answered in a task, as any handler may need one)."""
+
+    __slots__ = ("eager", "handler")
+
+    def __init__(self, handler: Handler, *, eager: bool = False) -> None:
+        self.handler = handler
+        self.eager = eager
 
 
 class Routes:
-    """A handler over `(path, handler)` pairs, tried in order: a path ending
-    in `/` matches every path below it (and itself without the slash); any
-    other matches exactly. Unmatched paths go to `fallback` (404 without)."""
+    """`(path, route)` pairs, tried in order: a path ending in `/` matches
+    every path below it (and itself without the slash); any other matches
+    exactly. Unmatched paths go to `fallback` (404 without)."""
 
-    def __init__(self, routes: Sequence[tuple[str, Handler]], fallback: Handler | None = None):
-        self._exact = {path: handler for path, handler in routes if not path.endswith("/")}
-        self._prefixes = [(path, handler) for path, handler in routes if path.endswith("/")]
-        self._fallback = fallback
+    __slots__ = ("_exact", "_fallback", "_prefixes")
 
-    async def __call__(self, request: Request) -> Response | Streaming:
-        path = request.path
-        handler = self._exact.get(path)
-        if handler is None:
-            for prefix, candidate in self._prefixes:
-                if path.startswith(prefix) or path == prefix[:-1]:
-                    handler = candidate
-                    break
-            else:
-                handler = self._fallback
-        if handler is None:
-            raise HTTPError(404, f"not found: {path}")
-        return await handler(request)
+    def __init__(self, routes: Sequence[tuple[str, Route]], fallback: Route | None = None):
+        self._exact = {path: route for path, route in routes if not path.endswith("/")}
+        self._prefixes = [(path, route) for path, route in routes if path.endswith("/")]
+        self._fallback = fallback or _NOT_FOUND
+
+    def find(self, path: str) -> Route:
+        """The route of `path` (a 404 route when none matches)."""
+        route = self._exact.get(path)
+        if route is not None:
+            return route
+        for prefix, candidate in self._prefixes:
+            if path.startswith(prefix) or path == prefix[:-1]:
+                return candidate
+        return self._fallback
+
+
+async def _not_found(request: Request) -> Response:
+    raise HTTPError(404, f"not found: {request.path}")
+
+
+_NOT_FOUND = Route(_not_found, eager=True)
 
 
 class GetOnly:
