@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
+from itertools import islice
 
 from ssehub.backends import Record
 
@@ -84,15 +85,16 @@ class _Pass:
     def take(self, number: int, records: list[Record]) -> None:
         """Batch `number`, for everyone attached now."""
         subs = self.group.subscribers
-        fresh: list[Subscription] = []
+        fresh = 0
         for sub in reversed(subs):  # attached since the last batch: at the end
             if subs[sub] is not None:
                 break
             subs[sub] = number
-            fresh.append(sub)
+            fresh += 1
         if fresh:  # not in the order yet: they join the end of this pass
-            fresh.reverse()
-            self.order += fresh
+            tail = list(islice(reversed(subs), fresh))
+            tail.reverse()
+            self.order += tail
         self.batches.append((number, records))
         self.cache.clear()
 
@@ -178,6 +180,8 @@ def _numbered(subs: dict[Subscription, int | None]) -> list[Subscription]:
     """The subscribers that have a batch number: all but those attached
     since the last batch was taken (the last entries), which `take` adds."""
     order = list(subs)
+    if order and subs[order[0]] is None:  # none has one yet (the group's first pass)
+        return []
     end = len(order)
     while end and subs[order[end - 1]] is None:
         end -= 1
