@@ -765,7 +765,9 @@ class Hub:
 
     async def _settled(self) -> None:
         """Wait until every publish started so far has been fanned out (or
-        failed). Later publishes are not waited for, so this cannot starve."""
+        failed). Later publishes are not waited for, so this cannot starve.
+        Fanned out is queued, not yet written: a replay then has the fan-out
+        write its subscriber what it owes it (`FanOut.catch_up`)."""
         if not self._inflight:
             return
         await self._settle_waiters.wait(self._ticket)
