@@ -1,18 +1,21 @@
 """A pass over a large group takes turns with the loop (`hub/_fanout.py`,
 `SLICE` subscribers a turn): what is published between turns joins the pass
 under way. Every subscriber still gets every event once, in order; one
-that attached mid-pass gets what was published after it; a slow one is
-still dropped; drain delivers what a pass still owes."""
+that attached mid-pass gets what was published after it, in the pass
+under way; a slow one is still dropped; drain delivers what a pass still
+owes; a subscriber resuming from history (`last_event_id`, `newest`) gets
+each event once at the seam, whether the pass had reached it or not."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
-from ssehub.backends import MemoryBackend
+from ssehub.backends import History, MemoryBackend
 from ssehub.hub import EventSubscription, Hub, HubConfig, SlowSubscriberError
 from ssehub.testing import FakeClock
 
@@ -152,5 +155,145 @@ def test_publishes_attaches_and_closes_between_turns_in_any_order_lose_and_repea
         for sub in live:
             got = await datas(sub, len(expected[sub]) + 1)
             assert got == [*expected[sub], "end"]
+
+    run(body)
+
+
+class GatedBackend(MemoryBackend):
+    """A memory store whose history reads wait for `gate` when it is set
+    (as a SQLite read waits for its thread)."""
+
+    gate: asyncio.Event | None = None
+
+    async def history(self, *args: Any, **kwargs: Any) -> History:
+        if self.gate is not None:
+            await self.gate.wait()
+        return await super().history(*args, **kwargs)
+
+    async def newest(self, *args: Any, **kwargs: Any) -> History:
+        if self.gate is not None:
+            await self.gate.wait()
+        return await super().newest(*args, **kwargs)
+
+
+def run_gated(body: Callable[[Hub, GatedBackend], Awaitable[None]]) -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        backend = GatedBackend(clock=clock.time)
+        async with Hub(HubConfig(), backend=backend, clock=clock) as hub:
+            await body(hub, backend)
+
+    asyncio.run(main())
+
+
+def resumer(hub: Hub, kind: str, after: str) -> EventSubscription:
+    if kind == "last_event_id":
+        return hub.subscribe("t", last_event_id=after)
+    return hub.subscribe("t", newest=10)
+
+
+async def until_end(sub: EventSubscription) -> list[str]:
+    got: list[str] = []
+    while not got or got[-1] != "end":
+        got.append((await asyncio.wait_for(anext(sub), 5)).data)
+    return got
+
+
+KINDS = ["last_event_id", "newest"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_resumer_attached_mid_pass_gets_what_its_page_holds_once(kind: str) -> None:
+    async def body(hub: Hub, backend: GatedBackend) -> None:
+        await subscribers(hub, LARGE)
+        zero = await hub.publish("t", "zero")
+        await hub.publish("t", "one")
+        await asyncio.sleep(0)  # a pass under way (over a large group)
+        backend.gate = asyncio.Event()
+        late = resumer(hub, kind, zero)
+        opening = asyncio.ensure_future(late.open())
+        for _ in range(3):
+            await asyncio.sleep(0)  # attached, reading history
+        await hub.publish("t", "two")  # taken into the pass: owed to the late one
+        await asyncio.sleep(0)
+        backend.gate.set()
+        await opening
+        for _ in range(50):
+            await asyncio.sleep(0)
+        await hub.publish("t", "end")
+        expected = (
+            ["one", "two", "end"] if kind == "last_event_id" else ["zero", "one", "two", "end"]
+        )
+        assert await until_end(late) == expected
+
+    run_gated(body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_resumer_the_pass_went_past_while_it_replayed_gets_what_its_page_holds_once(
+    kind: str,
+) -> None:
+    async def body(hub: Hub, backend: GatedBackend) -> None:
+        zero = await hub.publish("t", "zero")
+        subs = await subscribers(hub, 100)
+        backend.gate = asyncio.Event()
+        late = resumer(hub, kind, zero)  # in the first turn of every pass
+        opening = asyncio.ensure_future(late.open())
+        for _ in range(3):
+            await asyncio.sleep(0)  # attached, reading history
+        subs += await subscribers(hub, LARGE - 100)
+        await hub.publish("t", "one")
+        await asyncio.sleep(0)  # the first turn: the late one holds "one"
+        assert late.held_bytes > 0
+        assert 0 < reached(subs) < LARGE
+        await hub.publish("t", "two")  # mid-pass: the late one gets it next pass
+        await asyncio.sleep(0)
+        backend.gate.set()
+        await opening
+        for _ in range(50):
+            await asyncio.sleep(0)
+        await hub.publish("t", "end")
+        expected = (
+            ["one", "two", "end"] if kind == "last_event_id" else ["zero", "one", "two", "end"]
+        )
+        assert await until_end(late) == expected
+        for sub in subs:
+            assert await until_end(sub) == ["one", "two", "end"]
+
+    run_gated(body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("size", [10, LARGE])
+def test_a_resumer_in_the_loop_iteration_of_a_publish_gets_it_once(kind: str, size: int) -> None:
+    async def body(hub: Hub) -> None:
+        await subscribers(hub, size)
+        zero = await hub.publish("t", "zero")
+        for _ in range(10):
+            await asyncio.sleep(0)  # every pass over
+        await hub.publish("t", "one")  # queued, not written yet
+        late = resumer(hub, kind, zero)
+        await late.open()  # the memory store answers at once: the page has "one"
+        for _ in range(10):
+            await asyncio.sleep(0)
+        await hub.publish("t", "end")
+        expected = ["one", "end"] if kind == "last_event_id" else ["zero", "one", "end"]
+        assert await until_end(late) == expected
+
+    run(body)
+
+
+def test_one_attached_mid_pass_gets_the_next_batch_in_the_pass_under_way() -> None:
+    async def body(hub: Hub) -> None:
+        subs = await subscribers(hub, LARGE)
+        await hub.publish("t", "one")
+        await asyncio.sleep(0)
+        assert 0 < reached(subs) < LARGE
+        [late] = await subscribers(hub, 1)
+        await hub.publish("t", "two")
+        while reached(subs) < LARGE:  # the rest of the pass that "one" began
+            await asyncio.sleep(0)
+        assert late.held_bytes > 0  # it was in that pass: not a pass later
+        assert await datas(late, 1) == ["two"]
 
     run(body)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
+from itertools import islice
 
 from ssehub.backends import Record
 
@@ -61,18 +62,21 @@ class _Pass:
     The records come in numbered batches. Each subscriber's value in
     `group.subscribers` is the number of the first batch it has not been
     written (None: attached since the last batch was taken, it needs only
-    later ones). A subscriber the pass reaches gets, in one write, every
-    batch from its number on, and its number moves past the last: a batch
-    taken mid-pass goes to the rest of this pass with what it carries, and
-    to those already passed (and any attached meanwhile) in the next pass,
-    so each gets every batch once, in order, and waits at most one pass.
+    later ones; those are always the dict's last entries). A subscriber the
+    pass reaches gets, in one write, every batch from its number on, and
+    its number moves past the last: a batch taken mid-pass goes to the rest
+    of this pass with what it carries, and to those already passed in the
+    next pass. One attached mid-pass joins the end of this pass when the
+    first batch after it is taken. So each gets every batch once, in order,
+    and waits at most one pass. `catch_up` writes one subscriber what it is
+    owed at once (a replay's seam).
     """
 
     __slots__ = ("batches", "cache", "group", "order", "pos")
 
     def __init__(self, group: Group) -> None:
         self.group = group
-        self.order = list(group.subscribers)
+        self.order = _numbered(group.subscribers)  # the rest join at `take`
         self.pos = 0
         self.batches: list[tuple[int, list[Record]]] = []
         # (bytes, records) by first batch: the same bytes for all who start there
@@ -81,10 +85,16 @@ class _Pass:
     def take(self, number: int, records: list[Record]) -> None:
         """Batch `number`, for everyone attached now."""
         subs = self.group.subscribers
+        fresh = 0
         for sub in reversed(subs):  # attached since the last batch: at the end
             if subs[sub] is not None:
                 break
             subs[sub] = number
+            fresh += 1
+        if fresh:  # not in the order yet: they join the end of this pass
+            tail = list(islice(reversed(subs), fresh))
+            tail.reverse()
+            self.order += tail
         self.batches.append((number, records))
         self.cache.clear()
 
@@ -123,6 +133,24 @@ class _Pass:
         self.pos = stop
         return stop - pos, events, nbytes
 
+    def write_one(self, fanout: FanOut, sub: Subscription) -> None:
+        """Write `sub` now every batch it has not been written: when the
+        pass reaches it, it has them all."""
+        subs = self.group.subscribers
+        first = subs.get(sub)
+        last = self.batches[-1][0]
+        if first is None or first > last:  # gone, or has it all
+            return
+        got = self.cache.get(first)
+        if got is None:
+            got = self.cache[first] = self._since(fanout, first)
+        data, records = got
+        subs[sub] = last + 1  # before the write: a close inside it removes the entry
+        sub._deliver(data, records)
+        counters = fanout._counters
+        counters.delivered += len(records)
+        counters.delivered_bytes += len(data)
+
     def _since(self, fanout: FanOut, first: int) -> tuple[bytes, list[Record]]:
         records = [r for number, batch in self.batches if number >= first for r in batch]
         return fanout._join(self.group, records), records
@@ -142,10 +170,23 @@ class _Pass:
         batches = self.batches = [b for b in self.batches if b[0] >= low]
         if not batches:
             return False
-        self.order = list(subs)
+        self.order = _numbered(subs)
         self.pos = 0
         self.cache.clear()
         return True
+
+
+def _numbered(subs: dict[Subscription, int | None]) -> list[Subscription]:
+    """The subscribers that have a batch number: all but those attached
+    since the last batch was taken (the last entries), which `take` adds."""
+    order = list(subs)
+    if order and subs[order[0]] is None:  # none has one yet (the group's first pass)
+        return []
+    end = len(order)
+    while end and subs[order[end - 1]] is None:
+        end -= 1
+    del order[end:]
+    return order
 
 
 class FanOut:
@@ -353,6 +394,8 @@ class FanOut:
         delivered = nbytes = 0
         for group in dirty:
             records, group.pending = group.pending, []
+            if not records:  # taken already (`catch_up`)
+                continue
             run = passes.get(group) if passes else None
             if run is None and (budget is None or len(group.subscribers) <= SLICE):
                 # small enough for this turn: written now, no pass kept
@@ -389,6 +432,36 @@ class FanOut:
         counters = self._counters
         counters.delivered += delivered
         counters.delivered_bytes += nbytes
+
+    def catch_up(self, sub: Subscription, group: Group) -> None:
+        """Deliver to `sub` now everything queued so far that its group
+        (`group`) still owes it: what is pending (to the whole group when
+        it is small enough for one turn; taken into its pass otherwise) and
+        the batches of a pass under way it has not been written. A replay
+        calls it at each page, so the live copy of every record the page
+        holds is held by then, and cancelled by the page's."""
+        subs = group.subscribers
+        if sub not in subs:
+            return
+        passes = self._passes
+        run = passes.get(group)
+        records = group.pending
+        if records:  # (the group stays in `_dirty`: `_slice` skips it)
+            group.pending = []
+            if run is None and len(subs) <= SLICE:  # the direct path, early
+                data = self._join(group, records)
+                for each in subs:
+                    each._deliver(data, records)
+                counters = self._counters
+                counters.delivered += len(records) * len(subs)
+                counters.delivered_bytes += len(data) * len(subs)
+                return
+            if run is None:
+                run = passes[group] = _Pass(group)
+            run.take(self._batch, records)
+            self._batch += 1
+        if run is not None:
+            run.write_one(self, sub)
 
     @staticmethod
     def _join(group: Group, records: list[Record]) -> bytes:

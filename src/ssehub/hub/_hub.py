@@ -222,12 +222,17 @@ class _Pages:
         self._cursor = page.cursor
         self._last = page.cursor is None or self._newest > 0
         # A publish stored before this read may not be fanned out yet: wait
-        # until it is, so its live copy is in the held list by the time the
-        # page is delivered, and the page's copy cancels it. The same for
-        # records of other processes that the feed has not brought yet.
+        # until it is (the same for records of other processes that the
+        # feed has not brought yet). Fanned out is only queued: a pass over
+        # a large group writes it a turn at a time, a small group at the
+        # end of the loop iteration. So then the fan-out writes this
+        # subscriber at once what it still owes it: the live copy of every
+        # record of the page is held by the time the page is delivered, and
+        # the page's copy cancels it. Nothing waits for a pass.
         await hub._settled()
         if page.position is not None and hub._feed is not None:
             await hub._feed.reached(page.position)
+        hub._fanout.catch_up(self._sub, self._group)
         exact = self._topics is not None
         shared = self._shared = hub._shared_page(page, self._group, exact)
         records = shared.records
@@ -803,7 +808,9 @@ class Hub:
 
     async def _settled(self) -> None:
         """Wait until every publish started so far has been fanned out (or
-        failed). Later publishes are not waited for, so this cannot starve."""
+        failed). Later publishes are not waited for, so this cannot starve.
+        Fanned out is queued, not yet written: a replay then has the fan-out
+        write its subscriber what it owes it (`FanOut.catch_up`)."""
         if not self._inflight:
             return
         await self._settle_waiters.wait(self._ticket)
