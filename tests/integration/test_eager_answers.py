@@ -11,6 +11,7 @@ import asyncio
 import socket
 import sqlite3
 import struct
+import time
 from collections.abc import AsyncIterator, Collection, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -402,3 +403,39 @@ def test_drain_waits_for_a_suspended_request(where: str, tmp_path: Path) -> None
 @contextmanager
 def _no_lock() -> Iterator[None]:
     yield None
+
+
+def _send_after_answers(port: int, sent: bytes) -> tuple[bytes, OSError | None]:
+    """Send `sent`, read until the hub's FIN, then go on sending for a
+    while: what was read, and the error a hub that closed (not lingered)
+    causes (a reset, then a broken pipe)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(sent)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        try:
+            for _ in range(6):  # well within the 2 s the hub lingers
+                sock.sendall(b"x" * 1000)
+                time.sleep(0.05)
+        except OSError as error:
+            return data, error
+        return data, None
+
+
+def test_a_refusal_after_an_eager_answer_in_the_same_read_lingers() -> None:
+    """A request answered eagerly and a malformed one in the same read: both
+    are answered, and the hub lingers on the refusal (reads and drops what
+    the client still sends) instead of closing, whose reset could destroy
+    the answers before the client reads them."""
+
+    async def body() -> None:
+        async with serving() as (_, _, port):
+            sent = _get("/healthz") + b"\x01BAD / HTTP/1.1\r\n\r\n"
+            data, error = await asyncio.to_thread(_send_after_answers, port, sent)
+            assert data.startswith(b"HTTP/1.1 200 ")
+            assert b"HTTP/1.1 400 " in data
+            assert data.endswith(b"malformed HTTP request\n")
+            assert error is None
+
+    run(body)

@@ -181,12 +181,14 @@ class Connection(asyncio.Protocol):
             reader.continue_due = False
             if not answering:  # no answer is due before the one it waits for
                 transport.write(CONTINUE)
-        if reader.requests and not answering:
-            self._task = answer_eagerly(self._serve())
         if refusal is not None:
+            # before the answers it follows start: they may all be given
+            # here, and the last one's `_ready_for_more` then lingers on it
             self._reject(refusal, serving)
         elif reader.unparsed is not None:  # its queue is full: read no more for now
             transport.pause_reading()
+        if reader.requests and not answering:
+            self._task = answer_eagerly(self._serve())
 
     def _resume_reading(self, serving: bool = False) -> None:
         """Parse what was held back, then read again (as `_serve` answers:
