@@ -181,10 +181,19 @@ async def decide(
     decision (`Mercure.resume`)."""
     decision = mercure.decide(request)
     if isinstance(decision, Authorize):
-        if authorizer is None:
-            raise RuntimeError("MercureConfig.authorize is set: give the front end an Authorizer")
-        return mercure.resume(decision, await authorizer.ask(decision.question))
+        return await settle(mercure, decision, authorizer)
     return decision
+
+
+async def settle(
+    mercure: Mercure, decision: Authorize, authorizer: Authorizer | None
+) -> Subscribe | Publish | Listing | Response:
+    """The app's answer to an `Authorize` decision's question, resumed into
+    the final decision (what `decide` does once the hub must ask: a front
+    end that decided at once itself calls this only then)."""
+    if authorizer is None:
+        raise RuntimeError("MercureConfig.authorize is set: give the front end an Authorizer")
+    return mercure.resume(decision, await authorizer.ask(decision.question))
 
 
 def _httpx() -> Any:

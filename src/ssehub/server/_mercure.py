@@ -8,7 +8,7 @@ import logging
 import time
 from time import perf_counter
 
-from ssehub.hooks import Authorizer, Webhooks, decide
+from ssehub.hooks import Authorizer, Webhooks, settle
 from ssehub.hub import StreamSubscription
 from ssehub.mercure import (
     Authorize,
@@ -52,26 +52,16 @@ class MercureRoute:
         mercure_request = MercureRequest(
             request.method, request.raw_path, request.query, request.headers, request.body
         )
-        if request.method == "POST":
-            # the publish branch: decided at once (no coroutine), the app
-            # asked first only when it is configured to be
-            decision = mercure.decide(mercure_request)
-            if type(decision) is Authorize:
-                authorizer = self.authorizer
-                if authorizer is None:
-                    raise RuntimeError(
-                        "MercureConfig.authorize is set: give the front end an Authorizer"
-                    )
-                decision = mercure.resume(decision, await authorizer.ask(decision.question))
-            if type(decision) is Publish:
-                started = perf_counter()
-                response = await mercure.publish(decision)
-                if response.status == 200:
-                    self.publish_seconds.observe(perf_counter() - started)
-                return response
-            assert isinstance(decision, Response)  # a POST is a publish or a refusal
-            return decision
-        decision = await decide(mercure, mercure_request, self.authorizer)
+        # decided at once (no coroutine); the app is asked only when the hub must
+        decision = mercure.decide(mercure_request)
+        if type(decision) is Authorize:
+            decision = await settle(mercure, decision, self.authorizer)
+        if type(decision) is Publish:
+            started = perf_counter()
+            response = await mercure.publish(decision)
+            if response.status == 200:
+                self.publish_seconds.observe(perf_counter() - started)
+            return response
         if isinstance(decision, Subscribe):
             return _Subscribing(mercure, decision, self.webhooks)
         if isinstance(decision, Listing):
