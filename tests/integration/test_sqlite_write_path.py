@@ -107,3 +107,32 @@ def test_links_are_keyed_by_topic_only_and_an_older_file_loses_its_seq_index(
             db.close()
 
     run(body)
+
+
+def test_a_build_with_a_lower_parameter_limit_takes_a_large_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite builds compiled with SQLITE_MAX_VARIABLE_NUMBER=999 (the
+    default before 3.32) still store a batch larger than 999 parameters:
+    the multi-row INSERTs are cut to the connection's own limit."""
+    connect = sqlite3.connect
+
+    def old_build(*args: object, **kwargs: object) -> sqlite3.Connection:
+        db = connect(*args, **kwargs)  # type: ignore[arg-type]
+        db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", old_build)
+
+    async def body() -> None:
+        backend = SQLiteBackend(tmp_path / "hub.db")
+        await backend.start()
+        try:
+            ids = [f"e{i:03}" for i in range(300)]  # 2,400 event parameters in one batch
+            outcomes = await asyncio.gather(*(backend.append(_record(e)) for e in ids))
+            assert outcomes == [True] * 300
+            assert [r.id for r in (await backend.history(["t"], None)).records] == ids
+        finally:
+            await backend.aclose()
+
+    run(body)

@@ -754,7 +754,8 @@ def _insert(db: sqlite3.Connection, head: str, width: int, values: list[Any]) ->
     """Insert the rows of `width` columns in flat `values` with one
     statement per `_ROWS`: one step of SQLite for a batch, not one each
     (and on the writer thread, one hand-off of the GIL, not one a row)."""
-    step = width * _ROWS
+    # (a build with a lower parameter limit than SQLite's default gets smaller statements)
+    step = width * min(_ROWS, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
     row = "(" + ", ".join("?" * width) + ")"
     for i in range(0, len(values), step):
         chunk = values[i : i + step]
