@@ -211,8 +211,17 @@ def workers(store: str, ports: list[int]) -> Iterator[list[subprocess.Popen[str]
         for p in ports
     ]
     try:
-        for port in ports:
-            connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").close()
+        for port, proc in zip(ports, procs, strict=True):
+            try:
+                connect(
+                    port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                ).close()
+            except ConnectionRefusedError:  # say why: it may have ended
+                ended = proc.poll() is not None
+                raise AssertionError(
+                    f"the worker on {port} does not answer"
+                    + (f" (it ended: {proc.communicate()[1].strip()})" if ended else "")
+                ) from None
         yield procs
     finally:
         for proc in procs:

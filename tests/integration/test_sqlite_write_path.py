@@ -9,6 +9,7 @@ import asyncio
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,8 +118,8 @@ def test_a_build_with_a_lower_parameter_limit_takes_a_large_batch(
     the multi-row INSERTs are cut to the connection's own limit."""
     connect = sqlite3.connect
 
-    def old_build(*args: object, **kwargs: object) -> sqlite3.Connection:
-        db = connect(*args, **kwargs)  # type: ignore[arg-type]
+    def old_build(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        db: sqlite3.Connection = connect(*args, **kwargs)
         db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
         return db
 

@@ -76,6 +76,7 @@ _LINKED = (
 )
 _COLUMNS = "e.seq, e.id, e.time, e.topics, e.event, e.data, e.retry, e.private"
 Row = tuple[int, str, float, str, str, str, int | None, int]
+_WAL_WAIT = 5.0  # seconds a new file's WAL switch is retried (sqlite3.connect's busy timeout)
 _LOW_DISK = 1 << 20  # free bytes below which `check_writable` calls the disk full
 _AGE_SWEEP = 1000  # topics of a shorter age than the longest, swept per second at most
 _CACHE = 20_000  # recent records kept decoded: a resume storm reads them, not rows
@@ -288,7 +289,7 @@ class SQLiteBackend:
 
     def _open(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
+        _wal(db)
         db.execute(f"PRAGMA synchronous={self._synchronous}")
         db.executescript(_SCHEMA)
         self._db = db
@@ -748,6 +749,23 @@ def _settle(
             done.set_result(outcome)
         else:
             done.set_exception(outcome)
+
+
+def _wal(db: sqlite3.Connection) -> None:
+    """Put the file in WAL mode. Two processes opening a new file at once
+    (`serve --workers N`, or two `serve --reuse-port`) race for it, and
+    SQLite answers the loser "database is locked" at once, without its busy
+    timeout: try again for as long as that timeout would have waited."""
+    deadline = time.monotonic() + _WAL_WAIT
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            busy = getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _insert(db: sqlite3.Connection, head: str, width: int, values: list[Any]) -> None:
