@@ -490,6 +490,8 @@ class Mercure:
             ctype = (request.header(b"content-type") or "").split(";")[0].strip().lower()
             if ctype != FORM:
                 raise HTTPError(415, f"publish with Content-Type: {FORM}")
+        # the token first: a request without a valid one costs no form parsing
+        dialect, granted = self._publisher(request)
         topics, form = parse_form(request.body)
         if not topics:
             raise HTTPError(400, "missing 'topic' field")
@@ -497,7 +499,9 @@ class Mercure:
             raise HTTPError(400, "empty 'topic' field")
         kind = form.get("type", "")
         form_id = form.get("id", "")
-        if self._check_publisher(request, topics) == "1.0":
+        if granted is not None:
+            _check_grant(granted, topics)
+        if dialect == "1.0":
             _check_v1_publish(topics, form_id, kind, self._hub_url(request))
         retry: int | None = None
         raw = form.get("retry")
@@ -571,12 +575,14 @@ class Mercure:
             pending, private_topics=_both_allow(decision.grant, verdict.private)
         )
 
-    def _check_publisher(self, request: Request, topics: list[str]) -> Dialect:
-        """Check the publisher's token; the dialect it speaks (its token's)."""
+    def _publisher(self, request: Request) -> tuple[Dialect, SelectorSet | frozenset[str] | None]:
+        """Check the publisher's token, before its body is parsed: the
+        dialect it speaks (its token's) and the topics it may publish to
+        (None: any, anonymous publishing); `_check_grant` checks them."""
         auth = self.config.auth
         dialects = self.config.dialects
         if auth.publisher_key is None and not self.config.issuer_keys:
-            return "0.x"  # anonymous publishing (allowed, or `_publish` refused it)
+            return "0.x", None  # anonymous publishing (allowed, or `_publish` refused it)
         # the header, else 1.0's cookie, else (unless 1.0 only) 0.x's cookie
         found = find_token(request, {}, COOKIE_V1)
         v1 = found is not None and (
@@ -585,7 +591,7 @@ class Mercure:
         if found is None and dialects != "1.0":
             found = find_token(request, {})
         if found is None and self.config.anonymous_publish and auth.publisher_key is None:
-            return "0.x"  # anonymous publishing beside 1.0 issuers with keys of their own
+            return "0.x", None  # anonymous publishing beside 1.0 issuers with keys of their own
         if found is None:
             if dialects == "1.0":
                 raise bearer_error(401, "publishing requires an access token", None)
@@ -604,24 +610,13 @@ class Mercure:
                 403, "publishing with the cookie needs an allowed Origin (publish_origins)"
             )
         if v1:
-            granted = SelectorSet((), matchers=self._access(request, found[0], "publish").publish)
-            for topic in topics:
-                if not granted.matches((topic,)):
-                    raise bearer_error(
-                        403,
-                        f"the access token does not allow publishing to {topic!r}",
-                        "insufficient_scope",
-                    )
-            return "1.0"
+            access = self._access(request, found[0], "publish")
+            return "1.0", SelectorSet((), matchers=access.publish)
         if auth.publisher_key is None:
             raise HTTPError(
                 401, "this hub has no key for 0.x JWTs: publish with a Mercure 1.0 access token"
             )
-        allowed = self.tokens.grant(auth, found[0], "publish").selectors
-        for topic in topics:
-            if not selectors_match(allowed, (topic,)):
-                raise HTTPError(403, f"the JWT does not allow publishing to {topic!r}")
-        return "0.x"
+        return "0.x", self.tokens.grant(auth, found[0], "publish").selectors
 
     async def publish(self, decision: Publish) -> Response:
         """Store the event; 200 with its id, or the refusal."""
@@ -832,6 +827,20 @@ def _store_failure(error: Exception) -> str:
     if redis is not None and isinstance(error, redis.ReplicaWaitError):
         return f"the store did not confirm it (ReplicaWaitError: {error})"
     return f"the store is unavailable ({type(error).__name__})"
+
+
+def _check_grant(granted: SelectorSet | frozenset[str], topics: list[str]) -> None:
+    """403 unless the publisher's token allows each of `topics`."""
+    for topic in topics:
+        if isinstance(granted, SelectorSet):
+            if not granted.matches((topic,)):
+                raise bearer_error(
+                    403,
+                    f"the access token does not allow publishing to {topic!r}",
+                    "insufficient_scope",
+                )
+        elif not selectors_match(granted, (topic,)):
+            raise HTTPError(403, f"the JWT does not allow publishing to {topic!r}")
 
 
 def _check_v1_publish(topics: list[str], event_id: str, kind: str, hub_url: str) -> None:

@@ -13,7 +13,9 @@ first. The rule, and what may run with no task, is in `_answer.py`.
 The connection keeps the deadlines the reader names (one timer, moved
 lazily: a later deadline waits for the timer to fire), stops
 reading while the queue of requests waiting for their answers is full or the
-client does not read them, answers a half-closed client before closing, and
+client does not read them (and parses more only once the queue is answered,
+letting the loop go round every `_TURN` answers: pipelining cannot hold the
+loop), answers a half-closed client before closing, and
 lingers after a refusal so that the answer is not lost to a reset.
 """
 
@@ -30,13 +32,17 @@ from ._config import ServerConfig
 from ._framing import CONTINUE, frame
 from ._handler import Request
 from ._log import answered, peer, refused, stream_closed
-from ._reader import RequestReader
+from ._reader import MAX_QUEUED, RequestReader
 from ._routes import Routes
 
 __all__ = ("Connection", "Host")
 
 _LINGER = 2.0  # seconds a refused client may go on sending before the hub closes
 _EARLY = 0.001  # a timer may fire this much before its deadline (the loop's clock is in ms)
+# answers after which a connection lets the loop go round before it parses
+# more of what its client pipelined (else one sending tiny requests as fast
+# as they are answered would keep the loop in its `data_received`)
+_TURN = MAX_QUEUED
 
 
 class Host:
@@ -335,6 +341,7 @@ class Connection(asyncio.Protocol):
         assert reader is not None
         requests = reader.requests
         routes = self._server.routes
+        served = 0  # answers since the loop last went round
         try:
             while requests and not transport.is_closing():
                 if self._backlogged:
@@ -345,6 +352,7 @@ class Connection(asyncio.Protocol):
                 if not route.eager and self._task is None:
                     await to_task()  # its handler may need a current task: on in one
                 response, keep_alive = await answer(route.handler, request, self)
+                served += 1
                 if self.stream is not None:
                     return  # a stream: the hub writes to it from now on
                 if response is not None:
@@ -353,7 +361,14 @@ class Connection(asyncio.Protocol):
                 if not keep_alive:
                     transport.close()
                     return
-                if reader.unparsed is not None:  # (else reading was not paused)
+                if reader.unparsed is not None and not requests:  # (else reading was not paused)
+                    # what was read is answered: parse on, but after a turn's
+                    # worth of answers only once everyone else had a turn
+                    if served >= _TURN:
+                        served = 0
+                        await to_task()
+                        if transport.is_closing():
+                            return
                     self._resume_reading(serving=True)
         finally:
             self._task = None
