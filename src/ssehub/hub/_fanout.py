@@ -396,28 +396,13 @@ class FanOut:
             records, group.pending = group.pending, []
             if not records:  # taken already (`catch_up`)
                 continue
-            run = passes.get(group) if passes else None
-            if run is None and (budget is None or len(group.subscribers) <= SLICE):
+            if group not in passes and (budget is None or len(group.subscribers) <= SLICE):
                 # small enough for this turn: written now, no pass kept
-                tags = group.tags
-                if tags is not None:
-                    data = tags.encode(records, once=True)
-                elif len(records) == 1:
-                    data = records[0].frame
-                else:
-                    data = b"".join([r.frame for r in records])
-                subscribers = group.subscribers
-                for sub in subscribers:
-                    sub._deliver(data, records)
-                delivered += len(records) * len(subscribers)
-                nbytes += len(data) * len(subscribers)
+                written = self._write_all(group, records)
                 if budget is not None:
-                    budget -= len(subscribers)
+                    budget -= written
                 continue
-            if run is None:
-                run = passes[group] = _Pass(group)
-            run.take(self._batch, records)
-            self._batch += 1
+            self._take(group, records)
         while passes and (budget is None or budget > 0):
             group, run = next(iter(passes.items()))
             visited, count, size = run.write(self, budget)
@@ -443,25 +428,40 @@ class FanOut:
         subs = group.subscribers
         if sub not in subs:
             return
-        passes = self._passes
-        run = passes.get(group)
+        run = self._passes.get(group)
         records = group.pending
         if records:  # (the group stays in `_dirty`: `_slice` skips it)
             group.pending = []
             if run is None and len(subs) <= SLICE:  # the direct path, early
-                data = self._join(group, records)
-                for each in subs:
-                    each._deliver(data, records)
-                counters = self._counters
-                counters.delivered += len(records) * len(subs)
-                counters.delivered_bytes += len(data) * len(subs)
+                self._write_all(group, records)
                 return
-            if run is None:
-                run = passes[group] = _Pass(group)
-            run.take(self._batch, records)
-            self._batch += 1
+            run = self._take(group, records)
         if run is not None:
             run.write_one(self, sub)
+
+    def _write_all(self, group: Group, records: list[Record]) -> int:
+        """The direct path: `records` written to every subscriber of `group`
+        now, no pass kept, and counted. Returns how many subscribers."""
+        data = self._join(group, records)
+        subscribers = group.subscribers
+        for sub in subscribers:
+            sub._deliver(data, records)
+        count = len(subscribers)
+        counters = self._counters
+        counters.delivered += len(records) * count
+        counters.delivered_bytes += len(data) * count
+        return count
+
+    def _take(self, group: Group, records: list[Record]) -> _Pass:
+        """`records` taken into `group`'s pass (begun if none is under way)
+        as its next batch."""
+        passes = self._passes
+        run = passes.get(group)
+        if run is None:
+            run = passes[group] = _Pass(group)
+        run.take(self._batch, records)
+        self._batch += 1
+        return run
 
     @staticmethod
     def _join(group: Group, records: list[Record]) -> bytes:
