@@ -199,6 +199,22 @@ async def until_end(sub: EventSubscription) -> list[str]:
     return got
 
 
+async def release(hub: Hub, backend: GatedBackend, opening: Awaitable[object]) -> None:
+    """Let the held history read go and the resumer open, let every pass
+    end, then publish "end"."""
+    assert backend.gate is not None
+    backend.gate.set()
+    await opening
+    for _ in range(50):
+        await asyncio.sleep(0)
+    await hub.publish("t", "end")
+
+
+def resumed(kind: str) -> list[str]:
+    """What a resumer from "zero" gets after "one" and "two" (its `kind`)."""
+    return ["one", "two", "end"] if kind == "last_event_id" else ["zero", "one", "two", "end"]
+
+
 KINDS = ["last_event_id", "newest"]
 
 
@@ -216,15 +232,8 @@ def test_a_resumer_attached_mid_pass_gets_what_its_page_holds_once(kind: str) ->
             await asyncio.sleep(0)  # attached, reading history
         await hub.publish("t", "two")  # taken into the pass: owed to the late one
         await asyncio.sleep(0)
-        backend.gate.set()
-        await opening
-        for _ in range(50):
-            await asyncio.sleep(0)
-        await hub.publish("t", "end")
-        expected = (
-            ["one", "two", "end"] if kind == "last_event_id" else ["zero", "one", "two", "end"]
-        )
-        assert await until_end(late) == expected
+        await release(hub, backend, opening)
+        assert await until_end(late) == resumed(kind)
 
     run_gated(body)
 
@@ -248,15 +257,8 @@ def test_a_resumer_the_pass_went_past_while_it_replayed_gets_what_its_page_holds
         assert 0 < reached(subs) < LARGE
         await hub.publish("t", "two")  # mid-pass: the late one gets it next pass
         await asyncio.sleep(0)
-        backend.gate.set()
-        await opening
-        for _ in range(50):
-            await asyncio.sleep(0)
-        await hub.publish("t", "end")
-        expected = (
-            ["one", "two", "end"] if kind == "last_event_id" else ["zero", "one", "two", "end"]
-        )
-        assert await until_end(late) == expected
+        await release(hub, backend, opening)
+        assert await until_end(late) == resumed(kind)
         for sub in subs:
             assert await until_end(sub) == ["one", "two", "end"]
 
