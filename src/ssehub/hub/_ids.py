@@ -74,7 +74,9 @@ class IdGenerator:
 
 def _forked() -> None:
     """In a forked child: every generator reads a pool of its own, under a
-    fresh lock."""
+    fresh lock (as is the hook's own: a thread of the parent may have held any)."""
+    global _HOOKING
+    _HOOKING = threading.Lock()
     for gen in tuple(IdGenerator._alive):
         gen._lock = threading.Lock()
         gen._pool, gen._at = "", 0
