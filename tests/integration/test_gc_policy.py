@@ -39,6 +39,7 @@ def _watch() -> None:
     a.other, b.other = b, a
     _state["ref"] = weakref.ref(a, lambda _: _state.update(collected=True))
     del a, b
+    open(os.environ["SSEHUB_TEST_GC_REPORT"] + ".made", "w").close()
 
 
 def _report() -> None:
@@ -73,6 +74,11 @@ def test_serve_freezes_start_up_and_still_collects_a_cycle(tmp_path: Path) -> No
         sub = connect(port, b"GET /.well-known/mercure?topic=t HTTP/1.1\r\nHost: x\r\n\r\n")
         received = sub.recv(65536)
         assert received.startswith(b"HTTP/1.1 200 OK")
+        made = Path(f"{report}.made")
+        deadline = time.monotonic() + 10
+        while not made.exists():  # the cycle is made once start-up is frozen
+            assert time.monotonic() < deadline, "the server froze nothing"
+            time.sleep(0.01)
         for i in range(300):  # history grows: the young generation is collected
             pub = post_form(port, f"topic=t{i % 7}&data=n{i}".encode())
             assert pub.recv(65536).startswith(b"HTTP/1.1 200 OK")
