@@ -70,6 +70,7 @@ def test_serve_freezes_start_up_and_still_collects_a_cycle(tmp_path: Path) -> No
         "serve", "--port", str(port), "--store", "memory:", "--anonymous-publish",
         "--log-level", "debug", "--grace", "1", env=env,
     )  # fmt: skip
+    sub = None
     try:
         sub = connect(port, b"GET /.well-known/mercure?topic=t HTTP/1.1\r\nHost: x\r\n\r\n")
         received = sub.recv(65536)
@@ -92,8 +93,9 @@ def test_serve_freezes_start_up_and_still_collects_a_cycle(tmp_path: Path) -> No
             chunk = sub.recv(65536)
             assert chunk, "the stream ended before the event came"
             received += chunk
-        sub.close()
     finally:
+        if sub is not None:
+            sub.close()
         code, _, err = stop(proc)
     assert code == 0, err
     assert "gc: " in err
