@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 import pytest
 
 from ssehub.protocol import Event, LocalProtocolError, encode_comment, encode_event
@@ -74,3 +77,20 @@ def test_event_is_frozen() -> None:
     event = Event("x")
     with pytest.raises(AttributeError):
         event.data = "y"  # type: ignore[misc]
+
+
+def test_event_takes_its_fields_as_the_dataclass_would() -> None:
+    """`Event.__init__` is written by hand (its slots set through their
+    descriptors): the same parameters, order and defaults as its fields,
+    positional or by name, and a copy by `dataclasses.replace` validated."""
+    params = list(inspect.signature(Event).parameters.values())
+    fields = dataclasses.fields(Event)
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert [p.default for p in params] == [f.default for f in fields]
+    assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
+    assert Event("d", "t", "1", 5) == Event(retry=5, id="1", event="t", data="d")
+    assert Event() == Event("", "message", None, None)
+    with pytest.raises(LocalProtocolError, match="Event id"):
+        dataclasses.replace(Event("x"), id="a\nb")
+    with pytest.raises(TypeError):
+        Event("a", "b", "c", 1, 2)  # type: ignore[call-arg]
