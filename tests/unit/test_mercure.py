@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 import pytest
 
 from ssehub.hub import Hub, Resume
@@ -202,3 +205,22 @@ def test_idempotency_key_gives_the_event_id() -> None:
         assert isinstance(decision, Response), reason
         assert decision.status == 400, reason
         assert reason in decision.body.decode(), decision.body
+
+
+@pytest.mark.parametrize("cls", [Publish, Response])
+def test_hand_written_inits_take_the_fields_as_the_dataclass_would(cls: type) -> None:
+    """`Publish` and `Response` set their slots by hand (`_slots.py`): the
+    same parameters, order and defaults as their fields, and every field set."""
+    params = list(inspect.signature(cls).parameters.values())
+    fields = dataclasses.fields(cls)
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert [p.default for p in params] == [
+        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in fields
+    ]
+    assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
+    values = [f"v{i}" for i in range(len(fields))]
+    made = cls(*values)
+    assert [getattr(made, f.name) for f in fields] == values
+    assert made == cls(**{f.name: v for f, v in zip(fields, values, strict=True)})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(made, fields[1].name, "x")

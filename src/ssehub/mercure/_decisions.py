@@ -9,6 +9,7 @@ from typing import Any, Literal
 from ssehub.hub import Matcher, Resume
 
 from ._authorize import Question
+from ._slots import slot_setters
 
 __all__ = ("CACHE_CONTROL", "Authorize", "Listing", "Publish", "Subscribe")
 
@@ -93,7 +94,7 @@ class Subscribe:
         return "".join(lines).encode() + FIRST_BYTES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Publish:
     """Store an event (the fields of `Hub.publish`), then answer with its id."""
 
@@ -104,6 +105,30 @@ class Publish:
     retry: int | None
     private: bool
     cors: tuple[tuple[str, str], ...]
+
+    def __init__(
+        self,
+        topics: tuple[str, ...],
+        data: str,
+        event: str,
+        id: str | None,
+        retry: int | None,
+        private: bool,
+        cors: tuple[tuple[str, str], ...],
+    ) -> None:
+        # the dataclass's fields, each set through its slot (`_slots.py`)
+        _TOPICS(self, topics)
+        _DATA(self, data)
+        _EVENT(self, event)
+        _ID(self, id)
+        _RETRY(self, retry)
+        _PRIVATE(self, private)
+        _CORS(self, cors)
+
+
+_TOPICS, _DATA, _EVENT, _ID, _RETRY, _PRIVATE, _CORS = slot_setters(
+    Publish, "topics", "data", "event", "id", "retry", "private", "cors"
+)
 
 
 @dataclass(frozen=True, slots=True)

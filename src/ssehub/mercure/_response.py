@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._slots import slot_setters
+
 __all__ = ("HTTPError", "Response", "bearer_error")
 
 PLAIN = "text/plain; charset=utf-8"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Response:
     """A complete answer: status, body, content type and extra headers (the
     front end adds framing: Content-Length, Connection)."""
@@ -20,10 +22,28 @@ class Response:
     content_type: str = PLAIN
     headers: tuple[tuple[str, str], ...] = ()
 
+    def __init__(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str = PLAIN,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        # the dataclass's fields, each set through its slot (`_slots.py`)
+        _STATUS(self, status)
+        _BODY(self, body)
+        _CONTENT_TYPE(self, content_type)
+        _HEADERS(self, headers)
+
     @classmethod
     def text(cls, status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
         """A plain-text answer; a line end is added."""
         return cls(status, (text + "\n").encode(), PLAIN, headers)
+
+
+_STATUS, _BODY, _CONTENT_TYPE, _HEADERS = slot_setters(
+    Response, "status", "body", "content_type", "headers"
+)
 
 
 class HTTPError(Exception):
