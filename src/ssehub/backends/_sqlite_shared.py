@@ -53,6 +53,8 @@ class SharedSQLiteBackend(SQLiteBackend):
     folder `<path>.wake`; `wake=False` leaves them out (the timer alone).
     """
 
+    _tracks_newest = False  # the others append too: `last_id` reads the file
+
     def __init__(
         self,
         path: str | os.PathLike[str],

@@ -17,6 +17,7 @@ on these topics" is two index lookups, not a scan.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -154,6 +155,14 @@ class SQLiteBackend:
         self._counts: dict[str, int] = {}  # rows per topic, loaded on first use
         self._cache: dict[int, Record] = {}  # seq -> record, the most recent ones
         self._full_at: tuple[int, int] | None = None  # `_room()` when a write found it full
+        # The newest stored row (id, time; None: none), kept on the writer
+        # thread (`_tip`) and handed to the loop with each batch's answers
+        # (`_answered_tip`), so `last_id()` needs no read: the loop's copy moves in
+        # commit order, when the batch's publishers are answered. A file
+        # other processes append to (`_tracks_newest` False) is read instead.
+        self._tip: tuple[str, float] | None = None
+        self._answered_tip: tuple[str, float] | None = None
+        self._tip_known = False
 
     @property
     def limits(self) -> HistoryLimits:
@@ -162,9 +171,13 @@ class SQLiteBackend:
     def limit_topics(self, topics: TopicLimits | None) -> None:
         self._limits = dataclasses.replace(self._limits, topics=topics)
 
+    _tracks_newest = True  # only this process appends (else `last_id` reads the file)
+
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssehub-sqlite")
         await self._run(self._open)
+        if self._tracks_newest:  # (the writer is idle: nothing was appended yet)
+            self._answered_tip, self._tip_known = self._tip, True
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssehub-sqlite-read")
         await self._read(self._open_reader)
 
@@ -214,6 +227,11 @@ class SQLiteBackend:
         return await self._read(lambda: self._newest(topic_list, n))
 
     async def last_id(self) -> str | None:
+        if self._tip_known:  # no read: what the commits answered so far say
+            newest = self._answered_tip
+            if newest is None or newest[1] < self._clock() - self._limits.longest_age:
+                return None
+            return newest[0]
         # a storm of subscribers asks at once: one read for those queued together
         answer = await self._shared(("last_id",), self._last_id)
         assert answer is None or isinstance(answer, str)
@@ -283,9 +301,19 @@ class SQLiteBackend:
             except Exception as error:  # the commit failed: so does every publish in it
                 outcomes = _refusal(error)
             try:
-                loop.call_soon_threadsafe(_settle, batch, outcomes)
+                loop.call_soon_threadsafe(self._answer, batch, outcomes, self._tip)
             except RuntimeError:  # the loop is closed: nobody waits for an answer
                 pass
+
+    def _answer(
+        self,
+        batch: list[tuple[Record, asyncio.Future[bool]]],
+        outcomes: list[DuplicateEventIdError | bool] | Exception,
+        tip: tuple[str, float] | None,
+    ) -> None:
+        """On the loop: the newest row after the batch, then its answers."""
+        self._answered_tip = tip
+        _settle(batch, outcomes)
 
     def _open(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -293,6 +321,13 @@ class SQLiteBackend:
         db.execute(f"PRAGMA synchronous={self._synchronous}")
         db.executescript(_SCHEMA)
         self._db = db
+        self._tip = self._read_tip(db)
+
+    @staticmethod
+    def _read_tip(db: sqlite3.Connection) -> tuple[str, float] | None:
+        """The newest row's id and time: one step down the primary key."""
+        row = db.execute("SELECT id, time FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if row is None else (str(row[0]), float(row[1]))
 
     def _open_reader(self) -> None:
         self._rdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -374,6 +409,8 @@ class SQLiteBackend:
             raise
         for seq, record in fresh:
             self._remember(seq, record)
+        if fresh:  # the newest is never pruned by count (every topic keeps >= 1)
+            self._tip = (fresh[-1][1].id, fresh[-1][1].time)
         try:
             self._prune_age(db)
         except sqlite3.Error:  # committed all the same: the sweep is tried again later
@@ -484,17 +521,21 @@ class SQLiteBackend:
             return
         self._swept = now
         limits = self._limits
-        self._prune_all(db, now - limits.longest_age)
-        if limits.topics is not None:
-            # at most _AGE_SWEEP topics a second, taking turns
-            topics = list(self._counts)
-            first = self._age_turn % len(topics) if len(topics) > _AGE_SWEEP else 0
-            turn = (topics[first:] + topics[:first])[:_AGE_SWEEP]
-            self._age_turn = first + len(turn)
-            for topic in turn:
-                age = limits.of(topic)[1]
-                if age < limits.longest_age:
-                    self._prune_topic_age(db, topic, now - age)
+        try:
+            self._prune_all(db, now - limits.longest_age)
+            if limits.topics is not None:
+                # at most _AGE_SWEEP topics a second, taking turns
+                topics = list(self._counts)
+                first = self._age_turn % len(topics) if len(topics) > _AGE_SWEEP else 0
+                turn = (topics[first:] + topics[:first])[:_AGE_SWEEP]
+                self._age_turn = first + len(turn)
+                for topic in turn:
+                    age = limits.of(topic)[1]
+                    if age < limits.longest_age:
+                        self._prune_topic_age(db, topic, now - age)
+        finally:  # the newest row may be gone (a topic of a shorter age): read it again
+            with contextlib.suppress(sqlite3.Error):
+                self._tip = self._read_tip(db)
 
     def _prune_topic_age(self, db: sqlite3.Connection, topic: str, cutoff: float) -> None:
         """Drop `topic`'s oldest rows while they are older than `cutoff`
