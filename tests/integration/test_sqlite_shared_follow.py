@@ -1,0 +1,100 @@
+"""The follower of a shared SQLite file (`serve --workers N`) reads a
+peer's rows on its own thread the moment the peer wakes it, while this
+process's loop is busy (a fan-out pass): they are ready at the loop's next
+turn, and the feed never waits for a read of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ssehub import Hub
+from ssehub.backends import Record, SharedSQLiteBackend
+from ssehub.protocol import Event, encode_event
+
+
+def record(i: int) -> Record:
+    event = Event(str(i), id=f"e{i}")
+    return Record(("t",), event, 1e10, encode_event(event))
+
+
+def peer_appends(path: Path, records: list[Record]) -> None:
+    """Another process, as far as the file goes: its own backend, its own loop."""
+
+    async def main() -> None:
+        peer = SharedSQLiteBackend(path, poll=3600)
+        await peer.start()
+        try:
+            for r in records:
+                assert await peer.append(r)
+        finally:
+            await peer.aclose()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("wake", [True, False])
+def test_a_peers_rows_are_read_while_the_loop_is_busy(tmp_path: Path, wake: bool) -> None:
+    """The loop is held (a long pass) while a peer commits: by the time it
+    turns again the rows have been read for it — woken by the peer's
+    datagram, or without wake sockets by the safety timer — and the next
+    turns deliver them."""
+    path = tmp_path / "hub.db"
+
+    async def main() -> None:
+        store = SharedSQLiteBackend(path, poll=3600 if wake else 0.05, wake=wake)
+        async with Hub(backend=store) as hub, hub.subscribe("t") as sub:
+            await asyncio.sleep(0.1)  # the feed follows, idle
+            ready: list[int] = []
+
+            def busy_pass() -> None:  # the loop does not turn in here
+                peer = threading.Thread(target=peer_appends, args=(path, [record(1), record(2)]))
+                peer.start()
+                peer.join(10)
+                deadline = time.monotonic() + 5
+                while not store._ahead and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                ready.append(len(store._ahead))
+
+            asyncio.get_running_loop().call_soon(busy_pass)
+            got = [(await asyncio.wait_for(anext(sub), 10)).id for _ in range(2)]
+            assert got == ["e1", "e2"]
+            assert ready == [2]
+
+    asyncio.run(main())
+
+
+def test_the_feed_takes_its_own_rows_while_a_peers_read_is_slow(tmp_path: Path) -> None:
+    """This process's rows come with its commit: they reach the subscribers
+    at once even while the follower thread is stuck in a read of a peer's
+    rows (a slow disk)."""
+    path = tmp_path / "hub.db"
+
+    async def main() -> None:
+        store = SharedSQLiteBackend(path, poll=3600)
+        async with Hub(backend=store) as hub, hub.subscribe("t") as sub:
+            await asyncio.sleep(0.1)
+            slow = threading.Event()
+            read_past = store._read_past
+
+            def stuck(db: object = None) -> bool:
+                if db is None:  # the follower thread's read
+                    slow.wait(10)
+                return read_past(db)  # type: ignore[arg-type]
+
+            store._read_past = stuck  # type: ignore[method-assign]
+            try:
+                # a peer's commit wakes the follower: its read begins, and hangs
+                await asyncio.to_thread(peer_appends, path, [record(1)])
+                await asyncio.sleep(0.1)
+                sent = await asyncio.wait_for(hub.publish("t", "own"), 3)
+                got = [(await asyncio.wait_for(anext(sub), 3)).id for _ in range(2)]
+                assert got == ["e1", sent]
+            finally:
+                slow.set()
+
+    asyncio.run(main())
