@@ -647,8 +647,9 @@ def _raise_open_files_limit() -> None:
 
 def _workers(args: argparse.Namespace) -> int:
     """`serve --workers N`: N processes on one port, one history (the SQLite
-    file or Redis). Signals go to every worker; the exit code is the worst
-    of theirs."""
+    file or Redis). Signals go to every worker, also to one being started
+    as it came (and no more start after it); the exit code is the worst of
+    theirs."""
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, not {args.workers}")
     try:
@@ -665,8 +666,11 @@ def _workers(args: argparse.Namespace) -> int:
     argv = _argv_without_workers(sys.argv[1:])
     command = [sys.executable, "-m", "ssehub", *argv, "--workers", "1", "--reuse-port"]
     children: list[subprocess.Popen[bytes]] = []
+    # each signal caught, with how many workers had started then (and got it)
+    received: list[tuple[int, int]] = []
 
     def forward(signum: int, _: object) -> None:
+        received.append((signum, len(children)))
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
@@ -679,13 +683,22 @@ def _workers(args: argparse.Namespace) -> int:
     # the first worker prints the start summary (and "shutting down"), the
     # others nothing: one summary, as with one process
     for i in range(args.workers):
-        children.append(subprocess.Popen(command if i == 0 else [*command, "--no-summary"]))
-    print(
-        f"ssehub: {args.workers} workers on port {args.port} (store {redact(args.store)})",
-        flush=True,
-    )
+        if received:  # told to stop: start no more
+            break
+        child = subprocess.Popen(command if i == 0 else [*command, "--no-summary"])
+        children.append(child)
+        # a signal caught while it was being started was not forwarded to it
+        for signum, started in list(received):
+            if started <= i:
+                child.send_signal(signum)
+    if not received:
+        print(
+            f"ssehub: {args.workers} workers on port {args.port} (store {redact(args.store)})",
+            flush=True,
+        )
     codes = [child.wait() for child in children]
-    return max(codes, key=abs)
+    code = max(codes, key=abs)
+    return 128 - code if code < 0 else code  # a worker ended by signal N: 128 + N, as a shell says
 
 
 def _argv_without_workers(argv: list[str]) -> list[str]:
