@@ -6,10 +6,12 @@ file's write lock).
     python benchmarks/workers_turns.py                 # 2 publishers a process, 200 each
     python benchmarks/workers_turns.py --spin          # a turn holds the GIL, as a real pass
     python benchmarks/workers_turns.py --src /tmp/base/src   # another tree
+    python benchmarks/workers_turns.py --switch 0.005  # Python's default switch interval
 
 Under load each turn of a worker's loop is a fan-out pass; here a turn is
 3 ms, a sleep that releases the GIL or (`--spin`) a busy loop that holds it
 as a pass over thousands of sockets does. Turns are counted, not timed.
+Each process sets the thread switch interval as `serve` does (`--switch`).
 Each process also reports how long its commits waited for the write lock
 (`BEGIN IMMEDIATE`) and how long a peer's row took to reach its feed.
 """
@@ -89,6 +91,9 @@ def main() -> int:
     parser.add_argument("--each", type=int, default=200, help="publishes per publisher")
     parser.add_argument("--spin", action="store_true", help="a turn holds the GIL")
     parser.add_argument("--src", default="", help="import ssehub from this folder")
+    parser.add_argument(
+        "--switch", type=float, default=0.0005, help="thread switch interval, seconds"
+    )
     parser.add_argument("--child", nargs=2, metavar=("PATH", "GO"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.src:
@@ -97,6 +102,7 @@ def main() -> int:
         import uvloop
 
         path, go = args.child
+        sys.setswitchinterval(args.switch)
         r = uvloop.run(worker(path, args.publishers, args.each, args.spin, float(go)))
         print(json.dumps(r), flush=True)
         return 0
@@ -104,6 +110,7 @@ def main() -> int:
         path = f"{folder}/shared.db"
         go = time.time() + 3.0
         extra = [*(["--spin"] if args.spin else []), *(["--src", args.src] if args.src else [])]
+        extra += ["--switch", str(args.switch)]
         procs = [
             subprocess.Popen(
                 [

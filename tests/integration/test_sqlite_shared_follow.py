@@ -1,11 +1,14 @@
-"""The follower of a shared SQLite file (`serve --workers N`) reads a
-peer's rows on its own thread the moment the peer wakes it, while this
-process's loop is busy (a fan-out pass): they are ready at the loop's next
-turn, and the feed never waits for a read of its own."""
+"""A worker on a shared SQLite file (`serve --workers N`) keeps its
+threads working while its loop is busy (a fan-out pass): the follower
+reads a peer's rows the moment the peer wakes it (ready at the loop's next
+turn; the feed never waits for a read), and the writer starts a commit as
+the append comes, not a turn later."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import sys
 import threading
 import time
@@ -124,3 +127,30 @@ def test_a_worker_on_a_shared_file_takes_the_gil_back_within_half_a_millisecond(
         assert sys.getswitchinterval() == pytest.approx(0.0001, rel=0.05)
     finally:
         sys.setswitchinterval(before)
+
+
+def test_on_a_shared_file_the_commit_begins_as_the_append_comes(tmp_path: Path) -> None:
+    """The loop turns once after the append and is then held (a long pass):
+    the writer thread has committed meanwhile."""
+    path = tmp_path / "hub.db"
+
+    async def main() -> None:
+        store = SharedSQLiteBackend(path, poll=3600)
+        await store.start()
+        try:
+            appending = asyncio.get_running_loop().create_task(store.append(record(1)))
+            await asyncio.sleep(0)  # the append runs to its wait, and nothing more
+            deadline = time.monotonic() + 5
+            while not stored(path) and time.monotonic() < deadline:
+                time.sleep(0.01)  # noqa: ASYNC251 (held on purpose: the loop does not turn)
+            assert stored(path) == ["e1"]
+            assert await appending
+        finally:
+            await store.aclose()
+
+    asyncio.run(main())
+
+
+def stored(path: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return [row[0] for row in db.execute("SELECT id FROM events ORDER BY seq")]

@@ -57,6 +57,11 @@ class SharedSQLiteBackend(SQLiteBackend):
     """
 
     _tracks_newest = False  # the others append too: `last_id` reads the file
+    # The writer thread starts on an append at once, not a loop turn later:
+    # under load a turn is a fan-out pass (tens of ms), and a worker's
+    # publish already waits a turn more than on a file of its own (its feed
+    # passes its row). What arrives meanwhile is the next batch.
+    _at_once = True
 
     def __init__(
         self,

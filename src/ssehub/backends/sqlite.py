@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from json.encoder import encode_basestring_ascii
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from ssehub.protocol import Event, encode_event
 
@@ -121,6 +121,10 @@ class SQLiteBackend:
     commit. `clock` gives Unix seconds (injectable for age tests).
     """
 
+    # whether the writer thread starts on an append at once, or once the
+    # loop has run what is ready (a bigger first batch, a turn later)
+    _at_once: ClassVar[bool] = False
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -200,7 +204,9 @@ class SQLiteBackend:
         with self._lock:
             self._pending.append((record, done))
             start, self._draining = not self._draining, True
-        if start:  # once the loop has run what is ready: its publishes join this batch
+        if start and self._at_once:
+            executor.submit(self._drain, loop)
+        elif start:  # once the loop has run what is ready: its publishes join this batch
             loop.call_soon(executor.submit, self._drain, loop)
         return await done
 
