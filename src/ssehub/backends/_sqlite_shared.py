@@ -148,6 +148,7 @@ class SharedSQLiteBackend(SQLiteBackend):
                 self._wake = None
         self._stopping = False
         self._following = asyncio.wrap_future(self._follower.submit(self._follow_thread))
+        self._following.add_done_callback(_ended)
 
     async def aclose(self) -> None:
         if self._follower is not None:
@@ -155,7 +156,7 @@ class SharedSQLiteBackend(SQLiteBackend):
             if following is not None:
                 self._stopping = True
                 self._poke()
-                await following
+                await asyncio.wait([following])  # (a failure of it is logged already)
             fdb, self._fdb = self._fdb, None
             if fdb is not None:
                 await self._on_follower(fdb.close)
@@ -299,6 +300,13 @@ class SharedSQLiteBackend(SQLiteBackend):
     def _newest_seq(self, db: sqlite3.Connection | None = None) -> int:
         (seq,) = (db or self._reading()).execute("SELECT MAX(seq) FROM events").fetchone()
         return int(seq or 0)
+
+
+def _ended(following: asyncio.Future[None]) -> None:
+    """The follower thread stopped: said if it failed (peers' rows then come
+    only with this process's own commits)."""
+    if not following.cancelled() and following.exception() is not None:
+        log.error("the SQLite follower thread stopped", exc_info=following.exception())
 
 
 class _Signal:
