@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -114,9 +115,7 @@ def main() -> int:
         procs = [
             subprocess.Popen(
                 [
-                    "taskset",
-                    "-c",
-                    str(i),
+                    *(["taskset", "-c", str(i)] if shutil.which("taskset") else []),
                     sys.executable,
                     __file__,
                     "--child",

@@ -61,3 +61,10 @@ def test_publish_calls_are_the_same_in_python_calls_at_10_and_100_topics() -> No
     # independent of the topic count: one call per topic would add 90 (of ~200);
     # the fixed costs of a run (its 8 connects) spread over the publishes differ a little
     assert abs(many - few) / few < 0.15
+
+
+def test_workers_turns_reports_turns_and_a_peers_delay_for_each_process() -> None:
+    out = script("benchmarks/workers_turns.py", "--publishers", "1", "--each", "5")
+    for i in (0, 1):
+        assert number(rf"process {i}: ([\d.]+) loop turns per publish", out) > 0
+    assert out.count("a peer's row reached the feed in p50") == 2, out
