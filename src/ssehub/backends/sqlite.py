@@ -25,7 +25,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from json.encoder import encode_basestring_ascii
@@ -157,7 +157,10 @@ class SQLiteBackend:
         self._age_turn = 0  # where the next sweep of per-topic ages starts
         # on the database thread only:
         self._counts: dict[str, int] = {}  # rows per topic, loaded on first use
-        self._cache: dict[int, Record] = {}  # seq -> record, the most recent ones
+        # seq -> record, the most recent ones, oldest first (an OrderedDict:
+        # dropping the oldest of a dict, `next(iter(d))`, walks the holes
+        # the earlier drops left, ~15 us an append once it is full)
+        self._cache: OrderedDict[int, Record] = OrderedDict()
         self._full_at: tuple[int, int] | None = None  # `_room()` when a write found it full
         # The newest stored row (id, time; None: none), kept on the writer
         # thread (`_tip`) and handed to the loop with each batch's answers
@@ -503,7 +506,7 @@ class SQLiteBackend:
         cache = self._cache
         cache[seq] = record
         if len(cache) > _CACHE:
-            del cache[next(iter(cache))]
+            cache.popitem(last=False)
 
     @staticmethod
     def _drop_orphans(db: sqlite3.Connection, seqs: list[int]) -> None:
