@@ -162,6 +162,9 @@ class SQLiteBackend:
         # the earlier drops left, ~15 us an append once it is full)
         self._cache: OrderedDict[int, Record] = OrderedDict()
         self._full_at: tuple[int, int] | None = None  # `_room()` when a write found it full
+        # the last position this process's commits gave (AUTOINCREMENT never
+        # gives one again), while only it appends: one statement less a batch
+        self._seq: int | None = None
         # The newest stored row (id, time; None: none), kept on the writer
         # thread (`_tip`) and handed to the loop with each batch's answers
         # (`_answered_tip`), so `last_id()` needs no read: the loop's copy moves in
@@ -374,12 +377,14 @@ class SQLiteBackend:
         db.execute("BEGIN IMMEDIATE")
         try:
             stored = self._stored(db, [record.id for record in records])
-            (last,) = db.execute(
-                "SELECT coalesce(max(seq), 0) FROM"
-                " (SELECT seq FROM sqlite_sequence WHERE name = 'events'"
-                "  UNION ALL SELECT max(seq) FROM events)"
-            ).fetchone()
-            seq = int(last)
+            seq = self._seq if self._tracks_newest else None
+            if seq is None:
+                (last,) = db.execute(
+                    "SELECT coalesce(max(seq), 0) FROM"
+                    " (SELECT seq FROM sqlite_sequence WHERE name = 'events'"
+                    "  UNION ALL SELECT max(seq) FROM events)"
+                ).fetchone()
+                seq = int(last)
             batch: dict[str, Record] = {}  # id -> the record this batch stores under it
             for record in records:
                 earlier = batch.get(record.id)
@@ -408,6 +413,7 @@ class SQLiteBackend:
                 self._counts[topic] = counts[topic] + n
             self._prune_count(db, set(added))
             db.execute("COMMIT")
+            self._seq = seq
             self._full_at = None
         except BaseException as error:
             if db.in_transaction:  # SQLite already rolled back after SQLITE_FULL
@@ -415,6 +421,7 @@ class SQLiteBackend:
             if getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
                 self._full_at = self._room(db)
             self._counts.clear()  # reloaded from the database when next needed
+            self._seq = None  # and the last position
             raise
         for seq, record in fresh:
             self._remember(seq, record)
