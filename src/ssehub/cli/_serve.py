@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.util
 import inspect
 import logging
@@ -23,7 +24,7 @@ from ssehub.hub import Hub, HubConfig
 from ssehub.mercure import AuthorizeConfig, JWTAuth, MercureConfig
 from ssehub.mercure._issuers import issuer_keys
 from ssehub.server import BUILTIN_PAGE, BackgroundHub, HubServer, ServerConfig
-from ssehub.server._platform import add_stop_signals, check_reuse_port
+from ssehub.server._platform import add_stop_signals, check_reuse_port, collect_for_a_server
 from ssehub.server._platform import run as run_loop
 
 from ._options import (
@@ -565,6 +566,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             server = HubServer(hub, server_config)
             await _listen(server, server_config)
+            frozen = collect_for_a_server()
+            logging.getLogger("ssehub.server").debug(
+                "gc: %d start-up objects frozen, thresholds %s", frozen, gc.get_threshold()
+            )
             url = base_url(server_config, server.port)
             if not args.no_summary:
                 print(

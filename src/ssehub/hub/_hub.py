@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any
@@ -220,6 +221,10 @@ class Hub:
         if self.policies.bounds_history:
             self.backend.limit_topics(self.policies)
         self._clock: Clock = clock or SystemClock()
+        # what stamps a publish: the system clock's `time.time` itself (no call of ours)
+        self._now: Callable[[], float] = (
+            time.time if type(self._clock) is SystemClock else self._clock.time
+        )
         self._ids = ids or IdGenerator()
         self._state: State = "new"
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -409,7 +414,7 @@ class Hub:
         elif id == "earliest":
             raise ValueError("event id 'earliest' is reserved (it asks for all history)")
         ev = Event(data, event, id, retry)
-        record = Record(topic_tuple, ev, self._clock.time(), encode_event(ev), private)
+        record = Record(topic_tuple, ev, self._now(), encode_event(ev), private)
         if custom:
             while (earlier := self._custom.get(id)) is not None:
                 await asyncio.wait((earlier,))  # its outcome decides ours: wait for it
