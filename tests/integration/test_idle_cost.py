@@ -111,12 +111,12 @@ def test_a_keep_alive_clients_requests_reuse_one_timer_and_its_deadlines_still_h
                     assert status == 200
                     await reader.readexactly(int(head["content-length"]))
                     (conn,) = srv.connections
-                    ticks.append(conn._tick)
+                    ticks.append(conn._filed)
                     await asyncio.sleep(0.05)  # each request moves the deadline on
                 # its deadline filed once for all four requests, at the start (it
                 # was two new timers per request)
                 assert ticks[0] is not None
-                assert all(tick == ticks[0] for tick in ticks)
+                assert all(tick is ticks[0] for tick in ticks)
                 # the moved deadline still holds: closed idle_timeout after the
                 # last answer, not when that first timer fires
                 started = time.monotonic()

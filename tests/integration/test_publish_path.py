@@ -139,10 +139,10 @@ async def _timers_of_ten_publishes(
     for i in range(10):
         assert await _post(reader, writer, f"topic=t&data={i}".encode()) == 200
         (conn,) = srv.connections
-        ticks.append(conn._tick)
+        ticks.append(conn._filed)
     # its deadline filed once (`Deadlines`), moved lazily
     assert ticks[0] is not None
-    assert all(t == ticks[0] for t in ticks)
+    assert all(t is ticks[0] for t in ticks)
 
 
 async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, form: bytes) -> int:

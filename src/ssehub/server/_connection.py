@@ -49,6 +49,13 @@ _TURN = MAX_QUEUED
 _TICKS = 32  # deadlines per second the `Deadlines` tell apart: one fires up to 1/32 s late
 
 
+class Due(dict["Connection", None]):
+    """The connections whose deadlines fall in one tick (`Deadlines`)."""
+
+    __slots__ = ("tick",)  # (set by `Deadlines.file`: no `__init__` in Python to call)
+    tick: int
+
+
 class Deadlines:
     """The deadlines of one server's connections, on one loop timer.
 
@@ -56,44 +63,41 @@ class Deadlines:
     rounded up, so it never fires early; one loop timer is set for the
     earliest tick that has connections, and when it fires each connection
     filed there is told (`Connection._time_out`). Filing and taking out
-    are a dict operation each: a loop timer per connection (a uvloop
-    handle, a libuv timer, its cancel and its close) cost several times
-    that per connect."""
+    are a dict operation each (`Connection._stop_reading` deletes itself
+    from its `Due`, and `drop`s it once empty): a loop timer per connection
+    (a uvloop handle, a libuv timer, its cancel and its close) cost several
+    times that per connect."""
 
     __slots__ = ("_at", "_loop", "_queued", "_ticks", "_timer", "_when")
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ticks: dict[int, dict[Connection, None]] = {}  # tick: the connections due then
+        self._ticks: dict[int, Due] = {}  # the connections due at each tick
         self._when: list[int] = []  # the ticks to fire at, a heap (some may have none left)
         self._queued: set[int] = set()  # the ticks in `_when`
         self._timer: asyncio.TimerHandle | None = None
         self._at = 0  # the tick `_timer` is set for
 
-    def file(self, conn: Connection, at: float) -> int:
-        """File `conn` for its deadline `at` (loop time): the tick it is
-        filed under (to `take_out` it by)."""
+    def file(self, conn: Connection, at: float) -> Due:
+        """File `conn` for its deadline `at` (loop time): where it is filed."""
         tick = math.ceil(at * _TICKS)
-        ticks = self._ticks
-        due = ticks.get(tick)
+        due = self._ticks.get(tick)
         if due is None:
-            due = ticks[tick] = {}
+            due = self._ticks[tick] = Due()
+            due.tick = tick
             if tick not in self._queued:
                 self._queued.add(tick)
                 heapq.heappush(self._when, tick)
                 if self._timer is None or tick < self._at:
                     self._set(tick)
         due[conn] = None
-        return tick
+        return due
 
-    def take_out(self, conn: Connection, tick: int) -> None:
-        """`conn`, filed under `tick`, has no deadline there any more."""
-        ticks = self._ticks
-        due = ticks.get(tick)
-        if due is not None:
-            due.pop(conn, None)
-            if not due:  # (a dict keeps its size: drop it; the timer finds none there)
-                del ticks[tick]
+    def drop(self, due: Due) -> None:
+        """`due` has no connections left (a dict keeps its size: drop it;
+        its tick stays queued, and the timer finds nothing there)."""
+        if self._ticks.get(due.tick) is due:
+            del self._ticks[due.tick]
 
     def close(self) -> None:
         """Drop every deadline and the timer (the server is closing)."""
@@ -127,14 +131,17 @@ class Deadlines:
                 due = ticks.pop(tick, None)
                 if due is None:
                     continue  # (all taken out)
-                for conn in due:  # (each may file itself anew, under a later tick)
-                    conn._tick = None
+                for conn in list(due):  # (each may file itself anew, under a later tick)
+                    if conn._filed is not due:
+                        continue  # (taken out meanwhile)
+                    conn._filed = None
                     try:
                         conn._time_out()
                     except Exception as error:  # not the others' deadlines too
                         loop.call_exception_handler(
                             {"message": "a connection's deadline failed", "exception": error}
                         )
+                due.clear()
         finally:
             self._next()
 
@@ -170,10 +177,10 @@ class Connection(asyncio.Protocol):
         "_backlogged",
         "_drained",
         "_due",
+        "_filed",
         "_reader",
         "_server",
         "_task",
-        "_tick",
         "on_lost",
         "opened_at",
         "stream",
@@ -191,7 +198,7 @@ class Connection(asyncio.Protocol):
         self.stream: StreamSubscription | None = None
         self.on_lost: Callable[[], None] | None = None  # a stream's cleanup, if it has one
         self.opened_at = 0.0  # when it became a stream (monotonic)
-        self._tick: int | None = None  # where its deadline is filed (`Deadlines`)
+        self._filed: Due | None = None  # where its deadline is filed (`Deadlines`)
         self._due: tuple[float, float] | None = None  # the deadline (loop time) and its seconds
         self._backlogged = False  # the client does not read its answers
         self._drained: asyncio.Future[None] | None = None  # `_serve` waits on it then
@@ -312,9 +319,12 @@ class Connection(asyncio.Protocol):
     def _stop_reading(self) -> None:
         """Read no more requests: drop the reader and its deadline (a
         stream, a refusal answered, a lost connection)."""
-        if self._tick is not None:
-            self._server.deadlines.take_out(self, self._tick)
-            self._tick = None
+        filed = self._filed
+        if filed is not None:
+            self._filed = None
+            del filed[self]
+            if not filed:
+                self._server.deadlines.drop(filed)
         self._due = None
         reader, self._reader = self._reader, None
         if reader is not None:
@@ -330,12 +340,14 @@ class Connection(asyncio.Protocol):
         server = self._server
         at = (server.loop or asyncio.get_running_loop()).time() + seconds
         self._due = (at, seconds)
-        tick = self._tick
-        if tick is not None:
-            if tick < at * _TICKS + 1:  # filed no later than its tick (`ceil(at * _TICKS)`)
+        filed = self._filed
+        if filed is not None:
+            if filed.tick < at * _TICKS + 1:  # filed no later than its tick (`ceil(at * _TICKS)`)
                 return
-            server.deadlines.take_out(self, tick)
-        self._tick = server.deadlines.file(self, at)
+            del filed[self]
+            if not filed:
+                server.deadlines.drop(filed)
+        self._filed = server.deadlines.file(self, at)
 
     def _time_out(self) -> None:
         """Its deadline's tick has come (`Deadlines`: it is filed no more)."""
@@ -345,7 +357,7 @@ class Connection(asyncio.Protocol):
         at, seconds = due
         server = self._server
         if (server.loop or asyncio.get_running_loop()).time() < at - _EARLY:
-            self._tick = server.deadlines.file(self, at)  # it moved on since it was filed
+            self._filed = server.deadlines.file(self, at)  # it moved on since it was filed
             return
         self._due = None
         transport = self.transport
