@@ -57,7 +57,11 @@ def _as_parse_url_gives(target: bytes) -> tuple[str, str] | None:
         url = httptools.parse_url(seen.url)
     except httptools.HttpParserInvalidURLError:
         return None
-    return url.path.decode("utf-8", "replace"), (url.query or b"").decode("utf-8", "replace")
+    try:
+        path = url.path.decode("utf-8", "replace")
+    except AttributeError:  # no path (`http://h`): the server refuses that too
+        return None
+    return path, (url.query or b"").decode("utf-8", "replace")
 
 
 def _as_the_server_reads(target: bytes) -> tuple[str, str] | None:

@@ -158,10 +158,20 @@ class Host:
     the loop they run on (set when the server starts:
     `asyncio.get_running_loop()` costs a `getpid` system call each time)."""
 
-    __slots__ = ("config", "connections", "deadlines", "loop", "max_connections", "routes")
+    __slots__ = (
+        "config",
+        "connections",
+        "deadlines",
+        "first_deadline",
+        "loop",
+        "max_connections",
+        "routes",
+    )
 
     def __init__(self, config: ServerConfig, routes: Routes, max_connections: int) -> None:
         self.config = config
+        # like nginx's client_header_timeout: the first head is due from the start
+        self.first_deadline = min(config.idle_timeout, config.head_timeout)
         self.routes = routes
         self.loop: asyncio.AbstractEventLoop | None = None
         self.max_connections = max_connections
@@ -228,9 +238,7 @@ class Connection(asyncio.Protocol):
             self._refuse(HTTPError(503, f"the hub is at its connection limit ({limit})"))
             return
         server.connections.add(self)
-        config = server.config
-        # like nginx's client_header_timeout: the first head is due from the start
-        self._arm(min(config.idle_timeout, config.head_timeout))
+        self._arm(server.first_deadline)
 
     def data_received(self, data: bytes) -> None:
         reader = self._reader
