@@ -17,7 +17,7 @@ from ssehub.backends._sqlite_shared import SharedSQLiteBackend
 from ssehub.hub import Hub
 from ssehub.hub._ids import IdGenerator
 from ssehub.protocol import Event, encode_event
-from tests.integration.test_eager_answers import _publish, _tasks_made
+from tests.support.helpers import publish_request, tasks_made
 from tests.support.servers import run, serving
 
 MERCURE = "/.well-known/mercure"
@@ -115,10 +115,10 @@ def test_a_subscribe_on_the_sqlite_store_gets_no_task(tmp_path: Path) -> None:
             first, second = ids(), ids()
             for event_id in (first, second):
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.write(_publish("t", "x", event_id, close=True))
+                writer.write(publish_request("t", "x", event_id, close=True))
                 assert (await reader.readline()).startswith(b"HTTP/1.1 200")
                 writer.close()
-            with _tasks_made() as made:
+            with tasks_made() as made:
                 heads, starts = await asyncio.to_thread(_heads, port, 3, hub)
             assert made == []  # three subscribes: not one task
             assert all(head.startswith(b"HTTP/1.1 200 OK\r\n") for head in heads)
