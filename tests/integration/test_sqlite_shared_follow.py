@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -154,3 +155,63 @@ def test_on_a_shared_file_the_commit_begins_as_the_append_comes(tmp_path: Path) 
 def stored(path: Path) -> list[str]:
     with contextlib.closing(sqlite3.connect(path)) as db:
         return [row[0] for row in db.execute("SELECT id FROM events ORDER BY seq")]
+
+
+# A program that starts a hub on a shared file and ends without closing it
+# (an app that forgot `aclose()`, or failed before it): its loop is gone.
+UNCLOSED = """\
+import asyncio, sys
+
+from ssehub import Hub
+from ssehub.backends import SharedSQLiteBackend
+
+
+async def main() -> None:
+    hub = Hub(backend=SharedSQLiteBackend(sys.argv[1], poll=3600))
+    await hub.start()
+    await hub.publish("t", "x")
+    print("started", flush=True)
+
+
+asyncio.run(main())
+"""
+
+
+def test_a_process_that_never_closes_the_store_still_exits(tmp_path: Path) -> None:
+    """The follower thread does not keep a process alive: one that ends
+    without `aclose()` exits (on main it hung at exit, joining the thread)."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", UNCLOSED, str(tmp_path / "hub.db")],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except subprocess.TimeoutExpired as expired:
+        raise AssertionError(f"the process did not exit: {expired.stdout!r}") from None
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "started\n"
+
+
+def test_a_follower_thread_that_fails_is_logged_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The thread's failure reaches the loop and the log while the store is
+    open, and closing it afterwards does not raise it again."""
+
+    async def main() -> None:
+        store = SharedSQLiteBackend(tmp_path / "hub.db", poll=0.05)
+        await store.start()
+        try:
+            assert store._wake is not None
+            store._wake.close()  # the socket it waits on is gone: its next wait fails
+            deadline = time.monotonic() + 5
+            while "the SQLite follower thread stopped" not in caplog.text:
+                assert time.monotonic() < deadline, "the failure was not logged"
+                await asyncio.sleep(0.01)
+        finally:
+            await store.aclose()
+
+    with caplog.at_level("ERROR", logger="ssehub.backends.sqlite"):
+        asyncio.run(main())
+    assert "the wake socket is closed" in caplog.text

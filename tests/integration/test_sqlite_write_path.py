@@ -176,3 +176,30 @@ def test_a_file_of_its_own_reads_the_last_position_once_not_per_batch(
     statements.clear()
     run(lambda: body(SharedSQLiteBackend(tmp_path / "shared.db")))
     assert counts == [1, 2, 3, 4, 5, 7]
+
+
+def test_a_store_started_again_reads_the_last_position_afresh(tmp_path: Path) -> None:
+    """A store closed and started again (the same object, a hub restarted
+    in the process) does not take its old last position for the file's:
+    while it was closed another store may have appended."""
+
+    async def body() -> None:
+        path = tmp_path / "h.db"
+        store = SQLiteBackend(path)
+        await store.start()
+        assert await store.append(_record("e0"))
+        await store.aclose()
+        other = SQLiteBackend(path)  # the file's writer meanwhile
+        await other.start()
+        assert await other.append(_record("e1"))
+        await other.aclose()
+        await store.start()
+        try:
+            assert await store.append(_record("e2"))  # main: UNIQUE constraint failed
+            page = await store.history(None, None)
+            assert [r.id for r in page.records] == ["e0", "e1", "e2"]
+            assert await store.last_id() == "e2"
+        finally:
+            await store.aclose()
+
+    run(body)

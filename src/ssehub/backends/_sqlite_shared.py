@@ -147,8 +147,15 @@ class SharedSQLiteBackend(SQLiteBackend):
                 )  # fmt: skip
                 self._wake = None
         self._stopping = False
-        self._following = asyncio.wrap_future(self._follower.submit(self._follow_thread))
-        self._following.add_done_callback(_ended)
+        # a daemon thread of its own, not the executor's: a process that ends
+        # without `aclose()` must not wait at exit for a loop that never ends
+        loop = asyncio.get_running_loop()
+        following: asyncio.Future[None] = loop.create_future()
+        following.add_done_callback(_ended)
+        threading.Thread(
+            target=self._follow_thread, args=(loop, following), name="ssehub-follow", daemon=True
+        ).start()
+        self._following = following
 
     async def aclose(self) -> None:
         if self._follower is not None:
@@ -195,13 +202,28 @@ class SharedSQLiteBackend(SQLiteBackend):
 
     # -- on the database threads -----------------------------------------------
 
-    def _follow_thread(self) -> None:
-        """The follower thread, until `aclose()`: wait for a peer's wake-up,
-        a poke or the safety timer, then read the rows past the newest read
-        and hand them to the loop. A full page is followed by the next at
-        once, unless a page is waiting for the feed still (it pokes when it
-        takes it): the rows read ahead stay bounded. A failing read (the
-        file locked past the timeout, disk trouble) is retried."""
+    def _follow_thread(
+        self, loop: asyncio.AbstractEventLoop, following: asyncio.Future[None]
+    ) -> None:
+        """The follower thread, until `aclose()`; `following` (on `loop`)
+        gets its outcome."""
+        error: BaseException | None = None
+        try:
+            self._follow_rows()
+        except BaseException as failed:  # handed to the loop, which logs it
+            error = failed
+        try:
+            loop.call_soon_threadsafe(_outcome, following, error)
+        except RuntimeError:  # the loop is closed: nobody waits for it
+            pass
+
+    def _follow_rows(self) -> None:
+        """Wait for a peer's wake-up, a poke or the safety timer, then read
+        the rows past the newest read and hand them to the loop. A full
+        page is followed by the next at once, unless a page is waiting for
+        the feed still (it pokes when it takes it): the rows read ahead stay
+        bounded. A failing read (the file locked past the timeout, disk
+        trouble) is retried."""
         delay = 0.1
         while not self._stopping:
             with self._rows_lock:
@@ -300,6 +322,15 @@ class SharedSQLiteBackend(SQLiteBackend):
     def _newest_seq(self, db: sqlite3.Connection | None = None) -> int:
         (seq,) = (db or self._reading()).execute("SELECT MAX(seq) FROM events").fetchone()
         return int(seq or 0)
+
+
+def _outcome(following: asyncio.Future[None], error: BaseException | None) -> None:
+    if following.done():
+        return
+    if error is None:
+        following.set_result(None)
+    else:
+        following.set_exception(error)
 
 
 def _ended(following: asyncio.Future[None]) -> None:

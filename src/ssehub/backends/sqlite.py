@@ -334,6 +334,8 @@ class SQLiteBackend:
         db.executescript(_SCHEMA)
         self._db = db
         self._tip = self._read_tip(db)
+        # started again: another store may have appended while this one was closed
+        self._seq = None
 
     @staticmethod
     def _read_tip(db: sqlite3.Connection) -> tuple[str, float] | None:
