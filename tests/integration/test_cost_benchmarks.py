@@ -67,6 +67,13 @@ def test_publish_calls_are_the_same_in_python_calls_at_10_and_100_topics() -> No
     assert abs(many - few) / few < 0.15
 
 
+def test_workers_turns_reports_turns_and_a_peers_delay_for_each_process() -> None:
+    out = script("benchmarks/workers_turns.py", "--publishers", "1", "--each", "5")
+    for i in (0, 1):
+        assert number(rf"process {i}: ([\d.]+) loop turns per publish", out) > 0
+    assert out.count("a peer's row reached the feed in p50") == 2, out
+
+
 def test_connect_instructions_counts_a_connect_under_callgrind() -> None:
     sseload = Path(os.environ.get("SSELOAD_DIR", "/tmp/sseload")) / "sseload"
     if shutil.which("valgrind") is None or not sseload.exists():

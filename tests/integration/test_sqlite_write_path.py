@@ -137,3 +137,42 @@ def test_a_build_with_a_lower_parameter_limit_takes_a_large_batch(
             await backend.aclose()
 
     run(body)
+
+
+def test_a_file_of_its_own_reads_the_last_position_once_not_per_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only this process appends to a file of its own, and AUTOINCREMENT
+    never gives a position twice: the last one is read at the first batch
+    and after a failed one, then kept. A shared file reads it every batch."""
+    statements: list[str] = []
+    trace_sqlite(monkeypatch, statements.append)
+
+    def reads_of_the_last_position() -> int:
+        return len([s for s in statements if "sqlite_sequence" in s])
+
+    counts: list[int] = []
+
+    async def body(backend: SQLiteBackend) -> None:
+        counts.clear()
+        await backend.start()
+        try:
+            for i in range(5):
+                assert await backend.append(_record(f"e{i}"))
+                counts.append(reads_of_the_last_position())
+            with pytest.raises(UnicodeEncodeError):  # a batch fails: read again after it
+                await backend.append(_record("bad", ("t", "\ud800")))
+            assert await backend.append(_record("e5"))
+            counts.append(reads_of_the_last_position())
+            page = await backend.history(None, None)
+            assert [r.id for r in page.records] == [f"e{i}" for i in range(6)]
+        finally:
+            await backend.aclose()
+
+    from ssehub.backends import SharedSQLiteBackend
+
+    run(lambda: body(SQLiteBackend(tmp_path / "own.db")))
+    assert counts == [1, 1, 1, 1, 1, 2]
+    statements.clear()
+    run(lambda: body(SharedSQLiteBackend(tmp_path / "shared.db")))
+    assert counts == [1, 2, 3, 4, 5, 7]

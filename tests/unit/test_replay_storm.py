@@ -125,7 +125,7 @@ def test_a_subscription_closed_while_waiting_for_its_turn_writes_nothing_more() 
             opens = [asyncio.ensure_future(s.open()) for s in subs]
             for _ in range(3):
                 await asyncio.sleep(0)
-            waiting = hub._turns.waiting
+            waiting = hub._replays.turns.waiting
             assert waiting > 0  # some wait for their turn now
             before = [len(w.writes) for w in transports]
             for s in subs[1:]:

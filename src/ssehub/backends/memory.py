@@ -92,29 +92,34 @@ class MemoryBackend:
     def append_nowait(self, record: Record) -> bool:
         """`append` without a coroutine (this store never waits): what the
         hub calls when the class's `append` is this one."""
-        event_id = record.id
-        held = self._index.get(event_id)
+        event_id = record.event.id  # (`record.id`, without the property's call)
+        assert event_id is not None
+        index = self._index
+        held = index.get(event_id)
         if held is not None:
             if held.record.digest() == record.digest():
                 return False  # the same event again: an idempotent retry
             raise DuplicateEventIdError(event_id)
         self._seq += 1
         slot = _Slot(record, self._seq)
-        self._index[event_id] = slot
+        index[event_id] = slot
         self._log.append(slot)
         self._newest = slot
         limits = self._limits
         # no per-topic bounds (the usual hub): the same bounds for every topic
         of = None if limits.topics is None else limits.of
         max_events, max_age = limits.max_events, limits.max_age
-        now = self._sweep()
+        now = self._clock()
+        if now - self._swept >= 1.0 or now < self._swept:
+            self._sweep_turn(now)
+        topics = self._topics
         for topic in record.topics:
             if of is not None:
                 max_events, max_age = of(topic)
-            slots = self._topics.get(topic)
+            slots = topics.get(topic)
             if slots is None:
-                slots = self._topics[topic] = deque()
-            else:
+                slots = topics[topic] = deque()
+            elif slots and slots[0].record.time < now - max_age:  # (`_prune`'s test first)
                 self._prune(slots, now - max_age)
             slots.append(slot)
             while len(slots) > max_events:
@@ -232,12 +237,16 @@ class MemoryBackend:
         no publish pays for every topic at once. (Reads apply the ages.)"""
         now = self._clock()
         if now - self._swept >= 1.0 or now < self._swept:
-            self._swept = now
-            of = self._limits.of
-            topics = self._topics
-            turn = list(itertools.islice(topics.items(), _SWEEP))
-            for topic, slots in turn:
-                del topics[topic]
-                if self._prune(slots, now - of(topic)[1]):
-                    topics[topic] = slots  # kept: to the back of the turns
+            self._sweep_turn(now)
         return now
+
+    def _sweep_turn(self, now: float) -> None:
+        """One turn of `_sweep`'s (due at `now`)."""
+        self._swept = now
+        of = self._limits.of
+        topics = self._topics
+        turn = list(itertools.islice(topics.items(), _SWEEP))
+        for topic, slots in turn:
+            del topics[topic]
+            if self._prune(slots, now - of(topic)[1]):
+                topics[topic] = slots  # kept: to the back of the turns

@@ -113,8 +113,11 @@ class Counters:
         self.published += 1
         counts = self.by_topic
         for topic in topics:
-            if topic in counts or len(counts) < _TOPIC_COUNTERS:
-                counts[topic] = counts.get(topic, 0) + 1
+            counted = counts.get(topic)
+            if counted is not None:
+                counts[topic] = counted + 1
+            elif len(counts) < _TOPIC_COUNTERS:
+                counts[topic] = 1
             else:  # bounded: a hub with a topic per user must not grow here
                 counts["(other topics)"] = counts.get("(other topics)", 0) + 1
 

@@ -491,7 +491,10 @@ class Mercure:
             if ctype != FORM:
                 raise HTTPError(415, f"publish with Content-Type: {FORM}")
         # the token first: a request without a valid one costs no form parsing
-        dialect, granted = self._publisher(request)
+        dialect: Dialect = "0.x"
+        granted: SelectorSet | frozenset[str] | None = None  # anonymous: any topic
+        if config.auth.publisher_key is not None or config.issuer_keys:
+            dialect, granted = self._publisher(request)
         topics, form = parse_form(request.body)
         if not topics:
             raise HTTPError(400, "missing 'topic' field")

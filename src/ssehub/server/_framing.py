@@ -34,7 +34,7 @@ def frame(response: Response, keep_alive: bool) -> bytes:
     is built once per kind of answer (status, type, headers, framing)."""
     body = response.body
     before, after = _head(response.status, response.content_type, response.headers, keep_alive)
-    return b"".join((before, str(len(body)).encode(), after, body))
+    return b"".join((before, b"%d" % len(body), after, body))
 
 
 @functools.lru_cache(maxsize=256)  # a pure function of a few kinds of answers
