@@ -560,8 +560,8 @@ def test_serve_workers_interrupted_while_starting_them_stops_every_one(tmp_path:
     """SIGINT while `serve --workers 6` is still starting its workers: the
     ones started get it, the one being started gets it too, no more start,
     and the command returns. (Sent as soon as the first worker exists; an
-    attempt where all six were there already proves nothing and is made
-    again.)"""
+    attempt where all six had started by then — the parent says so once
+    they have — proves nothing and is made again.)"""
     for _ in range(5):
         port = free_port()
         proc = spawn("serve", "--port", str(port), "--workers", "6", "--anonymous-publish",
@@ -570,18 +570,16 @@ def test_serve_workers_interrupted_while_starting_them_stops_every_one(tmp_path:
         started: set[int] = set()
         try:
             deadline = time.monotonic() + 30
-            while not (seen := children.read_text().split()):
+            while not children.read_text().split():
                 assert time.monotonic() < deadline, "no worker started"
             proc.send_signal(signal.SIGINT)
-            early = len(seen) < 6
             try:
-                out, err = proc.communicate(timeout=20)
+                out, err = proc.communicate(timeout=30)
             except subprocess.TimeoutExpired:
                 started = {int(pid) for pid in children.read_text().split()}
                 raise AssertionError(f"still running: workers {sorted(started)}") from None
-            assert proc.returncode in (0, 130), (proc.returncode, err)
-            if early:
-                assert "6 workers on port" not in out
+            if "6 workers on port" not in out:  # it came while they started
+                assert proc.returncode in (0, 130), (proc.returncode, err)
                 return
         finally:
             for pid in started:  # ones that missed it: not left running
