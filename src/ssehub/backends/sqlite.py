@@ -553,6 +553,8 @@ class SQLiteBackend:
                         self._prune_topic_age(db, topic, now - age)
         finally:  # the newest row may be gone (a topic of a shorter age): read it again
             with contextlib.suppress(sqlite3.Error):
+                if db.in_transaction:  # a step that failed: what it deleted is not
+                    db.execute("ROLLBACK")
                 self._tip = self._read_tip(db)
 
     def _prune_topic_age(self, db: sqlite3.Connection, topic: str, cutoff: float) -> None:
