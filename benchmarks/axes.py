@@ -9,7 +9,8 @@ each server measured in the same run, server on core 0 and load on core 1.
     python benchmarks/axes.py --all --small     # tiny parameters: proves each runs
 
 Scenarios (see docs/benchmarks.md for what each measures):
-  connect       10,000 subscribers: seconds of the load generator's connect phase
+  connect       10,000 subscribers: seconds of the load generator's connect phase and
+                the server's CPU per connect (memory store, default SQLite store, Nchan)
   rss           10,000 idle subscribers: server RSS and kernel socket memory per subscriber
   latency30     10,000 subscribers x 30 events/s: p50/p99 latency, every event delivered
   many-topics   1,000 and 10,000 subscribers, a topic each, 8 publishers on random topics
@@ -209,24 +210,30 @@ def peer_servers(run: Run, *wanted: str) -> list[str]:
 
 def connect(run: Run) -> list[dict[str, Any]]:
     """Seconds until N subscribers are connected (each has its response
-    head), for ssehub and Nchan."""
+    head), and the server's CPU time per connect meanwhile, for ssehub on
+    the memory store and on its default one (SQLite), and Nchan."""
     rows = []
-    for name in ["ssehub", *peer_servers(run, "nchan")]:
+    for name in ["ssehub", "ssehub-sqlite", *peer_servers(run, "nchan")]:
         with (
-            serving(run, name, f"connect-{name}") as (target, port, _),
+            serving(run, name, f"connect-{name}") as (target, port, pid),
             tempfile.TemporaryDirectory() as tmp,
         ):
             ready, out = Path(tmp) / "ready", Path(tmp) / "load.json"
             url = f"http://127.0.0.1:{port}{target.sub_path}"
+            cpu0 = sum(process_cpu(pid))
             load = run.tools.subscribers(url, run.scale.subs, 0.5, ready, out)
             ready_wait(load, ready, name)
+            cpu = sum(process_cpu(pid)) - cpu0  # (nginx: the master; its worker is a child)
             load.wait(60)
             r = last_json(out)
+        per = 1e6 * cpu / max(int(r["established"]), 1)
         rows.append({
             "server": name, "subscribers": run.scale.subs, "tool": run.tools.name,
             "established": r["established"], "connect_phase_s": r["connect_phase_s"],
+            "server_cpu_us_per_connect": per if name != "nchan" else None,
             "line": f"{r['established']:,} of {run.scale.subs:,} connected in "
-                    f"{r['connect_phase_s']:.3f} s",
+                    f"{r['connect_phase_s']:.3f} s"
+                    + (f" (server CPU {per:.0f} us per connect)" if name != "nchan" else ""),
         })  # fmt: skip
     return rows
 

@@ -88,7 +88,7 @@ def test_sqlite_resume_and_last_id_read_a_few_rows_not_the_history(
     work = count_sqlite_work(monkeypatch)
     stored = 20_000
 
-    async def main() -> tuple[int, int, int]:
+    async def main() -> tuple[int, int, int, int]:
         backend = SQLiteBackend(tmp_path / "history.db", HistoryLimits(max_events=stored))
         await backend.start()
         try:
@@ -104,17 +104,22 @@ def test_sqlite_resume_and_last_id_read_a_few_rows_not_the_history(
             )  # fmt: skip
             work.reset()
             assert await backend.last_id() == f"e{stored - 1}"
-            newest = work.instructions()
+            answered = work.instructions()  # from what the commit said: no read
+            work.reset()
+            assert await backend._read(backend._last_id) == f"e{stored - 1}"
+            newest = work.instructions()  # the read a shared file still takes
             work.reset()
             await backend.history(["t1"], "nope")  # not found: all 5,000 rows of t1
-            return resume, newest, work.instructions()
+            return resume, answered, newest, work.instructions()
         finally:
             await backend.aclose()
 
-    resume, newest, read_topic = asyncio.run(main())
-    print(f"resume: {resume}, last_id: {newest}, a topic's 5,000 rows: {read_topic} instructions")
+    resume, answered, newest, read_topic = asyncio.run(main())
+    print(f"resume: {resume}, last_id: {answered} (read: {newest}),"
+          f" a topic's 5,000 rows: {read_topic} instructions")  # fmt: skip
     assert 0 < resume < 1_000, f"{resume} SQLite instructions to resume in {stored} rows: a scan?"
-    assert 0 < newest < 1_000, f"{newest} SQLite instructions for last_id(): a scan?"
+    assert answered == 0, f"{answered} SQLite instructions for last_id(): it read the file"
+    assert 0 < newest < 1_000, f"{newest} SQLite instructions for the newest row: a scan?"
     assert read_topic > stored  # the counter does see a scan of a topic
 
 

@@ -43,9 +43,13 @@ def python_tools(tmp_path: Path, scenario: str, peers: str = "") -> list[dict[st
 
 
 def test_connect_counts_every_subscriber_connected(tmp_path: Path) -> None:
-    [row] = python_tools(tmp_path, "connect")
-    assert row["established"] == row["subscribers"] == 50
-    assert 0 < row["connect_phase_s"] < 30
+    rows = python_tools(tmp_path, "connect")
+    assert [row["server"] for row in rows] == ["ssehub", "ssehub-sqlite"]  # both stores
+    for row in rows:
+        assert row["established"] == row["subscribers"] == 50
+        assert 0 < row["connect_phase_s"] < 30
+        assert row["server_cpu_us_per_connect"] >= 0  # (ticks of 10 ms: 0 for 50 is possible)
+        assert "us per connect" in row["line"]
 
 
 def test_rss_reports_memory_per_idle_subscriber_and_kernel_socket_memory(tmp_path: Path) -> None:

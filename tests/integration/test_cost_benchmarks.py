@@ -5,17 +5,21 @@ with `--profile` Python function calls per unit."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def script(*args: str) -> str:
+def script(*args: str, timeout: float = 120) -> str:
     proc = subprocess.run(
-        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
@@ -61,3 +65,18 @@ def test_publish_calls_are_the_same_in_python_calls_at_10_and_100_topics() -> No
     # independent of the topic count: one call per topic would add 90 (of ~200);
     # the fixed costs of a run (its 8 connects) spread over the publishes differ a little
     assert abs(many - few) / few < 0.15
+
+
+def test_workers_turns_reports_turns_and_a_peers_delay_for_each_process() -> None:
+    out = script("benchmarks/workers_turns.py", "--publishers", "1", "--each", "5")
+    for i in (0, 1):
+        assert number(rf"process {i}: ([\d.]+) loop turns per publish", out) > 0
+    assert out.count("a peer's row reached the feed in p50") == 2, out
+
+
+def test_connect_instructions_counts_a_connect_under_callgrind() -> None:
+    sseload = Path(os.environ.get("SSELOAD_DIR", "/tmp/sseload")) / "sseload"
+    if shutil.which("valgrind") is None or not sseload.exists():
+        pytest.skip("needs valgrind and sseload (SSELOAD_DIR)")
+    out = script("benchmarks/connect_instructions.py", "-c", "10", timeout=300)
+    assert number(r"([\d,]+) instructions per connect", out) > 1000

@@ -12,11 +12,10 @@ import socket
 import sqlite3
 import struct
 import time
-from collections.abc import AsyncIterator, Collection, Coroutine, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
@@ -32,21 +31,11 @@ from ssehub.backends import (
 from ssehub.hub import Hub
 from ssehub.mercure import AuthorizeConfig
 from ssehub.server import HubServer
-from tests.support.helpers import subscribe
+from tests.support.helpers import publish_request, subscribe, tasks_made
 from tests.support.hooks import allow, app
 from tests.support.servers import run, serving, until
 
 MERCURE = "/.well-known/mercure"
-
-
-def _publish(topic: str, data: str, event_id: str, *, close: bool = False) -> bytes:
-    body = urlencode({"topic": topic, "data": data, "id": event_id}).encode()
-    head = (
-        f"POST {MERCURE} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        "Content-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {len(body)}\r\n"
-    )
-    return (head + ("Connection: close\r\n" if close else "") + "\r\n").encode() + body
 
 
 def _get(path: str) -> bytes:
@@ -100,26 +89,6 @@ def _subscribe_heads(port: int, topic: str, n: int) -> list[bytes]:
     return heads
 
 
-@contextmanager
-def _tasks_made() -> Iterator[list[Coroutine[Any, Any, Any]]]:
-    """The coroutines of every task made on this loop meanwhile (the test's
-    own client runs in a thread: it makes none), but plain asyncio's own
-    per accepted connection (uvloop accepts with none)."""
-    loop = asyncio.get_running_loop()
-    made: list[Coroutine[Any, Any, Any]] = []
-
-    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-        if getattr(coro, "__qualname__", "") != "BaseSelectorEventLoop._accept_connection2":
-            made.append(coro)
-        return asyncio.Task(coro, loop=loop, **kwargs)
-
-    loop.set_task_factory(factory)
-    try:
-        yield made
-    finally:
-        loop.set_task_factory(None)
-
-
 # -- no task when the answer is ready at once ----------------------------------------
 
 
@@ -128,15 +97,18 @@ def test_a_memory_store_answers_publishes_and_subscribes_with_no_task() -> None:
         async with serving(anonymous_publish=True) as (hub, _, port):
             watcher = await subscribe(port, "t")
             await until(lambda: hub.statistics().subscribers == 1)
-            with _tasks_made() as made:
+            with tasks_made() as made:
                 one_by_one = [
-                    await asyncio.to_thread(_exchange, port, _publish("t", str(i), f"a{i}"), 1)
+                    await asyncio.to_thread(
+                        _exchange, port, publish_request("t", str(i), f"a{i}"), 1
+                    )
                     for i in range(5)
                 ]
                 pipelined = await asyncio.to_thread(
                     _exchange,
                     port,
-                    b"".join(_publish("t", str(i), f"b{i}") for i in range(5)) + _get("/healthz"),
+                    b"".join(publish_request("t", str(i), f"b{i}") for i in range(5))
+                    + _get("/healthz"),
                     6,
                 )
                 heads = await asyncio.to_thread(_subscribe_heads, port, "t", 5)
@@ -244,7 +216,10 @@ def test_a_store_that_needs_a_current_task_gets_one(kind: str) -> None:
         backend: Backend = store
         async with serving(anonymous_publish=True, backend=backend) as (_, _, port):
             published = await asyncio.to_thread(
-                _exchange, port, _publish("t", "x", "e1") + _publish("t", "y", "e2"), 2
+                _exchange,
+                port,
+                publish_request("t", "x", "e1") + publish_request("t", "y", "e2"),
+                2,
             )
             assert published == [(200, b"e1"), (200, b"e2")]
             resumed = await subscribe(port, "t", last_event_id="e1")
@@ -284,9 +259,9 @@ def test_pipelined_requests_are_answered_in_order_whichever_suspend(
     batch: list[bytes] = []
     expected: list[tuple[int, bytes]] = []
     for n in range(8):
-        batch += [_publish("t", pad, f"p{n}"), get("/healthz"), get("/readyz")]
+        batch += [publish_request("t", pad, f"p{n}"), get("/healthz"), get("/readyz")]
         expected += [(200, f"p{n}".encode()), (200, b"ok\n"), (200, b"ready\n")]
-        batch += [get("/healthz") if n % 2 else get("/nowhere"), _publish("t", "-", f"q{n}")]
+        batch += [get("/healthz") if n % 2 else get("/nowhere"), publish_request("t", "-", f"q{n}")]
         expected += [(200, b"ok\n") if n % 2 else (404, b"not found: /nowhere\n")]
         expected += [(200, f"q{n}".encode())]
 
@@ -337,7 +312,7 @@ def test_a_client_leaving_while_its_publish_is_suspended_cancels_its_answer(
             watcher = await subscribe(port, "t")
             await until(lambda: hub.statistics().subscribers == 1)
             with _write_locked(path):
-                client = _sent_then_reset(port, _publish("t", "x", "left"))
+                client = _sent_then_reset(port, publish_request("t", "x", "left"))
                 await until(lambda: len(_answering(srv)) == 1)
                 [task] = _answering(srv)
                 client.close()
@@ -358,7 +333,7 @@ def test_a_client_leaving_while_the_app_is_asked_cancels_its_answer() -> None:
         with app(lambda _: (*allow()[:2], 2.0)) as callback:
             config = AuthorizeConfig(callback.url, timeout=10)
             async with serving(anonymous_publish=True, authorize=config) as (hub, srv, port):
-                client = _sent_then_reset(port, _publish("t", "x", "asked"))
+                client = _sent_then_reset(port, publish_request("t", "x", "asked"))
                 await until(lambda: len(callback.requests) == 1)
                 [task] = _answering(srv)
                 client.close()
@@ -383,7 +358,7 @@ def test_drain_waits_for_a_suspended_request(where: str, tmp_path: Path) -> None
             async with served as (_, srv, port):
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 with _write_locked(path) if where == "sqlite store" else _no_lock() as lock:
-                    writer.write(_publish("t", "x", "drained"))
+                    writer.write(publish_request("t", "x", "drained"))
                     await until(lambda: len(_answering(srv)) == 1)
                     if lock is not None:
                         asyncio.get_running_loop().call_later(0.5, lock.execute, "COMMIT")

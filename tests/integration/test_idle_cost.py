@@ -104,19 +104,19 @@ def test_a_keep_alive_clients_requests_reuse_one_timer_and_its_deadlines_still_h
         async with serving(idle_timeout=1.0, head_timeout=0.9) as (_, srv, port):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             try:
-                timers = []
+                ticks = []
                 for _ in range(4):
                     writer.write(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
                     status, head = await read_head(reader)
                     assert status == 200
                     await reader.readexactly(int(head["content-length"]))
                     (conn,) = srv.connections
-                    timers.append(conn._timer)
+                    ticks.append(conn._filed)
                     await asyncio.sleep(0.05)  # each request moves the deadline on
-                # one timer for all four requests, set at the start (it was two new
-                # ones per request)
-                assert timers[0] is not None
-                assert all(timer is timers[0] for timer in timers)
+                # its deadline filed once for all four requests, at the start (it
+                # was two new timers per request)
+                assert ticks[0] is not None
+                assert all(tick is ticks[0] for tick in ticks)
                 # the moved deadline still holds: closed idle_timeout after the
                 # last answer, not when that first timer fires
                 started = time.monotonic()
@@ -124,5 +124,64 @@ def test_a_keep_alive_clients_requests_reuse_one_timer_and_its_deadlines_still_h
                 assert 0.6 < time.monotonic() - started < 3
             finally:
                 writer.close()
+
+    run(body)
+
+
+def test_connections_waiting_for_their_head_share_one_loop_timer_and_each_is_cut_on_time() -> None:
+    """50 connections that send nothing cost no loop timer each (`Deadlines`:
+    one for all; on `main` before it, one `TimerHandle` each), and each
+    is still closed at its own deadline, never before it."""
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        async with serving(head_timeout=1.0) as (_, srv, port):
+
+            def timers() -> int:
+                return len([h for h in loop._scheduled if not h.cancelled()])  # type: ignore[attr-defined]
+
+            before = timers()
+            opened = []
+            try:
+                for _ in range(50):
+                    started = time.monotonic()
+                    opened.append((started, *await asyncio.open_connection("127.0.0.1", port)))
+                    await asyncio.sleep(0.005)  # spread over several ticks
+                await until(lambda: len(srv.connections) == 50)
+                assert timers() <= before + 1
+                for started, reader, _ in opened:
+                    assert await asyncio.wait_for(reader.read(), 10) == b""  # without a word
+                    assert time.monotonic() - started > 0.99  # not before its deadline
+                await until(lambda: not srv.connections)
+            finally:
+                for _, _, writer in opened:
+                    writer.close()
+
+    # the plain asyncio loop, whose timers can be counted (uvloop's cannot)
+    with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
+        runner.run(body())
+
+
+def test_deadlines_filed_apart_each_hold_from_their_own_start() -> None:
+    """Trickled heads started 0.15 s apart, each refused 408 when its own
+    deadline passes (up to a tick late), not all at the first one's."""
+
+    async def body() -> None:
+        async with serving(head_timeout=0.6) as (_, srv, port):
+
+            async def trickled(delay: float) -> float:
+                await asyncio.sleep(delay)
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                started = time.monotonic()
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: h\r\n")
+                answer = await asyncio.wait_for(reader.read(), 10)
+                took = time.monotonic() - started
+                writer.close()
+                assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+                return took
+
+            took = await asyncio.gather(*(trickled(0.15 * i) for i in range(5)))
+            assert all(0.59 < t < 2.0 for t in took), took
+            await until(lambda: not srv.connections)
 
     run(body)

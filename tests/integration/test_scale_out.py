@@ -116,6 +116,10 @@ def test_serve_with_two_workers_on_one_port() -> None:
                     "6",
                     "--format",
                     "json",
+                    # from all history: one that subscribes only after some
+                    # publishes (a loaded machine) still gets every event once
+                    "--last-event-id",
+                    "earliest",
                 ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -125,7 +129,7 @@ def test_serve_with_two_workers_on_one_port() -> None:
         ]
         import time
 
-        time.sleep(1.5)  # let them subscribe
+        time.sleep(1.5)  # most subscribe first: they get the events live
         sent = [
             run_cli("publish", "t", f"event {i}", "--hub", hub).stdout.strip() for i in range(6)
         ]

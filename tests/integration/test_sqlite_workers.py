@@ -554,3 +554,36 @@ def test_serve_workers_one_killed_mid_stream_its_clients_resume_on_the_port(
         code, _, err = finish(proc)
     assert code != 0  # the worst of the workers' exit codes: the killed one's
     assert "Traceback" not in err, err  # the survivors stopped cleanly
+
+
+def test_serve_workers_interrupted_while_starting_them_stops_every_one(tmp_path: Path) -> None:
+    """SIGINT while `serve --workers 6` is still starting its workers: the
+    ones started get it, the one being started gets it too, no more start,
+    and the command returns. (Sent as soon as the first worker exists; an
+    attempt where all six had started by then — the parent says so once
+    they have — proves nothing and is made again.)"""
+    for _ in range(5):
+        port = free_port()
+        proc = spawn("serve", "--port", str(port), "--workers", "6", "--anonymous-publish",
+                     "--store", f"sqlite:///{tmp_path}/hub.db")  # fmt: skip
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        started: set[int] = set()
+        try:
+            deadline = time.monotonic() + 30
+            while not children.read_text().split():
+                assert time.monotonic() < deadline, "no worker started"
+            proc.send_signal(signal.SIGINT)
+            try:
+                out, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                started = {int(pid) for pid in children.read_text().split()}
+                raise AssertionError(f"still running: workers {sorted(started)}") from None
+            if "6 workers on port" not in out:  # it came while they started
+                assert proc.returncode in (0, 130), (proc.returncode, err)
+                return
+        finally:
+            for pid in started:  # ones that missed it: not left running
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            stop(proc)
+    raise AssertionError("SIGINT never came while the workers were starting")

@@ -137,3 +137,69 @@ def test_a_build_with_a_lower_parameter_limit_takes_a_large_batch(
             await backend.aclose()
 
     run(body)
+
+
+def test_a_file_of_its_own_reads_the_last_position_once_not_per_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only this process appends to a file of its own, and AUTOINCREMENT
+    never gives a position twice: the last one is read at the first batch
+    and after a failed one, then kept. A shared file reads it every batch."""
+    statements: list[str] = []
+    trace_sqlite(monkeypatch, statements.append)
+
+    def reads_of_the_last_position() -> int:
+        return len([s for s in statements if "sqlite_sequence" in s])
+
+    counts: list[int] = []
+
+    async def body(backend: SQLiteBackend) -> None:
+        counts.clear()
+        await backend.start()
+        try:
+            for i in range(5):
+                assert await backend.append(_record(f"e{i}"))
+                counts.append(reads_of_the_last_position())
+            with pytest.raises(UnicodeEncodeError):  # a batch fails: read again after it
+                await backend.append(_record("bad", ("t", "\ud800")))
+            assert await backend.append(_record("e5"))
+            counts.append(reads_of_the_last_position())
+            page = await backend.history(None, None)
+            assert [r.id for r in page.records] == [f"e{i}" for i in range(6)]
+        finally:
+            await backend.aclose()
+
+    from ssehub.backends import SharedSQLiteBackend
+
+    run(lambda: body(SQLiteBackend(tmp_path / "own.db")))
+    assert counts == [1, 1, 1, 1, 1, 2]
+    statements.clear()
+    run(lambda: body(SharedSQLiteBackend(tmp_path / "shared.db")))
+    assert counts == [1, 2, 3, 4, 5, 7]
+
+
+def test_a_store_started_again_reads_the_last_position_afresh(tmp_path: Path) -> None:
+    """A store closed and started again (the same object, a hub restarted
+    in the process) does not take its old last position for the file's:
+    while it was closed another store may have appended."""
+
+    async def body() -> None:
+        path = tmp_path / "h.db"
+        store = SQLiteBackend(path)
+        await store.start()
+        assert await store.append(_record("e0"))
+        await store.aclose()
+        other = SQLiteBackend(path)  # the file's writer meanwhile
+        await other.start()
+        assert await other.append(_record("e1"))
+        await other.aclose()
+        await store.start()
+        try:
+            assert await store.append(_record("e2"))  # main: UNIQUE constraint failed
+            page = await store.history(None, None)
+            assert [r.id for r in page.records] == ["e0", "e1", "e2"]
+            assert await store.last_id() == "e2"
+        finally:
+            await store.aclose()
+
+    run(body)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ssehub.backends import MemoryBackend, Record, SQLiteBackend
+from ssehub.backends import MemoryBackend, Record, SharedSQLiteBackend, SQLiteBackend
 from ssehub.hub import Hub, HubConfig
 from ssehub.hub._turns import Turns
 from ssehub.protocol import Event, encode_event
@@ -125,7 +125,7 @@ def test_a_subscription_closed_while_waiting_for_its_turn_writes_nothing_more() 
             opens = [asyncio.ensure_future(s.open()) for s in subs]
             for _ in range(3):
                 await asyncio.sleep(0)
-            waiting = hub._turns.waiting
+            waiting = hub._replays.turns.waiting
             assert waiting > 0  # some wait for their turn now
             before = [len(w.writes) for w in transports]
             for s in subs[1:]:
@@ -166,9 +166,12 @@ def test_turns_let_through_a_budget_per_loop_iteration_oldest_first() -> None:
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("shared", [False, True])
 def test_a_storm_of_last_id_reads_shares_reads_and_sees_what_was_stored_before(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared: bool
 ) -> None:
+    """A shared file reads the newest row, one read for those queued
+    together; a file of its own answers from its commits, with no read."""
     statements: list[str] = []
     trace_sqlite(monkeypatch, statements.append)
 
@@ -177,7 +180,12 @@ def test_a_storm_of_last_id_reads_shares_reads_and_sees_what_was_stored_before(
         return Record(("t",), event, 1e12, encode_event(event))
 
     async def main() -> None:
-        backend = SQLiteBackend(tmp_path / "hub.db", clock=lambda: 1e12)
+        path = tmp_path / "hub.db"
+        backend = (
+            SharedSQLiteBackend(path, clock=lambda: 1e12, wake=False, poll=3600)
+            if shared
+            else SQLiteBackend(path, clock=lambda: 1e12)
+        )
         await backend.start()
         try:
             await backend.append(record("a"))
@@ -185,7 +193,10 @@ def test_a_storm_of_last_id_reads_shares_reads_and_sees_what_was_stored_before(
             answers = await asyncio.gather(*(backend.last_id() for _ in range(200)))
             assert answers == ["a"] * 200
             reads = [s for s in statements if s.startswith("SELECT id, time FROM events")]
-            assert 0 < len(reads) < 20, f"{len(reads)} reads for 200 at once"
+            if shared:
+                assert 0 < len(reads) < 20, f"{len(reads)} reads for 200 at once"
+            else:
+                assert reads == []
             first = asyncio.ensure_future(backend.last_id())
             await backend.append(record("b"))  # committed before the next asks
             assert await backend.last_id() == "b"
@@ -196,9 +207,16 @@ def test_a_storm_of_last_id_reads_shares_reads_and_sees_what_was_stored_before(
     asyncio.run(main())
 
 
-def test_a_reader_that_leaves_a_shared_read_ends_no_one_elses(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_reader_that_leaves_a_shared_read_ends_no_one_elses(tmp_path: Path, shared: bool) -> None:
+    """History reads share one read on any SQLite file, last-id reads on a
+    shared one (a file of its own answers those at once, with no read)."""
+
     async def main() -> None:
-        backend = SQLiteBackend(tmp_path / "hub.db")
+        path = tmp_path / "hub.db"
+        backend = (
+            SharedSQLiteBackend(path, wake=False, poll=3600) if shared else SQLiteBackend(path)
+        )
         await backend.start()
         try:
             event = Event("x", id="a")
@@ -206,13 +224,14 @@ def test_a_reader_that_leaves_a_shared_read_ends_no_one_elses(tmp_path: Path) ->
             reads = [asyncio.ensure_future(backend.history(["t"], None)) for _ in range(10)]
             ids = [asyncio.ensure_future(backend.last_id()) for _ in range(10)]
             await asyncio.sleep(0)  # all asked (most joined one read)
-            for leaving in (*reads[::2], *ids[::2]):
+            left = (*reads[::2], *ids[::2]) if shared else reads[::2]
+            for leaving in left:
                 leaving.cancel()
             for stays in reads[1::2]:
                 assert [r.id for r in (await stays).records] == ["a"]
-            for stays_id in ids[1::2]:
+            for stays_id in ids[1::2] if shared else ids:
                 assert await stays_id == "a"
-            assert all(left.cancelled() for left in (*reads[::2], *ids[::2]))
+            assert all(gone.cancelled() for gone in left)
         finally:
             await backend.aclose()
 

@@ -17,6 +17,7 @@ on these topics" is two index lookups, not a scan.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -24,11 +25,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from json.encoder import encode_basestring_ascii
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from ssehub.protocol import Event, encode_event
 
@@ -120,6 +121,10 @@ class SQLiteBackend:
     commit. `clock` gives Unix seconds (injectable for age tests).
     """
 
+    # whether the writer thread starts on an append at once, or once the
+    # loop has run what is ready (a bigger first batch, a turn later)
+    _at_once: ClassVar[bool] = False
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -152,8 +157,22 @@ class SQLiteBackend:
         self._age_turn = 0  # where the next sweep of per-topic ages starts
         # on the database thread only:
         self._counts: dict[str, int] = {}  # rows per topic, loaded on first use
-        self._cache: dict[int, Record] = {}  # seq -> record, the most recent ones
+        # seq -> record, the most recent ones, oldest first (an OrderedDict:
+        # dropping the oldest of a dict, `next(iter(d))`, walks the holes
+        # the earlier drops left, ~15 us an append once it is full)
+        self._cache: OrderedDict[int, Record] = OrderedDict()
         self._full_at: tuple[int, int] | None = None  # `_room()` when a write found it full
+        # the last position this process's commits gave (AUTOINCREMENT never
+        # gives one again), while only it appends: one statement less a batch
+        self._seq: int | None = None
+        # The newest stored row (id, time; None: none), kept on the writer
+        # thread (`_tip`) and handed to the loop with each batch's answers
+        # (`_answered_tip`), so `last_id()` needs no read: the loop's copy moves in
+        # commit order, when the batch's publishers are answered. A file
+        # other processes append to (`_tracks_newest` False) is read instead.
+        self._tip: tuple[str, float] | None = None
+        self._answered_tip: tuple[str, float] | None = None
+        self._tip_known = False
 
     @property
     def limits(self) -> HistoryLimits:
@@ -162,9 +181,13 @@ class SQLiteBackend:
     def limit_topics(self, topics: TopicLimits | None) -> None:
         self._limits = dataclasses.replace(self._limits, topics=topics)
 
+    _tracks_newest = True  # only this process appends (else `last_id` reads the file)
+
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssehub-sqlite")
         await self._run(self._open)
+        if self._tracks_newest:  # (the writer is idle: nothing was appended yet)
+            self._answered_tip, self._tip_known = self._tip, True
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssehub-sqlite-read")
         await self._read(self._open_reader)
 
@@ -187,7 +210,9 @@ class SQLiteBackend:
         with self._lock:
             self._pending.append((record, done))
             start, self._draining = not self._draining, True
-        if start:  # once the loop has run what is ready: its publishes join this batch
+        if start and self._at_once:
+            executor.submit(self._drain, loop)
+        elif start:  # once the loop has run what is ready: its publishes join this batch
             loop.call_soon(executor.submit, self._drain, loop)
         return await done
 
@@ -214,6 +239,11 @@ class SQLiteBackend:
         return await self._read(lambda: self._newest(topic_list, n))
 
     async def last_id(self) -> str | None:
+        if self._tip_known:  # no read: what the commits answered so far say
+            newest = self._answered_tip
+            if newest is None or newest[1] < self._clock() - self._limits.longest_age:
+                return None
+            return newest[0]
         # a storm of subscribers asks at once: one read for those queued together
         answer = await self._shared(("last_id",), self._last_id)
         assert answer is None or isinstance(answer, str)
@@ -283,9 +313,19 @@ class SQLiteBackend:
             except Exception as error:  # the commit failed: so does every publish in it
                 outcomes = _refusal(error)
             try:
-                loop.call_soon_threadsafe(_settle, batch, outcomes)
+                loop.call_soon_threadsafe(self._answer, batch, outcomes, self._tip)
             except RuntimeError:  # the loop is closed: nobody waits for an answer
                 pass
+
+    def _answer(
+        self,
+        batch: list[tuple[Record, asyncio.Future[bool]]],
+        outcomes: list[DuplicateEventIdError | bool] | Exception,
+        tip: tuple[str, float] | None,
+    ) -> None:
+        """On the loop: the newest row after the batch, then its answers."""
+        self._answered_tip = tip
+        _settle(batch, outcomes)
 
     def _open(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -293,6 +333,15 @@ class SQLiteBackend:
         db.execute(f"PRAGMA synchronous={self._synchronous}")
         db.executescript(_SCHEMA)
         self._db = db
+        self._tip = self._read_tip(db)
+        # started again: another store may have appended while this one was closed
+        self._seq = None
+
+    @staticmethod
+    def _read_tip(db: sqlite3.Connection) -> tuple[str, float] | None:
+        """The newest row's id and time: one step down the primary key."""
+        row = db.execute("SELECT id, time FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if row is None else (str(row[0]), float(row[1]))
 
     def _open_reader(self) -> None:
         self._rdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -330,12 +379,14 @@ class SQLiteBackend:
         db.execute("BEGIN IMMEDIATE")
         try:
             stored = self._stored(db, [record.id for record in records])
-            (last,) = db.execute(
-                "SELECT coalesce(max(seq), 0) FROM"
-                " (SELECT seq FROM sqlite_sequence WHERE name = 'events'"
-                "  UNION ALL SELECT max(seq) FROM events)"
-            ).fetchone()
-            seq = int(last)
+            seq = self._seq if self._tracks_newest else None
+            if seq is None:
+                (last,) = db.execute(
+                    "SELECT coalesce(max(seq), 0) FROM"
+                    " (SELECT seq FROM sqlite_sequence WHERE name = 'events'"
+                    "  UNION ALL SELECT max(seq) FROM events)"
+                ).fetchone()
+                seq = int(last)
             batch: dict[str, Record] = {}  # id -> the record this batch stores under it
             for record in records:
                 earlier = batch.get(record.id)
@@ -364,6 +415,7 @@ class SQLiteBackend:
                 self._counts[topic] = counts[topic] + n
             self._prune_count(db, set(added))
             db.execute("COMMIT")
+            self._seq = seq
             self._full_at = None
         except BaseException as error:
             if db.in_transaction:  # SQLite already rolled back after SQLITE_FULL
@@ -371,9 +423,12 @@ class SQLiteBackend:
             if getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
                 self._full_at = self._room(db)
             self._counts.clear()  # reloaded from the database when next needed
+            self._seq = None  # and the last position
             raise
         for seq, record in fresh:
             self._remember(seq, record)
+        if fresh:  # the newest is never pruned by count (every topic keeps >= 1)
+            self._tip = (fresh[-1][1].id, fresh[-1][1].time)
         try:
             self._prune_age(db)
         except sqlite3.Error:  # committed all the same: the sweep is tried again later
@@ -460,7 +515,7 @@ class SQLiteBackend:
         cache = self._cache
         cache[seq] = record
         if len(cache) > _CACHE:
-            del cache[next(iter(cache))]
+            cache.popitem(last=False)
 
     @staticmethod
     def _drop_orphans(db: sqlite3.Connection, seqs: list[int]) -> None:
@@ -484,17 +539,23 @@ class SQLiteBackend:
             return
         self._swept = now
         limits = self._limits
-        self._prune_all(db, now - limits.longest_age)
-        if limits.topics is not None:
-            # at most _AGE_SWEEP topics a second, taking turns
-            topics = list(self._counts)
-            first = self._age_turn % len(topics) if len(topics) > _AGE_SWEEP else 0
-            turn = (topics[first:] + topics[:first])[:_AGE_SWEEP]
-            self._age_turn = first + len(turn)
-            for topic in turn:
-                age = limits.of(topic)[1]
-                if age < limits.longest_age:
-                    self._prune_topic_age(db, topic, now - age)
+        try:
+            self._prune_all(db, now - limits.longest_age)
+            if limits.topics is not None:
+                # at most _AGE_SWEEP topics a second, taking turns
+                topics = list(self._counts)
+                first = self._age_turn % len(topics) if len(topics) > _AGE_SWEEP else 0
+                turn = (topics[first:] + topics[:first])[:_AGE_SWEEP]
+                self._age_turn = first + len(turn)
+                for topic in turn:
+                    age = limits.of(topic)[1]
+                    if age < limits.longest_age:
+                        self._prune_topic_age(db, topic, now - age)
+        finally:  # the newest row may be gone (a topic of a shorter age): read it again
+            with contextlib.suppress(sqlite3.Error):
+                if db.in_transaction:  # a step that failed: what it deleted is not
+                    db.execute("ROLLBACK")
+                self._tip = self._read_tip(db)
 
     def _prune_topic_age(self, db: sqlite3.Connection, topic: str, cutoff: float) -> None:
         """Drop `topic`'s oldest rows while they are older than `cutoff`

@@ -42,6 +42,8 @@ from ._options import (
 __all__ = ("add_parser", "describe", "run", "serve_configs")
 
 STORE = "sqlite:ssehub.db"
+# seconds a thread holds the GIL while another waits for it (Python's default: 5 ms)
+SWITCH_INTERVAL = 0.0005
 EPILOG = (
     "Every option can also come from the environment as SSEHUB_<OPTION> "
     "(SSEHUB_JWT_KEY, SSEHUB_CORS_ORIGIN=a,b, SSEHUB_ANONYMOUS=true) or from a TOML "
@@ -547,6 +549,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--store: {error}") from None
 
     _raise_open_files_limit()
+    _share_the_gil(backend)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -617,6 +620,20 @@ async def _open(hub: Hub, store: str) -> None:
         raise UsageError(f"--store {redact(store)}: cannot open it: {error}") from None
 
 
+def _share_the_gil(backend: object) -> None:
+    """A worker on a shared SQLite file (`--workers N`) runs its commits on
+    a writer thread and reads its peers' rows on a follower thread, beside
+    a loop that holds the GIL through each fan-out pass: every SQLite call
+    lets the GIL go, and taking it back waits out the switch interval, so a
+    commit of a dozen calls took tens of ms while it held the file's write
+    lock. A shorter interval hands it back within half a millisecond; it
+    costs nothing while no other thread wants the GIL."""
+    from ssehub.backends import SharedSQLiteBackend  # loaded already if it is one
+
+    if isinstance(backend, SharedSQLiteBackend):
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
+
+
 def _raise_open_files_limit() -> None:
     """Each subscriber is a socket: let the hub use every file descriptor the
     system allows it (the soft limit is often 1024, the hard one far higher)."""
@@ -635,8 +652,9 @@ def _raise_open_files_limit() -> None:
 
 def _workers(args: argparse.Namespace) -> int:
     """`serve --workers N`: N processes on one port, one history (the SQLite
-    file or Redis). Signals go to every worker; the exit code is the worst
-    of theirs."""
+    file or Redis). Signals go to every worker, also to one being started
+    as it came (and no more start after it); the exit code is the worst of
+    theirs."""
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, not {args.workers}")
     try:
@@ -653,8 +671,11 @@ def _workers(args: argparse.Namespace) -> int:
     argv = _argv_without_workers(sys.argv[1:])
     command = [sys.executable, "-m", "ssehub", *argv, "--workers", "1", "--reuse-port"]
     children: list[subprocess.Popen[bytes]] = []
+    # each signal caught, with how many workers had started then (and got it)
+    received: list[tuple[int, int]] = []
 
     def forward(signum: int, _: object) -> None:
+        received.append((signum, len(children)))
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
@@ -667,13 +688,22 @@ def _workers(args: argparse.Namespace) -> int:
     # the first worker prints the start summary (and "shutting down"), the
     # others nothing: one summary, as with one process
     for i in range(args.workers):
-        children.append(subprocess.Popen(command if i == 0 else [*command, "--no-summary"]))
-    print(
-        f"ssehub: {args.workers} workers on port {args.port} (store {redact(args.store)})",
-        flush=True,
-    )
+        if received:  # told to stop: start no more
+            break
+        child = subprocess.Popen(command if i == 0 else [*command, "--no-summary"])
+        children.append(child)
+        # a signal caught while it was being started was not forwarded to it
+        for signum, started in list(received):
+            if started <= i:
+                child.send_signal(signum)
+    if not received:
+        print(
+            f"ssehub: {args.workers} workers on port {args.port} (store {redact(args.store)})",
+            flush=True,
+        )
     codes = [child.wait() for child in children]
-    return max(codes, key=abs)
+    code = max(codes, key=abs)
+    return 128 - code if code < 0 else code  # a worker ended by signal N: 128 + N, as a shell says
 
 
 def _argv_without_workers(argv: list[str]) -> list[str]:

@@ -22,7 +22,6 @@ from typing import Any
 
 from ssehub.backends import (
     Backend,
-    History,
     MemoryBackend,
     OrderedSharedBackend,
     PresenceBackend,
@@ -33,11 +32,12 @@ from ssehub.protocol import Event, encode_comment, encode_event
 
 from ._clock import Clock, SystemClock
 from ._config import HubConfig
-from ._fanout import FanOut, Group
+from ._fanout import FanOut
 from ._feed import Feed
 from ._ids import IdGenerator
 from ._policies import SubscriberLimitError, TopicPolicies
 from ._presence import Presence
+from ._replay import ReplayPages, Replays
 from ._selectors import Matcher, _is_template, validate_selector
 from ._stats import Counters, HubStatistics, State
 from ._subscription import (
@@ -50,7 +50,6 @@ from ._subscription import (
 )
 from ._tags import Tags
 from ._tasks import cancel_and_wait
-from ._turns import Turns
 from ._waiters import Waiters
 
 __all__ = (
@@ -82,9 +81,6 @@ SUBSCRIBER_LIMIT_RETRY = 10
 wait (`SubscriberLimitError.retry_after`, HTTP `Retry-After`)."""
 
 _HEARTBEAT = encode_comment()
-_SHARED_PAGES = 16  # pages kept for identical replays (each about a page of bytes)
-_FULL_PAGE_REUSE = 1.0  # seconds a full page (not the first) is reused by later replays
-_REPLAY_TURN_BYTES = 256 * 1024  # replay bytes written per loop iteration, at most
 _SELECTIONS = 256  # distinct validated selector lists kept (each bounded by its request)
 log = logging.getLogger("ssehub.hub")
 
@@ -163,100 +159,6 @@ async def _finish(coro: Coroutine[Any, Any, None], step: Any, answer: asyncio.Fu
         raise error  # KeyboardInterrupt, SystemExit
 
 
-class _SharedPage:
-    """A page of history as every subscriber of one group gets it: the
-    backend's answer (shared by identical reads), filtered once for the
-    group, encoded once for all of them (`frame`, made when first needed)."""
-
-    __slots__ = ("frame", "group", "history", "records")
-
-    def __init__(self, history: History, group: Group, records: list[Record]) -> None:
-        self.history = history  # held: the key is its identity
-        self.group = group
-        self.records = records
-        self.frame: bytes | None = None
-
-
-class _Pages:
-    """One subscription's replay, read from the backend a page at a time."""
-
-    __slots__ = ("_cursor", "_first", "_group", "_hub", "_last", "_newest", "_shared", "_sub",
-                 "_topics")  # fmt: skip
-
-    def __init__(
-        self,
-        hub: Hub,
-        sub: Subscription,
-        group: Group,
-        topics: tuple[str, ...] | None,
-        first: History | None,
-        newest: int = 0,
-    ) -> None:
-        self._hub = hub
-        self._sub = sub
-        self._group = group
-        self._topics = topics  # None: every topic, filtered here
-        self._first = first
-        self._newest = newest  # the first page is the newest N: the only page
-        self._cursor: int | None = None
-        self._last = first is None  # no replay asked
-        self._shared: _SharedPage | None = None  # the page `next()` gave last
-
-    @property
-    def read(self) -> bool:
-        return self._last
-
-    async def next(self) -> list[Record] | None:
-        if self._last:
-            return None
-        hub = self._hub
-        page = self._first
-        if page is None:
-            await asyncio.sleep(0)  # a backend that answers at once: let others run
-            page = hub._full_page(self._topics, self._cursor)
-            if page is None:
-                page = await hub.backend.history(
-                    self._topics, None, limit=hub.config.replay_page, after_position=self._cursor
-                )
-                hub._keep_full_page(self._topics, self._cursor, page)
-        self._first = None
-        self._cursor = page.cursor
-        self._last = page.cursor is None or self._newest > 0
-        # A publish stored before this read may not be fanned out yet: wait
-        # until it is (the same for records of other processes that the
-        # feed has not brought yet). Fanned out is only queued: a pass over
-        # a large group writes it a turn at a time, a small group at the
-        # end of the loop iteration. So then the fan-out writes this
-        # subscriber at once what it still owes it: the live copy of every
-        # record of the page is held by the time the page is delivered, and
-        # the page's copy cancels it. Nothing waits for a pass.
-        await hub._settled()
-        if page.position is not None and hub._feed is not None:
-            await hub._feed.reached(page.position)
-        hub._fanout.catch_up(self._sub, self._group)
-        exact = self._topics is not None
-        shared = self._shared = hub._shared_page(page, self._group, exact)
-        records = shared.records
-        if self._newest and not exact and len(records) > self._newest:
-            self._shared = None  # its own cut: its own bytes
-            # the newest N matching ones, and any that are held as live too:
-            # dropping those would lose them, sending them later reorder them
-            start = len(records) - self._newest
-            holds = self._sub.holds
-            start = next((i for i in range(start) if holds(records[i].id)), start)
-            records = records[start:]
-        hub._counters.replayed += len(records)
-        return records
-
-    def encoded(self, page: list[Record]) -> bytes:
-        shared = self._shared
-        if shared is None or shared.records is not page:
-            return self._sub._encode(page)
-        if shared.frame is None:
-            shared.frame = self._sub._encode(page)  # the group's tags: the same for all
-        return shared.frame
-
-
 class _Owner:
     """What subscriptions may ask of the hub (the `Owner` protocol)."""
 
@@ -267,7 +169,7 @@ class _Owner:
         # the hub's own method: one call less on every subscribe
         self.begin: Callable[
             [Subscription, str | None, int],
-            Coroutine[Any, Any, tuple[Resume, Record | None, _Pages | None]],
+            Coroutine[Any, Any, tuple[Resume, Record | None, ReplayPages | None]],
         ] = hub._begin
 
     @property
@@ -286,7 +188,7 @@ class _Owner:
         return self._hub._fanout.tags_of(sub)
 
     def replay_turn(self, nbytes: int) -> asyncio.Future[None] | None:
-        return self._hub._turns.take(nbytes)
+        return self._hub._replays.turns.take(nbytes)
 
     def release(self, sub: Subscription) -> None:
         self._hub._fanout.detach(sub)
@@ -333,15 +235,6 @@ class Hub:
         if on_watch is not None:
             self._fanout.watchers.append(on_watch)
         self._owner = _Owner(self)
-        # Replays: pages shared by identical resumers (the newest few, by
-        # the identity of the backend's answer and the group), and the turns
-        # their writes take with the loop's other work.
-        self._shared_pages: dict[tuple[int, int], _SharedPage] = {}
-        # full pages after the first, by topics and position, for a moment
-        self._full_pages: dict[
-            tuple[tuple[str, ...] | None, int | None], tuple[History, float]
-        ] = {}
-        self._turns = Turns(_REPLAY_TURN_BYTES)
         # With a backend shared by several hub processes: the feed of what
         # the others publish (ordered: of every record, in the one order).
         self._feed: Feed | None = None
@@ -350,6 +243,10 @@ class Hub:
             self._ordered = self.backend
         if isinstance(self.backend, SharedBackend):
             self._feed = Feed(self.backend, self._fanout.fanout, ordered=self._ordered is not None)
+        # Replays: shared pages and the turns their writes take
+        self._replays = Replays(
+            self.backend, self.config, self._fanout, self._counters, self._feed, self._settled
+        )
         # With a backend that keeps presence (Redis): every hub's subscribers
         # count, and the first/last of a topic is global.
         self._presence: Presence | None = None
@@ -732,7 +629,7 @@ class Hub:
 
     async def _begin(
         self, sub: Subscription, last_event_id: str | None, newest: int = 0
-    ) -> tuple[Resume, Record | None, _Pages | None]:
+    ) -> tuple[Resume, Record | None, ReplayPages | None]:
         if self._state != "running":
             raise HubClosedError(f"cannot subscribe: the hub is {self._state}")
         replay = last_event_id is not None or newest > 0
@@ -783,8 +680,8 @@ class Hub:
                 if gap:
                     self._counters.gaps += 1
                     gap_record = self._gap_record(last_event_id)
-            pages = _Pages(
-                self, sub, group, topics, first, 0 if last_event_id is not None else newest
+            pages = self._replays.pages(
+                sub, group, topics, first, 0 if last_event_id is not None else newest
             )
         start = last_id or "earliest"
         resume = self._resume
@@ -819,47 +716,6 @@ class Hub:
         if not self._inflight:
             return
         await self._settle_waiters.wait(self._ticket)
-
-    def _full_page(self, topics: tuple[str, ...] | None, cursor: int | None) -> History | None:
-        """A full page read after `cursor` less than `_FULL_PAGE_REUSE` s ago:
-        what a new read would give, but for events pruned since (positions
-        only grow, so a full page gains nothing)."""
-        kept = self._full_pages.get((topics, cursor))
-        if kept is None:
-            return None
-        page, until = kept
-        if asyncio.get_running_loop().time() > until:
-            del self._full_pages[(topics, cursor)]
-            return None
-        return page
-
-    def _keep_full_page(
-        self, topics: tuple[str, ...] | None, cursor: int | None, page: History
-    ) -> None:
-        if page.cursor is None:  # a last page grows with every publish: never kept
-            return
-        until = asyncio.get_running_loop().time() + _FULL_PAGE_REUSE
-        self._full_pages[(topics, cursor)] = (page, until)
-        if len(self._full_pages) > _SHARED_PAGES:  # the oldest goes
-            del self._full_pages[next(iter(self._full_pages))]
-
-    def _shared_page(self, history: History, group: Group, exact: bool) -> _SharedPage:
-        """`history`'s records for `group` (all of them when its topics were
-        read exactly), filtered once for every replay given the same answer."""
-        key = (id(history), id(group))
-        shared = self._shared_pages.get(key)
-        if shared is not None:
-            return shared
-        records = [
-            r
-            for r in history.records
-            if (exact or group.selectors.matches(r.topics))
-            and (not r.private or group.rights.matches(r.topics))
-        ]
-        shared = self._shared_pages[key] = _SharedPage(history, group, records)
-        if len(self._shared_pages) > _SHARED_PAGES:  # the oldest goes
-            del self._shared_pages[next(iter(self._shared_pages))]
-        return shared
 
     def _gap_record(self, last_event_id: str | None) -> Record:
         ev = Event(json.dumps({"lastEventID": last_event_id}), GAP_EVENT)

@@ -60,12 +60,17 @@ def answer_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None
     """Run `coro` here, up to its first suspension: None when it ended
     there, else the task that carries it on from where it stopped."""
     try:
-        step = coro.send(None)
-    except StopIteration:
-        return None
+        # `next` with a default: a coroutine that ends raises no StopIteration
+        # to catch here (`send` makes one, an exception object, per request)
+        step = next(coro.__await__(), _ENDED)
     except asyncio.CancelledError:
         return None  # it cancelled itself: a task would have ended so, silently
+    if step is _ENDED:
+        return None
     return asyncio.get_running_loop().create_task(_Resumed(coro, step))
+
+
+_ENDED: Any = object()
 
 
 @types.coroutine

@@ -10,8 +10,9 @@ its first suspension, and only if it suspends does a task (`answering`)
 carry it on; before a route that is not `eager` it asks for that task
 first. The rule, and what may run with no task, is in `_answer.py`.
 
-The connection keeps the deadlines the reader names (one timer, moved
-lazily: a later deadline waits for the timer to fire), stops
+The connection keeps the deadlines the reader names, filed on its
+server's `Deadlines` (one loop timer for all connections, to 1/32 s; moved
+lazily: a later deadline waits for the earlier one to pass), stops
 reading while the queue of requests waiting for their answers is full or the
 client does not read them (and parses more only once the queue is answered,
 letting the loop go round every `_TURN` answers: pipelining cannot hold the
@@ -22,6 +23,8 @@ lingers after a refusal so that the answer is not lost to a reset.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import math
 from collections.abc import Callable, Sequence
 
 from ssehub.hub import StreamSubscription
@@ -43,22 +46,137 @@ _EARLY = 0.001  # a timer may fire this much before its deadline (the loop's clo
 # more of what its client pipelined (else one sending tiny requests as fast
 # as they are answered would keep the loop in its `data_received`)
 _TURN = MAX_QUEUED
+_TICKS = 32  # deadlines per second the `Deadlines` tell apart: one fires up to 1/32 s late
+
+
+class Due(dict["Connection", None]):
+    """The connections whose deadlines fall in one tick (`Deadlines`)."""
+
+    __slots__ = ("tick",)  # (set by `Deadlines.file`: no `__init__` in Python to call)
+    tick: int
+
+
+class Deadlines:
+    """The deadlines of one server's connections, on one loop timer.
+
+    A connection is filed under the tick (1/32 s) its deadline falls in,
+    rounded up, so it never fires early; one loop timer is set for the
+    earliest tick that has connections, and when it fires each connection
+    filed there is told (`Connection._time_out`). Filing and taking out
+    are a dict operation each (`Connection._stop_reading` deletes itself
+    from its `Due`, and `drop`s it once empty): a loop timer per connection
+    (a uvloop handle, a libuv timer, its cancel and its close) cost several
+    times that per connect."""
+
+    __slots__ = ("_at", "_loop", "_queued", "_ticks", "_timer", "_when")
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ticks: dict[int, Due] = {}  # the connections due at each tick
+        self._when: list[int] = []  # the ticks to fire at, a heap (some may have none left)
+        self._queued: set[int] = set()  # the ticks in `_when`
+        self._timer: asyncio.TimerHandle | None = None
+        self._at = 0  # the tick `_timer` is set for
+
+    def file(self, conn: Connection, at: float) -> Due:
+        """File `conn` for its deadline `at` (loop time): where it is filed."""
+        tick = math.ceil(at * _TICKS)
+        due = self._ticks.get(tick)
+        if due is None:
+            due = self._ticks[tick] = Due()
+            due.tick = tick
+            if tick not in self._queued:
+                self._queued.add(tick)
+                heapq.heappush(self._when, tick)
+                if self._timer is None or tick < self._at:
+                    self._set(tick)
+        due[conn] = None
+        return due
+
+    def drop(self, due: Due) -> None:
+        """`due` has no connections left (a dict keeps its size: drop it;
+        its tick stays queued, and the timer finds nothing there)."""
+        if self._ticks.get(due.tick) is due:
+            del self._ticks[due.tick]
+
+    def close(self) -> None:
+        """Drop every deadline and the timer (the server is closing)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._ticks.clear()
+        self._when.clear()
+        self._queued.clear()
+        self._loop = None
+
+    def _set(self, tick: int) -> None:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._at = tick
+        self._timer = loop.call_at(tick / _TICKS, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        loop = self._loop
+        assert loop is not None
+        now = (loop.time() + _EARLY) * _TICKS  # (the loop's timers may fire 1 ms early)
+        when, ticks = self._when, self._ticks
+        try:
+            while when and when[0] <= now:
+                tick = heapq.heappop(when)
+                self._queued.discard(tick)
+                due = ticks.pop(tick, None)
+                if due is None:
+                    continue  # (all taken out)
+                for conn in list(due):  # (each may file itself anew, under a later tick)
+                    if conn._filed is not due:
+                        continue  # (taken out meanwhile)
+                    conn._filed = None
+                    try:
+                        conn._time_out()
+                    except Exception as error:  # not the others' deadlines too
+                        loop.call_exception_handler(
+                            {"message": "a connection's deadline failed", "exception": error}
+                        )
+                due.clear()
+        finally:
+            self._next()
+
+    def _next(self) -> None:
+        """Set the timer for the earliest tick left, unless it is set for it."""
+        when = self._when
+        if when and (self._timer is None or when[0] < self._at):
+            self._set(when[0])
 
 
 class Host:
     """What a connection needs from its server: the limits, the routes,
-    the set of open connections (and how many may be), and the loop they
-    run on (set when the server starts: `asyncio.get_running_loop()` costs
-    a `getpid` system call each time)."""
+    the set of open connections (and how many may be), their deadlines, and
+    the loop they run on (set when the server starts:
+    `asyncio.get_running_loop()` costs a `getpid` system call each time)."""
 
-    __slots__ = ("config", "connections", "loop", "max_connections", "routes")
+    __slots__ = (
+        "config",
+        "connections",
+        "deadlines",
+        "first_deadline",
+        "loop",
+        "max_connections",
+        "routes",
+    )
 
     def __init__(self, config: ServerConfig, routes: Routes, max_connections: int) -> None:
         self.config = config
+        # like nginx's client_header_timeout: the first head is due from the start
+        self.first_deadline = min(config.idle_timeout, config.head_timeout)
         self.routes = routes
         self.loop: asyncio.AbstractEventLoop | None = None
         self.max_connections = max_connections
         self.connections: set[Connection] = set()
+        self.deadlines = Deadlines()
 
 
 class Connection(asyncio.Protocol):
@@ -69,10 +187,10 @@ class Connection(asyncio.Protocol):
         "_backlogged",
         "_drained",
         "_due",
+        "_filed",
         "_reader",
         "_server",
         "_task",
-        "_timer",
         "on_lost",
         "opened_at",
         "stream",
@@ -90,7 +208,7 @@ class Connection(asyncio.Protocol):
         self.stream: StreamSubscription | None = None
         self.on_lost: Callable[[], None] | None = None  # a stream's cleanup, if it has one
         self.opened_at = 0.0  # when it became a stream (monotonic)
-        self._timer: asyncio.TimerHandle | None = None
+        self._filed: Due | None = None  # where its deadline is filed (`Deadlines`)
         self._due: tuple[float, float] | None = None  # the deadline (loop time) and its seconds
         self._backlogged = False  # the client does not read its answers
         self._drained: asyncio.Future[None] | None = None  # `_serve` waits on it then
@@ -120,9 +238,7 @@ class Connection(asyncio.Protocol):
             self._refuse(HTTPError(503, f"the hub is at its connection limit ({limit})"))
             return
         server.connections.add(self)
-        config = server.config
-        # like nginx's client_header_timeout: the first head is due from the start
-        self._arm(min(config.idle_timeout, config.head_timeout))
+        self._arm(server.first_deadline)
 
     def data_received(self, data: bytes) -> None:
         reader = self._reader
@@ -211,9 +327,12 @@ class Connection(asyncio.Protocol):
     def _stop_reading(self) -> None:
         """Read no more requests: drop the reader and its deadline (a
         stream, a refusal answered, a lost connection)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        filed = self._filed
+        if filed is not None:
+            self._filed = None
+            del filed[self]
+            if not filed:
+                self._server.deadlines.drop(filed)
         self._due = None
         reader, self._reader = self._reader, None
         if reader is not None:
@@ -222,30 +341,31 @@ class Connection(asyncio.Protocol):
     # -- deadlines ----------------------------------------------------------------
 
     def _arm(self, seconds: float) -> None:
-        """Set the connection's deadline `seconds` from now. Its one timer is
-        made again only when the deadline moves earlier: a timer due no later
-        stays, and when it fires it sets itself for what is left (so a
-        keep-alive client's requests, each moving the deadline twice, cost
-        no timer each)."""
-        loop = self._server.loop or asyncio.get_running_loop()
-        at = loop.time() + seconds
+        """Set the connection's deadline `seconds` from now. It is filed
+        again only when it moves earlier: filed no later, it stays, and when
+        that passes it files itself for what is left (so a keep-alive
+        client's requests, each moving the deadline twice, are filed once)."""
+        server = self._server
+        at = (server.loop or asyncio.get_running_loop()).time() + seconds
         self._due = (at, seconds)
-        timer = self._timer
-        if timer is not None:
-            if timer.when() <= at:
+        filed = self._filed
+        if filed is not None:
+            if filed.tick < at * _TICKS + 1:  # filed no later than its tick (`ceil(at * _TICKS)`)
                 return
-            timer.cancel()
-        self._timer = loop.call_at(at, self._time_out)
+            del filed[self]
+            if not filed:
+                server.deadlines.drop(filed)
+        self._filed = server.deadlines.file(self, at)
 
     def _time_out(self) -> None:
-        self._timer = None
+        """Its deadline's tick has come (`Deadlines`: it is filed no more)."""
         due = self._due
         if due is None:
             return
         at, seconds = due
-        loop = asyncio.get_running_loop()
-        if loop.time() < at - _EARLY:  # the deadline moved on since the timer was set
-            self._timer = loop.call_at(at, self._time_out)
+        server = self._server
+        if (server.loop or asyncio.get_running_loop()).time() < at - _EARLY:
+            self._filed = server.deadlines.file(self, at)  # it moved on since it was filed
             return
         self._due = None
         transport = self.transport

@@ -29,10 +29,16 @@ class Request:
         keep_alive: bool,
     ) -> None:
         self.method = method
-        url = httptools.parse_url(target)
-        self.raw_path = raw_path = url.path.decode("utf-8", "replace")
+        if target[:1] == b"/" and target.find(b"#") < 0:  # (`in` on bytes raises inside)
+            # origin-form, no fragment: what `parse_url` gives, for less (the
+            # reader's parser let through no byte that `parse_url` refuses)
+            path, _, query = target.partition(b"?")
+        else:
+            url = httptools.parse_url(target)
+            path, query = url.path, url.query or b""
+        self.raw_path = raw_path = path.decode("utf-8", "replace")
         self.path = unquote(raw_path) if "%" in raw_path else raw_path
-        self.query = (url.query or b"").decode("utf-8", "replace")
+        self.query = query.decode("utf-8", "replace")
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive

@@ -175,6 +175,7 @@ class HubServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+        self._host.deadlines.close()
 
 
 def store_needs_no_task(backend: object) -> bool:

@@ -65,7 +65,7 @@ class RequestReader:
         self.eof = False  # the client half-closed: answer what it sent, then close
         self._url: list[bytes] | None = None  # its pieces, while a head is read
         self._headers: dict[bytes, bytes] = {}
-        self._body: list[bytes] = []
+        self._body: list[bytes] | None = None  # its pieces, once a body comes
         self._head_bytes = 0
         self._body_bytes = 0
         self._quiet = 0  # bytes fed since the parser last gave us a piece
@@ -173,7 +173,7 @@ class RequestReader:
     def on_message_begin(self) -> None:
         self._url = []
         self._headers = {}
-        self._body = []
+        self._body = None
         self._head_bytes = 0
         self._body_bytes = 0
         self._quiet = 0
@@ -195,14 +195,13 @@ class RequestReader:
             return  # a trailer: never merged into the head (RFC 9110 6.5.1)
         self._quiet = 0
         config = self._config
-        self._head_bytes += len(name) + len(value)
-        if self._head_bytes > config.max_head_bytes:
+        size = self._head_bytes = self._head_bytes + len(name) + len(value)
+        if size > config.max_head_bytes:
             self._head_too_large()
         headers = self._headers
         key = name.lower()
-        previous = headers.get(key)  # a repeated field is one list (RFC 9110 5.3)
-        if previous is not None:
-            headers[key] = previous + b", " + value
+        if key in headers:  # a repeated field is one list (RFC 9110 5.3)
+            headers[key] += b", " + value
         elif len(headers) < config.max_header_fields:
             headers[key] = value
         else:
@@ -231,7 +230,11 @@ class RequestReader:
         limit = self._config.max_body_bytes
         if self._body_bytes > limit:
             self._fail(413, f"request body is larger than {limit} bytes")
-        self._body.append(body)
+        pieces = self._body
+        if pieces is None:
+            self._body = [body]
+        else:
+            pieces.append(body)
 
     def on_message_complete(self) -> None:
         parser = self._parser
@@ -241,12 +244,12 @@ class RequestReader:
                 parser.get_method().decode("ascii", "replace"),
                 b"".join(self._url or ()),
                 self._headers,
-                b"".join(self._body),
+                b"" if self._body is None else b"".join(self._body),
                 parser.should_keep_alive(),
             )
         )
         self._url = None
-        self._body = []
+        self._body = None
         self.phase = "idle"
 
     def _head_too_large(self) -> NoReturn:

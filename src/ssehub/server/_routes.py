@@ -35,6 +35,10 @@ class Routes:
         self._exact = {path: route for path, route in routes if not path.endswith("/")}
         self._prefixes = [(path, route) for path, route in routes if path.endswith("/")]
         self._fallback = fallback or _NOT_FOUND
+        # a prefix's own path without its slash (`/.well-known/mercure`, what
+        # subscribers ask for) found in one lookup, as the prefixes find it
+        for prefix, _ in self._prefixes:
+            self._exact.setdefault(prefix[:-1], self.find(prefix[:-1]))
 
     def find(self, path: str) -> Route:
         """The route of `path` (a 404 route when none matches)."""
