@@ -12,11 +12,10 @@ import socket
 import sqlite3
 import struct
 import time
-from collections.abc import AsyncIterator, Collection, Coroutine, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
@@ -32,21 +31,13 @@ from ssehub.backends import (
 from ssehub.hub import Hub
 from ssehub.mercure import AuthorizeConfig
 from ssehub.server import HubServer
+from tests.support.eager import publish_request as _publish
+from tests.support.eager import tasks_made as _tasks_made
 from tests.support.helpers import subscribe
 from tests.support.hooks import allow, app
 from tests.support.servers import run, serving, until
 
 MERCURE = "/.well-known/mercure"
-
-
-def _publish(topic: str, data: str, event_id: str, *, close: bool = False) -> bytes:
-    body = urlencode({"topic": topic, "data": data, "id": event_id}).encode()
-    head = (
-        f"POST {MERCURE} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        "Content-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {len(body)}\r\n"
-    )
-    return (head + ("Connection: close\r\n" if close else "") + "\r\n").encode() + body
 
 
 def _get(path: str) -> bytes:
@@ -98,26 +89,6 @@ def _subscribe_heads(port: int, topic: str, n: int) -> list[bytes]:
                 buffer += sock.recv(65536)
             heads.append(buffer.split(b"\r\n", 1)[0])
     return heads
-
-
-@contextmanager
-def _tasks_made() -> Iterator[list[Coroutine[Any, Any, Any]]]:
-    """The coroutines of every task made on this loop meanwhile (the test's
-    own client runs in a thread: it makes none), but plain asyncio's own
-    per accepted connection (uvloop accepts with none)."""
-    loop = asyncio.get_running_loop()
-    made: list[Coroutine[Any, Any, Any]] = []
-
-    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-        if getattr(coro, "__qualname__", "") != "BaseSelectorEventLoop._accept_connection2":
-            made.append(coro)
-        return asyncio.Task(coro, loop=loop, **kwargs)
-
-    loop.set_task_factory(factory)
-    try:
-        yield made
-    finally:
-        loop.set_task_factory(None)
 
 
 # -- no task when the answer is ready at once ----------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ssehub.backends import HistoryLimits, SQLiteBackend
 from ssehub.backends.sqlite import _CACHE_BYTES
-from tests.integration.test_eager_answers import _publish
+from tests.support.eager import publish_request as _publish
 from tests.support.servers import run, serving
 
 MERCURE = "/.well-known/mercure"

@@ -17,7 +17,8 @@ from ssehub.backends._sqlite_shared import SharedSQLiteBackend
 from ssehub.hub import Hub
 from ssehub.hub._ids import IdGenerator
 from ssehub.protocol import Event, encode_event
-from tests.integration.test_eager_answers import _publish, _tasks_made
+from tests.support.eager import publish_request as _publish
+from tests.support.eager import tasks_made as _tasks_made
 from tests.support.servers import run, serving
 
 MERCURE = "/.well-known/mercure"
