@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ssehub.backends import MemoryBackend, Record, SQLiteBackend
+from ssehub.backends._sqlite_shared import SharedSQLiteBackend
 from ssehub.hub import Hub, HubConfig
 from ssehub.hub._turns import Turns
 from ssehub.protocol import Event, encode_event
@@ -177,7 +178,9 @@ def test_a_storm_of_last_id_reads_shares_reads_and_sees_what_was_stored_before(
         return Record(("t",), event, 1e12, encode_event(event))
 
     async def main() -> None:
-        backend = SQLiteBackend(tmp_path / "hub.db", clock=lambda: 1e12)
+        # a file other processes append to: `last_id` reads it (on a file of
+        # its own the store answers from its commits, with no read at all)
+        backend = SharedSQLiteBackend(tmp_path / "hub.db", clock=lambda: 1e12, wake=False)
         await backend.start()
         try:
             await backend.append(record("a"))
@@ -198,7 +201,8 @@ def test_a_storm_of_last_id_reads_shares_reads_and_sees_what_was_stored_before(
 
 def test_a_reader_that_leaves_a_shared_read_ends_no_one_elses(tmp_path: Path) -> None:
     async def main() -> None:
-        backend = SQLiteBackend(tmp_path / "hub.db")
+        # a shared file, where `last_id` is a read too (see above)
+        backend = SharedSQLiteBackend(tmp_path / "hub.db", wake=False)
         await backend.start()
         try:
             event = Event("x", id="a")
