@@ -262,6 +262,8 @@ class FanOut:
             sub.group_key = group.key
             if sub.topics == group.topics:
                 sub.topics = group.topics
+            if group.pending:  # queued before it came: for the others only
+                self._settle(group)
         group.subscribers[sub] = None
         named = self.named
         exact = group.selectors.exact
@@ -438,6 +440,19 @@ class FanOut:
             run = self._take(group, records)
         if run is not None:
             run.write_one(self, sub)
+
+    def _settle(self, group: Group) -> None:
+        """Take what is pending for `group` now, for the subscribers it has
+        (before one attaches: a record queued before it subscribed was
+        stored before, so its replay has it if it asked for it; a live copy
+        too would repeat the one it resumed from, or an older one). Written
+        at once when the group is small and in no pass, as `catch_up` does;
+        else the next batch of its pass (the group stays in `_dirty`)."""
+        records, group.pending = group.pending, []
+        if group not in self._passes and len(group.subscribers) <= SLICE:
+            self._write_all(group, records)
+        else:
+            self._take(group, records)
 
     def _write_all(self, group: Group, records: list[Record]) -> int:
         """The direct path: `records` written to every subscriber of `group`
