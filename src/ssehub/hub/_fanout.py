@@ -442,17 +442,16 @@ class FanOut:
             run.write_one(self, sub)
 
     def _settle(self, group: Group) -> None:
-        """Take what is pending for `group` now, for the subscribers it has
-        (before one attaches: a record queued before it subscribed was
-        stored before, so its replay has it if it asked for it; a live copy
-        too would repeat the one it resumed from, or an older one). Written
-        at once when the group is small and in no pass, as `catch_up` does;
-        else the next batch of its pass (the group stays in `_dirty`)."""
+        """Take what is pending for `group` into its pass now, as a batch
+        for the subscribers it has, before one attaches (who then needs only
+        later batches). A record queued before it subscribed was stored
+        before, so its replay has it if it asked for it; a live copy too
+        would repeat the one it resumed from, or an older one. Nothing is
+        written here: the pass writes at the next turn, each subscriber
+        every batch it is owed in one write, so subscribers joining between
+        publishes cost no write each (the group stays in `_dirty`)."""
         records, group.pending = group.pending, []
-        if group not in self._passes and len(group.subscribers) <= SLICE:
-            self._write_all(group, records)
-        else:
-            self._take(group, records)
+        self._take(group, records)
 
     def _write_all(self, group: Group, records: list[Record]) -> int:
         """The direct path: `records` written to every subscriber of `group`
