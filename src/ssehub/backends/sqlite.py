@@ -81,6 +81,11 @@ _WAL_WAIT = 5.0  # seconds a new file's WAL switch is retried (sqlite3.connect's
 _LOW_DISK = 1 << 20  # free bytes below which `check_writable` calls the disk full
 _AGE_SWEEP = 1000  # topics of a shorter age than the longest, swept per second at most
 _CACHE = 20_000  # recent records kept decoded: a resume storm reads them, not rows
+# ... and at most this many bytes of frames (a record holds its data again:
+# about twice that in all). The count alone let publishers of big events keep
+# 20,000 of them in memory, rows the history had dropped long before (1 MB
+# bodies: 40 GB); small events (frames under 1.6 kB) are held to the count.
+_CACHE_BYTES = 32 << 20
 _T = TypeVar("_T")
 _Shared = History | str | None  # what a shared read answers (`_SharedRead`)
 
@@ -161,6 +166,7 @@ class SQLiteBackend:
         # dropping the oldest of a dict, `next(iter(d))`, walks the holes
         # the earlier drops left, ~15 us an append once it is full)
         self._cache: OrderedDict[int, Record] = OrderedDict()
+        self._cache_bytes = 0  # the cached records' frames, in bytes
         self._full_at: tuple[int, int] | None = None  # `_room()` when a write found it full
         # the last position this process's commits gave (AUTOINCREMENT never
         # gives one again), while only it appends: one statement less a batch
@@ -514,8 +520,12 @@ class SQLiteBackend:
     def _remember(self, seq: int, record: Record) -> None:
         cache = self._cache
         cache[seq] = record
+        size = self._cache_bytes + len(record.frame)
         if len(cache) > _CACHE:
-            cache.popitem(last=False)
+            size -= len(cache.popitem(last=False)[1].frame)
+        while size > _CACHE_BYTES:  # (a record over it alone is not kept either)
+            size -= len(cache.popitem(last=False)[1].frame)
+        self._cache_bytes = size
 
     @staticmethod
     def _drop_orphans(db: sqlite3.Connection, seqs: list[int]) -> None:

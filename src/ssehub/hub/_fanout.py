@@ -262,6 +262,8 @@ class FanOut:
             sub.group_key = group.key
             if sub.topics == group.topics:
                 sub.topics = group.topics
+            if group.pending:  # queued before it came: for the others only
+                self._settle(group)
         group.subscribers[sub] = None
         named = self.named
         exact = group.selectors.exact
@@ -438,6 +440,18 @@ class FanOut:
             run = self._take(group, records)
         if run is not None:
             run.write_one(self, sub)
+
+    def _settle(self, group: Group) -> None:
+        """Take what is pending for `group` into its pass now, as a batch
+        for the subscribers it has, before one attaches (who then needs only
+        later batches). A record queued before it subscribed was stored
+        before, so its replay has it if it asked for it; a live copy too
+        would repeat the one it resumed from, or an older one. Nothing is
+        written here: the pass writes at the next turn, each subscriber
+        every batch it is owed in one write, so subscribers joining between
+        publishes cost no write each (the group stays in `_dirty`)."""
+        records, group.pending = group.pending, []
+        self._take(group, records)
 
     def _write_all(self, group: Group, records: list[Record]) -> int:
         """The direct path: `records` written to every subscriber of `group`

@@ -87,6 +87,8 @@ class _Subscribing:
         decision = self.decision
         mercure = self.mercure
         sub = conn.stream = mercure.stream(decision, transport)
+        # from now on its closing is logged: also while its replay is written
+        conn.opened_at = time.monotonic()
         try:
             await mercure.open_stream(sub, decision, decision.head)
         except HTTPError:
@@ -117,7 +119,6 @@ class _Subscribing:
                     webhooks.closed(hooked, topics)
 
             conn.on_lost = lost
-        conn.opened_at = time.monotonic()
         if log.isEnabledFor(logging.INFO):
             resume = sub.resume
             log.info(
