@@ -106,3 +106,21 @@ def test_it_reads_every_body_as_the_general_reader_does(body: bytes) -> None:
 @given(st.binary(max_size=64))
 def test_any_bytes_are_read_as_the_general_reader_does(body: bytes) -> None:
     assert _reading(parse_form, body) == _reading(_general, body)
+
+
+def test_parse_form_refuses_more_topic_fields_than_asked_as_it_reads_them() -> None:
+    assert parse_form(b"topic=a&topic=b&data=x", 2) == (["a", "b"], {"data": "x"})
+    for body in (
+        b"topic=a&topic=b&topic=c",
+        b"topic=a&topic=a&topic=a",
+        b"topic=%61&topic=b&topic=c",
+    ):
+        with pytest.raises(HTTPError) as refused:
+            parse_form(body, 2)
+        assert (refused.value.status, refused.value.reason) == (
+            400,
+            "more than 2 'topic' fields in one publish",
+        )
+    with pytest.raises(HTTPError):  # not UTF-8: the slow path holds it too
+        parse_form(b"topic=a&topic=b&topic=c&data=\xff", 2)
+    assert parse_form(b"&".join([b"topic=t"] * 100))[0] == ["t"] * 100  # no bound asked

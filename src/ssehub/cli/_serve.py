@@ -209,7 +209,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         serve,
         "--max-topics",
         default=config_default(MercureConfig, "max_topics"),
-        help="topic selectors per subscription",
+        help="topic selectors per subscription, and topics per publish",
         type=integer,
         metavar="N",
     )

@@ -40,7 +40,8 @@ class MercureConfig:
     - `publish_origins`: origins allowed to publish with the
       `mercureAuthorization` cookie (a token in the header needs none).
     - `subscriptions`: subscription events and the subscriptions API.
-    - `max_topics`: topic selectors in one subscription (400 beyond).
+    - `max_topics`: topic selectors in one subscription, and `topic` fields
+      in one publish (400 beyond).
     - `max_stream_seconds`: end every stream after this long (None: never;
       the client reconnects and resumes). Streams opened with a token end
       when it expires in any case.

@@ -495,7 +495,7 @@ class Mercure:
         granted: SelectorSet | frozenset[str] | None = None  # anonymous: any topic
         if config.auth.publisher_key is not None or config.issuer_keys:
             dialect, granted = self._publisher(request)
-        topics, form = parse_form(request.body)
+        topics, form = parse_form(request.body, config.max_topics)
         if not topics:
             raise HTTPError(400, "missing 'topic' field")
         if "" in topics:

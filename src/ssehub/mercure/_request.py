@@ -87,19 +87,24 @@ def parse_fields(raw: bytes | str, what: str) -> dict[str, list[str]]:
     return fields
 
 
-def parse_form(body: bytes) -> tuple[list[str], dict[str, str]]:
+def parse_form(body: bytes, max_topics: int | None = None) -> tuple[list[str], dict[str, str]]:
     """A publish's form in one pass: the `topic` values in order, and the
     first value of each other field. The same fields as `parse_fields`
     (`+` is a space, `%XX` a byte, a bad escape stays as sent, an empty
     part is skipped, a part without `=` has an empty value), refused the
     same way (400 naming the first field that is not UTF-8). The body is
     checked as UTF-8 once, so only fields with `%` escapes are taken apart
-    byte by byte."""
+    byte by byte. More than `max_topics` `topic` fields: 400, as soon as
+    the one too many is read."""
     try:
         text = body.decode()
     except UnicodeDecodeError:  # raw bytes that are not UTF-8 (or halves of an escape)
         fields = parse_fields(body, "form field")
-        return fields.pop("topic", []), {name: values[0] for name, values in fields.items()}
+        named = fields.pop("topic", [])
+        if max_topics is not None and len(named) > max_topics:
+            raise _too_many_topics(max_topics) from None
+        return named, {name: values[0] for name, values in fields.items()}
+    most = len(text) if max_topics is None else max_topics
     topics: list[str] = []
     first: dict[str, str] = {}
     for part in text.split("&"):
@@ -112,10 +117,16 @@ def parse_form(body: bytes) -> tuple[list[str], dict[str, str]]:
                 part = part.replace("+", " ")
             name, _, value = part.partition("=")
         if name == "topic":
+            if len(topics) == most:
+                raise _too_many_topics(most)
             topics.append(value)
         elif name not in first:
             first[name] = value
     return topics, first
+
+
+def _too_many_topics(most: int) -> HTTPError:
+    return HTTPError(400, f"more than {most} 'topic' fields in one publish")
 
 
 def _field(part: bytes, what: str) -> tuple[str, str]:
