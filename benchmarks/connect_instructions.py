@@ -26,12 +26,11 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 
-from benchmarks.fanout import PY, free_port
+from benchmarks.fanout import PY, free_port, wait_port
 from benchmarks.publish_cost import instructions
 
 
@@ -50,15 +49,7 @@ def counted(src: Path | None, subs: int, out: Path, sseload: Path, query: str) -
     quiet = subprocess.DEVNULL
     proc = subprocess.Popen(cmd, env=env, stdout=quiet, stderr=quiet)
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the server did not start") from None
-                time.sleep(0.1)
+        wait_port(port, 300, proc)
         with tempfile.TemporaryDirectory() as tmp:
             load = [str(sseload), "-c", str(subs), "-n", "1000000000", "-d", "0.2", "-T", "300",
                     "-F", f"{tmp}/ready", "-j", f"{tmp}/load.json",

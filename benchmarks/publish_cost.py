@@ -38,7 +38,7 @@ if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from benchmarks._cost import process_cpu
-from benchmarks.fanout import PY, ROOT, free_port
+from benchmarks.fanout import PY, ROOT, free_port, wait_port
 
 
 @contextlib.contextmanager
@@ -61,15 +61,7 @@ def serving(
         quiet = subprocess.DEVNULL
         proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=quiet, stderr=quiet)
         try:
-            deadline = time.monotonic() + (300 if callgrind else 30)
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.2).close()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("the server did not start") from None
-                    time.sleep(0.05)
+            wait_port(port, 300 if callgrind else 30, proc)
             yield port, proc.pid
         finally:
             proc.send_signal(signal.SIGTERM)
