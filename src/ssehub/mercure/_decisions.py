@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ssehub.hub import Matcher, Resume
+from ssehub.protocol._slots import slot_setters
 
 from ._authorize import Question
-from ._slots import slot_setters
 
 __all__ = ("CACHE_CONTROL", "Authorize", "Listing", "Publish", "Subscribe")
 

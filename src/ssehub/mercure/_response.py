@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._slots import slot_setters
+from ssehub.protocol._slots import slot_setters
 
 __all__ = ("HTTPError", "Response", "bearer_error")
 

@@ -7,11 +7,10 @@ reference; every rule here is the encoder-side twin of a parser rule.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from ._errors import LocalProtocolError
+from ._slots import slot_setters
 
 __all__ = ("Event", "encode_comment", "encode_event")
 
@@ -74,13 +73,7 @@ class Event:
             )
 
 
-def _setter(name: str) -> Callable[[Event, Any], None]:
-    """The slot descriptor's `__set__` of field `name`."""
-    setter: Callable[[Event, Any], None] = Event.__dict__[name].__set__
-    return setter
-
-
-_SET_DATA, _SET_EVENT, _SET_ID, _SET_RETRY = map(_setter, ("data", "event", "id", "retry"))
+_SET_DATA, _SET_EVENT, _SET_ID, _SET_RETRY = slot_setters(Event, "data", "event", "id", "retry")
 _new = object.__new__
 
 

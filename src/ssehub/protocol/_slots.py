@@ -2,7 +2,8 @@
 each slot, whose `__set__` a hand-written `__init__` calls instead of the
 `object.__setattr__` per field that the dataclass's own `__init__` calls
 (the class is frozen). Less than half the cost; for the values made on
-every publish, each guarded by a test that its signature is its fields'."""
+every publish (`Event` here, Mercure's `Publish` and `Response`), each
+guarded by a test that its signature is its fields'."""
 
 from __future__ import annotations
 
