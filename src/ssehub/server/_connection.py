@@ -63,8 +63,7 @@ class Deadlines:
     rounded up, so it never fires early; one loop timer is set for the
     earliest tick that has connections, and when it fires each connection
     filed there is told (`Connection._time_out`). Filing and taking out
-    are a dict operation each (`Connection._stop_reading` deletes itself
-    from its `Due`, and `drop`s it once empty): a loop timer per connection
+    (`unfile`) are a dict operation each: a loop timer per connection
     (a uvloop handle, a libuv timer, its cancel and its close) cost several
     times that per connect."""
 
@@ -93,10 +92,12 @@ class Deadlines:
         due[conn] = None
         return due
 
-    def drop(self, due: Due) -> None:
-        """`due` has no connections left (a dict keeps its size: drop it;
-        its tick stays queued, and the timer finds nothing there)."""
-        if self._ticks.get(due.tick) is due:
+    def unfile(self, conn: Connection, due: Due) -> None:
+        """Take `conn` out of `due`, where it is filed. An emptied `due` is
+        dropped (a dict keeps its size); its tick stays queued, and the
+        timer finds nothing there."""
+        del due[conn]
+        if not due and self._ticks.get(due.tick) is due:
             del self._ticks[due.tick]
 
     def close(self) -> None:
@@ -330,9 +331,7 @@ class Connection(asyncio.Protocol):
         filed = self._filed
         if filed is not None:
             self._filed = None
-            del filed[self]
-            if not filed:
-                self._server.deadlines.drop(filed)
+            self._server.deadlines.unfile(self, filed)
         self._due = None
         reader, self._reader = self._reader, None
         if reader is not None:
@@ -352,9 +351,7 @@ class Connection(asyncio.Protocol):
         if filed is not None:
             if filed.tick < at * _TICKS + 1:  # filed no later than its tick (`ceil(at * _TICKS)`)
                 return
-            del filed[self]
-            if not filed:
-                server.deadlines.drop(filed)
+            server.deadlines.unfile(self, filed)
         self._filed = server.deadlines.file(self, at)
 
     def _time_out(self) -> None:
