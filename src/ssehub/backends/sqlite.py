@@ -129,6 +129,9 @@ class SQLiteBackend:
     # whether the writer thread starts on an append at once, or once the
     # loop has run what is ready (a bigger first batch, a turn later)
     _at_once: ClassVar[bool] = False
+    # whether only this process appends: the newest row is then known from
+    # its commits (else `last_id` reads the file)
+    _tracks_newest: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -187,8 +190,6 @@ class SQLiteBackend:
     def limit_topics(self, topics: TopicLimits | None) -> None:
         self._limits = dataclasses.replace(self._limits, topics=topics)
 
-    _tracks_newest = True  # only this process appends (else `last_id` reads the file)
-
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssehub-sqlite")
         await self._run(self._open)
@@ -246,10 +247,7 @@ class SQLiteBackend:
 
     async def last_id(self) -> str | None:
         if self._tip_known:  # no read: what the commits answered so far say
-            newest = self._answered_tip
-            if newest is None or newest[1] < self._clock() - self._limits.longest_age:
-                return None
-            return newest[0]
+            return self._young(self._answered_tip)
         # a storm of subscribers asks at once: one read for those queued together
         answer = await self._shared(("last_id",), self._last_id)
         assert answer is None or isinstance(answer, str)
@@ -339,7 +337,7 @@ class SQLiteBackend:
         db.execute(f"PRAGMA synchronous={self._synchronous}")
         db.executescript(_SCHEMA)
         self._db = db
-        self._tip = self._read_tip(db)
+        self._tip = self._read_tip(db) if self._tracks_newest else None
         # started again: another store may have appended while this one was closed
         self._seq = None
 
@@ -433,7 +431,7 @@ class SQLiteBackend:
             raise
         for seq, record in fresh:
             self._remember(seq, record)
-        if fresh:  # the newest is never pruned by count (every topic keeps >= 1)
+        if fresh and self._tracks_newest:  # never pruned by count (every topic keeps >= 1)
             self._tip = (fresh[-1][1].id, fresh[-1][1].time)
         try:
             self._prune_age(db)
@@ -562,10 +560,11 @@ class SQLiteBackend:
                     if age < limits.longest_age:
                         self._prune_topic_age(db, topic, now - age)
         finally:  # the newest row may be gone (a topic of a shorter age): read it again
-            with contextlib.suppress(sqlite3.Error):
-                if db.in_transaction:  # a step that failed: what it deleted is not
-                    db.execute("ROLLBACK")
-                self._tip = self._read_tip(db)
+            if self._tracks_newest:
+                with contextlib.suppress(sqlite3.Error):
+                    if db.in_transaction:  # a step that failed: what it deleted is not
+                        db.execute("ROLLBACK")
+                    self._tip = self._read_tip(db)
 
     def _prune_topic_age(self, db: sqlite3.Connection, topic: str, cutoff: float) -> None:
         """Drop `topic`'s oldest rows while they are older than `cutoff`
@@ -753,13 +752,14 @@ class SQLiteBackend:
     def _last_id(self) -> str | None:
         # The newest row by seq, then its age: one step down the primary key
         # (a `WHERE time >= ?` would let SQLite sort the whole time index).
-        cutoff = self._clock() - self._limits.longest_age
-        row = (
-            self._reading()
-            .execute("SELECT id, time FROM events ORDER BY seq DESC LIMIT 1")
-            .fetchone()
-        )
-        return None if row is None or row[1] < cutoff else str(row[0])
+        return self._young(self._read_tip(self._reading()))
+
+    def _young(self, tip: tuple[str, float] | None) -> str | None:
+        """The id of `tip`, the newest row, unless it is older than any
+        topic keeps (then, as every older row, it is no longer history)."""
+        if tip is None or tip[1] < self._clock() - self._limits.longest_age:
+            return None
+        return tip[0]
 
 
 def _same(row: Any, record: Record) -> DuplicateEventIdError | bool:
