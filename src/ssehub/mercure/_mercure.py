@@ -581,11 +581,10 @@ class Mercure:
     def _publisher(self, request: Request) -> tuple[Dialect, SelectorSet | frozenset[str] | None]:
         """Check the publisher's token, before its body is parsed: the
         dialect it speaks (its token's) and the topics it may publish to
-        (None: any, anonymous publishing); `_check_grant` checks them."""
+        (None: any, anonymous publishing); `_check_grant` checks them.
+        Asked only when the hub has a key (`_publish`: else anonymous)."""
         auth = self.config.auth
         dialects = self.config.dialects
-        if auth.publisher_key is None and not self.config.issuer_keys:
-            return "0.x", None  # anonymous publishing (allowed, or `_publish` refused it)
         # the header, else 1.0's cookie, else (unless 1.0 only) 0.x's cookie
         found = find_token(request, {}, COOKIE_V1)
         v1 = found is not None and (

@@ -3,9 +3,9 @@ when one is needed.
 
 `answer_eagerly(coro)` runs the connection's answering coroutine at once,
 inside `data_received`, up to its first suspension. When the answer is
-ready then (a memory-store publish or subscribe, `/healthz`; a SQLite
-subscribe still reads the store's last id on its reader thread, so it
-suspends), the request cost no task and no loop iteration. When it
+ready then (a memory-store publish, a subscribe with no replay on the
+memory or SQLite store, `/healthz`; a SQLite publish waits for its commit,
+so it suspends), the request cost no task and no loop iteration. When it
 suspends, a real `asyncio.Task` carries on from exactly there (`_Resumed`):
 the future it waits for, a cancellation, an exception and its end are what
 they would be had a task run it from the start; the connection owns that
